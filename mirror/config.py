@@ -1,0 +1,341 @@
+"""The config file: the only place that parses TOML.
+
+`load_config(path)` reads a file and returns a frozen `Config`; every problem is a
+`ConfigError` naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+from urllib.parse import urlsplit
+
+from mirror.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PublicationConfig:
+    name: str = "The Example Times"
+    language: str = "en"
+    home_url: str = "https://www.example.org/"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    feeds: tuple[str, ...] = ()
+    sitemaps: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    article_selector: str = ""
+    drop_selectors: tuple[str, ...] = ()
+    concurrency: int = 16  # requests at once, all hosts
+    per_host_concurrency: int = 8  # requests at once to one host
+    timeout_s: float = 30.0  # whole request, body included
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 15.0  # longest silence while reading a body
+    retries: int = 3  # extra attempts on connection errors, 429 and 5xx
+    backoff_s: float = 0.5  # first retry delay; doubles, with jitter
+    max_retry_after_s: float = 60.0  # a longer Retry-After fails the request instead
+    max_redirects: int = 5
+    max_feed_bytes: int = 10_000_000
+    max_page_bytes: int = 5_000_000
+    max_image_bytes: int = 10_000_000
+    max_image_pixels: int = 40_000_000  # width × height
+    max_url_length: int = 2_000  # characters
+    max_feed_items: int = 500  # entries taken from one feed
+    max_sitemap_urls: int = 50_000  # article URLs taken from all sitemaps
+    revalidate_days: int = 7  # articles younger than this are re-checked when their feed changes
+    proxy: str = ""
+    user_agent: str = "mirror/0.1 (+https://github.com/)"
+    workers: int = 0  # extraction processes; 0: one per core
+
+
+@dataclass(frozen=True)
+class EditionConfig:
+    output_dir: Path = Path("edition")
+    image_max_width: int = 800  # pixels
+    page_budget_bytes: int = 300_000
+    gone_articles: str = "keep"  # keep | hide: an article the origin answers 404/410 for
+
+
+@dataclass(frozen=True)
+class SigningConfig:
+    secret_key_file: Path = Path("keys/mirror.key")
+    public_key_file: Path = Path("keys/mirror.pub")
+    root_public_key_file: Path | None = None
+    expires_days: int = 7
+    passphrase_env: str = ""  # optional: env var holding the secret key's passphrase
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    name: str
+    type: str  # s3 | directory
+    public_url: str
+    listed: bool = True
+    enabled: bool = True
+    bucket: str = ""
+    prefix: str = ""
+    endpoint_url: str = ""
+    region: str = ""
+    addressing_style: str = "path"
+    profile: str = ""
+    checksums: str = "when_required"  # boto3 request_checksum_calculation
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    sender: str = "The Example Times <digest@example.org>"  # the `from` key
+    smtp_url: str = ""
+    smtp_username: str = ""
+    smtp_password_env: str = "MIRROR_SMTP_PASSWORD"  # noqa: S105 (a variable name)
+    outbox_dir: Path = Path("outbox")
+    rate_per_s: float = 20.0
+    min_interval_h: float = 24.0
+    links_per_article: int = 3
+    unsubscribe_url: str = ""
+    unsubscribe_mailto: str = ""
+    unsubscribe_secret_env: str = "MIRROR_UNSUBSCRIBE_SECRET"  # noqa: S105 (a variable name)
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    path: Path = Path("state/mirror.db")
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path  # the file this was read from; relative paths above resolve against its folder
+    publication: PublicationConfig = field(default_factory=PublicationConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    edition: EditionConfig = field(default_factory=EditionConfig)
+    signing: SigningConfig = field(default_factory=SigningConfig)
+    mirrors: tuple[MirrorConfig, ...] = ()
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+
+
+SECTIONS: dict[str, type] = {
+    "publication": PublicationConfig,
+    "source": SourceConfig,
+    "edition": EditionConfig,
+    "signing": SigningConfig,
+    "digest": DigestConfig,
+    "state": StateConfig,
+}
+KEY_ALIASES = {("digest", "from"): "sender"}  # TOML key -> field name
+CONFIG_ENV = "MIRROR_CONFIG"
+DEFAULT_CONFIG = Path("mirror.toml")
+MAX_CONFIG_BYTES = 1_000_000
+MIRROR_TYPES = ("s3", "directory")
+GONE_POLICIES = ("keep", "hide")
+ADDRESSING_STYLES = ("path", "virtual")
+CHECKSUM_MODES = ("when_required", "when_supported")
+MIRROR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def find_config(explicit: str | None) -> Path:
+    """The config path: `-c`, then $MIRROR_CONFIG, then ./mirror.toml."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get(CONFIG_ENV, "")
+    return Path(from_env) if from_env else DEFAULT_CONFIG
+
+
+def load_config(path: Path) -> Config:
+    """Read and check a config file; every problem is a ConfigError naming file and key."""
+    raw = _read_toml(path)
+    base = path.resolve().parent
+    _check_keys(raw, [*SECTIONS, "mirrors"], str(path), "")
+    sections = {
+        name: _build_section(name, cls, raw.get(name, {}), str(path), base)
+        for name, cls in SECTIONS.items()
+    }
+    mirrors = _build_mirrors(raw.get("mirrors", []), str(path), base)
+    config = Config(path=path.resolve(), mirrors=mirrors, **sections)
+    _validate(config, str(path))
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(
+            "no such config file (use -c FILE or $MIRROR_CONFIG)", path=str(path)
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"larger than {MAX_CONFIG_BYTES} bytes", path=str(path))
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from exc
+
+
+def _check_keys(table: dict[str, Any], known: list[str], path: str, prefix: str) -> None:
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {prefix}{close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key{hint}", path=path, key=prefix + key)
+
+
+def _toml_keys(section: str, cls: type) -> dict[str, str]:
+    """TOML key -> field name for one section's dataclass."""
+    names = {f.name: f.name for f in fields(cls)}
+    for (sec, toml_key), name in KEY_ALIASES.items():
+        if sec == section:
+            names.pop(name, None)
+            names[toml_key] = name
+    return names
+
+
+def _build_section(section: str, cls: type, table: Any, path: str, base: Path) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError("must be a table", path=path, key=section)
+    keys = _toml_keys(section, cls)
+    _check_keys(table, list(keys), path, f"{section}.")
+    hints = get_type_hints(cls)
+    values = {
+        keys[k]: _coerce(v, hints[keys[k]], path, f"{section}.{k}", base) for k, v in table.items()
+    }
+    for f in fields(cls):
+        if f.name not in values and hints[f.name] in (Path, Path | None):
+            default = f.default if f.default is not MISSING else None
+            if isinstance(default, Path):
+                values[f.name] = base / default
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, path: str, key: str, base: Path) -> Any:
+    """Check one value against its field's type; resolve paths against the config folder."""
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"must be true or false, not {value!r}", path=path, key=key)
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"must be a whole number, not {value!r}", path=path, key=key)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"must be a number, not {value!r}", path=path, key=key)
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"must be a string, not {value!r}", path=path, key=key)
+        return value
+    if hint in (Path, Path | None):
+        if not isinstance(value, str):
+            raise ConfigError(f"must be a path string, not {value!r}", path=path, key=key)
+        return (base / value) if value else None
+    if hint == tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError("must be a list of strings", path=path, key=key)
+        return tuple(value)
+    raise ConfigError(f"unsupported type {hint}", path=path, key=key)  # pragma: no cover
+
+
+def _build_mirrors(items: Any, path: str, base: Path) -> tuple[MirrorConfig, ...]:
+    if not isinstance(items, list):
+        raise ConfigError("must be an array of tables ([[mirrors]])", path=path, key="mirrors")
+    mirrors = []
+    for index, table in enumerate(items):
+        key = f"mirrors[{index}]"
+        if not isinstance(table, dict):
+            raise ConfigError("must be a table", path=path, key=key)
+        for required in ("name", "type", "public_url"):
+            if required not in table:
+                raise ConfigError(f"missing {required!r}", path=path, key=key)
+        mirror = _build_section("mirrors", MirrorConfig, table, path, base)
+        mirrors.append(mirror)
+    return tuple(mirrors)
+
+
+def _validate(config: Config, path: str) -> None:
+    """Checks across values that types alone cannot make."""
+    _validate_source(config.source, path)
+    _validate_positive(config, path)
+    if config.edition.gone_articles not in GONE_POLICIES:
+        raise ConfigError(f"must be one of {GONE_POLICIES}", path=path, key="edition.gone_articles")
+    if not _is_http_url(config.publication.home_url):
+        raise ConfigError("must be an http(s) URL", path=path, key="publication.home_url")
+    _validate_mirrors(config.mirrors, path)
+
+
+def _validate_source(source: SourceConfig, path: str) -> None:
+    for key in ("feeds", "sitemaps"):
+        for url in getattr(source, key):
+            if not _is_http_url(url):
+                raise ConfigError(f"{url!r} is not an http(s) URL", path=path, key=f"source.{key}")
+            host = (urlsplit(url).hostname or "").lower()
+            if host not in {h.lower() for h in source.allowed_hosts}:
+                raise ConfigError(
+                    f"host {host!r} of {url!r} is not in source.allowed_hosts",
+                    path=path,
+                    key=f"source.{key}",
+                )
+    if source.proxy and not source.proxy.startswith(("http://", "https://")):
+        raise ConfigError("must be an http(s):// proxy URL", path=path, key="source.proxy")
+
+
+POSITIVE_KEYS = (
+    "source.concurrency", "source.per_host_concurrency", "source.timeout_s",
+    "source.connect_timeout_s", "source.read_timeout_s", "source.max_feed_bytes",
+    "source.max_page_bytes", "source.max_image_bytes", "source.max_image_pixels",
+    "source.max_url_length", "source.max_feed_items", "source.max_sitemap_urls",
+    "edition.image_max_width", "edition.page_budget_bytes", "signing.expires_days",
+    "digest.rate_per_s", "digest.links_per_article",
+)  # fmt: skip
+NON_NEGATIVE_KEYS = (
+    "source.retries", "source.backoff_s", "source.max_retry_after_s", "source.max_redirects",
+    "source.revalidate_days", "source.workers", "digest.min_interval_h",
+)  # fmt: skip
+
+
+def _validate_positive(config: Config, path: str) -> None:
+    for keys, ok, word in ((POSITIVE_KEYS, 0, "above 0"), (NON_NEGATIVE_KEYS, -1, "0 or more")):
+        for key in keys:
+            section, name = key.split(".")
+            if not getattr(getattr(config, section), name) > ok:
+                raise ConfigError(f"must be {word}", path=path, key=key)
+
+
+def _validate_mirrors(mirrors: tuple[MirrorConfig, ...], path: str) -> None:
+    seen: set[str] = set()
+    for index, mirror in enumerate(mirrors):
+        key = f"mirrors[{index}]"
+        if not MIRROR_NAME.match(mirror.name):
+            raise ConfigError(
+                "name must be 1-63 of a-z, 0-9, '-', '_'", path=path, key=f"{key}.name"
+            )
+        if mirror.name in seen:
+            raise ConfigError(f"duplicate mirror name {mirror.name!r}", path=path, key=key)
+        seen.add(mirror.name)
+        if mirror.type not in MIRROR_TYPES:
+            raise ConfigError(f"must be one of {MIRROR_TYPES}", path=path, key=f"{key}.type")
+        if not _is_http_url(mirror.public_url):
+            raise ConfigError("must be an http(s) URL", path=path, key=f"{key}.public_url")
+        if mirror.type == "directory" and mirror.path is None:
+            raise ConfigError("a directory mirror needs 'path'", path=path, key=key)
+        if mirror.type == "s3" and not mirror.bucket:
+            raise ConfigError("an s3 mirror needs 'bucket'", path=path, key=key)
+        if mirror.addressing_style not in ADDRESSING_STYLES:
+            raise ConfigError(
+                f"must be one of {ADDRESSING_STYLES}", path=path, key=f"{key}.addressing_style"
+            )
+        if mirror.checksums not in CHECKSUM_MODES:
+            raise ConfigError(f"must be one of {CHECKSUM_MODES}", path=path, key=f"{key}.checksums")
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -1,0 +1,118 @@
+"""Every error mirror raises, under one root.
+
+    MirrorError                      anything mirror reports by name
+    ├── ConfigError                  the config file or a value in it is wrong (exit 2)
+    ├── UsageError                   the command line is wrong (exit 2)
+    ├── StoreError                   the store cannot be opened, migrated or written
+    │   └── StoreLockedError         another run holds the store's lock (exit 2)
+    ├── FetchError                   one request to the origin failed (has url, reason)
+    │   ├── BadURLError              the URL is malformed, too long or of a refused scheme
+    │   ├── HostNotAllowedError      host outside allowed_hosts, or it resolves to a
+    │   │                            loopback/private/link-local/metadata address
+    │   ├── ResponseTooLargeError    body (or its decompressed form) over the byte limit
+    │   ├── FetchTimeoutError        connect, read or total time limit passed
+    │   ├── TooManyRedirectsError    redirect loop or too long a redirect chain
+    │   ├── ConnectionFailedError    refused, reset, DNS failure, TLS failure
+    │   └── HTTPStatusError          an answer other than 2xx/304 (has status)
+    └── ContentError                 what the origin sent is unusable (the data is bad)
+        ├── FeedError                not a feed or sitemap, or unparsable
+        ├── ExtractError             no article could be extracted from the page
+        └── ImageError               not an image, or over the pixel limit
+
+Whether to retry is a property of the error (`retryable`, `retry_after_s`), never a
+match on its text.
+"""
+
+from __future__ import annotations
+
+
+class MirrorError(Exception):
+    """Root of every error mirror reports by name."""
+
+    retryable: bool = False
+    retry_after_s: float | None = None
+
+
+class ConfigError(MirrorError):
+    """The config file or a value in it is wrong."""
+
+    def __init__(self, message: str, *, path: str = "", key: str = "") -> None:
+        where = ": ".join(part for part in (path, key) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.path = path
+        self.key = key
+
+
+class UsageError(MirrorError):
+    """The command line is wrong."""
+
+
+class StoreError(MirrorError):
+    """The store cannot be opened, migrated or written."""
+
+
+class StoreLockedError(StoreError):
+    """Another run holds the store's lock."""
+
+
+class FetchError(MirrorError):
+    """One request to the origin failed."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{reason} ({url})")
+        self.url = url
+        self.reason = reason
+
+
+class BadURLError(FetchError):
+    """The URL is malformed, too long or of a refused scheme; nothing was requested."""
+
+
+class HostNotAllowedError(FetchError):
+    """The host is not allowed, or resolves to an address that is not."""
+
+
+class ResponseTooLargeError(FetchError):
+    """The body, or its decompressed form, passed the byte limit."""
+
+
+class FetchTimeoutError(FetchError):
+    """A connect, read or total time limit passed."""
+
+    retryable = True
+
+
+class TooManyRedirectsError(FetchError):
+    """A redirect loop, or a chain longer than allowed."""
+
+
+class ConnectionFailedError(FetchError):
+    """The connection was refused, reset, or could not be made."""
+
+    retryable = True
+
+
+class HTTPStatusError(FetchError):
+    """The origin answered with a status other than 2xx or 304."""
+
+    def __init__(self, url: str, status: int, retry_after_s: float | None = None) -> None:
+        super().__init__(url, f"HTTP {status}")
+        self.status = status
+        self.retryable = status == 429 or status >= 500
+        self.retry_after_s = retry_after_s
+
+
+class ContentError(MirrorError):
+    """What the origin sent is unusable."""
+
+
+class FeedError(ContentError):
+    """Not a feed or sitemap, or unparsable."""
+
+
+class ExtractError(ContentError):
+    """No article could be extracted from the page."""
+
+
+class ImageError(ContentError):
+    """Not an image, or over the pixel limit."""

@@ -1,0 +1,25 @@
+"""How a stage reports progress: a small protocol the CLI implements (a bar on a TTY)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Progress(Protocol):
+    """Receives a stage's progress; never prints by itself."""
+
+    def add_total(self, count: int) -> None:
+        """More work items became known."""
+
+    def advance(self, count: int = 1) -> None:
+        """Work items finished."""
+
+
+class NoProgress:
+    """Progress that goes nowhere (tests, piped output)."""
+
+    def add_total(self, count: int) -> None:
+        pass
+
+    def advance(self, count: int = 1) -> None:
+        pass

@@ -1,0 +1,495 @@
+"""The store: one SQLite file (WAL) holding articles, revisions, images, validators and
+the later stages' state, plus the run lock beside it.
+
+Every write that belongs together happens in one transaction, so a run killed at any
+instant leaves the store as it was before or after that write, never between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from mirror.errors import StoreError, StoreLockedError
+
+# Each entry migrates the schema from version i to i + 1; never edit a released one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE feeds (
+        url TEXT PRIMARY KEY,
+        etag TEXT, last_modified TEXT,
+        checked_at TEXT, changed_at TEXT, last_error TEXT
+    );
+    CREATE TABLE articles (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL UNIQUE,
+        guid TEXT,
+        feed_url TEXT,
+        canonical_url TEXT,
+        first_seen_at TEXT NOT NULL,
+        listed_published_at TEXT,
+        etag TEXT, last_modified TEXT, checked_at TEXT,
+        state TEXT NOT NULL DEFAULT 'pending',  -- pending | ok | gone | failed
+        gone_status INTEGER,
+        hidden INTEGER NOT NULL DEFAULT 0,
+        revision INTEGER NOT NULL DEFAULT 0,
+        path TEXT UNIQUE,  -- its edition path, assigned once and kept forever
+        last_error TEXT
+    );
+    CREATE INDEX articles_guid ON articles (guid);
+    CREATE TABLE revisions (
+        article_id INTEGER NOT NULL REFERENCES articles (id),
+        revision INTEGER NOT NULL,
+        fetched_at TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        title TEXT NOT NULL,
+        authors TEXT NOT NULL,  -- JSON list
+        published_at TEXT, updated_at TEXT,
+        lead TEXT NOT NULL, language TEXT NOT NULL, canonical_url TEXT NOT NULL,
+        body_html TEXT NOT NULL,
+        images TEXT NOT NULL,  -- JSON list of image URLs in body order
+        PRIMARY KEY (article_id, revision)
+    );
+    CREATE TABLE images (
+        sha256 TEXT PRIMARY KEY,
+        mime TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+        size INTEGER NOT NULL, data BLOB NOT NULL
+    );
+    CREATE TABLE image_urls (
+        url TEXT PRIMARY KEY,
+        sha256 TEXT REFERENCES images (sha256),
+        etag TEXT, last_modified TEXT, checked_at TEXT, last_error TEXT
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY, command TEXT NOT NULL,
+        started_at TEXT NOT NULL, finished_at TEXT, exit_status INTEGER, summary TEXT
+    );
+    CREATE TABLE editions (
+        version INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL, expires_at TEXT NOT NULL, manifest_sha256 TEXT NOT NULL
+    );
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, lang TEXT NOT NULL,
+        added_at TEXT NOT NULL, unsubscribed_at TEXT
+    );
+    CREATE TABLE digests (
+        id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, manifest_version INTEGER
+    );
+    CREATE TABLE digest_sends (
+        digest_id INTEGER NOT NULL REFERENCES digests (id),
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id),
+        message_id TEXT NOT NULL, state TEXT NOT NULL,
+        attempted_at TEXT, done_at TEXT, error TEXT,
+        PRIMARY KEY (digest_id, subscriber_id)
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class ArticleRow:
+    id: int
+    url: str
+    guid: str | None
+    state: str
+    revision: int
+    etag: str | None
+    last_modified: str | None
+    content_hash: str | None
+    published_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One stored version of an article's extracted content."""
+
+    content_hash: str
+    title: str
+    authors: tuple[str, ...]
+    published_at: datetime | None
+    updated_at: datetime | None
+    lead: str
+    language: str
+    canonical_url: str
+    body_html: str
+    images: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    sha256: str
+    mime: str
+    width: int
+    height: int
+    size: int
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC ISO 8601 text, the one time format in the store."""
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class Store:
+    """The SQLite store. Use as a context manager; one connection, one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: everything inside commits together or not at all."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path} has schema {version}, newer than this mirror "
+                f"({SCHEMA_VERSION}); upgrade mirror"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            try:
+                with self.transaction() as db:
+                    for statement in MIGRATIONS[number].split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {number + 1}")
+            except sqlite3.Error as exc:
+                raise StoreError(f"migrating {self.path} to schema {number + 1}: {exc}") from exc
+
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, params)
+
+    # feeds
+
+    def feed_validators(self, url: str) -> tuple[str | None, str | None]:
+        row = self._db.execute(
+            "SELECT etag, last_modified FROM feeds WHERE url = ?", (url,)
+        ).fetchone()
+        return (row["etag"], row["last_modified"]) if row else (None, None)
+
+    def save_feed(
+        self, url: str, *, etag: str | None, last_modified: str | None, at: datetime, changed: bool
+    ) -> None:
+        """Record a successful feed check (changed: a 200 answer, not a 304)."""
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO feeds (url, etag, last_modified, checked_at, changed_at)
+                   VALUES (:url, :etag, :lm, :at, :at)
+                   ON CONFLICT (url) DO UPDATE SET etag = :etag, last_modified = :lm,
+                   checked_at = :at, last_error = NULL,
+                   changed_at = CASE WHEN :changed THEN :at ELSE changed_at END""",
+                {"url": url, "etag": etag, "lm": last_modified, "at": iso(at), "changed": changed},
+            )
+
+    def save_feed_error(self, url: str, reason: str, at: datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO feeds (url, checked_at, last_error) VALUES (?, ?, ?)
+                   ON CONFLICT (url) DO UPDATE SET checked_at = excluded.checked_at,
+                   last_error = excluded.last_error""",
+                (url, iso(at), reason),
+            )
+
+    # articles
+
+    def find_article(self, url: str, guid: str | None = None) -> ArticleRow | None:
+        """The article known by this URL, else by this GUID."""
+        row = self._db.execute(ARTICLE_SELECT + " WHERE a.url = ?", (url,)).fetchone()
+        if row is None and guid:
+            row = self._db.execute(ARTICLE_SELECT + " WHERE a.guid = ?", (guid,)).fetchone()
+        return _article_row(row) if row else None
+
+    def add_article(
+        self,
+        url: str,
+        *,
+        guid: str | None,
+        feed_url: str | None,
+        published_at: datetime | None,
+        at: datetime,
+    ) -> ArticleRow:
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO articles (url, guid, feed_url, first_seen_at, listed_published_at)
+                   VALUES (?, ?, ?, ?, ?)""",
+                (url, guid, feed_url, iso(at), iso(published_at)),
+            )
+        found = self.find_article(url)
+        assert found is not None
+        return found
+
+    def articles_to_revalidate(self, since: datetime) -> list[ArticleRow]:
+        """Stored articles published (or first seen) at or after `since`, not gone."""
+        rows = self._db.execute(
+            ARTICLE_SELECT + " WHERE a.state IN ('ok', 'failed', 'pending')"
+            " AND COALESCE(r.published_at, a.listed_published_at, a.first_seen_at) >= ?",
+            (iso(since),),
+        ).fetchall()
+        return [_article_row(row) for row in rows]
+
+    def save_revision(
+        self,
+        article_id: int,
+        revision: Revision,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        at: datetime,
+    ) -> str:
+        """Store freshly extracted content; returns "new", "changed" or "unchanged"."""
+        with self.transaction() as db:
+            current = db.execute(ARTICLE_SELECT + " WHERE a.id = ?", (article_id,)).fetchone()
+            outcome = _revision_outcome(current["revision"], current["content_hash"], revision)
+            number = current["revision"] + (0 if outcome == "unchanged" else 1)
+            if outcome != "unchanged":
+                db.execute(REVISION_INSERT, _revision_params(article_id, number, revision, at))
+            db.execute(
+                """UPDATE articles SET state = 'ok', revision = ?, etag = ?, last_modified = ?,
+                   checked_at = ?, canonical_url = ?, gone_status = NULL, last_error = NULL
+                   WHERE id = ?""",
+                (number, etag, last_modified, iso(at), revision.canonical_url, article_id),
+            )
+        return outcome
+
+    def save_not_modified(self, article_id: int, at: datetime) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE articles SET checked_at = ? WHERE id = ?", (iso(at), article_id))
+
+    def save_gone(self, article_id: int, status: int, at: datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE articles SET state = 'gone', gone_status = ?, checked_at = ? WHERE id = ?",
+                (status, iso(at), article_id),
+            )
+
+    def save_article_error(self, article_id: int, reason: str, at: datetime) -> None:
+        """A failed fetch; an article that was fine before keeps its state and content."""
+        with self.transaction() as db:
+            db.execute(
+                """UPDATE articles SET last_error = ?, checked_at = ?,
+                   state = CASE WHEN state = 'pending' THEN 'failed' ELSE state END
+                   WHERE id = ?""",
+                (reason, iso(at), article_id),
+            )
+
+    def revision(self, article_id: int, number: int | None = None) -> Revision | None:
+        """One revision of an article (default: its current one)."""
+        row = self._db.execute(
+            """SELECT r.* FROM revisions r JOIN articles a ON a.id = r.article_id
+               WHERE r.article_id = ? AND r.revision = COALESCE(?, a.revision)""",
+            (article_id, number),
+        ).fetchone()
+        return _revision_from_row(row) if row else None
+
+    def count_articles(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) FROM articles GROUP BY state").fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    # images
+
+    def image_for_url(self, url: str) -> StoredImage | None:
+        row = self._db.execute(
+            """SELECT i.sha256, i.mime, i.width, i.height, i.size FROM image_urls u
+               JOIN images i ON i.sha256 = u.sha256 WHERE u.url = ?""",
+            (url,),
+        ).fetchone()
+        return StoredImage(**dict(row)) if row else None
+
+    def save_image(self, url: str, image: StoredImage, data: bytes, at: datetime) -> None:
+        """Keep an image once per content hash, and remember which URL gave it."""
+        with self.transaction() as db:
+            db.execute(
+                """INSERT OR IGNORE INTO images (sha256, mime, width, height, size, data)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (image.sha256, image.mime, image.width, image.height, image.size, data),
+            )
+            db.execute(
+                """INSERT INTO image_urls (url, sha256, checked_at) VALUES (?, ?, ?)
+                   ON CONFLICT (url) DO UPDATE SET sha256 = excluded.sha256,
+                   checked_at = excluded.checked_at, last_error = NULL""",
+                (url, image.sha256, iso(at)),
+            )
+
+    def save_image_error(self, url: str, reason: str, at: datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO image_urls (url, checked_at, last_error) VALUES (?, ?, ?)
+                   ON CONFLICT (url) DO UPDATE SET checked_at = excluded.checked_at,
+                   last_error = excluded.last_error""",
+                (url, iso(at), reason),
+            )
+
+    def image_data(self, sha256: str) -> bytes | None:
+        row = self._db.execute("SELECT data FROM images WHERE sha256 = ?", (sha256,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def count_images(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+
+    # runs
+
+    def start_run(self, command: str, at: datetime) -> int:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (command, started_at) VALUES (?, ?)", (command, iso(at))
+            )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(
+        self, run_id: int, exit_status: int, summary: dict[str, Any], at: datetime
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET finished_at = ?, exit_status = ?, summary = ? WHERE id = ?",
+                (iso(at), exit_status, json.dumps(summary, sort_keys=True), run_id),
+            )
+
+    def backup(self, dest: Path) -> None:
+        """A consistent copy of the store at `dest`, safe while a run writes to it."""
+        dest = dest / self.path.name if dest.is_dir() else dest
+        temp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        try:
+            target = sqlite3.connect(temp)
+            try:
+                self._db.backup(target)
+            finally:
+                target.close()
+            os.replace(temp, dest)
+        except (OSError, sqlite3.Error) as exc:
+            temp.unlink(missing_ok=True)
+            raise StoreError(f"backup to {dest} failed: {exc}") from exc
+
+
+ARTICLE_SELECT = """SELECT a.id, a.url, a.guid, a.state, a.revision, a.etag, a.last_modified,
+    r.content_hash, COALESCE(r.published_at, a.listed_published_at) AS published_at
+    FROM articles a LEFT JOIN revisions r ON r.article_id = a.id AND r.revision = a.revision"""
+REVISION_INSERT = """INSERT INTO revisions (article_id, revision, fetched_at, content_hash, title,
+    authors, published_at, updated_at, lead, language, canonical_url, body_html, images)
+    VALUES (:article_id, :revision, :fetched_at, :content_hash, :title, :authors,
+    :published_at, :updated_at, :lead, :language, :canonical_url, :body_html, :images)"""
+
+
+def _article_row(row: sqlite3.Row) -> ArticleRow:
+    values = dict(row)
+    values["published_at"] = parse_iso(values["published_at"])
+    return ArticleRow(**values)
+
+
+def _revision_outcome(number: int, current_hash: str | None, revision: Revision) -> str:
+    if number == 0:
+        return "new"
+    return "unchanged" if current_hash == revision.content_hash else "changed"
+
+
+def _revision_params(
+    article_id: int, number: int, revision: Revision, at: datetime
+) -> dict[str, Any]:
+    return {
+        "article_id": article_id,
+        "revision": number,
+        "fetched_at": iso(at),
+        "content_hash": revision.content_hash,
+        "title": revision.title,
+        "authors": json.dumps(list(revision.authors), ensure_ascii=False),
+        "published_at": iso(revision.published_at),
+        "updated_at": iso(revision.updated_at),
+        "lead": revision.lead,
+        "language": revision.language,
+        "canonical_url": revision.canonical_url,
+        "body_html": revision.body_html,
+        "images": json.dumps(list(revision.images)),
+    }
+
+
+def _revision_from_row(row: sqlite3.Row) -> Revision:
+    return Revision(
+        content_hash=row["content_hash"],
+        title=row["title"],
+        authors=tuple(json.loads(row["authors"])),
+        published_at=parse_iso(row["published_at"]),
+        updated_at=parse_iso(row["updated_at"]),
+        lead=row["lead"],
+        language=row["language"],
+        canonical_url=row["canonical_url"],
+        body_html=row["body_html"],
+        images=tuple(json.loads(row["images"])),
+    )
+
+
+class RunLock:
+    """An exclusive, non-blocking lock beside the store: two runs never overlap.
+
+    The kernel drops the lock when the process dies, so a killed run never leaves a
+    stale lock behind.
+    """
+
+    def __init__(self, store_path: Path) -> None:
+        self.path = store_path.with_name(store_path.name + ".lock")
+        self._handle: IO[str] | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StoreLockedError(
+                f"another mirror run ({holder}) holds {self.path}; try again when it ends"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

@@ -1,0 +1,86 @@
+"""Worker processes for parsing origin content, holding no secrets.
+
+Origin HTML, feeds and images are hostile input parsed by C libraries (libxml2,
+Pillow). They run in processes started fresh (spawn, not fork: no copy of the
+parent's memory) with an environment reduced to an allow-list, so a parser exploit
+finds no keys, credentials or passwords there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SAFE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+_environ_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _scrubbed_environ() -> Iterator[None]:
+    """Swap os.environ for the safe subset while child processes are started."""
+    with _environ_lock:
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(safe_environment_of(saved))
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def safe_environment_of(environ: dict[str, str]) -> dict[str, str]:
+    """The part of an environment a worker may see."""
+    return {key: value for key, value in environ.items() if key in SAFE_ENV}
+
+
+def _clear_secrets() -> None:
+    """Worker initializer: a second guard should a variable slip through."""
+    for key in list(os.environ):
+        if key not in SAFE_ENV:
+            del os.environ[key]
+
+
+def _warm_up() -> int:
+    return os.getpid()
+
+
+class ParserPool:
+    """A pool of secret-free worker processes, started eagerly; `async with` it."""
+
+    def __init__(self, workers: int = 0) -> None:
+        self.workers = workers or os.cpu_count() or 2
+        self._executor: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> ParserPool:
+        context = multiprocessing.get_context("spawn")
+        executor = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=_clear_secrets
+        )
+        with _scrubbed_environ():
+            # Every worker is started now, while the environment is scrubbed.
+            futures = [executor.submit(_warm_up) for _ in range(self.workers)]
+            for future in futures:
+                future.result()
+        self._executor = executor
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a picklable function in a worker without blocking the event loop."""
+        if self._executor is None:
+            raise RuntimeError("the parser pool is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
