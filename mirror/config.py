@@ -48,6 +48,8 @@ class SourceConfig:
     max_url_length: int = 2_000  # characters
     max_feed_items: int = 500  # entries taken from one feed
     max_sitemap_urls: int = 50_000  # article URLs taken from all sitemaps
+    max_sitemaps: int = 100  # child sitemaps followed from sitemap indexes
+    max_images_per_article: int = 30  # images beyond this are left out
     revalidate_days: int = 7  # articles younger than this are re-checked when their feed changes
     proxy: str = ""
     user_agent: str = "mirror/0.1 (+https://github.com/)"
@@ -184,7 +186,7 @@ def _check_keys(table: dict[str, Any], known: list[str], path: str, prefix: str)
     for key in table:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {prefix}{close[0]!r}?)" if close else ""
+            hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown key{hint}", path=path, key=prefix + key)
 
 
@@ -292,12 +294,14 @@ POSITIVE_KEYS = (
     "source.connect_timeout_s", "source.read_timeout_s", "source.max_feed_bytes",
     "source.max_page_bytes", "source.max_image_bytes", "source.max_image_pixels",
     "source.max_url_length", "source.max_feed_items", "source.max_sitemap_urls",
+    "source.max_sitemaps",
     "edition.image_max_width", "edition.page_budget_bytes", "signing.expires_days",
     "digest.rate_per_s", "digest.links_per_article",
 )  # fmt: skip
 NON_NEGATIVE_KEYS = (
     "source.retries", "source.backoff_s", "source.max_retry_after_s", "source.max_redirects",
-    "source.revalidate_days", "source.workers", "digest.min_interval_h",
+    "source.revalidate_days", "source.workers", "source.max_images_per_article",
+    "digest.min_interval_h",
 )  # fmt: skip
 
 

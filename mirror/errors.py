@@ -63,6 +63,9 @@ class FetchError(MirrorError):
         self.url = url
         self.reason = reason
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.url, self.reason))
+
 
 class BadURLError(FetchError):
     """The URL is malformed, too long or of a refused scheme; nothing was requested."""
@@ -100,6 +103,9 @@ class HTTPStatusError(FetchError):
         self.status = status
         self.retryable = status == 429 or status >= 500
         self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.url, self.status, self.retry_after_s))
 
 
 class ContentError(MirrorError):

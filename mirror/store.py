@@ -270,6 +270,11 @@ class Store:
         ).fetchall()
         return [_article_row(row) for row in rows]
 
+    def articles_in_state(self, states: tuple[str, ...]) -> list[ArticleRow]:
+        marks = ", ".join("?" for _ in states)
+        rows = self._db.execute(ARTICLE_SELECT + f" WHERE a.state IN ({marks})", states)
+        return [_article_row(row) for row in rows.fetchall()]
+
     def save_revision(
         self,
         article_id: int,
@@ -390,6 +395,8 @@ class Store:
     def backup(self, dest: Path) -> None:
         """A consistent copy of the store at `dest`, safe while a run writes to it."""
         dest = dest / self.path.name if dest.is_dir() else dest
+        if dest.resolve() == self.path.resolve():
+            raise StoreError(f"{dest} is the store itself; pick another destination")
         temp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         try:
             target = sqlite3.connect(temp)
