@@ -173,7 +173,7 @@ def run_fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
     started = utc_now()
     run_id = store.start_run("fetch", started)
     with progress_bar("fetch", args) as bar:
-        report = asyncio.run(fetch_articles(config.source, store, now=started, progress=bar))
+        report = asyncio.run(fetch_articles(config, store, now=started, progress=bar))
     status = EXIT_PARTIAL if report.failed else EXIT_OK
     store.finish_run(run_id, status, report.to_json(), utc_now())
     if args.json:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from mirror.config import Config
@@ -151,9 +152,8 @@ class Fetcher:
         if response is None:
             return [], None
         try:
-            result: FeedResult = await self.pool.run(
-                parse_feed, response.body, response.url, self.source.max_feed_items
-            )
+            parse = partial(parse_feed, max_items=self.source.max_feed_items)
+            result: FeedResult = await self.pool.run(parse, response.body, response.url)
         except ContentError as exc:
             self.listing_failed(url, str(exc))
             return [], None
@@ -218,9 +218,8 @@ class Fetcher:
         if response is None:
             return empty, None
         try:
-            result: SitemapResult = await self.pool.run(
-                parse_sitemap, response.body, response.url, max_urls
-            )
+            parse = partial(parse_sitemap, max_urls=max_urls)
+            result: SitemapResult = await self.pool.run(parse, response.body, response.url)
         except ContentError as exc:
             self.listing_failed(url, str(exc))
             return empty, None
@@ -363,7 +362,8 @@ class Fetcher:
             return
         try:
             response = await self.client.get(url, max_bytes=self.source.max_image_bytes)
-            info = await self.pool.run(probe_image, response.body, self.source.max_image_pixels)
+            probe = partial(probe_image, max_pixels=self.source.max_image_pixels)
+            info = await self.pool.run(probe, response.body)
         except (FetchError, ContentError) as exc:
             reason = exc.reason if isinstance(exc, FetchError) else str(exc)
             self.report.fail(url, reason)
