@@ -333,9 +333,9 @@ class Fetcher:
                 last_modified=last_modified,
             )
         except HTTPStatusError as exc:
-            if exc.status not in GONE_STATUSES:
-                self.article_failed(row, exc.reason)
-            elif row.state != "gone":
+            if exc.status not in GONE_STATUSES or row.state not in ("ok", "gone"):
+                self.article_failed(row, exc.reason)  # never fetched: not "gone" but failed
+            elif row.state == "ok":
                 self.store.save_gone(row.id, exc.status, self.now)
                 self.report.gone += 1
         except FetchError as exc:
