@@ -112,7 +112,8 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     code = (
         "import sys, time; from pathlib import Path; from mirror.store import RunLock\n"
-        f"lock = RunLock(Path({str(path)!r})).__enter__(); print('locked', flush=True); time.sleep(60)"
+        f"lock = RunLock(Path({str(path)!r})).__enter__()\n"
+        "print('locked', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
