@@ -1,0 +1,159 @@
+"""URLs of the origin: one canonical form, and the allowed-host rule.
+
+`normalise_url` turns any link found in a feed or a page into the one form mirror
+requests and stores: absolute http(s), ASCII only, no fragment, no userinfo, no
+default port, no `.`/`..` segment (so a path never climbs above the root). Anything
+else is a `BadURLError`, raised before any request is made. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+
+import idna
+
+from mirror.errors import BadURLError
+
+_SCHEMES = {"http": 80, "https": 443}
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = "/?%:@!$&'()*+,;=-._~"
+_HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$")
+# Characters browsers strip from a link before parsing it (WHATWG URL).
+_STRIPPED = "".join(chr(c) for c in range(0x21)) + "\x7f"
+
+
+def normalise_url(url: str, base: str | None = None, *, max_length: int) -> str:
+    """The canonical absolute form of `url` (resolved against `base`), or BadURLError."""
+    if len(url) > max_length:
+        raise BadURLError(url[:100], f"URL longer than {max_length} characters")
+    cleaned = _clean(url)
+    try:
+        parts = urlsplit(urljoin(_clean(base), cleaned) if base else cleaned)
+        port = parts.port
+    except ValueError as exc:
+        raise BadURLError(url, f"malformed URL: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise BadURLError(url, f"scheme {scheme or '(none)'!r} is not http or https")
+    if "@" in parts.netloc:
+        raise BadURLError(url, "URL carries a user name or password")
+    netloc = _netloc(url, parts.hostname or "", port, scheme)
+    path = _remove_dot_segments(_normalise_escapes(_quote(parts.path, _PATH_SAFE)))
+    query = _uppercase_escapes(_quote(parts.query, _QUERY_SAFE))
+    result = urlunsplit((scheme, netloc, path, query, ""))
+    if len(result) > max_length:
+        raise BadURLError(url[:100], f"URL longer than {max_length} characters")
+    return result
+
+
+def host_of(url: str) -> str:
+    """The host of a normalised URL (lower case, IPv6 without brackets); '' if none."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+def is_allowed_host(host: str, allowed_hosts: tuple[str, ...] | list[str]) -> bool:
+    """Whether `host` is exactly one of `allowed_hosts` (case-insensitive, no subdomains)."""
+    wanted = _comparable(host)
+    return bool(wanted) and any(_comparable(entry) == wanted for entry in allowed_hosts)
+
+
+def canonical_host(host: str) -> str:
+    """The host as mirror compares and requests it: IDNA ASCII, lower case, dotted IPv4.
+
+    Raises ValueError when it is no valid host name or IP address.
+    """
+    host = unquote(host).strip().rstrip(".").lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        raise ValueError("empty host")
+    if "%" in host:
+        raise ValueError("percent sign or IPv6 zone in host")
+    if ":" in host:
+        return ipaddress.IPv6Address(host).compressed
+    last_label = host.rsplit(".", 1)[-1]
+    if last_label.isdigit() or last_label.startswith("0x"):
+        return socket.inet_ntoa(socket.inet_aton(host))  # 0x7f.1, 2130706433 → 127.0.0.1
+    return _ascii_host(host)
+
+
+def _ascii_host(host: str) -> str:
+    """A DNS name in IDNA (2008, UTS #46) ASCII form."""
+    if not host.isascii():
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise ValueError(f"invalid international host name: {exc}") from exc
+    if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in host.split(".")):
+        raise ValueError(f"invalid host name {host!r}")
+    return host
+
+
+def _comparable(host: str) -> str:
+    """`canonical_host`, or '' when the host is invalid."""
+    try:
+        return canonical_host(host)
+    except (ValueError, OSError):
+        return ""
+
+
+def _clean(url: str) -> str:
+    """The link as a browser reads it: outer controls/spaces gone, `\\` as `/` before `?`."""
+    url = url.strip(_STRIPPED).replace("\t", "").replace("\n", "").replace("\r", "")
+    head, sep, tail = url.partition("?")
+    return head.replace("\\", "/") + sep + tail
+
+
+def _netloc(url: str, hostname: str, port: int | None, scheme: str) -> str:
+    """Canonical host[:port], the port dropped when it is the scheme's default."""
+    try:
+        host = canonical_host(hostname)
+    except (ValueError, OSError) as exc:
+        raise BadURLError(url, f"bad host: {exc}") from exc
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port in (None, _SCHEMES[scheme]) else f"{host}:{port}"
+
+
+def _quote(text: str, safe: str) -> str:
+    """Percent-encode what is not allowed in a URL (Unicode as UTF-8, a stray `%` as %25)."""
+    return quote(_STRAY_PERCENT.sub("%25", text), safe=safe)
+
+
+def _uppercase_escapes(text: str) -> str:
+    """`%2f` → `%2F`: the two spellings mean the same."""
+    return _PERCENT_ESCAPE.sub(lambda m: m.group(0).upper(), text)
+
+
+def _normalise_escapes(path: str) -> str:
+    """Decode escaped unreserved characters (`%2e` → `.`), upper-case the others."""
+
+    def one(match: re.Match[str]) -> str:
+        char = chr(int(match.group(0)[1:], 16))
+        return char if char in _UNRESERVED else match.group(0).upper()
+
+    return _PERCENT_ESCAPE.sub(one, path)
+
+
+def _remove_dot_segments(path: str) -> str:
+    """The path without `.`/`..` segments; `..` at the root stays at the root."""
+    segments = path.split("/")[1:] if path.startswith("/") else path.split("/")
+    kept: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if segments and segments[-1] in (".", ".."):
+        kept.append("")
+    return "/" + "/".join(kept)

@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import pytest
+
+from mirror.errors import BadURLError
+from mirror.urls import canonical_host, host_of, is_allowed_host, normalise_url
+
+BASE = "https://www.example.org/news/2024/story.html"
+
+
+def norm(url: str, base: str | None = None, max_length: int = 2000) -> str:
+    return normalise_url(url, base, max_length=max_length)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("HTTP://WWW.Example.ORG/a", "http://www.example.org/a"),
+        ("http://www.example.org:80/a", "http://www.example.org/a"),
+        ("https://www.example.org:443", "https://www.example.org/"),
+        ("https://www.example.org:8443/a", "https://www.example.org:8443/a"),
+        ("http://www.example.org/a#section", "http://www.example.org/a"),
+        ("http://www.example.org/a?b=1&c=2#x", "http://www.example.org/a?b=1&c=2"),
+        ("http://www.example.org./a", "http://www.example.org/a"),
+        ("  http://www.example.org/a\n", "http://www.example.org/a"),
+        ("http:\\\\www.example.org\\a", "http://www.example.org/a"),
+    ],
+)
+def test_canonical_form(url: str, expected: str) -> None:
+    assert norm(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("other.html", "https://www.example.org/news/2024/other.html"),
+        ("../index.html", "https://www.example.org/news/index.html"),
+        ("/about", "https://www.example.org/about"),
+        ("//static.example.org/x.png", "https://static.example.org/x.png"),
+        ("?page=2", "https://www.example.org/news/2024/story.html?page=2"),
+        ("#top", "https://www.example.org/news/2024/story.html"),
+    ],
+)
+def test_relative_links_resolve_against_base(url: str, expected: str) -> None:
+    assert norm(url, BASE) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://h.org/a/b/../c", "http://h.org/a/c"),
+        ("http://h.org/a/./b/.", "http://h.org/a/b/"),
+        ("http://h.org/a/b/..", "http://h.org/a/"),
+        ("http://h.org/../../../etc/passwd", "http://h.org/etc/passwd"),
+        ("http://h.org/%2e%2e/%2E%2E/etc/passwd", "http://h.org/etc/passwd"),
+        ("http://h.org/a/%2e%2e/%2e/b", "http://h.org/b"),
+        ("http://h.org/a/.%2e/.%2E/b", "http://h.org/b"),
+        # an escaped slash is no segment separator: a literal segment, kept escaped
+        ("http://h.org/a/..%2f..%2fb", "http://h.org/a/..%2F..%2Fb"),
+    ],
+)
+def test_dot_segments_never_climb_above_root(url: str, expected: str) -> None:
+    assert norm(url) == expected
+
+
+def test_relative_dot_dot_cannot_leave_root() -> None:
+    assert norm("../../../../../../x", BASE) == "https://www.example.org/x"
+    assert norm("%2e%2e/%2e%2e/%2e%2e/%2e%2e/x", BASE) == "https://www.example.org/x"
+
+
+def test_unicode_host_and_path_are_encoded() -> None:
+    url = norm("http://пример.рф/новости/статья?q=тест")
+    assert url == (
+        "http://xn--e1afmkfd.xn--p1ai/%D0%BD%D0%BE%D0%B2%D0%BE%D1%81%D1%82%D0%B8/"
+        "%D1%81%D1%82%D0%B0%D1%82%D1%8C%D1%8F?q=%D1%82%D0%B5%D1%81%D1%82"
+    )
+    assert url.isascii()
+
+
+def test_escapes_are_normalised_not_double_encoded() -> None:
+    assert norm("http://h.org/a%2fb%7e?q=%2f") == "http://h.org/a%2Fb~?q=%2F"
+    assert norm("http://h.org/a b%zz") == "http://h.org/a%20b%25zz"
+
+
+def test_numeric_ipv4_forms_become_dotted() -> None:
+    assert norm("http://0x7f.1/") == "http://127.0.0.1/"
+    assert norm("http://2130706433/") == "http://127.0.0.1/"
+    assert norm("http://[0:0::1]:8080/") == "http://[::1]:8080/"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://www.example.org/file",
+        "javascript:alert(1)",
+        " JavaScript:alert(1)",
+        "data:text/html,<script>",
+        "mailto:editor@example.org",
+        "gopher://h.org/",
+        "www.example.org/no-scheme",
+    ],
+)
+def test_refused_schemes(url: str) -> None:
+    with pytest.raises(BadURLError):
+        norm(url)
+
+
+def test_refused_schemes_even_relative_to_base() -> None:
+    with pytest.raises(BadURLError):
+        norm("javascript:alert(1)", BASE)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:pass@www.example.org/",
+        "http://user@www.example.org/",
+        "http://www.example.org:99999/",
+        "http://www.example.org:port/",
+        "http:///path-only",
+        "http://exa mple.org/",
+        "http://[fe80::1%25eth0]/",
+        "http://[::1/",
+        "http://999.1.1.1/",
+        "http://-bad-.org/",
+    ],
+)
+def test_malformed_urls(url: str) -> None:
+    with pytest.raises(BadURLError):
+        norm(url)
+
+
+def test_over_long_urls_are_refused() -> None:
+    long_url = "http://www.example.org/" + "a" * 2_000
+    with pytest.raises(BadURLError):
+        norm(long_url)
+    assert norm(long_url, max_length=3000) == long_url
+
+
+def test_length_limit_applies_after_encoding() -> None:
+    url = "http://h.org/" + "ж" * 400  # 413 characters, 2,413 once percent-encoded
+    with pytest.raises(BadURLError):
+        norm(url, max_length=2000)
+
+
+def test_host_of() -> None:
+    assert host_of("https://www.example.org:8443/a") == "www.example.org"
+    assert host_of("http://[::1]:80/") == "::1"
+    assert host_of("not a url") == ""
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed", "expected"),
+    [
+        ("www.example.org", ("www.example.org",), True),
+        ("WWW.Example.ORG", ("www.example.org",), True),
+        ("www.example.org.", ("www.example.org",), True),
+        ("sub.www.example.org", ("www.example.org",), False),
+        ("example.org", ("www.example.org",), False),
+        ("evil-www.example.org", ("www.example.org",), False),
+        ("localhost", ("127.0.0.1",), False),
+        ("127.0.0.1", ("localhost",), False),
+        ("127.0.0.1", ("127.0.0.1",), True),
+        ("xn--e1afmkfd.xn--p1ai", ("пример.рф",), True),
+        ("::1", ("[::1]",), True),
+        ("", ("",), False),
+    ],
+)
+def test_is_allowed_host(host: str, allowed: tuple[str, ...], expected: bool) -> None:
+    assert is_allowed_host(host, allowed) is expected
+
+
+def test_canonical_host_rejects_garbage() -> None:
+    with pytest.raises(ValueError):
+        canonical_host("a..b")
