@@ -227,5 +227,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
         emit_json(report.to_json())
     log.info("%s", report.summary())
     log.info("demo config: %s", report.config_path)
-    log.info("store: %s (try: mirror -c %s fetch)", report.store_path, report.config_path)
+    log.info("store: %s", report.store_path)
     return EXIT_PARTIAL if report.fetch.failed else EXIT_OK

@@ -58,7 +58,7 @@ async def run_demo(folder: Path, *, articles: int, progress: Progress) -> DemoRe
     options = NewsroomOptions(articles=articles)
     async with serve_newsroom(options) as running:
         config_path = folder / "mirror.toml"
-        config_path.write_text(config_for(running.base_url, folder / "state"), encoding="utf-8")
+        config_path.write_text(config_for(running.base_url, folder), encoding="utf-8")
         config = load_config(config_path)
         with RunLock(config.state.path), Store(config.state.path) as store:
             report = await fetch_articles(config, store, now=datetime.now(UTC), progress=progress)

@@ -8,6 +8,7 @@ import re
 import time
 import tomllib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import feedparser
@@ -15,6 +16,7 @@ import lxml.html
 import pytest
 from PIL import Image
 
+from mirror.config import load_config
 from mirror.newsroom import (
     CHROME_MARKERS,
     IN_BODY_JUNK_MARKERS,
@@ -364,15 +366,17 @@ async def test_request_log_tells_feeds_from_article_pages(
 # ---- config and command line -------------------------------------------------------
 
 
-def test_config_for_is_valid_toml() -> None:
-    text = config_for("http://127.0.0.1:8123/", "/tmp/state")
+def test_config_for_is_a_valid_mirror_config(tmp_path: Path) -> None:
+    text = config_for("http://127.0.0.1:8123/", tmp_path)
+    (tmp_path / "mirror.toml").write_text(text, encoding="utf-8")
+    config = load_config(tmp_path / "mirror.toml")
+    assert config.state.path == tmp_path.resolve() / "state" / "mirror.db"
     parsed = tomllib.loads(text)
     source = parsed["source"]
     assert source["feeds"] == ["http://127.0.0.1:8123/rss.xml"]
     assert source["sitemaps"] == ["http://127.0.0.1:8123/sitemap.xml"]
     assert source["allowed_hosts"] == ["127.0.0.1"]
     assert all(s.article_selector in source["article_selector"] for s in STYLE_SELECTORS.values())
-    assert parsed["mirrors"][0]["type"] == "directory"
 
 
 def test_command_line_knobs() -> None:

@@ -46,12 +46,6 @@ output_dir = {_toml(str(root / "edition"))}
 secret_key_file = {_toml(str(root / "keys" / "mirror.key"))}
 public_key_file = {_toml(str(root / "keys" / "mirror.pub"))}
 
-[[mirrors]]
-name = "local"
-type = "directory"
-path = {_toml(str(root / "public"))}
-public_url = {_toml((root / "public").absolute().as_uri() + "/")}
-
 [digest]
 outbox_dir = {_toml(str(root / "outbox"))}
 
