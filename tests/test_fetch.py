@@ -1,0 +1,162 @@
+"""The fetch stage against the sample newsroom on 127.0.0.1: cold fetch, revalidation,
+revisions, chrome changes, takedowns, and every page style extracted cleanly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mirror.config import Config, load_config
+from mirror.fetch import FetchReport, fetch_articles
+from mirror.newsroom import (
+    CHROME_MARKERS,
+    NewsroomOptions,
+    RunningNewsroom,
+    config_for,
+    serve_newsroom,
+)
+from mirror.newsroom.state import DEFAULT_REFERENCE
+from mirror.store import Store
+
+NOW = DEFAULT_REFERENCE + timedelta(hours=6)
+
+
+@pytest.fixture
+async def newsroom() -> AsyncIterator[RunningNewsroom]:
+    async with serve_newsroom(NewsroomOptions(articles=12, feed_items=0)) as running:
+        yield running
+
+
+@pytest.fixture
+def config(newsroom: RunningNewsroom, tmp_path: Path) -> Config:
+    path = tmp_path / "mirror.toml"
+    text = config_for(newsroom.base_url, tmp_path).replace(
+        "[source]\n", "[source]\nworkers = 2\nrevalidate_days = 365\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+async def fetch(config: Config, now=NOW) -> FetchReport:  # type: ignore[no-untyped-def]
+    with Store(config.state.path) as store:
+        return await fetch_articles(config, store, now=now)
+
+
+async def test_cold_fetch_stores_every_article_clean_with_its_image(
+    newsroom: RunningNewsroom, config: Config
+) -> None:
+    report = await fetch(config)
+    assert report.failed == []
+    assert report.new == 12
+    assert report.images == 12
+    with Store(config.state.path) as store:
+        for article in newsroom.newsroom.articles:
+            row = store.find_article(newsroom.newsroom.url_of(article))
+            assert row is not None and row.state == "ok", article.path
+            revision = store.revision(row.id)
+            assert revision is not None
+            assert revision.title == article.title
+            assert revision.language.startswith(article.lang)
+            for paragraph in article.paragraphs:
+                assert paragraph[:60] in revision.body_html or _text_in(
+                    paragraph, revision.body_html
+                )
+            for marker in CHROME_MARKERS:
+                assert marker not in revision.body_html, (article.style, marker)
+            assert len(revision.images) == 1
+            assert store.image_for_url(revision.images[0]) is not None
+
+
+def _text_in(paragraph: str, body_html: str) -> bool:
+    """A paragraph's words appear in order in the body, whatever markup sits between."""
+    import html
+    import re
+
+    text = re.sub(r"<[^>]+>", "", html.unescape(body_html))
+    return " ".join(paragraph.split()) in " ".join(text.split())
+
+
+async def test_nothing_changed_means_no_article_request(
+    newsroom: RunningNewsroom, config: Config
+) -> None:
+    await fetch(config)
+    newsroom.newsroom.requests.clear()
+    report = await fetch(config)
+    assert newsroom.newsroom.article_requests() == []
+    assert report.new == report.changed == report.not_modified == 0
+    assert report.feeds_not_modified >= 1
+    assert report.failed == []
+    conditional = [
+        entry for entry in newsroom.newsroom.requests.entries if entry.path == "/rss.xml"
+    ]
+    assert conditional and all(entry.conditional for entry in conditional)
+
+
+async def test_revision_is_stored_and_unchanged_articles_revalidate_with_304(
+    newsroom: RunningNewsroom, config: Config
+) -> None:
+    await fetch(config)
+    target = newsroom.newsroom.articles[-1]
+    newsroom.newsroom.revise_article(target.id)
+    newsroom.newsroom.requests.clear()
+    report = await fetch(config)
+    assert report.changed == 1
+    assert report.new == 0
+    assert report.not_modified == 11
+    requests = newsroom.newsroom.article_requests()
+    assert requests and all(entry.conditional for entry in requests)
+    with Store(config.state.path) as store:
+        row = store.find_article(newsroom.newsroom.url_of(target.id))
+        assert row is not None and row.revision == 2
+        assert store.revision(row.id, 1) != store.revision(row.id, 2)
+
+
+async def test_chrome_change_alone_makes_no_new_revision(
+    newsroom: RunningNewsroom, config: Config
+) -> None:
+    await fetch(config)
+    newsroom.newsroom.change_chrome()
+    newsroom.newsroom.add_article()  # the feed changes, so young articles are re-checked
+    report = await fetch(config)
+    assert report.new == 1
+    assert report.changed == 0
+    assert report.unchanged + report.not_modified == 12
+
+
+async def test_removed_article_is_recorded_as_gone(
+    newsroom: RunningNewsroom, config: Config
+) -> None:
+    await fetch(config)
+    target = newsroom.newsroom.articles[-2]
+    url = newsroom.newsroom.url_of(target.id)
+    newsroom.newsroom.remove_article(target.id, status=410)
+    newsroom.newsroom.add_article()
+    report = await fetch(config)
+    assert report.gone == 1
+    assert report.failed == []
+    with Store(config.state.path) as store:
+        row = store.find_article(url)
+        assert row is not None and row.state == "gone"
+
+
+async def test_old_articles_are_not_revalidated(newsroom: RunningNewsroom, config: Config) -> None:
+    await fetch(config)
+    newsroom.newsroom.add_article()
+    newsroom.newsroom.requests.clear()
+    await fetch(config, NOW + timedelta(days=800))
+    paths = {entry.path for entry in newsroom.newsroom.article_requests()}
+    assert paths == {newsroom.newsroom.articles[-1].path}
+
+
+async def test_automatic_extraction_without_selectors(
+    newsroom: RunningNewsroom, tmp_path: Path
+) -> None:
+    path = tmp_path / "mirror.toml"
+    text = config_for(newsroom.base_url, tmp_path, selectors=False)
+    path.write_text(text.replace("[source]\n", "[source]\nworkers = 2\n"), encoding="utf-8")
+    report = await fetch(load_config(path))
+    assert report.failed == []
+    assert report.new == 12
