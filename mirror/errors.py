@@ -14,10 +14,20 @@
     │   ├── TooManyRedirectsError    redirect loop or too long a redirect chain
     │   ├── ConnectionFailedError    refused, reset, DNS failure, TLS failure
     │   └── HTTPStatusError          an answer other than 2xx/304 (has status)
-    └── ContentError                 what the origin sent is unusable (the data is bad)
-        ├── FeedError                not a feed or sitemap, or unparsable
-        ├── ExtractError             no article could be extracted from the page
-        └── ImageError               not an image, or over the pixel limit
+    ├── ContentError                 what the origin sent is unusable (the data is bad)
+    │   ├── FeedError                not a feed or sitemap, or unparsable
+    │   ├── ExtractError             no article could be extracted from the page
+    │   └── ImageError               not an image, or over the pixel limit
+    ├── SigningError                 a key cannot be made, read or used
+    │   └── KeyFileError             a key file is missing, garbled, or readable by others
+    ├── BuildError                   the edition cannot be built
+    └── VerifyError                  a copy is not the outlet's own, or is stale (exit 3)
+        ├── SignatureError           garbled or truncated signature, wrong key, no match
+        ├── KeyCertificateError      keys.json not signed by the root, expired, or revoking
+        ├── ExpiredError             the manifest is past its expiry (a freeze)
+        ├── RollbackError            the version is older than one seen before for this key
+        ├── ManifestError            a manifest is malformed: bad paths, duplicates, too large
+        └── TargetError              the copy cannot be read: unreachable, redirected away
 
 Whether to retry is a property of the error (`retryable`, `retry_after_s`), never a
 match on its text.
@@ -122,3 +132,43 @@ class ExtractError(ContentError):
 
 class ImageError(ContentError):
     """Not an image, or over the pixel limit."""
+
+
+class SigningError(MirrorError):
+    """A key cannot be made, read or used."""
+
+
+class KeyFileError(SigningError):
+    """A key file is missing, garbled, or readable by group or others."""
+
+
+class BuildError(MirrorError):
+    """The edition cannot be built."""
+
+
+class VerifyError(MirrorError):
+    """A copy of the edition is not the outlet's own, or is stale."""
+
+
+class SignatureError(VerifyError):
+    """A signature is garbled or truncated, made by another key, or does not match."""
+
+
+class KeyCertificateError(VerifyError):
+    """keys.json is not signed by the root, has expired, or revokes the signing key."""
+
+
+class ExpiredError(VerifyError):
+    """The manifest is past its expiry: someone may be freezing the mirror."""
+
+
+class RollbackError(VerifyError):
+    """The version is older than one already seen for this key."""
+
+
+class ManifestError(VerifyError):
+    """A manifest is malformed: bad or duplicate paths, wrong types, too large."""
+
+
+class TargetError(VerifyError):
+    """The copy cannot be read: unreachable, or redirected to another host."""
