@@ -92,6 +92,21 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (digest_id, subscriber_id)
     );
     """,
+    """
+    CREATE TABLE edition_files (
+        path TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+        render_key TEXT  -- what the file was made from; same key, same bytes
+    );
+    CREATE TABLE image_renditions (
+        sha256 TEXT NOT NULL, max_width INTEGER NOT NULL, quality INTEGER NOT NULL,
+        mime TEXT NOT NULL, data BLOB NOT NULL,
+        PRIMARY KEY (sha256, max_width, quality)
+    );
+    ALTER TABLE editions ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE editions ADD COLUMN files INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE articles ADD COLUMN hidden_at TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -132,6 +147,17 @@ class StoredImage:
     width: int
     height: int
     size: int
+
+
+def sql_statements(script: str) -> list[str]:
+    """A script's statements, split where SQLite says one is complete."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    return [statement for statement in statements if statement.strip(" ;\n")]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -189,9 +215,8 @@ class Store:
         for number in range(version, SCHEMA_VERSION):
             try:
                 with self.transaction() as db:
-                    for statement in MIGRATIONS[number].split(";"):
-                        if statement.strip():
-                            db.execute(statement)
+                    for statement in sql_statements(MIGRATIONS[number]):
+                        db.execute(statement)
                     db.execute(f"PRAGMA user_version = {number + 1}")
             except sqlite3.Error as exc:
                 raise StoreError(f"migrating {self.path} to schema {number + 1}: {exc}") from exc

@@ -36,6 +36,21 @@ def test_new_store_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
         assert store.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_an_old_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    from mirror.store import MIGRATIONS
+
+    path = tmp_path / "m.db"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    db.execute("INSERT INTO articles (url, first_seen_at) VALUES ('https://n.org/a', '2026-01-01')")
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.find_article("https://n.org/a") is not None
+        assert store.execute("SELECT COUNT(*) FROM edition_files").fetchone()[0] == 0
+
+
 def test_store_from_a_newer_mirror_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     db = sqlite3.connect(path)
