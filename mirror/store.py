@@ -149,6 +149,40 @@ class StoredImage:
     size: int
 
 
+@dataclass(frozen=True)
+class EditionArticle:
+    """An article as the build sees it: its current revision and edition path."""
+
+    id: int
+    url: str
+    path: str | None
+    revision_number: int
+    gone: bool
+    revision: Revision
+
+
+@dataclass(frozen=True)
+class EditionFile:
+    """A file of the local edition as last written."""
+
+    path: str
+    sha256: str
+    size: int
+    render_key: str | None
+
+
+@dataclass(frozen=True)
+class EditionRecord:
+    """One signed edition version."""
+
+    version: int
+    created: datetime
+    expires: datetime
+    manifest_sha256: str
+    epoch: int
+    files: int
+
+
 def sql_statements(script: str) -> list[str]:
     """A script's statements, split where SQLite says one is complete."""
     statements, pending = [], ""
@@ -398,6 +432,121 @@ class Store:
 
     def count_images(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+
+    # the edition
+
+    def edition_articles(self, include_gone: bool) -> list[EditionArticle]:
+        """Articles the edition shows: fetched, not hidden, gone ones only if kept."""
+        rows = self._db.execute(
+            """SELECT a.id, a.url, a.path, a.state, r.*
+               FROM articles a JOIN revisions r
+               ON r.article_id = a.id AND r.revision = a.revision
+               WHERE a.hidden = 0 AND (a.state = 'ok' OR (? AND a.state = 'gone'))
+               ORDER BY COALESCE(r.published_at, a.first_seen_at) DESC, a.id DESC""",
+            (include_gone,),
+        ).fetchall()
+        return [
+            EditionArticle(
+                id=row["id"],
+                url=row["url"],
+                path=row["path"],
+                revision_number=row["revision"],
+                gone=row["state"] == "gone",
+                revision=_revision_from_row(row),
+            )
+            for row in rows
+        ]
+
+    def article_paths(self) -> dict[str, str]:
+        """Every assigned edition path (hidden articles too: a path is never reused)."""
+        rows = self._db.execute("SELECT url, path FROM articles WHERE path IS NOT NULL")
+        return {row["url"]: row["path"] for row in rows.fetchall()}
+
+    def set_article_path(self, article_id: int, path: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE articles SET path = ? WHERE id = ? AND path IS NULL", (path, article_id)
+            )
+
+    def hide_article(self, url_or_id: str, at: datetime) -> ArticleRow | None:
+        """Take an article out of the edition, by id, URL or edition path."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id FROM articles WHERE CAST(id AS TEXT) = ? OR url = ? OR path = ?",
+                (url_or_id, url_or_id, url_or_id),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE articles SET hidden = 1, hidden_at = ? WHERE id = ?", (iso(at), row["id"])
+            )
+        return self.find_article_by_id(row["id"])
+
+    def find_article_by_id(self, article_id: int) -> ArticleRow | None:
+        row = self._db.execute(ARTICLE_SELECT + " WHERE a.id = ?", (article_id,)).fetchone()
+        return _article_row(row) if row else None
+
+    def edition_files(self) -> dict[str, EditionFile]:
+        rows = self._db.execute("SELECT path, sha256, size, render_key FROM edition_files")
+        return {row["path"]: EditionFile(**dict(row)) for row in rows.fetchall()}
+
+    def save_edition_files(self, files: list[EditionFile], removed: list[str]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                """INSERT INTO edition_files (path, sha256, size, render_key)
+                   VALUES (:path, :sha256, :size, :render_key)
+                   ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256,
+                   size = excluded.size, render_key = excluded.render_key""",
+                [vars(file) for file in files],
+            )
+            db.executemany("DELETE FROM edition_files WHERE path = ?", [(p,) for p in removed])
+
+    def rendition(self, sha256: str, max_width: int, quality: int) -> tuple[str, bytes] | None:
+        row = self._db.execute(
+            """SELECT mime, data FROM image_renditions
+               WHERE sha256 = ? AND max_width = ? AND quality = ?""",
+            (sha256, max_width, quality),
+        ).fetchone()
+        return (row["mime"], bytes(row["data"])) if row else None
+
+    def save_rendition(
+        self, sha256: str, max_width: int, quality: int, mime: str, data: bytes
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                """INSERT OR REPLACE INTO image_renditions
+                   (sha256, max_width, quality, mime, data) VALUES (?, ?, ?, ?, ?)""",
+                (sha256, max_width, quality, mime, data),
+            )
+
+    def latest_edition(self) -> EditionRecord | None:
+        row = self._db.execute("SELECT * FROM editions ORDER BY version DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return EditionRecord(
+            version=row["version"],
+            created=datetime.fromisoformat(row["created_at"]),
+            expires=datetime.fromisoformat(row["expires_at"]),
+            manifest_sha256=row["manifest_sha256"],
+            epoch=row["epoch"],
+            files=row["files"],
+        )
+
+    def save_edition(self, record: EditionRecord) -> None:
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO editions
+                   (version, created_at, expires_at, manifest_sha256, epoch, files)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (
+                    record.version,
+                    iso(record.created),
+                    iso(record.expires),
+                    record.manifest_sha256,
+                    record.epoch,
+                    record.files,
+                ),
+            )
 
     # runs
 
