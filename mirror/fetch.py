@@ -132,7 +132,7 @@ class Fetcher:
         self.now = now
         self.progress = progress
         self.report = report
-        self._images: dict[str, asyncio.Task[None]] = {}
+        self._images: dict[str, asyncio.Future[FetchedImage | None]] = {}
 
     async def run(self) -> None:
         feeds = await asyncio.gather(*(self.read_feed(url) for url in self.source.feeds))
@@ -232,11 +232,12 @@ class Fetcher:
     ) -> list[ArticleJob]:
         """Which articles to request, and which of those conditionally."""
         jobs: dict[int, ArticleJob] = {}
-        for entries, listing in feeds:
-            for entry in entries:
-                self.plan_entry(jobs, entry.url, entry.guid, listing, entry.published)
-        for url in sitemap_pages:
-            self.plan_entry(jobs, url, None, None, None, new_only=True)
+        with self.store.transaction():  # one commit for every article discovered
+            for entries, listing in feeds:
+                for entry in entries:
+                    self.plan_entry(jobs, entry.url, entry.guid, listing, entry.published)
+            for url in sitemap_pages:
+                self.plan_entry(jobs, url, None, None, None, new_only=True)
         if any(listing for _, listing in feeds):
             since = self.now - timedelta(days=self.source.revalidate_days)
             for row in self.store.articles_to_revalidate(since):
@@ -284,7 +285,9 @@ class Fetcher:
                 await self.fetch_article(job)
                 self.progress.advance()
 
-        workers = min(self.source.concurrency, len(jobs))
+        # More tasks than request slots: a task waiting on a parser or the store
+        # then leaves its slot to another.
+        workers = min(2 * self.source.concurrency, len(jobs))
         await asyncio.gather(*(worker() for _ in range(workers)))
         await asyncio.gather(*self._images.values())
 
@@ -310,14 +313,17 @@ class Fetcher:
         except ContentError as exc:
             self.article_failed(row, str(exc))
             return
-        await self.fetch_images(extracted)
-        outcome = self.store.save_revision(
-            row.id,
-            revision_of(extracted, self.source.max_images_per_article),
-            etag=response.etag,
-            last_modified=response.last_modified,
-            at=self.now,
-        )
+        images = await self.fetch_images(extracted)
+        with self.store.transaction():  # the article and its new images, in one commit
+            for fetched in images:
+                self.store.save_image(fetched.url, fetched.image, fetched.data, self.now)
+            outcome = self.store.save_revision(
+                row.id,
+                revision_of(extracted, self.source.max_images_per_article),
+                etag=response.etag,
+                last_modified=response.last_modified,
+                at=self.now,
+            )
         self.report.count(outcome)
 
     async def get_article(self, job: ArticleJob) -> Response | None:
@@ -348,18 +354,18 @@ class Fetcher:
 
     # images
 
-    async def fetch_images(self, article: ExtractedArticle) -> None:
-        """Every image of an article not yet in the store, each URL once per run."""
+    async def fetch_images(self, article: ExtractedArticle) -> list[FetchedImage]:
+        """Every image of an article not yet in the store, each URL requested once per run."""
         tasks = []
         for ref in article.images[: self.source.max_images_per_article]:
             if ref.url not in self._images:
                 self._images[ref.url] = asyncio.ensure_future(self.fetch_image(ref.url))
             tasks.append(self._images[ref.url])
-        await asyncio.gather(*tasks)
+        return [image for image in await asyncio.gather(*tasks) if image is not None]
 
-    async def fetch_image(self, url: str) -> None:
+    async def fetch_image(self, url: str) -> FetchedImage | None:
         if self.store.image_for_url(url) is not None:
-            return
+            return None
         try:
             response = await self.client.get(url, max_bytes=self.source.max_image_bytes)
             probe = partial(probe_image, max_pixels=self.source.max_image_pixels)
@@ -368,11 +374,20 @@ class Fetcher:
             reason = exc.reason if isinstance(exc, FetchError) else str(exc)
             self.report.fail(url, reason)
             self.store.save_image_error(url, reason, self.now)
-            return
+            return None
         digest = hashlib.sha256(response.body).hexdigest()
         image = StoredImage(digest, info.mime, info.width, info.height, len(response.body))
-        self.store.save_image(url, image, response.body, self.now)
         self.report.images += 1
+        return FetchedImage(url, image, response.body)
+
+
+@dataclass(frozen=True)
+class FetchedImage:
+    """An image downloaded and checked this run, to be stored with its article."""
+
+    url: str
+    image: StoredImage
+    data: bytes
 
 
 def revision_of(article: ExtractedArticle, max_images: int) -> Revision:

@@ -230,7 +230,13 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: everything inside commits together or not at all."""
+        """One atomic write: everything inside commits together or not at all.
+
+        Nested transactions join the outermost one, so callers can group writes.
+        """
+        if self._db.in_transaction:
+            yield self._db
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -481,6 +487,17 @@ class Store:
                 "UPDATE articles SET hidden = 1, hidden_at = ? WHERE id = ?", (iso(at), row["id"])
             )
         return self.find_article_by_id(row["id"])
+
+    def list_articles(self) -> list[dict[str, Any]]:
+        """Every article, newest first, for `mirror articles list`."""
+        rows = self._db.execute(
+            """SELECT a.id, a.url, a.state, a.hidden, a.path, a.revision, r.title,
+               COALESCE(r.published_at, a.listed_published_at) AS published
+               FROM articles a LEFT JOIN revisions r
+               ON r.article_id = a.id AND r.revision = a.revision
+               ORDER BY COALESCE(r.published_at, a.first_seen_at) DESC, a.id DESC"""
+        ).fetchall()
+        return [dict(row) | {"hidden": bool(row["hidden"])} for row in rows]
 
     def find_article_by_id(self, article_id: int) -> ArticleRow | None:
         row = self._db.execute(ARTICLE_SELECT + " WHERE a.id = ?", (article_id,)).fetchone()
