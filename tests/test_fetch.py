@@ -160,3 +160,21 @@ async def test_automatic_extraction_without_selectors(
     report = await fetch(load_config(path))
     assert report.failed == []
     assert report.new == 12
+
+
+async def test_sitemaps_backfill_articles_the_feed_no_longer_lists(tmp_path: Path) -> None:
+    async with serve_newsroom(NewsroomOptions(articles=10, feed_items=3)) as running:
+        path = tmp_path / "mirror.toml"
+        text = config_for(running.base_url, tmp_path).replace(
+            "[source]\n", "[source]\nworkers = 2\n"
+        )
+        path.write_text(text, encoding="utf-8")
+        config = load_config(path)
+        assert config.source.sitemaps  # the newsroom's sitemap index
+        report = await fetch(config)
+        assert report.failed == []
+        assert report.new == 10  # 3 from the feed, 7 more from the monthly sitemaps
+        sitemap_requests = [
+            p for p in running.newsroom.requests.counts if p.startswith("/sitemaps/")
+        ]
+        assert sitemap_requests
