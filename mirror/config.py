@@ -69,6 +69,7 @@ class SigningConfig:
     secret_key_file: Path = Path("keys/mirror.key")
     public_key_file: Path = Path("keys/mirror.pub")
     root_public_key_file: Path | None = None
+    certificate_file: Path = Path("keys/keys.json")  # written by `mirror keys certify`
     expires_days: int = 7
     passphrase_env: str = ""  # optional: env var holding the secret key's passphrase
 

@@ -1,0 +1,539 @@
+"""The build stage: the store in, the edition out — the exact bytes every mirror will
+serve, signed, and nothing else in `edition.output_dir`.
+
+Deterministic: the same store and config give byte-identical files, so an unchanged
+article keeps its hash and is never uploaded again. Incremental: a file whose inputs
+(its render key) did not change is not rendered again. A build with nothing new makes
+no new version unless the live manifest is past half its lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import babel
+import PIL
+
+from mirror import __version__, keys, manifest, pictures, render, sign
+from mirror.config import Config
+from mirror.errors import ContentError
+from mirror.pictures import data_uri, mime_of, shrink_image
+from mirror.progress import NoProgress, Progress
+from mirror.slugs import article_path
+from mirror.store import EditionArticle, EditionFile, EditionRecord, Store
+from mirror.workers import ParserPool
+
+log = logging.getLogger("mirror.build")
+
+# Image steps tried in turn until an article page fits its byte budget; then none.
+IMAGE_STEPS: tuple[tuple[int, int], ...] = ((1, 70), (2, 55), (4, 45))  # (width divisor, quality)
+POINTERS = ("current", "pending")
+HREF = re.compile(r'href="([^"]+)"')
+INDEX_PAGE = re.compile(r"index-[a-z0-9-]+\.html")
+
+
+@dataclass
+class BuildReport:
+    """What one build did."""
+
+    version: int = 0
+    new_version: bool = False
+    articles: int = 0
+    files: int = 0
+    bytes: int = 0
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    largest: list[tuple[str, int]] = field(default_factory=list)
+    over_budget: list[str] = field(default_factory=list)
+    images_dropped: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "new_version": self.new_version,
+            "articles": self.articles,
+            "files": self.files,
+            "bytes": self.bytes,
+            "written": len(self.written),
+            "removed": len(self.removed),
+            "largest": [{"path": path, "bytes": size} for path, size in self.largest],
+            "over_budget": self.over_budget,
+            "images_dropped": self.images_dropped,
+        }
+
+    def summary(self) -> str:
+        state = "new version" if self.new_version else "no change, version"
+        return (
+            f"build: {state} {self.version}, {self.articles} articles, {self.files} files, "
+            f"{self.bytes} bytes, {len(self.written)} written, {len(self.removed)} removed"
+        )
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What a build needs besides the store and config."""
+
+    key: sign.SecretKey
+    keys_files: tuple[bytes, bytes] | None = None  # keys.json and its root signature
+    epoch: int = 0  # from keys.json: the root raises it to reset versions
+    mirrors: tuple[render.MirrorLink, ...] = ()  # listed mirrors, for mirrors.html/json
+    live_version: int = 0  # the highest version live on any mirror
+    root_key_line: str = ""  # the offline root's public key "RW...", when there is one
+
+
+class EditionFolder:
+    """The local edition folder: atomic writes, skipping files whose bytes are the same."""
+
+    def __init__(self, root: Path, known: dict[str, EditionFile]) -> None:
+        self.root = root
+        self.known = known
+        self.produced: dict[str, EditionFile] = {}
+        self.written: list[str] = []
+
+    def reusable(self, path: str, render_key: str) -> bool:
+        """The file was made from the same inputs and is still on disk, whole."""
+        known = self.known.get(path)
+        if known is None or known.render_key != render_key:
+            return False
+        target = self.root / path
+        if not target.is_file() or target.stat().st_size != known.size:
+            return False
+        self.produced[path] = known
+        return True
+
+    def write(self, path: str, data: bytes, render_key: str | None = None) -> EditionFile:
+        digest = hashlib.sha256(data).hexdigest()
+        entry = EditionFile(path, digest, len(data), render_key)
+        known = self.known.get(path)
+        target = self.root / path
+        same = known is not None and known.sha256 == digest
+        if not (same and target.is_file() and target.stat().st_size == len(data)):
+            write_atomic(target, data)
+            self.written.append(path)
+        self.produced[path] = entry
+        return entry
+
+    def remove_stale(self) -> list[str]:
+        """Delete every file of the folder this build did not produce."""
+        removed = []
+        for target in sorted(self.root.rglob("*")):
+            relative = target.relative_to(self.root).as_posix()
+            if target.is_file() and relative not in self.produced:
+                target.unlink()
+                removed.append(relative)
+        for folder in sorted(self.root.rglob("*"), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        return removed
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Write a file so that readers see the old bytes or the new, never a mix."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with temp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, target)
+
+
+def render_key(**parts: Any) -> str:
+    """A hash of everything a file is made from."""
+    material = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def template_fingerprint() -> str:
+    """Changes whenever the templates or mirror's version change."""
+    versions = [__version__, PIL.__version__, babel.__version__, pictures.WEBP_METHOD]
+    digest = hashlib.sha256(repr(versions).encode())  # encoders change bytes too
+    root = resources.files("mirror.templates")
+    for name, data in sorted(_template_files(root, "")):
+        digest.update(name.encode() + b"\0" + data)
+    return digest.hexdigest()[:16]
+
+
+def _template_files(folder: Traversable, prefix: str) -> Iterator[tuple[str, bytes]]:
+    for item in folder.iterdir():
+        if item.is_dir():
+            yield from _template_files(item, f"{prefix}{item.name}/")
+        elif not item.name.endswith((".py", ".pyc")):
+            yield f"{prefix}{item.name}", item.read_bytes()
+
+
+def is_index_path(path: str) -> bool:
+    """index.html or a language's index-<lang>.html."""
+    return path == render.index_path() or bool(INDEX_PAGE.fullmatch(path))
+
+
+async def build_edition(
+    config: Config,
+    store: Store,
+    inputs: BuildInputs,
+    *,
+    now: datetime,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Render, sign and write the edition; a new version only when something changed."""
+    config.edition.output_dir.mkdir(parents=True, exist_ok=True)
+    with ParserPool(config.source.workers) as pool:
+        builder = Builder(config, store, inputs, now, pool, progress or NoProgress())
+        return await builder.run()
+
+
+class Builder:
+    """One build run."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        inputs: BuildInputs,
+        now: datetime,
+        pool: ParserPool,
+        progress: Progress,
+    ) -> None:
+        self.config = config
+        self.edition = config.edition
+        self.store = store
+        self.inputs = inputs
+        self.now = now
+        self.pool = pool
+        self.progress = progress
+        self.folder = EditionFolder(self.edition.output_dir, store.edition_files())
+        self.report = BuildReport()
+        self.fingerprint = template_fingerprint()
+
+    async def run(self) -> BuildReport:
+        articles = self.assign_paths(self.store.edition_articles(self.keeps_gone()))
+        site = self.site(articles)
+        links = self.link_map(articles)
+        self.progress.add_total(len(articles))
+        await self.article_pages(articles, site, links)
+        self.shared_pages(articles, site)
+        previous = self.store.latest_edition()
+        if not self.needs_version(previous):
+            assert previous is not None
+            return self.unchanged(previous)
+        return self.new_version(articles, site, previous)
+
+    def keeps_gone(self) -> bool:
+        return self.edition.gone_articles == "keep"
+
+    def assign_paths(self, articles: list[EditionArticle]) -> list[EditionArticle]:
+        """Give each new article its edition path, once and forever."""
+        taken = set(self.store.article_paths().values())
+        result = []
+        for article in sorted(articles, key=lambda a: a.id):
+            path = article.path
+            if path is None:
+                revision = article.revision
+                path = article_path(revision.title, revision.published_at, article.url, taken)
+                self.store.set_article_path(article.id, path)
+                taken.add(path)
+            result.append(replace(article, path=path))
+        order = {article.id: index for index, article in enumerate(articles)}
+        return sorted(result, key=lambda a: order[a.id])
+
+    def site(self, articles: list[EditionArticle]) -> render.Site:
+        publication = self.config.publication
+        languages = sorted({a.revision.language.split("-")[0] for a in articles}) or [
+            publication.language
+        ]
+        return render.Site(
+            name=publication.name,
+            language=publication.language,
+            home_url=publication.home_url,
+            public_key_line=self.inputs.key.public.line(),
+            key_id=self.inputs.key.public.key_id_hex,
+            languages=tuple(languages),
+            root_key_line=self.inputs.root_key_line,
+        )
+
+    def link_map(self, articles: list[EditionArticle]) -> dict[str, str]:
+        """Origin URL (fetched and canonical) -> edition path, for link rewriting."""
+        links: dict[str, str] = {}
+        for article in articles:
+            assert article.path is not None
+            links[article.url] = article.path
+            links.setdefault(article.revision.canonical_url, article.path)
+        return links
+
+    # article pages
+
+    async def article_pages(
+        self, articles: list[EditionArticle], site: render.Site, links: dict[str, str]
+    ) -> None:
+        """Every article page, several at once so image work keeps every worker busy."""
+        slots = asyncio.Semaphore(self.pool.workers * 4)
+
+        async def one(article: EditionArticle) -> None:
+            async with slots:
+                await self.article_page(article, site, links)
+            self.progress.advance()
+
+        await asyncio.gather(*(one(article) for article in articles))
+
+    async def article_page(
+        self, article: EditionArticle, site: render.Site, links: dict[str, str]
+    ) -> None:
+        assert article.path is not None
+        path = article.path
+        used = {
+            href: links[href] for href in HREF.findall(article.revision.body_html) if href in links
+        }
+        key = render_key(
+            kind="article",
+            templates=self.fingerprint,
+            site=site,
+            path=path,
+            content=article.revision.content_hash,
+            revision=article.revision_number,
+            gone=article.gone,
+            links=used,
+            images=self.image_hashes(article),
+            budget=self.edition.page_budget_bytes,
+            width=self.edition.image_max_width,
+        )
+        self.report.articles += 1
+        if self.folder.reusable(path, key) and self.folder.reusable(path + ".minisig", key):
+            return
+        page = await self.fitted_page(article, site, links)
+        self.folder.write(path, page, key)
+        comment = manifest.page_comment(
+            path, article.revision_number, article.revision.canonical_url
+        )
+        self.folder.write(path + ".minisig", sign.sign(self.inputs.key, page, comment), key)
+
+    def image_hashes(self, article: EditionArticle) -> list[str | None]:
+        found = (self.store.image_for_url(url) for url in article.revision.images)
+        return [image.sha256 if image else None for image in found]
+
+    async def fitted_page(
+        self, article: EditionArticle, site: render.Site, links: dict[str, str]
+    ) -> bytes:
+        """The article page under the byte budget: images smaller first, then dropped."""
+        budget = self.edition.page_budget_bytes
+        page = b""
+        for divisor, quality in IMAGE_STEPS:
+            width = max(1, self.edition.image_max_width // divisor)
+            images = await self.article_images(article, width, quality)
+            page = render.render_article(self.view(article, images), site, links=links)
+            if len(page) <= budget or not article.revision.images:
+                return page
+        self.report.images_dropped += len(article.revision.images)
+        dropped = dict.fromkeys(article.revision.images)
+        page = render.render_article(self.view(article, dropped), site, links=links)
+        if len(page) > budget:
+            self.report.over_budget.append(article.path or "")
+        return page
+
+    def view(self, article: EditionArticle, images: dict[str, str | None]) -> render.ArticleView:
+        revision = article.revision
+        assert article.path is not None
+        return render.ArticleView(
+            path=article.path,
+            title=revision.title,
+            authors=revision.authors,
+            published=revision.published_at,
+            updated=revision.updated_at,
+            lead=revision.lead,
+            language=revision.language,
+            body_html=revision.body_html,
+            canonical_url=revision.canonical_url,
+            revision=article.revision_number,
+            images=images,
+        )
+
+    async def article_images(
+        self, article: EditionArticle, width: int, quality: int
+    ) -> dict[str, str | None]:
+        """Origin image URL -> data: URI at this size (None: no usable image)."""
+        images: dict[str, str | None] = {}
+        for url in article.revision.images:
+            stored = self.store.image_for_url(url)
+            images[url] = await self.rendition(stored.sha256, width, quality) if stored else None
+        return images
+
+    async def rendition(self, sha256: str, width: int, quality: int) -> str | None:
+        """An image downscaled and re-encoded, cached in the store by content hash."""
+        cached = self.store.rendition(sha256, width, quality)
+        if cached is None:
+            original = self.store.image_data(sha256)
+            if original is None:
+                return None
+            shrink = partial(shrink_image, max_width=width, quality=quality, fmt=RENDITION_FORMAT)
+            try:
+                data = await self.pool.run(shrink, original)
+            except ContentError as exc:
+                log.warning("image %s dropped: %s", sha256[:12], exc)
+                return None
+            cached = (mime_of(RENDITION_FORMAT), data)
+            self.store.save_rendition(sha256, width, quality, *cached)
+        return data_uri(cached[1], cached[0])
+
+    # the pages every edition has
+
+    def shared_pages(self, articles: list[EditionArticle], site: render.Site) -> None:
+        """Archive months, feeds, mirror list, verify page, keys: written when changed."""
+        summaries = self.summaries(articles)
+        for month, entries in sorted(self.by_month(summaries).items()):
+            page = render.render_archive_month(month, entries, site)
+            self.folder.write(render.archive_path(month), page)
+        for language in (None, *self.extra_languages(site)):
+            chosen = in_language(summaries, language)[:FEED_ENTRIES]
+            feed = render.render_feed(chosen, site, updated=newest_time(chosen), language=language)
+            self.folder.write(render.feed_path(language), feed)
+        mirrors = self.inputs.mirrors
+        self.folder.write(render.MIRRORS_HTML, render.render_mirrors_html(mirrors, site))
+        self.folder.write(render.MIRRORS_JSON, render.render_mirrors_json(mirrors, site))
+        self.folder.write(render.VERIFY_HTML, render.render_verify_page(site))
+        if self.inputs.keys_files:
+            self.folder.write(keys.KEYS_FILE, self.inputs.keys_files[0])
+            self.folder.write(keys.KEYS_SIGNATURE_FILE, self.inputs.keys_files[1])
+
+    def summaries(self, articles: list[EditionArticle]) -> list[render.ArticleSummary]:
+        return [self.view(article, {}).summary() for article in articles]
+
+    @staticmethod
+    def by_month(
+        summaries: list[render.ArticleSummary],
+    ) -> dict[str, list[render.ArticleSummary]]:
+        months: dict[str, list[render.ArticleSummary]] = {}
+        for summary in summaries:
+            month = render.month_of(summary.path)
+            if month:
+                months.setdefault(month, []).append(summary)
+        return months
+
+    def extra_languages(self, site: render.Site) -> tuple[str, ...]:
+        """Languages that get their own index and feed: all, when there are several."""
+        return site.languages if len(site.languages) > 1 else ()
+
+    # versions
+
+    def needs_version(self, previous: EditionRecord | None) -> bool:
+        if previous is None or self.folder.written or self.inputs.live_version > previous.version:
+            return True
+        if any(self.dropped(path) for path in self.folder.known):
+            return True  # an article was hidden or taken down
+        half_life = (previous.expires - previous.created) / 2
+        return self.now >= previous.created + half_life
+
+    def dropped(self, path: str) -> bool:
+        """A file of the last edition that this build has not produced (so far)."""
+        return (
+            path not in self.folder.produced
+            and manifest.is_listed(path)
+            and not is_index_path(path)
+        )
+
+    def unchanged(self, previous: EditionRecord) -> BuildReport:
+        """Nothing new: keep the version, its index pages and manifest as they are."""
+        for path, known in self.folder.known.items():
+            self.folder.produced.setdefault(path, known)
+        return self.finish(previous.version, new=False)
+
+    def new_version(
+        self,
+        articles: list[EditionArticle],
+        site: render.Site,
+        previous: EditionRecord | None,
+    ) -> BuildReport:
+        version = max(previous.version if previous else 0, self.inputs.live_version) + 1
+        expires = self.now + timedelta(days=self.config.signing.expires_days)
+        summaries = self.summaries(articles)
+        months = sorted(self.by_month(summaries), reverse=True)
+        for language in (None, *self.extra_languages(site)):
+            page = render.render_index(
+                in_language(summaries, language)[:INDEX_ENTRIES],
+                site,
+                edition_date=self.now,
+                expires=expires,
+                language=language,
+                months=months,
+            )
+            self.folder.write(render.index_path(language), page)
+        listed = [
+            manifest.FileEntry(entry.path, entry.size, entry.sha256)
+            for entry in self.folder.produced.values()
+        ]
+        built = manifest.make_manifest(
+            listed,
+            version=version,
+            epoch=self.inputs.epoch,
+            created=self.now,
+            expires=expires,
+            key_id=self.inputs.key.public.key_id,
+        )
+        for path, data in built.parts.items():
+            self.folder.write(path, data)
+        manifest_path = manifest.manifest_path(version)
+        self.folder.write(manifest_path, built.manifest)
+        comment = manifest.manifest_comment(version, expires, self.inputs.epoch)
+        self.folder.write(
+            manifest_path + ".minisig", sign.sign(self.inputs.key, built.manifest, comment)
+        )
+        self.folder.write("current", manifest.pointer_bytes(version))
+        self.store.save_edition(
+            EditionRecord(
+                version=version,
+                created=self.now,
+                expires=expires,
+                manifest_sha256=hashlib.sha256(built.manifest).hexdigest(),
+                epoch=self.inputs.epoch,
+                files=len(listed),
+            )
+        )
+        return self.finish(version, new=True)
+
+    def finish(self, version: int, *, new: bool) -> BuildReport:
+        report = self.report
+        report.removed = self.folder.remove_stale()
+        report.written = list(self.folder.written)
+        self.store.save_edition_files(list(self.folder.produced.values()), report.removed)
+        listed = [e for e in self.folder.produced.values() if manifest.is_listed(e.path)]
+        report.version, report.new_version = version, new
+        report.files = len(listed)
+        report.bytes = sum(entry.size for entry in listed)
+        report.largest = sorted(
+            ((e.path, e.size) for e in listed if e.path.endswith(".html")),
+            key=lambda item: (-item[1], item[0]),
+        )[:LARGEST]
+        return report
+
+
+RENDITION_FORMAT = "webp"
+NO_ARTICLES_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # a feed with no entries: a fixed date
+FEED_ENTRIES = 50
+INDEX_ENTRIES = 100
+LARGEST = 10
+
+
+def in_language(
+    summaries: list[render.ArticleSummary], language: str | None
+) -> list[render.ArticleSummary]:
+    """The articles in one language (primary subtag), or all of them."""
+    if language is None:
+        return summaries
+    return [s for s in summaries if s.language.split("-")[0].lower() == language]
+
+
+def newest_time(summaries: list[render.ArticleSummary]) -> datetime:
+    """The latest publication or update among the articles: the feed's `updated`."""
+    times = [t for s in summaries for t in (s.published, s.updated) if t is not None]
+    return max(times, default=NO_ARTICLES_TIME)

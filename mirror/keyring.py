@@ -1,0 +1,157 @@
+"""The key files a config names: make them, load them for a build, and let the offline
+root certify the online signing key (keys.json)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from mirror import keys, sign
+from mirror.build import BuildInputs, write_atomic
+from mirror.config import Config
+from mirror.errors import BuildError, KeyCertificateError, KeyFileError, UsageError
+from mirror.render import MirrorLink
+
+
+@dataclass(frozen=True)
+class WrittenKeys:
+    secret_path: Path
+    public_path: Path
+    public_line: str
+
+
+def passphrase_from(env_name: str | None) -> str | None:
+    """The passphrase in the named environment variable (never in files or arguments)."""
+    if not env_name:
+        return None
+    value = os.environ.get(env_name)
+    if value is None:
+        raise KeyFileError(f"the passphrase variable ${env_name} is not set")
+    return value
+
+
+def make_keys(
+    config: Config | None, *, root: bool, out: str | None, passphrase_env: str | None
+) -> WrittenKeys:
+    """A new key pair, written where the config (or --out) says; never overwrites."""
+    if config is not None:
+        secret_path, public_path = config.signing.secret_key_file, config.signing.public_key_file
+    else:
+        folder = Path(out or ".")
+        stem = "root" if root else "mirror"
+        secret_path, public_path = folder / f"{stem}.key", folder / f"{stem}.pub"
+    key = sign.generate_key()
+    sign.write_key_pair(key, secret_path, public_path, passphrase_from(passphrase_env))
+    return WrittenKeys(secret_path, public_path, key.public.line())
+
+
+def load_signing_key(config: Config) -> sign.SecretKey:
+    signing = config.signing
+    return sign.load_secret_key(signing.secret_key_file, passphrase_from(signing.passphrase_env))
+
+
+def load_public_key(text_or_path: str) -> sign.PublicKey:
+    """A public key given as a minisign .pub file or as its "RW..." line."""
+    candidate = Path(text_or_path)
+    if not text_or_path.startswith("RW") and candidate.exists():
+        try:
+            return sign.parse_public_key(candidate.read_text(encoding="utf-8", errors="replace"))
+        except OSError as exc:
+            raise KeyFileError(f"cannot read {candidate}: {exc.strerror}") from exc
+    if text_or_path.startswith("RW"):
+        return sign.parse_public_key(text_or_path)
+    raise KeyFileError(f"{text_or_path}: no such public key file, and not an RW... key")
+
+
+def certificate_paths(config: Config) -> tuple[Path, Path]:
+    path = config.signing.certificate_file
+    return path, path.with_name(path.name + ".minisig")
+
+
+def read_certificate(config: Config) -> tuple[bytes, bytes] | None:
+    data_path, sig_path = certificate_paths(config)
+    if not data_path.exists():
+        return None
+    try:
+        return data_path.read_bytes(), sig_path.read_bytes()
+    except OSError as exc:
+        raise BuildError(f"cannot read the key certificate: {exc}") from exc
+
+
+def build_inputs(config: Config, *, now: datetime, live_version: int = 0) -> BuildInputs:
+    """The signing key, its root certificate (when a root is configured) and the mirror list."""
+    key = load_signing_key(config)
+    files, epoch = None, 0
+    if config.signing.root_public_key_file is not None:
+        files, epoch = checked_certificate(config, key, now)
+    mirrors = tuple(
+        MirrorLink(name=m.name, url=m.public_url) for m in config.mirrors if m.listed and m.enabled
+    )
+    return BuildInputs(
+        key=key, keys_files=files, epoch=epoch, mirrors=mirrors, live_version=live_version
+    )
+
+
+def checked_certificate(
+    config: Config, key: sign.SecretKey, now: datetime
+) -> tuple[tuple[bytes, bytes], int]:
+    """keys.json must be the configured root's and certify this signing key now."""
+    assert config.signing.root_public_key_file is not None
+    root = load_public_key(str(config.signing.root_public_key_file))
+    files = read_certificate(config)
+    if files is None:
+        raise BuildError(
+            f"a root key is configured but {config.signing.certificate_file} is missing: "
+            "run `mirror keys certify --root-key ROOT.key` where the root key is kept"
+        )
+    try:
+        certificate = keys.check_certificate(root, files[0], files[1], now=now)
+        certificate.signing_key_for(key.public.key_id, now)
+    except KeyCertificateError as exc:
+        raise BuildError(f"the signing key is not usable: {exc}") from exc
+    return files, certificate.epoch
+
+
+def certify_signing_key(
+    config: Config,
+    *,
+    root_key_file: Path,
+    days: int,
+    revoke: tuple[str, ...],
+    reset_versions: bool,
+    passphrase_env: str | None,
+    now: datetime,
+) -> str:
+    """Write keys.json + signature: the root certifies the config's signing key."""
+    if days <= 0:
+        raise UsageError("--days must be above 0")
+    root = sign.load_secret_key(root_key_file, passphrase_from(passphrase_env))
+    configured = config.signing.root_public_key_file
+    if configured is not None and load_public_key(str(configured)) != root.public:
+        raise KeyFileError(f"{root_key_file} is not the root named in signing.root_public_key_file")
+    signing = load_public_key(str(config.signing.public_key_file))
+    previous = _previous_certificate(config, root.public, now)
+    data, signature = keys.certify(
+        root,
+        signing,
+        now=now,
+        days=days,
+        previous=previous,
+        revoke=tuple(load_public_key(item) for item in revoke),
+        reset_versions=reset_versions,
+    )
+    data_path, sig_path = certificate_paths(config)
+    write_atomic(data_path, data)
+    write_atomic(sig_path, signature)
+    return f"{data_path} written: {signing.line()} certified for {days} days"
+
+
+def _previous_certificate(
+    config: Config, root: sign.PublicKey, now: datetime
+) -> keys.KeyCertificate | None:
+    files = read_certificate(config)
+    if files is None:
+        return None
+    return keys.check_certificate(root, files[0], files[1], now=now)

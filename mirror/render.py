@@ -1,0 +1,732 @@
+"""The edition's pages, rendered from plain data: views in, bytes out.
+
+No store, no files, no clock: the build gathers `Site`, `ArticleView`,
+`ArticleSummary` and `MirrorLink` values and writes what these functions return.
+The same inputs always give byte-identical output, and article pages hold no build
+time, so an unchanged article keeps its hash.
+
+Paths inside an edition (all relative, "/"-separated, see the `*_path` functions):
+
+    index.html, index-<lang>.html     newest articles (all languages / one language)
+    archive/YYYY-MM.html              one month
+    articles/YYYY/MM/<slug>.html      one article (`mirror.slugs.article_path`)
+    feed.xml, feed-<lang>.xml         Atom feed (all languages / one language)
+    mirrors.html, mirrors.json        the listed mirrors
+    verify.html                       how to check the signatures
+
+Every page is self-contained (CSS inline, images as data: URIs, no script, no font),
+carries a Content-Security-Policy that forbids every request, and links only
+relatively, except an article's optional link to its original and the external links
+of its body.
+
+Page budget: `render_article` renders the images it is given. `fit_article` renders
+with the best image candidates that keep the page under a byte budget, then drops
+images (largest first, each replaced by a visible note) until it fits.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+import posixpath
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, tzinfo
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+import lxml.html
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_skeleton, format_time
+from babel.lists import format_list
+from lxml.etree import ParserError
+from markupsafe import Markup
+
+INDEX_HTML = "index.html"
+FEED_XML = "feed.xml"
+MIRRORS_HTML = "mirrors.html"
+MIRRORS_JSON = "mirrors.json"
+VERIFY_HTML = "verify.html"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
+_LANGUAGE_INDEX = re.compile(r"index-[a-z]{2,3}(?:-[a-z0-9]{2,8})*\.html")
+_MONTH = re.compile(r"\d{4}-(?:0[1-9]|1[0-2])")
+_ARTICLE_MONTH = re.compile(r"articles/(\d{4})/(\d{2})/")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+TEMPLATE_FOLDER = "edition"  # in mirror.templates; the digest's templates sit beside it
+ACTIVE_TAGS = ("script", "style", "iframe", "object", "embed", "link", "meta", "base", "form")
+_FEED_NAMESPACE = uuid.UUID("6f1c7a52-3d1e-4f0e-9a57-2b8f1d3c9e40")  # this project's own
+
+
+@dataclass(frozen=True)
+class Site:
+    """The publication as every page shows it."""
+
+    name: str
+    language: str  # the outlet's main language: chrome of index, archive and feed
+    home_url: str  # the origin's front page (shown as text on the verify page only)
+    public_key_line: str  # the signing key, minisign's base64 line "RW..."
+    key_id: str  # its key id in hex, as minisign prints it
+    languages: tuple[str, ...] = ()  # several: per-language index and feed too
+    root_key_line: str = ""  # the offline root key "RW...", if the outlet has one
+    timezone: str = "UTC"  # IANA name: dates are shown in this zone
+
+
+class Listed(Protocol):
+    """What lists and feeds read of an article: an `ArticleSummary` or `ArticleView`."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def authors(self) -> tuple[str, ...]: ...
+    @property
+    def published(self) -> datetime | None: ...
+    @property
+    def updated(self) -> datetime | None: ...
+    @property
+    def lead(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def canonical_url(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class ArticleSummary:
+    """One article as lists and feeds show it."""
+
+    path: str  # its edition path, articles/YYYY/MM/<slug>.html
+    title: str
+    authors: tuple[str, ...]
+    published: datetime | None
+    updated: datetime | None
+    lead: str
+    language: str
+    canonical_url: str
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    """One article page's content.
+
+    `body_html` is sanitised (`mirror.sanitise`) with absolute origin URLs; `images`
+    maps each image URL of the body to its data: URI, or to None to leave it out with
+    a visible note (an image missing from the map is left out the same way).
+    """
+
+    path: str
+    title: str
+    authors: tuple[str, ...]
+    published: datetime | None
+    updated: datetime | None
+    lead: str
+    language: str
+    body_html: str
+    canonical_url: str  # "" for no "original" link
+    revision: int
+    images: Mapping[str, str | None] = field(default_factory=dict)
+
+    def summary(self) -> ArticleSummary:
+        """This article as lists and feeds show it."""
+        return ArticleSummary(
+            path=self.path,
+            title=self.title,
+            authors=self.authors,
+            published=self.published,
+            updated=self.updated,
+            lead=self.lead,
+            language=self.language,
+            canonical_url=self.canonical_url,
+        )
+
+
+@dataclass(frozen=True)
+class MirrorLink:
+    """A listed mirror: its name and the public URL of the edition's folder."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class FittedPage:
+    """An article page fitted to a byte budget."""
+
+    html: bytes
+    level: int  # which candidate of each image was used (0: the first, best)
+    dropped: tuple[str, ...]  # image URLs left out (with a visible note)
+    fits: bool  # False: over budget even with every image dropped
+
+
+# --- paths -------------------------------------------------------------------------
+
+
+def index_path(language: str | None = None) -> str:
+    """`index.html`, or `index-<lang>.html` for one language's index."""
+    return INDEX_HTML if language is None else f"index-{_path_language(language)}.html"
+
+
+def feed_path(language: str | None = None) -> str:
+    """`feed.xml`, or `feed-<lang>.xml` for one language's feed."""
+    return FEED_XML if language is None else f"feed-{_path_language(language)}.xml"
+
+
+def archive_path(month: str) -> str:
+    """`archive/YYYY-MM.html` for `month` "YYYY-MM"."""
+    if not _MONTH.fullmatch(month):
+        raise ValueError(f"month must be YYYY-MM, not {month!r}")
+    return f"archive/{month}.html"
+
+
+def month_of(path: str) -> str | None:
+    """ "YYYY-MM" of an article path `articles/YYYY/MM/...`; None for an undated one."""
+    found = _ARTICLE_MONTH.match(path)
+    return f"{found[1]}-{found[2]}" if found else None
+
+
+def is_index_path(path: str) -> bool:
+    """Whether `path` is `index.html` or a language's `index-<lang>.html`."""
+    return path == INDEX_HTML or bool(_LANGUAGE_INDEX.fullmatch(path))
+
+
+def relative_url(page: str, target: str) -> str:
+    """The link from the page at edition path `page` to the edition path `target`."""
+    return posixpath.relpath(target, posixpath.dirname(page) or ".")
+
+
+def _path_language(language: str) -> str:
+    tag = language.replace("_", "-").lower()
+    if not _LANGUAGE.fullmatch(tag):
+        raise ValueError(f"not a language tag: {language!r}")
+    return tag
+
+
+# --- pages -------------------------------------------------------------------------
+
+
+def render_article(
+    article: ArticleView, site: Site, *, links: Mapping[str, str] | None = None
+) -> bytes:
+    """The article page at `article.path`.
+
+    `links` maps origin URLs of mirrored articles (fetch and canonical URLs alike) to
+    their edition paths: body links to them become relative links; other links stay
+    absolute. Images come from `article.images`. The page's size grows with its images:
+    to keep it under a budget, call again with smaller images or use `fit_article`.
+    """
+    body = rewrite_body(article.body_html, article, links or {})
+    month = month_of(article.path)
+    return _render(
+        "article.html",
+        article.path,
+        site,
+        article.language,
+        article=article,
+        body=Markup(body),  # noqa: S704 -- sanitised upstream, re-serialised by lxml
+        show_lead=bool(article.lead) and not _body_starts_with(article.body_html, article.lead),
+        byline=_byline(article.authors, article.language),
+        published=_moment(article.published, article.language, site),
+        updated=_moment(_later(article.updated, article.published), article.language, site),
+        archive=archive_path(month) if month else None,
+        archive_name=_month_name(month, article.language) if month else "",
+    )
+
+
+def fit_article(
+    article: ArticleView,
+    site: Site,
+    *,
+    links: Mapping[str, str] | None = None,
+    candidates: Mapping[str, Sequence[str]],
+    budget_bytes: int,
+) -> FittedPage:
+    """The article page with the best images that keep it within `budget_bytes`.
+
+    `candidates` maps each image URL to its data: URIs, best (largest) first. Every
+    image takes its candidate at the same level, level after level; if even the last
+    level is too large, images are dropped, largest first, until the page fits.
+    """
+    levels = max((len(uris) for uris in candidates.values()), default=1)
+    images: dict[str, str | None] = {}
+    for level in range(max(levels, 1)):
+        images = {url: _at_level(uris, level) for url, uris in candidates.items()}
+        page = render_article(replace(article, images=images), site, links=links)
+        if len(page) <= budget_bytes:
+            return FittedPage(page, level, (), True)
+    dropped: list[str] = []
+    for url in sorted(images, key=lambda u: (-len(images[u] or ""), u)):
+        if images[url] is None:
+            continue
+        images[url] = None
+        dropped.append(url)
+        page = render_article(replace(article, images=images), site, links=links)
+        if len(page) <= budget_bytes:
+            break
+    return FittedPage(page, max(levels - 1, 0), tuple(dropped), len(page) <= budget_bytes)
+
+
+def render_index(
+    articles: Sequence[Listed],
+    site: Site,
+    *,
+    edition_date: datetime,
+    expires: datetime,
+    language: str | None = None,
+    months: Sequence[str] = (),
+) -> bytes:
+    """The front page (`index_path(language)`): `articles` newest first, the edition's
+    date and expiry in words, links to the archive `months` ("YYYY-MM", newest first)
+    and to the other languages' indexes when the site has several."""
+    chrome = language or site.language
+    return _render(
+        "index.html",
+        index_path(language),
+        site,
+        chrome,
+        articles=[_listed(item, site) for item in articles],
+        edition_date=_when(edition_date, chrome, site),
+        expires=_when(expires, chrome, site),
+        months=[(archive_path(month), _month_name(month, chrome)) for month in months],
+        languages=_language_links(site, language),
+        feed=feed_path(language),
+    )
+
+
+def render_archive_month(month: str, articles: Sequence[Listed], site: Site) -> bytes:
+    """The archive page of `month` ("YYYY-MM"): its `articles`, in the order given."""
+    return _render(
+        "archive.html",
+        archive_path(month),
+        site,
+        site.language,
+        month_name=_month_name(month, site.language),
+        articles=[_listed(item, site) for item in articles],
+    )
+
+
+def render_mirrors_html(mirrors: Sequence[MirrorLink], site: Site) -> bytes:
+    """`mirrors.html`: every mirror given (the caller passes the listed ones only)."""
+    rows = [(mirror.name, _mirror_index_url(mirror.url)) for mirror in mirrors]
+    return _render("mirrors.html", MIRRORS_HTML, site, site.language, mirrors=rows)
+
+
+def render_mirrors_json(mirrors: Sequence[MirrorLink], site: Site) -> bytes:
+    """`mirrors.json`: {"publication", "mirrors": [{"name", "url", "index"}]}, canonical."""
+    document = {
+        "publication": site.name,
+        "mirrors": [
+            {"name": mirror.name, "url": mirror.url, "index": _mirror_index_url(mirror.url)}
+            for mirror in mirrors
+        ],
+    }
+    text = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True)
+    return (text + "\n").encode("utf-8")
+
+
+def render_verify_page(site: Site) -> bytes:
+    """`verify.html`: the public key(s) and the minisign commands that check this copy."""
+    return _render("verify.html", VERIFY_HTML, site, site.language)
+
+
+def render_feed(
+    articles: Sequence[Listed],
+    site: Site,
+    *,
+    updated: datetime | None = None,
+    language: str | None = None,
+) -> bytes:
+    """The Atom feed (`feed_path(language)`) of `articles`, newest first.
+
+    `updated` defaults to the newest date among the entries (1970 for an empty feed),
+    so an unchanged list of articles gives an unchanged feed.
+
+    Every link is relative to the feed's own location, so a reader resolves it inside
+    whichever mirror served the feed. Entry ids are stable URNs made from the
+    canonical URL, so the origin's address is not a link in the feed.
+    """
+    chrome = language or site.language
+    updated = updated or _newest(articles)
+    return _render(
+        "feed.xml",
+        feed_path(language),
+        site,
+        chrome,
+        feed_id=_urn(f"{site.home_url} {language or ''}"),
+        updated=_rfc3339(updated),
+        entries=[_entry(item, updated) for item in articles],
+        index=index_path(language),
+    )
+
+
+# --- body rewriting ----------------------------------------------------------------
+
+
+def rewrite_body(body_html: str, article: ArticleView, links: Mapping[str, str]) -> str:
+    """`body_html` with mirrored links made relative and images inlined or noted."""
+    if not body_html.strip():
+        return ""
+    try:
+        root = lxml.html.fragment_fromstring(body_html, create_parent="div")
+    except (ParserError, ValueError):
+        return ""
+    note = _messages(article.language)["image_dropped"]
+    for anchor in root.iter("a"):
+        _rewrite_link(anchor, article.path, links)
+    for image in list(root.iter("img")):
+        _inline_image(image, article.images, note)
+    _strip_active_content(root)
+    html: str = lxml.html.tostring(root, encoding="unicode")
+    return html[len("<div>") : -len("</div>")]
+
+
+def _strip_active_content(root: lxml.html.HtmlElement) -> None:
+    """Remove what the sanitiser never lets through, should it reach here anyway."""
+    for element in list(root.iter(*ACTIVE_TAGS)):
+        element.drop_tree()
+    for element in root.iter():
+        for attribute in list(element.attrib):
+            if attribute.startswith("on") or attribute in ("srcset", "style"):
+                del element.attrib[attribute]
+
+
+def _rewrite_link(anchor: lxml.html.HtmlElement, page: str, links: Mapping[str, str]) -> None:
+    href = (anchor.get("href") or "").strip()
+    address, _, fragment = href.partition("#")
+    target = links.get(href) or links.get(address)
+    if target is not None:
+        relative = relative_url(page, target)
+        anchor.set("href", f"{relative}#{fragment}" if fragment else relative)
+    elif urlsplit(href).scheme in ("http", "https"):
+        anchor.set("rel", "noreferrer")
+    else:
+        anchor.attrib.pop("href", None)
+
+
+def _inline_image(
+    image: lxml.html.HtmlElement, images: Mapping[str, str | None], note: str
+) -> None:
+    uri = images.get(image.get("src") or "")
+    if uri is not None and uri.startswith("data:image/"):
+        image.set("src", uri)
+        return
+    alt = (image.get("alt") or "").strip()
+    replacement = lxml.html.Element("span", {"class": "noimage"})
+    replacement.text = f"[{note}: {alt}]" if alt else f"[{note}]"
+    replacement.tail = image.tail
+    parent = image.getparent()
+    if parent is not None:
+        parent.replace(image, replacement)
+
+
+def _body_starts_with(body_html: str, lead: str) -> bool:
+    """Whether the body already opens with the lead (then the page shows it once)."""
+    if not body_html.strip():
+        return False
+    try:
+        text = lxml.html.fragment_fromstring(body_html, create_parent="div").text_content()
+    except (ParserError, ValueError):
+        return False
+    squeezed = " ".join(text.split())
+    return " ".join(lead.split()) in squeezed[: 2 * len(lead) + 200]
+
+
+def _at_level(uris: Sequence[str], level: int) -> str | None:
+    return uris[min(level, len(uris) - 1)] if uris else None
+
+
+# --- words: dates, bylines, chrome ---------------------------------------------------
+
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "home": "Front page",
+        "mirrors": "Mirrors",
+        "verify": "Check signatures",
+        "archive": "Archive",
+        "feed": "Feed (Atom)",
+        "latest": "Latest articles",
+        "by": "By {names}",
+        "by_one": "By {names}",
+        "updated": "updated",
+        "original": "Original",
+        "revision": "revision {n}",
+        "image_dropped": "Image left out to keep this page small",
+        "edition": "This edition was made on {date}.",
+        "expires": (
+            "It is valid until {date}. Later than that, this copy may be stale or frozen: "
+            "look for a fresh one on another mirror."
+        ),
+        "languages": "Other languages",
+        "all_languages": "All languages",
+        "no_articles": "No articles yet.",
+        "signed": "Every page of this copy is signed by {name}.",
+    },
+    "ru": {
+        "home": "Главная",
+        "mirrors": "Зеркала",
+        "verify": "Проверка подписей",
+        "archive": "Архив",
+        "feed": "Лента (Atom)",
+        "latest": "Последние статьи",
+        "by": "Авторы: {names}",
+        "by_one": "Автор: {names}",
+        "updated": "обновлено",
+        "original": "Оригинал",
+        "revision": "редакция {n}",
+        "image_dropped": "Изображение не включено, чтобы страница оставалась лёгкой",
+        "edition": "Этот выпуск собран {date}.",
+        "expires": (
+            "Он действителен до {date}. Если сейчас позже, эта копия может быть устаревшей "
+            "или замороженной: найдите свежую на другом зеркале."
+        ),
+        "languages": "Другие языки",
+        "all_languages": "Все языки",
+        "no_articles": "Статей пока нет.",
+        "signed": "Каждая страница этой копии подписана изданием «{name}».",
+    },
+}
+RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "ps", "sd", "ug", "yi", "ckb", "dv"})
+
+
+def _messages(language: str) -> dict[str, str]:
+    return MESSAGES.get(_base_language(language), MESSAGES["en"])
+
+
+def _base_language(language: str) -> str:
+    return language.replace("_", "-").split("-")[0].lower()
+
+
+@functools.lru_cache(maxsize=64)
+def _locale(language: str) -> Locale:
+    try:
+        return Locale.parse(language.replace("-", "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        try:
+            return Locale.parse(_base_language(language))
+        except (ValueError, TypeError, UnknownLocaleError):
+            return Locale.parse("en")
+
+
+def _lang_attribute(language: str) -> str:
+    tag = language.replace("_", "-")
+    return tag if _LANGUAGE.fullmatch(tag.lower()) else "und"
+
+
+def _direction(language: str) -> str:
+    return "rtl" if _base_language(language) in RTL_LANGUAGES else "ltr"
+
+
+@functools.lru_cache(maxsize=16)
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Moment:
+    iso: str  # for <time datetime>
+    words: str  # in the page's language
+
+
+def _moment(moment: datetime | None, language: str, site: Site) -> _Moment | None:
+    """A date in words ("25 ноября 2026 г.") in `language`, in the site's time zone."""
+    if moment is None:
+        return None
+    local = _aware(moment).astimezone(_zone(site.timezone))
+    return _Moment(_rfc3339(moment), format_date(local, "long", locale=_locale(language)))
+
+
+def _when(moment: datetime, language: str, site: Site) -> _Moment:
+    """A date and time in words, with the zone's name."""
+    local = _aware(moment).astimezone(_zone(site.timezone))
+    locale = _locale(language)
+    words = f"{format_date(local, 'long', locale=locale)}, "
+    words += f"{format_time(local, 'short', locale=locale)} {local.tzname() or 'UTC'}"
+    return _Moment(_rfc3339(moment), words)
+
+
+def _later(updated: datetime | None, published: datetime | None) -> datetime | None:
+    """`updated` when it is a later day than `published` (else no "updated" line)."""
+    if updated is None or published is None:
+        return updated if published is None else None
+    return updated if _aware(updated).date() > _aware(published).date() else None
+
+
+def _month_name(month: str, language: str) -> str:
+    year, number = (int(part) for part in month.split("-"))
+    return format_skeleton("yMMMM", datetime(year, number, 1), locale=_locale(language))
+
+
+def _byline(authors: Sequence[str], language: str) -> str:
+    names = [name.strip() for name in authors if name.strip()]
+    if not names:
+        return ""
+    key = "by_one" if len(names) == 1 else "by"
+    listed = format_list(names, locale=_locale(language))
+    return _messages(language)[key].format(names=listed)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return _aware(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class _Listed:
+    summary: Listed
+    lang: str
+    dir: str
+    byline: str
+    published: _Moment | None
+
+
+def _listed(item: Listed, site: Site) -> _Listed:
+    return _Listed(
+        item,
+        _lang_attribute(item.language),
+        _direction(item.language),
+        _byline(item.authors, item.language),
+        _moment(item.published, item.language, site),
+    )
+
+
+def _language_links(site: Site, current: str | None) -> list[tuple[str, str, str]]:
+    """(path, name, lang) of the other indexes, when the site has several languages."""
+    if len(site.languages) < 2:
+        return []
+    links = []
+    if current is not None:
+        chrome = _messages(current)["all_languages"]
+        links.append((INDEX_HTML, chrome, _lang_attribute(current)))
+    for language in site.languages:
+        if language != current:
+            name = _locale(language).get_display_name(_locale(language)) or language
+            links.append((index_path(language), name, _lang_attribute(language)))
+    return links
+
+
+def _mirror_index_url(url: str) -> str:
+    return (url if url.endswith("/") else url + "/") + INDEX_HTML
+
+
+# --- feed ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    summary: Listed
+    id: str
+    lang: str
+    published: str | None
+    updated: str
+
+
+def _entry(item: Listed, fallback: datetime) -> _Entry:
+    newest = item.updated or item.published or fallback
+    return _Entry(
+        item,
+        _urn(item.canonical_url or item.path),
+        _lang_attribute(item.language),
+        _rfc3339(item.published) if item.published else None,
+        _rfc3339(newest),
+    )
+
+
+def _newest(articles: Sequence[Listed]) -> datetime:
+    moments = [_aware(m) for item in articles for m in (item.updated, item.published) if m]
+    return max(moments, default=EPOCH)
+
+
+def _urn(name: str) -> str:
+    return uuid.uuid5(_FEED_NAMESPACE, name).urn
+
+
+def _xml_text(value: object) -> str:
+    """`value` as text XML 1.0 can hold (no C0 controls but tab and newlines)."""
+    return _NOT_XML.sub("", str(value))
+
+
+# --- templates -----------------------------------------------------------------------
+
+
+def _render(template: str, page: str, site: Site, language: str, **context: Any) -> bytes:
+    """`template` rendered for the page at edition path `page`, chrome in `language`."""
+    rendered = (
+        _environment()
+        .get_template(template)
+        .render(
+            site=site,
+            page=page,
+            url=functools.partial(relative_url, page),
+            t=_messages(language),
+            lang=_lang_attribute(language),
+            base=_base_language(language),
+            dir=_direction(language),
+            csp=Markup(CONTENT_SECURITY_POLICY),  # noqa: S704 -- a constant, no quote or tag
+            paths={
+                "index": INDEX_HTML,
+                "mirrors": MIRRORS_HTML,
+                "verify": VERIFY_HTML,
+                "feed": FEED_XML,
+            },
+            **context,
+        )
+    )
+    return rendered.encode("utf-8")
+
+
+def template_sources() -> dict[str, bytes]:
+    """Every edition template's bytes by name: a build's cache key for its pages."""
+    folder = _template_root().joinpath(TEMPLATE_FOLDER)
+    return {item.name: item.read_bytes() for item in folder.iterdir() if item.is_file()}
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=_TemplateLoader(),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["xml"] = _xml_text
+    return environment
+
+
+class _TemplateLoader(jinja2.BaseLoader):
+    """Templates from `mirror.templates` (the top-level templates/ folder)."""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        if ".." in template.split("/"):
+            raise jinja2.TemplateNotFound(template)
+        source = _template_root().joinpath(TEMPLATE_FOLDER, *template.split("/"))
+        if not source.is_file():
+            raise jinja2.TemplateNotFound(template)
+        return source.read_text(encoding="utf-8"), None, lambda: True
+
+
+@functools.cache
+def _template_root() -> Traversable:
+    try:
+        return importlib.resources.files("mirror.templates")
+    except ModuleNotFoundError:  # running from a source tree that is not installed
+        return Path(__file__).resolve().parent.parent / "templates"

@@ -1,0 +1,1 @@
+"""The jinja2 templates, shipped inside the wheel as `mirror.templates`."""

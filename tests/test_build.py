@@ -1,0 +1,212 @@
+"""The build stage: the edition from a store filled from the sample newsroom."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import subprocess
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mirror import manifest, sign
+from mirror.build import BuildReport, build_edition
+from mirror.config import Config, load_config
+from mirror.fetch import fetch_articles
+from mirror.keyring import build_inputs
+from mirror.newsroom import NewsroomOptions, config_for, serve_newsroom
+from mirror.newsroom.state import DEFAULT_REFERENCE
+from mirror.store import Revision, Store
+
+NOW = DEFAULT_REFERENCE + timedelta(hours=6)
+
+
+def minisign_binary() -> str:
+    path = shutil.which("minisign")
+    if path is None:
+        if __import__("os").environ.get("CI") == "true":
+            pytest.fail("minisign is not installed (apt-get install minisign)")
+        pytest.skip("minisign is not installed")
+    return path
+
+
+@pytest.fixture(scope="module")
+def fetched_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding the sample newsroom's articles, fetched once for this module."""
+    folder = tmp_path_factory.mktemp("fetched")
+
+    async def fill() -> Path:
+        options = NewsroomOptions(articles=8, feed_items=0, image_size=(900, 600))
+        async with serve_newsroom(options) as running:
+            path = folder / "mirror.toml"
+            path.write_text(config_for(running.base_url, folder), encoding="utf-8")
+            config = load_config(path)
+            with Store(config.state.path) as store:
+                report = await fetch_articles(config, store, now=NOW)
+                assert report.failed == [] and report.new == 8
+            return config.state.path
+
+    return asyncio.run(fill())
+
+
+@pytest.fixture
+def config(fetched_store: Path, tmp_path: Path) -> Config:
+    """A config of its own for each test, with a copy of the fetched store and new keys."""
+    path = tmp_path / "mirror.toml"
+    path.write_text(config_for("http://127.0.0.1:9/", tmp_path), encoding="utf-8")
+    config = load_config(path)
+    config.state.path.parent.mkdir(parents=True)
+    shutil.copy(fetched_store, config.state.path)
+    key = sign.generate_key()
+    sign.write_key_pair(key, config.signing.secret_key_file, config.signing.public_key_file, None)
+    return config
+
+
+def build(config: Config, now=NOW) -> BuildReport:  # type: ignore[no-untyped-def]
+    inputs = build_inputs(config, now=now)
+    with Store(config.state.path) as store:
+        return asyncio.run(build_edition(config, store, inputs, now=now))
+
+
+def tree(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def article_pages(folder: Path) -> list[str]:
+    return [path for path in tree(folder) if manifest.is_article_page(path)]
+
+
+def test_first_build_makes_the_whole_signed_edition(config: Config) -> None:
+    report = build(config)
+    out = config.edition.output_dir
+    files = tree(out)
+    assert report.new_version and report.version == 1
+    assert report.articles == 8
+    for path in ("index.html", "feed.xml", "mirrors.html", "mirrors.json", "verify.html"):
+        assert path in files, path
+    assert "current" in files and (out / "current").read_text() == "1\n"
+    assert "manifests/1.json" in files and "manifests/1.json.minisig" in files
+    pages = article_pages(out)
+    assert len(pages) == 8
+    assert all(page + ".minisig" in files for page in pages)
+    assert any(path.startswith("archive/") for path in files)
+    assert {"index-en.html", "index-ru.html", "feed-en.xml", "feed-ru.xml"} <= set(files)
+    listed = {path for path in files if manifest.is_listed(path)}
+    assert report.files == len(listed)
+    assert report.largest and report.largest[0][1] >= report.largest[-1][1]
+
+
+def test_same_store_same_bytes(config: Config, tmp_path: Path) -> None:
+    build(config)
+    first = tree(config.edition.output_dir)
+    other = replace(config, edition=replace(config.edition, output_dir=tmp_path / "again"))
+    shutil.copy(config.state.path, tmp_path / "copy.db")
+    with Store(tmp_path / "copy.db") as store:
+        store.execute("DELETE FROM edition_files")
+        store.execute("DELETE FROM editions")
+    other = replace(other, state=replace(other.state, path=tmp_path / "copy.db"))
+    build(other)
+    assert tree(other.edition.output_dir) == first
+
+
+def test_nothing_new_makes_no_new_version_until_half_the_lifetime(config: Config) -> None:
+    build(config)
+    before = tree(config.edition.output_dir)
+    again = build(config, NOW + timedelta(hours=1))
+    assert not again.new_version and again.version == 1
+    assert again.written == []
+    assert tree(config.edition.output_dir) == before
+    late = build(config, NOW + timedelta(days=config.signing.expires_days / 2 + 0.1))
+    assert late.new_version and late.version == 2
+
+
+def test_one_new_article_rewrites_only_its_page_month_index_feed_and_manifests(
+    config: Config,
+) -> None:
+    build(config)
+    with Store(config.state.path) as store:
+        row = store.add_article(
+            "http://127.0.0.1:9/2026/11/20/late-news/", guid=None, feed_url=None,
+            published_at=NOW, at=NOW,
+        )  # fmt: skip
+        store.save_revision(row.id, late_revision(), etag=None, last_modified=None, at=NOW)
+    report = build(config, NOW + timedelta(hours=1))
+    assert report.new_version and report.version == 2
+    written = set(report.written)
+    new_pages = [p for p in written if manifest.is_article_page(p)]
+    assert len(new_pages) == 1 and new_pages[0].startswith("articles/2026/11/")
+    allowed = {new_pages[0], new_pages[0] + ".minisig", "archive/2026-11.html", "current"}
+    allowed |= {"index.html", "index-en.html", "index-ru.html", "feed.xml", "feed-en.xml"}
+    others = {p for p in written if not p.startswith("manifests/")} - allowed
+    assert others == set(), others
+
+
+def late_revision() -> Revision:
+    return Revision(
+        content_hash="late-1",
+        title="Late news from the river",
+        authors=("Anna Writer",),
+        published_at=NOW,
+        updated_at=None,
+        lead="The river council met late.",
+        language="en",
+        canonical_url="http://127.0.0.1:9/2026/11/20/late-news/",
+        body_html="<p>The river council met late and published every sample.</p>",
+        images=(),
+    )
+
+
+def test_hidden_article_leaves_the_edition(config: Config) -> None:
+    build(config)
+    with Store(config.state.path) as store:
+        victim = store.list_articles()[0]
+        assert store.hide_article(str(victim["id"]), NOW) is not None
+    report = build(config, NOW + timedelta(hours=1))
+    assert report.new_version
+    assert victim["path"] in report.removed
+    assert not (config.edition.output_dir / victim["path"]).exists()
+    assert len(article_pages(config.edition.output_dir)) == 7
+
+
+def test_gone_articles_follow_the_config(config: Config) -> None:
+    build(config)
+    with Store(config.state.path) as store:
+        victim = store.list_articles()[0]
+        store.save_gone(victim["id"], 410, NOW)
+    kept = build(config, NOW + timedelta(hours=1))
+    assert (config.edition.output_dir / victim["path"]).exists()
+    hiding = replace(config, edition=replace(config.edition, gone_articles="hide"))
+    hidden = build(hiding, NOW + timedelta(hours=2))
+    assert not kept.removed and victim["path"] in hidden.removed
+
+
+def test_pages_stay_under_the_budget(config: Config) -> None:
+    small = replace(config, edition=replace(config.edition, page_budget_bytes=40_000))
+    report = build(small)
+    for path in article_pages(small.edition.output_dir):
+        size = (small.edition.output_dir / path).stat().st_size
+        assert size <= 40_000 or path in report.over_budget
+
+
+def test_stock_minisign_accepts_the_manifest_and_every_page(config: Config) -> None:
+    binary = minisign_binary()
+    build(config)
+    out = config.edition.output_dir
+    public = str(config.signing.public_key_file)
+    for path in ["manifests/1.json", *article_pages(out)]:
+        result = subprocess.run(
+            [binary, "-Vm", str(out / path), "-p", public], capture_output=True, text=True
+        )
+        assert result.returncode == 0, (path, result.stderr)
+        assert "Trusted comment" in result.stdout
+    page = article_pages(out)[0]
+    (out / page).write_bytes((out / page).read_bytes() + b"<!-- forged -->")
+    forged = subprocess.run([binary, "-Vm", str(out / page), "-p", public], capture_output=True)
+    assert forged.returncode != 0
