@@ -22,7 +22,14 @@ from tqdm import tqdm
 
 from mirror import __version__
 from mirror.config import Config, find_config, load_config
-from mirror.errors import ConfigError, MirrorError, StoreError, UsageError
+from mirror.errors import (
+    ConfigError,
+    MirrorError,
+    SigningError,
+    StoreError,
+    UsageError,
+    VerifyError,
+)
 from mirror.store import RunLock, Store
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_VERIFY = 0, 1, 2, 3
@@ -41,9 +48,12 @@ def run(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (ConfigError, UsageError, StoreError) as exc:
+    except (ConfigError, UsageError, StoreError, SigningError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
+    except VerifyError as exc:
+        log.error("verification failed: %s", exc)
+        return EXIT_VERIFY
     except MirrorError as exc:
         log.error("%s", exc)
         return EXIT_PARTIAL
@@ -64,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(parser)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_fetch(commands)
+    add_build(commands)
+    add_verify(commands)
+    add_keygen(commands)
+    add_keys(commands)
+    add_articles(commands)
     add_backup(commands)
     add_demo(commands)
     return parser
@@ -182,6 +197,189 @@ def run_fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
         log.warning("failed: %s: %s", failure.url, failure.reason)
     log.info("%s", report.summary())
     return status
+
+
+# build
+
+
+def add_build(commands: Any) -> None:
+    parser = subcommand(commands, "build", cmd_build, "render and sign the edition")
+    parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    with RunLock(config.state.path), Store(config.state.path) as store:
+        return run_build(config, store, args)
+
+
+def run_build(config: Config, store: Store, args: argparse.Namespace, live_version: int = 0) -> int:
+    from mirror.build import build_edition
+    from mirror.keyring import build_inputs
+
+    now = utc_now()
+    inputs = build_inputs(config, now=now, live_version=live_version)
+    with progress_bar("build", args) as bar:
+        report = asyncio.run(build_edition(config, store, inputs, now=now, progress=bar))
+    if args.json:
+        emit_json(report.to_json())
+    for path in report.over_budget:
+        log.warning("over the page budget even without images: %s", path)
+    log.info("%s", report.summary())
+    log.info("edition: %s", config.edition.output_dir)
+    return EXIT_OK
+
+
+# verify
+
+
+def add_verify(commands: Any) -> None:
+    parser = subcommand(
+        commands,
+        "verify",
+        cmd_verify,
+        "check a copy of the edition (a folder or a mirror URL): signatures, expiry, every file",
+    )
+    parser.add_argument("target", help="edition folder, or the http(s) URL of a mirror")
+    parser.add_argument(
+        "--key",
+        required=True,
+        help="the root public key (follows keys.json) or the signing key: a .pub file or RW...",
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from mirror.verify import verify_target
+
+    report = asyncio.run(verify_target(args.target, args.key, now=utc_now()))
+    if args.json:
+        emit_json(report.to_json())
+    for kind in ("missing", "tampered", "extra"):
+        for path in getattr(report, kind):
+            log.warning("%s: %s", kind, path)
+    log.info("%s", report.summary())
+    return EXIT_OK if report.ok else EXIT_VERIFY
+
+
+# keys
+
+
+def add_keygen(commands: Any) -> None:
+    parser = subcommand(
+        commands,
+        "keygen",
+        cmd_keygen,
+        "make a key pair: the online signing key, or (--root) the offline root key",
+    )
+    parser.add_argument("--root", action="store_true", help="make the offline root key")
+    parser.add_argument(
+        "--out",
+        help="folder for the key files (default: the [signing] files of the config; "
+        "with --root: the current folder)",
+    )
+    parser.add_argument(
+        "--passphrase-env",
+        help="encrypt the secret key with the passphrase in this environment variable",
+    )
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from mirror.keyring import make_keys
+
+    config = None if args.out or args.root else config_from(args)
+    written = make_keys(config, root=args.root, out=args.out, passphrase_env=args.passphrase_env)
+    log.info("secret key: %s (mode 0600; never share it)", written.secret_path)
+    log.info("public key: %s", written.public_path)
+    log.info("public key line: %s", written.public_line)
+    return EXIT_OK
+
+
+def add_keys(commands: Any) -> None:
+    parser = subcommand(commands, "keys", cmd_keys_certify, "manage keys with the offline root")
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    certify = actions.add_parser(
+        "certify",
+        help="the root certifies the online signing key (rotation, revocation)",
+        description="Write keys.json + keys.json.minisig: the root certifies the signing "
+        "key of the config for a period; --revoke cuts off a stolen key.",
+    )
+    add_common(certify, sub=True)
+    certify.add_argument("--root-key", required=True, help="the offline root's secret key file")
+    certify.add_argument("--days", type=int, default=365, help="how long the certificate lasts")
+    certify.add_argument(
+        "--revoke", action="append", default=[], help="revoke this public key (file or RW...)"
+    )
+    certify.add_argument(
+        "--reset-versions",
+        action="store_true",
+        help="start a new epoch: manifests may start over from version 1",
+    )
+    certify.add_argument(
+        "--passphrase-env", help="the root key's passphrase is in this environment variable"
+    )
+
+
+def cmd_keys_certify(args: argparse.Namespace) -> int:
+    from mirror.keyring import certify_signing_key
+
+    config = config_from(args)
+    result = certify_signing_key(
+        config,
+        root_key_file=Path(args.root_key),
+        days=args.days,
+        revoke=tuple(args.revoke),
+        reset_versions=args.reset_versions,
+        passphrase_env=args.passphrase_env,
+        now=utc_now(),
+    )
+    log.info("%s", result)
+    return EXIT_OK
+
+
+# articles
+
+
+def add_articles(commands: Any) -> None:
+    parser = subcommand(commands, "articles", cmd_articles_list, "list or take down articles")
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    hide = actions.add_parser(
+        "hide",
+        help="take an article down from the edition (and, at the next publish, every mirror)",
+    )
+    add_common(hide, sub=True)
+    hide.add_argument("article", metavar="URL_OR_ID", help="article id, origin URL or edition path")
+    hide.set_defaults(handler=cmd_articles_hide)
+    listing = actions.add_parser("list", help="the articles in the store")
+    add_common(listing, sub=True)
+    listing.add_argument("--json", action="store_true", help="print JSON on stdout")
+    listing.set_defaults(handler=cmd_articles_list)
+
+
+def cmd_articles_hide(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    with RunLock(config.state.path), Store(config.state.path) as store:
+        row = store.hide_article(args.article, utc_now())
+    if row is None:
+        raise UsageError(f"no article {args.article!r} in the store (see `mirror articles list`)")
+    log.info("article %s hidden; `mirror build` and `mirror publish` take it down", row.id)
+    return EXIT_OK
+
+
+def cmd_articles_list(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    with Store(config.state.path) as store:
+        articles = store.list_articles()
+    if getattr(args, "json", False):
+        emit_json({"articles": articles})
+    else:
+        for article in articles:
+            flag = " (hidden)" if article["hidden"] else ""
+            sys.stdout.write(
+                f"{article['id']}\t{article['state']}{flag}\t{article['path'] or '-'}\t"
+                f"{article['url']}\n"
+            )
+    return EXIT_OK
 
 
 # backup

@@ -1,0 +1,786 @@
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import tracemalloc
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from mirror import keys, sign
+from mirror.errors import (
+    ExpiredError,
+    KeyCertificateError,
+    ManifestError,
+    RollbackError,
+    SignatureError,
+    TargetError,
+    VerifyError,
+)
+from mirror.manifest import (
+    FileEntry,
+    ManifestBuild,
+    canonical_json,
+    is_article_page,
+    is_listed,
+    make_manifest,
+    manifest_comment,
+    page_comment,
+    pointer_bytes,
+    signature_path,
+)
+from mirror.verify import (
+    HttpSettings,
+    Seen,
+    VerifyReport,
+    check_rollback,
+    load_seen,
+    remember,
+    verify_edition,
+    verify_target,
+)
+
+from servers import closed_port, serve
+
+NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+CREATED = NOW - timedelta(hours=1)
+EXPIRES = NOW + timedelta(days=7)
+SITE = {
+    "index.html": b"<html>index v1</html>",
+    "feed.xml": b"<feed/>",
+    "mirrors.json": b"[]",
+    "archive/2026-11.html": b"<html>november</html>",
+    "articles/2026/11/first.html": b"<html>first article</html>",
+    "articles/2026/10/second.html": b"<html>second article</html>" * 100,
+    "articles/undated/third.html": b"<html>third</html>",
+}
+FAST = HttpSettings(retries=0, timeout_s=10)
+
+
+# ---------------------------------------------------------------- editions by hand
+
+
+def with_page_signatures(key: sign.SecretKey, files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """`files` plus a detached signature next to every article page."""
+    signed = dict(files)
+    for path, data in files.items():
+        if is_article_page(path):
+            comment = page_comment(path, 1, f"https://www.example.org/{path}")
+            signed[signature_path(path)] = sign.sign(key, data, comment)
+    return signed
+
+
+def entries(files: Mapping[str, bytes]) -> list[FileEntry]:
+    return [
+        FileEntry(path, len(data), hashlib.sha256(data).hexdigest())
+        for path, data in files.items()
+        if is_listed(path)
+    ]
+
+
+def write_files(folder: Path, files: Mapping[str, bytes]) -> None:
+    for path, data in files.items():
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def write_manifest(
+    folder: Path,
+    key: sign.SecretKey,
+    files: Mapping[str, bytes],
+    version: int,
+    *,
+    pointer: str | None = "current",
+    created: datetime = CREATED,
+    expires: datetime = EXPIRES,
+    epoch: int = 0,
+) -> ManifestBuild:
+    """Manifest `version` of `files` (parts, manifest, signature), and the pointer."""
+    built = make_manifest(
+        entries(files),
+        version=version,
+        epoch=epoch,
+        created=created,
+        expires=expires,
+        key_id=key.key_id,
+    )
+    comment = manifest_comment(version, built.document.expires, epoch)
+    write_files(
+        folder,
+        {
+            **built.parts,
+            built.path: built.manifest,
+            built.path + ".minisig": sign.sign(key, built.manifest, comment),
+        },
+    )
+    if pointer:
+        (folder / pointer).write_bytes(pointer_bytes(version))
+    return built
+
+
+def make_edition(
+    folder: Path,
+    key: sign.SecretKey,
+    version: int = 1,
+    files: Mapping[str, bytes] = SITE,
+    **options: object,
+) -> dict[str, bytes]:
+    """A whole, consistent edition in `folder`; returns its files."""
+    signed = with_page_signatures(key, files)
+    write_files(folder, signed)
+    write_manifest(folder, key, signed, version, **options)  # type: ignore[arg-type]
+    return signed
+
+
+async def verify(
+    target: str | Path,
+    key: sign.PublicKey,
+    state: Path,
+    *,
+    now: datetime = NOW,
+    is_root: bool = False,
+) -> VerifyReport:
+    return await verify_edition(
+        str(target), key, now=now, state_dir=state, is_root=is_root, http=FAST
+    )
+
+
+@pytest.fixture
+def key() -> sign.SecretKey:
+    return sign.generate_key()
+
+
+@pytest.fixture
+def edition(tmp_path: Path, key: sign.SecretKey) -> Path:
+    folder = tmp_path / "edition"
+    make_edition(folder, key)
+    return folder
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+# ---------------------------------------------------------------- folders
+
+
+async def test_a_whole_edition_verifies(edition: Path, key: sign.SecretKey, state: Path) -> None:
+    report = await verify(edition, key.public, state)
+    assert report.ok, report
+    assert (report.version, report.expires, report.pending) == (1, EXPIRES, None)
+    document = report.to_json()
+    assert {"ok", "version", "expires", "missing", "tampered", "extra"} <= set(document)
+    assert document["expires"] == "2026-12-01T06:00:00Z"
+    assert json.loads(json.dumps(document)) == document
+    assert load_seen(state / "seen.json")[key.public.key_id_hex] == Seen(0, 1, 0)
+
+
+async def test_a_changed_byte_is_tampered(edition: Path, key: sign.SecretKey, state: Path) -> None:
+    page = edition / "articles/2026/10/second.html"
+    data = bytearray(page.read_bytes())
+    data[1000] ^= 1
+    page.write_bytes(bytes(data))
+    (edition / "feed.xml").write_bytes(b"<feed/><!-- and more -->")
+    report = await verify(edition, key.public, state)
+    assert not report.ok
+    assert report.tampered == ["articles/2026/10/second.html", "feed.xml"]
+    assert report.missing == [] and report.extra == []
+
+
+async def test_a_deleted_file_is_missing(edition: Path, key: sign.SecretKey, state: Path) -> None:
+    (edition / "articles/2026/11/first.html.minisig").unlink()
+    shutil.rmtree(edition / "archive")
+    (edition / "mirrors.json").unlink()
+    (edition / "mirrors.json").mkdir()  # a folder where a file should be
+    report = await verify(edition, key.public, state)
+    assert not report.ok
+    assert report.missing == [
+        "archive/2026-11.html",
+        "articles/2026/11/first.html.minisig",
+        "mirrors.json",
+    ]
+
+
+async def test_an_added_file_is_extra(edition: Path, key: sign.SecretKey, state: Path) -> None:
+    write_files(
+        edition,
+        {
+            "articles/2026/11/fake.html": b"<html>not ours</html>",
+            "login.html": b"<form>",
+            "manifests/99.json": b"ignored",
+        },
+    )
+    report = await verify(edition, key.public, state)
+    assert not report.ok
+    assert report.extra == ["articles/2026/11/fake.html", "login.html"]
+    assert report.missing == [] and report.tampered == []
+
+
+async def test_mid_publish_a_file_may_match_the_pending_manifest(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    new = with_page_signatures(
+        key,
+        {
+            **SITE,
+            "index.html": b"<html>index v2</html>",
+            "articles/2026/11/fourth.html": b"<html>fourth</html>",
+        },
+    )
+    # 1. the new immutable files and manifest 2; 2. pending = 2; 3. the mutable files
+    write_files(edition, {p: d for p, d in new.items() if p.startswith("articles/2026/11/f")})
+    write_manifest(edition, key, new, 2, pointer="pending")
+    report = await verify(edition, key.public, state)
+    assert report.ok, report
+    assert (report.version, report.pending) == (1, 2)
+    write_files(edition, {"index.html": new["index.html"]})
+    assert (await verify(edition, key.public, state)).ok
+    (edition / "index.html").write_bytes(b"<html>index v3?</html>")
+    assert (await verify(edition, key.public, state)).tampered == ["index.html"]
+    # 4. current = 2, pending removed: index v1 no longer passes
+    (edition / "index.html").write_bytes(SITE["index.html"])
+    (edition / "current").write_bytes(b"2\n")
+    (edition / "pending").unlink()
+    report = await verify(edition, key.public, state)
+    assert (report.version, report.pending, report.tampered) == (2, None, ["index.html"])
+
+
+async def test_pending_equal_to_current_is_harmless(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    (edition / "pending").write_bytes(b"1\n")
+    report = await verify(edition, key.public, state)
+    assert report.ok and report.pending is None
+
+
+async def test_pending_older_than_current_is_a_rollback(
+    tmp_path: Path, key: sign.SecretKey, state: Path
+) -> None:
+    folder = tmp_path / "edition"
+    make_edition(folder, key, version=2)
+    write_manifest(folder, key, with_page_signatures(key, SITE), 1, pointer="pending")
+    with pytest.raises(RollbackError, match="pending"):
+        await verify(folder, key.public, state)
+
+
+async def test_an_expired_manifest_is_refused(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    with pytest.raises(ExpiredError, match="expired"):
+        await verify(edition, key.public, state, now=EXPIRES)
+    assert (await verify(edition, key.public, state, now=EXPIRES - timedelta(seconds=1))).ok
+
+
+async def test_an_older_version_than_seen_is_a_rollback(
+    tmp_path: Path, key: sign.SecretKey, state: Path
+) -> None:
+    make_edition(tmp_path / "v5", key, version=5)
+    make_edition(tmp_path / "v4", key, version=4)
+    assert (await verify(tmp_path / "v5", key.public, state)).ok
+    with pytest.raises(RollbackError, match="version 4"):
+        await verify(tmp_path / "v4", key.public, state)
+    assert (await verify(tmp_path / "v5", key.public, state)).ok
+    assert (await verify(tmp_path / "v4", key.public, tmp_path / "elsewhere")).ok
+
+
+async def test_a_new_epoch_may_start_versions_again(
+    tmp_path: Path, key: sign.SecretKey, state: Path
+) -> None:
+    make_edition(tmp_path / "old", key, version=9)
+    make_edition(tmp_path / "new", key, version=1, epoch=1)
+    assert (await verify(tmp_path / "old", key.public, state)).ok
+    assert (await verify(tmp_path / "new", key.public, state)).ok
+    with pytest.raises(RollbackError):
+        await verify(tmp_path / "old", key.public, state)
+
+
+def test_rollback_memory_keeps_the_newest(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "seen.json"
+    remember(path, "AA", Seen(0, 5, 2))
+    remember(path, "AA", Seen(0, 4, 3))
+    remember(path, "BB", Seen(1, 1, 0))
+    assert load_seen(path) == {"AA": Seen(0, 5, 3), "BB": Seen(1, 1, 0)}
+    assert [p.name for p in path.parent.iterdir()] == ["seen.json"]  # no temporary left
+    check_rollback(Seen(0, 5, 3), Seen(1, 1, 3))
+    with pytest.raises(RollbackError, match="serial"):
+        check_rollback(Seen(0, 5, 3), Seen(0, 6, 2))
+
+
+@pytest.mark.parametrize("garbage", [b"{", b"[]", b'{"AA": {"version": "5"}}', b'{"AA": 3}'])
+async def test_garbled_rollback_memory_is_named(
+    edition: Path, key: sign.SecretKey, state: Path, garbage: bytes
+) -> None:
+    write_files(state, {"seen.json": garbage})
+    with pytest.raises(RollbackError, match="delete it"):
+        await verify(edition, key.public, state)
+
+
+async def test_a_wrong_key_is_refused(edition: Path, state: Path) -> None:
+    with pytest.raises(SignatureError, match="not by the expected key"):
+        await verify(edition, sign.generate_key().public, state)
+
+
+async def test_a_garbled_signature_is_refused(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    signature = edition / "manifests/1.json.minisig"
+    lines = signature.read_bytes().split(b"\n")
+    lines[1] = lines[1][:20] + b"!" + lines[1][21:]
+    signature.write_bytes(b"\n".join(lines))
+    with pytest.raises(SignatureError, match="garbled"):
+        await verify(edition, key.public, state)
+
+
+async def test_a_truncated_signature_is_refused(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    signature = edition / "manifests/1.json.minisig"
+    signature.write_bytes(signature.read_bytes()[:150])
+    with pytest.raises(SignatureError, match=r"truncated|garbled"):
+        await verify(edition, key.public, state)
+
+
+async def test_a_missing_signature_is_refused(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    (edition / "manifests/1.json.minisig").unlink()
+    with pytest.raises(SignatureError, match="missing"):
+        await verify(edition, key.public, state)
+
+
+async def test_an_edited_manifest_fails_its_signature(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    manifest = edition / "manifests/1.json"
+    manifest.write_bytes(manifest.read_bytes().replace(b'"version":1', b'"version":2'))
+    with pytest.raises(SignatureError, match="does not match"):
+        await verify(edition, key.public, state)
+
+
+async def test_a_trusted_comment_disagreeing_with_the_manifest_is_refused(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    data = (edition / "manifests/1.json").read_bytes()
+    later = manifest_comment(1, EXPIRES + timedelta(days=30), 0)
+    (edition / "manifests/1.json.minisig").write_bytes(sign.sign(key, data, later))
+    with pytest.raises(ManifestError, match="trusted comment"):
+        await verify(edition, key.public, state)
+
+
+async def test_a_tampered_sub_manifest_is_refused(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    part = next((edition / "manifests/parts").iterdir())
+    part.write_bytes(part.read_bytes().replace(b'"size":', b'"size": '))
+    with pytest.raises(ManifestError, match="hash"):
+        await verify(edition, key.public, state)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("current", "no `current`"),
+        ("pointer", "pointer"),
+        ("manifest", "missing"),
+        ("version", "holds version"),
+    ],
+)
+async def test_broken_pointers_are_named(
+    edition: Path, key: sign.SecretKey, state: Path, content: str, problem: str
+) -> None:
+    if content == "current":
+        (edition / "current").unlink()
+    elif content == "pointer":
+        (edition / "current").write_bytes(b"../1\n")
+    elif content == "manifest":
+        (edition / "current").write_bytes(b"7\n")
+    else:
+        shutil.copy(edition / "manifests/1.json", edition / "manifests/7.json")
+        shutil.copy(edition / "manifests/1.json.minisig", edition / "manifests/7.json.minisig")
+        (edition / "current").write_bytes(b"7\n")
+    with pytest.raises(VerifyError, match=problem):
+        await verify(edition, key.public, state)
+
+
+def write_signed_raw(
+    folder: Path, key: sign.SecretKey, files: list[dict[str, object]], version: int = 1
+) -> None:
+    """A signed manifest whose one part lists `files` as given (make_manifest would refuse)."""
+    part = canonical_json({"type": "mirror-part", "name": "site", "files": files})
+    digest = hashlib.sha256(part).hexdigest()
+    document = {
+        "type": "mirror-manifest",
+        "version": version,
+        "epoch": 0,
+        "created": "2026-11-24T05:00:00Z",
+        "expires": "2026-12-01T06:00:00Z",
+        "key_id": key.public.key_id_hex,
+        "parts": [{"name": "site", "sha256": digest, "files": len(files), "bytes": 2}],
+    }
+    data = canonical_json(document)
+    write_files(
+        folder,
+        {
+            f"manifests/parts/{digest}.json": part,
+            f"manifests/{version}.json": data,
+            f"manifests/{version}.json.minisig": sign.sign(
+                key, data, manifest_comment(version, EXPIRES, 0)
+            ),
+            "current": pointer_bytes(version),
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("paths", "problem"),
+    [
+        (["../outside.html", "a"], "'\\.\\.'"),
+        (["a/../../outside.html", "a"], "'\\.\\.'"),
+        (["/etc/passwd", "a"], "absolute"),
+        (["a\\b.html", "a"], "backslash"),
+        (["a.html", "a.html"], "twice"),
+    ],
+)
+async def test_bad_paths_in_a_signed_manifest_are_refused(
+    tmp_path: Path, key: sign.SecretKey, state: Path, paths: list[str], problem: str
+) -> None:
+    one = hashlib.sha256(b"x").hexdigest()
+    files = [{"path": path, "size": 1, "sha256": one} for path in paths]
+    write_signed_raw(tmp_path, key, files)
+    with pytest.raises(ManifestError, match=problem):
+        await verify(tmp_path, key.public, state)
+
+
+async def test_a_100_mb_manifest_is_refused_unread(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    with (edition / "manifests/1.json").open("r+b") as handle:
+        handle.truncate(100_000_000)  # sparse: nothing is written
+    started = time.monotonic()
+    with pytest.raises(ManifestError, match="limit"):
+        await verify(edition, key.public, state)
+    assert time.monotonic() - started < 1
+
+
+async def test_a_huge_file_is_tampered_without_reading_it(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    with (edition / "feed.xml").open("r+b") as handle:
+        handle.truncate(10_000_000_000)  # sparse
+    started = time.monotonic()
+    report = await verify(edition, key.public, state)
+    assert report.tampered == ["feed.xml"]
+    assert time.monotonic() - started < 2
+
+
+async def test_a_fifo_does_not_hang(edition: Path, key: sign.SecretKey, state: Path) -> None:
+    (edition / "feed.xml").unlink()
+    os.mkfifo(edition / "feed.xml")
+    report = await asyncio.wait_for(verify(edition, key.public, state), 5)
+    assert report.missing == ["feed.xml"]
+
+
+async def test_memory_stays_bounded_while_hashing(
+    tmp_path: Path, key: sign.SecretKey, state: Path
+) -> None:
+    big = {**SITE, "big.bin": os.urandom(40_000_000)}
+    make_edition(tmp_path / "e", key, files=big)
+    del big
+    tracemalloc.start()
+    try:
+        report = await verify(tmp_path / "e", key.public, state)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.ok
+    assert peak < 16_000_000
+
+
+async def test_no_such_folder(tmp_path: Path, key: sign.SecretKey, state: Path) -> None:
+    with pytest.raises(TargetError, match="no such folder"):
+        await verify(tmp_path / "nowhere", key.public, state)
+    with pytest.raises(TargetError, match="http"):
+        await verify("ftp://example.org/", key.public, state)
+
+
+# ---------------------------------------------------------------- article page signatures
+
+
+async def test_a_page_signature_naming_another_page_is_reported(
+    tmp_path: Path, key: sign.SecretKey, state: Path
+) -> None:
+    files = with_page_signatures(key, SITE)
+    page = "articles/2026/11/first.html"
+    comment = page_comment("articles/2026/10/second.html", 1, "https://www.example.org/")
+    files[page + ".minisig"] = sign.sign(key, files[page], comment)
+    write_files(tmp_path, files)
+    write_manifest(tmp_path, key, files, 1)
+    report = await verify(tmp_path, key.public, state)
+    assert not report.ok and report.tampered == []
+    assert report.errors == [f"{page}.minisig: signs articles/2026/10/second.html, not {page}"]
+
+
+async def test_a_page_signature_over_other_bytes_is_reported(
+    tmp_path: Path, key: sign.SecretKey, state: Path
+) -> None:
+    files = with_page_signatures(key, SITE)
+    page = "articles/2026/11/first.html"
+    files[page + ".minisig"] = sign.sign(key, b"other", page_comment(page, 1, ""))
+    write_files(tmp_path, files)
+    write_manifest(tmp_path, key, files, 1)
+    report = await verify(tmp_path, key.public, state)
+    assert not report.ok
+    assert report.errors == [f"{page}.minisig: signature does not match the data"]
+
+
+async def test_a_page_without_a_signature_is_reported(
+    tmp_path: Path, key: sign.SecretKey, state: Path
+) -> None:
+    files = with_page_signatures(key, SITE)
+    del files["articles/undated/third.html.minisig"]
+    write_files(tmp_path, files)
+    write_manifest(tmp_path, key, files, 1)
+    report = await verify(tmp_path, key.public, state)
+    assert report.errors == ["articles/undated/third.html: no signature listed next to the page"]
+
+
+# ---------------------------------------------------------------- root key and keys.json
+
+
+def certified(
+    root: sign.SecretKey,
+    signing: sign.SecretKey,
+    *,
+    at: datetime = NOW - timedelta(days=1),
+    days: int = 30,
+    **options: object,
+) -> dict[str, bytes]:
+    data, signature = keys.certify(root, signing.public, now=at, days=days, **options)  # type: ignore[arg-type]
+    return {"keys.json": data, "keys.json.minisig": signature}
+
+
+async def test_the_root_key_follows_keys_json(tmp_path: Path, state: Path) -> None:
+    root, signing = sign.generate_key(), sign.generate_key()
+    make_edition(tmp_path / "e", signing, files={**SITE, **certified(root, signing)})
+    report = await verify(tmp_path / "e", root.public, state, is_root=True)
+    assert report.ok, report
+    assert load_seen(state / "seen.json")[root.public.key_id_hex] == Seen(0, 1, 1)
+    with pytest.raises(KeyCertificateError, match="not signed by the root"):
+        await verify(tmp_path / "e", signing.public, state, is_root=True)
+
+
+async def test_a_revoked_online_key_is_refused(tmp_path: Path, state: Path) -> None:
+    root, stolen, fresh = sign.generate_key(), sign.generate_key(), sign.generate_key()
+    first = certified(root, stolen)
+    previous = keys.check_certificate(
+        root.public, first["keys.json"], first["keys.json.minisig"], now=NOW
+    )
+    revoking = certified(root, fresh, previous=previous, revoke=(stolen.public,))
+    make_edition(tmp_path / "e", stolen, files={**SITE, **revoking})
+    with pytest.raises(KeyCertificateError, match="revoked"):
+        await verify(tmp_path / "e", root.public, state, is_root=True)
+
+
+async def test_an_expired_online_key_is_refused(tmp_path: Path, state: Path) -> None:
+    root, signing = sign.generate_key(), sign.generate_key()
+    old = certified(root, signing, at=NOW - timedelta(days=3), days=2)
+    make_edition(tmp_path / "e", signing, files={**SITE, **old})
+    with pytest.raises(KeyCertificateError, match=r"expired|no signing key valid"):
+        await verify(tmp_path / "e", root.public, state, is_root=True)
+
+
+async def test_a_missing_keys_json_is_refused(tmp_path: Path, state: Path) -> None:
+    root, signing = sign.generate_key(), sign.generate_key()
+    make_edition(tmp_path / "e", signing)
+    with pytest.raises(KeyCertificateError, match=r"keys\.json is missing"):
+        await verify(tmp_path / "e", root.public, state, is_root=True)
+
+
+async def test_a_manifest_epoch_the_root_did_not_grant_is_refused(
+    tmp_path: Path, state: Path
+) -> None:
+    root, signing = sign.generate_key(), sign.generate_key()
+    make_edition(tmp_path / "e", signing, files={**SITE, **certified(root, signing)}, epoch=1)
+    with pytest.raises(KeyCertificateError, match="epoch"):
+        await verify(tmp_path / "e", root.public, state, is_root=True)
+
+
+async def test_the_command_line_tells_root_from_signing_key(tmp_path: Path, state: Path) -> None:
+    root, signing = sign.generate_key(), sign.generate_key()
+    make_edition(tmp_path / "e", signing, files={**SITE, **certified(root, signing)})
+    (tmp_path / "root.pub").write_text(root.public.file_text())
+    target = str(tmp_path / "e")
+    for key in (str(tmp_path / "root.pub"), root.public.line(), signing.public.line()):
+        report = await verify_target(target, key, now=NOW, state_dir=state)
+        assert report.ok, report
+        assert (
+            report.summary() == "version 1 (expires 2026-12-01T06:00:00Z): OK, every file matches"
+        )
+    seen = load_seen(state / "seen.json")
+    assert set(seen) == {root.public.key_id_hex, signing.public.key_id_hex}
+    with pytest.raises(SignatureError):
+        await verify_target(target, sign.generate_key().public, now=NOW, state_dir=state)
+
+
+async def test_the_summary_counts_problems(edition: Path, key: sign.SecretKey, state: Path) -> None:
+    (edition / "feed.xml").unlink()
+    (edition / "new.html").write_bytes(b"?")
+    report = await verify_target(str(edition), key.public, now=NOW, state_dir=state)
+    assert report.summary() == (
+        "version 1 (expires 2026-12-01T06:00:00Z): FAILED, "
+        "1 missing, 0 tampered, 1 extra, 0 other problems"
+    )
+
+
+# ---------------------------------------------------------------- over HTTP
+
+
+def mirror_app(folder: Path) -> web.Application:
+    app = web.Application()
+    app.router.add_static("/bucket/", folder)
+
+    async def moved(request: web.Request) -> web.StreamResponse:
+        port = request.url.port
+        raise web.HTTPFound(f"http://localhost:{port}/bucket/{request.match_info['tail']}")
+
+    async def hop(request: web.Request) -> web.StreamResponse:
+        tail = request.match_info["tail"]
+        if not tail.startswith("real/"):
+            raise web.HTTPMovedPermanently(f"/hop/real/{tail}")
+        path = folder / tail.removeprefix("real/")
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path)
+
+    app.router.add_get("/moved/{tail:.*}", moved)
+    app.router.add_get("/hop/{tail:.*}", hop)
+    return app
+
+
+async def test_a_mirror_over_http_verifies(edition: Path, key: sign.SecretKey, state: Path) -> None:
+    async with serve(mirror_app(edition)) as port:
+        report = await verify(f"http://127.0.0.1:{port}/bucket", key.public, state)
+        assert report.ok, report
+        assert report.extra == []  # a reader cannot list a bucket
+        (edition / "extra.html").write_bytes(b"unseen")
+        report = await verify(f"http://127.0.0.1:{port}/hop/", key.public, state)
+        assert report.ok, report
+
+
+async def test_a_tampered_mirror_over_http(edition: Path, key: sign.SecretKey, state: Path) -> None:
+    (edition / "index.html").write_bytes(b"<html>defaced</html>")
+    (edition / "mirrors.json").write_bytes(b"[]" * 10_000)
+    (edition / "articles/2026/10/second.html").unlink()
+    async with serve(mirror_app(edition)) as port:
+        report = await verify(f"http://127.0.0.1:{port}/bucket/", key.public, state)
+    assert not report.ok
+    assert report.tampered == ["index.html", "mirrors.json"]
+    assert report.missing == ["articles/2026/10/second.html"]
+
+
+async def test_an_unreachable_mirror_is_named(key: sign.SecretKey, state: Path) -> None:
+    with pytest.raises(TargetError, match="unreachable"):
+        await verify(f"http://127.0.0.1:{closed_port()}/bucket/", key.public, state)
+
+
+async def test_a_redirect_to_another_host_is_refused(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    async with serve(mirror_app(edition)) as port:
+        with pytest.raises(TargetError, match="redirects to"):
+            await verify(f"http://127.0.0.1:{port}/moved/", key.public, state)
+
+
+async def test_a_100_mb_manifest_over_http_is_refused_unread(
+    key: sign.SecretKey, state: Path
+) -> None:
+    sent: list[int] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.match_info["tail"] == "current":
+            return web.Response(body=b"1\n")
+        declared = request.match_info["how"] == "declared"
+        response = web.StreamResponse()
+        if declared:
+            response.content_length = 100_000_000
+        await response.prepare(request)
+        chunk = b" " * 1_000_000
+        try:
+            for _ in range(100):
+                await response.write(chunk)
+                sent.append(len(chunk))
+        except (ConnectionResetError, ConnectionError):
+            pass
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{how}/{tail:.*}", handler)
+    async with serve(app) as port:
+        for how in ("declared", "chunked"):
+            sent.clear()
+            started = time.monotonic()
+            with pytest.raises(ManifestError, match="limit"):
+                await verify(f"http://127.0.0.1:{port}/{how}/", key.public, state)
+            assert time.monotonic() - started < 5
+            await asyncio.sleep(0.1)
+            assert sum(sent) < 40_000_000
+
+
+async def test_a_server_error_is_named(key: sign.SecretKey, state: Path) -> None:
+    async def broken(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPServiceUnavailable()
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", broken)
+    async with serve(app) as port:
+        with pytest.raises(TargetError, match="HTTP 503"):
+            await verify(f"http://127.0.0.1:{port}/", key.public, state)
+
+
+# ---------------------------------------------------------------- the stock minisign
+
+
+def minisign_binary() -> str:
+    found = shutil.which("minisign") or (
+        "/usr/bin/minisign" if Path("/usr/bin/minisign").exists() else None
+    )
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("minisign is not installed (.ci/run installs it)")
+        pytest.skip("minisign is not installed")
+    return found
+
+
+def test_stock_minisign_accepts_the_manifest_and_pages(edition: Path, key: sign.SecretKey) -> None:
+    binary = minisign_binary()
+    (edition.parent / "mirror.pub").write_text(key.public.file_text())
+    for path in ("manifests/1.json", "articles/2026/11/first.html"):
+        result = subprocess.run(
+            [binary, "-Vm", path, "-p", "../mirror.pub"],
+            cwd=edition,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Signature and comment signature verified" in result.stdout + result.stderr
+    assert (
+        "mirror-manifest version:1 epoch:0 expires:2026-12-01T06:00:00Z"
+        in subprocess.run(
+            [binary, "-Vm", "manifests/1.json", "-p", "../mirror.pub"],
+            cwd=edition,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
