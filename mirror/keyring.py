@@ -11,7 +11,7 @@ from pathlib import Path
 from mirror import keys, sign
 from mirror.build import BuildInputs, write_atomic
 from mirror.config import Config
-from mirror.errors import BuildError, KeyCertificateError, KeyFileError, UsageError
+from mirror.errors import BuildError, ConfigError, KeyCertificateError, KeyFileError, UsageError
 from mirror.render import MirrorLink
 
 
@@ -101,16 +101,21 @@ def checked_certificate(
     assert config.signing.root_public_key_file is not None
     root = load_public_key(str(config.signing.root_public_key_file))
     files = read_certificate(config)
+    where = str(config.path)
     if files is None:
-        raise BuildError(
+        raise ConfigError(
             f"a root key is configured but {config.signing.certificate_file} is missing: "
-            "run `mirror keys certify --root-key ROOT.key` where the root key is kept"
+            "run `mirror keys certify --root-key ROOT.key` where the root key is kept",
+            path=where,
+            key="signing.certificate_file",
         )
     try:
         certificate = keys.check_certificate(root, files[0], files[1], now=now)
         certificate.signing_key_for(key.public.key_id, now)
     except KeyCertificateError as exc:
-        raise BuildError(f"the signing key is not usable: {exc}") from exc
+        raise ConfigError(
+            f"the signing key is not usable: {exc}", path=where, key="signing.certificate_file"
+        ) from exc
     return files, certificate.epoch
 
 

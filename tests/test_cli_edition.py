@@ -1,0 +1,159 @@
+"""The edition's commands end to end through the CLI: keygen, keys certify, build,
+verify, articles hide; exit codes and JSON documents."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from test_build import fetched_store  # noqa: F401 (a fixture)
+
+from mirror.cli import run
+from mirror.newsroom import config_for
+
+from servers import serve
+
+
+@pytest.fixture
+def config_path(fetched_store: Path, tmp_path: Path) -> Path:  # noqa: F811
+    path = tmp_path / "mirror.toml"
+    path.write_text(config_for("http://127.0.0.1:9/", tmp_path), encoding="utf-8")
+    (tmp_path / "state").mkdir()
+    shutil.copy(fetched_store, tmp_path / "state" / "mirror.db")
+    return path
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = run(list(args))
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def with_root(config_path: Path, root_pub: Path) -> None:
+    text = config_path.read_text(encoding="utf-8")
+    text = text.replace("[signing]\n", f'[signing]\nroot_public_key_file = "{root_pub}"\n')
+    config_path.write_text(text, encoding="utf-8")
+
+
+def test_keygen_build_verify_and_tamper(
+    config_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = str(config_path)
+    folder = config_path.parent
+    status, _, err = cli(capsys, "-c", c, "keygen")
+    assert status == 0 and "RW" in err
+    secret = folder / "keys" / "mirror.key"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert secret.read_bytes() not in err.encode()
+    assert cli(capsys, "-c", c, "keygen")[0] == 2  # never overwrites
+
+    status, out, _ = cli(capsys, "-c", c, "build", "--json")
+    report = json.loads(out)
+    assert status == 0 and report["version"] == 1 and report["articles"] == 8
+    assert {"version", "articles", "files", "bytes", "largest"} <= set(report)
+
+    edition = folder / "edition"
+    key = str(folder / "keys" / "mirror.pub")
+    cache = folder / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    status, out, _ = cli(capsys, "verify", str(edition), "--key", key, "--json")
+    assert status == 0 and json.loads(out)["ok"] is True
+
+    page = next((edition / "articles").rglob("*.html"))
+    page.write_bytes(page.read_bytes().replace(b"<p>", b"<p>FORGED ", 1))
+    status, out, _ = cli(capsys, "verify", str(edition), "--key", key, "--json")
+    result = json.loads(out)
+    assert status == 3 and result["ok"] is False
+    assert page.relative_to(edition).as_posix() in result["tampered"]
+
+
+def test_insecure_secret_key_is_refused(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = str(config_path)
+    cli(capsys, "-c", c, "keygen")
+    (config_path.parent / "keys" / "mirror.key").chmod(0o644)
+    status, _, err = cli(capsys, "-c", c, "build")
+    assert status == 2 and "chmod 600" in err
+
+
+def test_root_certifies_then_revokes_the_signing_key(
+    config_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = str(config_path)
+    folder = config_path.parent
+    offline = folder / "offline"
+    assert cli(capsys, "keygen", "--root", "--out", str(offline))[0] == 0
+    cli(capsys, "-c", c, "keygen")
+    with_root(config_path, offline / "root.pub")
+    status, _, err = cli(capsys, "-c", c, "build")
+    assert status == 2 and "keys certify" in err  # no certificate yet
+
+    root_key = str(offline / "root.key")
+    assert cli(capsys, "-c", c, "keys", "certify", "--root-key", root_key, "--days", "30")[0] == 0
+    assert cli(capsys, "-c", c, "build")[0] == 0
+    edition = folder / "edition"
+    assert (edition / "keys.json").exists() and (edition / "keys.json.minisig").exists()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder / "cache"))
+    status, out, _ = cli(
+        capsys, "verify", str(edition), "--key", str(offline / "root.pub"), "--json"
+    )
+    assert status == 0 and json.loads(out)["ok"] is True
+
+    signing = str(folder / "keys" / "mirror.pub")
+    status = cli(capsys, "-c", c, "keys", "certify", "--root-key", root_key, "--revoke", signing)[0]
+    assert status != 0  # the root refuses to certify a key it revokes in the same breath
+    stolen = (folder / "keys" / "mirror.pub").read_text().splitlines()[1]
+    (folder / "keys" / "mirror.key").unlink()
+    (folder / "keys" / "mirror.pub").unlink()
+    cli(capsys, "-c", c, "keygen")  # a new online key after the old one was stolen
+    revoke = cli(capsys, "-c", c, "keys", "certify", "--root-key", root_key, "--revoke", stolen)
+    assert revoke[0] == 0
+    assert cli(capsys, "-c", c, "build")[0] == 0
+    status, out, _ = cli(
+        capsys, "verify", str(edition), "--key", str(offline / "root.pub"), "--json"
+    )
+    assert status == 0 and json.loads(out)["ok"] is True
+
+
+def test_hide_takes_an_article_down(config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = str(config_path)
+    cli(capsys, "-c", c, "keygen")
+    cli(capsys, "-c", c, "build")
+    _, out, _ = cli(capsys, "-c", c, "articles", "list", "--json")
+    victim = json.loads(out)["articles"][0]
+    assert cli(capsys, "-c", c, "articles", "hide", victim["url"])[0] == 0
+    assert cli(capsys, "-c", c, "articles", "hide", "https://nowhere.example/")[0] == 2
+    _, out, _ = cli(capsys, "-c", c, "build", "--json")
+    assert json.loads(out)["version"] == 2
+    assert not (config_path.parent / "edition" / victim["path"]).exists()
+
+
+def test_verify_a_mirror_over_http(config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from mirror.verify import VerifyReport, verify_target
+
+    c = str(config_path)
+    cli(capsys, "-c", c, "keygen")
+    cli(capsys, "-c", c, "build")
+    edition = config_path.parent / "edition"
+    app = web.Application()
+    app.router.add_static("/bucket/", edition)
+
+    async def check() -> VerifyReport:
+        async with serve(app) as port:
+            return await verify_target(
+                f"http://127.0.0.1:{port}/bucket/",
+                str(config_path.parent / "keys" / "mirror.pub"),
+                now=datetime.now(UTC),
+                state_dir=config_path.parent / "cache",
+            )
+
+    report = asyncio.run(check())
+    assert report.ok and report.version == 1
