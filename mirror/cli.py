@@ -423,7 +423,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         report = asyncio.run(run_demo(folder, articles=args.articles, progress=bar))
     if args.json:
         emit_json(report.to_json())
-    log.info("%s", report.summary())
-    log.info("demo config: %s", report.config_path)
-    log.info("store: %s", report.store_path)
-    return EXIT_PARTIAL if report.fetch.failed else EXIT_OK
+    for line in report.summary().splitlines():
+        log.info("%s", line)
+    return EXIT_PARTIAL if report.failed else EXIT_OK

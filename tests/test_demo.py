@@ -17,6 +17,9 @@ def test_demo_fetches_the_sample_newsroom(
     assert report["fetch"]["new"] == 6
     assert report["fetch"]["failed"] == []
     assert Path(report["store"]).is_file()
+    assert report["build"]["version"] == 1 and report["build"]["articles"] == 6
+    assert report["verify"]["ok"] is True
+    assert (Path(report["edition"]) / "index.html").is_file()
     # a second demo starts afresh in its own folder
     assert run(["demo", "--dir", str(folder), "--articles", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["fetch"]["new"] == 3
