@@ -21,6 +21,11 @@
     ├── SigningError                 a key cannot be made, read or used
     │   └── KeyFileError             a key file is missing, garbled, or readable by others
     ├── BuildError                   the edition cannot be built
+    ├── PublishError                 one mirror could not be brought up to date (has mirror)
+    │   ├── MirrorUnreachableError   refused, reset, timed out, 5xx after retries, HTML pages
+    │   ├── MirrorAccessError        credentials missing or refused, no such bucket
+    │   ├── ConflictError            a conditional write lost: another publish got there first
+    │   └── ShrinkGuardError         the publish would delete too much of the mirror
     └── VerifyError                  a copy is not the outlet's own, or is stale (exit 3)
         ├── SignatureError           garbled or truncated signature, wrong key, no match
         ├── KeyCertificateError      keys.json not signed by the root, expired, or revoking
@@ -172,3 +177,33 @@ class ManifestError(VerifyError):
 
 class TargetError(VerifyError):
     """The copy cannot be read: unreachable, or redirected to another host."""
+
+
+class PublishError(MirrorError):
+    """One mirror could not be brought up to date."""
+
+    def __init__(self, mirror: str, reason: str) -> None:
+        super().__init__(f"{mirror}: {reason}")
+        self.mirror = mirror
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.mirror, self.reason))
+
+
+class MirrorUnreachableError(PublishError):
+    """Refused, reset, timed out, 5xx after retries, or HTML error pages."""
+
+    retryable = True
+
+
+class MirrorAccessError(PublishError):
+    """Credentials missing or refused, or no such bucket."""
+
+
+class ConflictError(PublishError):
+    """A conditional write lost: another publish changed the mirror first."""
+
+
+class ShrinkGuardError(PublishError):
+    """The publish would delete more of the mirror than allowed (see --allow-shrink)."""
