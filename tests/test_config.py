@@ -89,6 +89,28 @@ def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
             "name must be",
         ),
         ("[state\npath = 1", "", "not valid TOML"),
+        (
+            "[[mirrors]]\nname='a'\ntype='s3'\nbucket='My_Bucket'\npublic_url='https://m.org/'\n",
+            "mirrors[0].bucket",
+            "not a valid bucket name",
+        ),
+        (
+            "[[mirrors]]\nname='a'\ntype='s3'\nbucket='192.168.1.1'\npublic_url='https://m.org/'\n",
+            "mirrors[0].bucket",
+            "not a valid bucket name",
+        ),
+        (
+            "[[mirrors]]\nname='a'\ntype='s3'\nbucket='ok-bucket'\nprefix='../x/'\n"
+            "public_url='https://m.org/'\n",
+            "mirrors[0].prefix",
+            "not a valid prefix",
+        ),
+        (
+            "[[mirrors]]\nname='a'\ntype='s3'\nbucket='ok-bucket'\nprefix='/abs/'\n"
+            "public_url='https://m.org/'\n",
+            "mirrors[0].prefix",
+            "not a valid prefix",
+        ),
     ],
 )
 def test_bad_config_names_file_key_and_problem(

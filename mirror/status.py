@@ -1,0 +1,148 @@
+"""`mirror status`: each mirror seen as a reader sees it, through its public URL with
+plain GETs: reachable or not (a 403 is "not public"), the live version and its age,
+stale or not, and (with `full`) every file whose bytes don't match."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from mirror import sign
+from mirror.config import MirrorConfig
+from mirror.errors import MirrorError, VerifyError
+from mirror.manifest import MAX_POINTER_BYTES, parse_pointer
+from mirror.verify import load_manifest, load_trust, open_reader, signed_keys_json, verify_target
+
+STATUS_TIMEOUT_S = 20.0
+
+
+@dataclass
+class MirrorStatus:
+    name: str
+    url: str
+    reachable: bool = False
+    version: int | None = None
+    age_s: float | None = None
+    expires: str | None = None
+    stale: bool = True
+    tampered: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "url": self.url,
+            "reachable": self.reachable,
+            "version": self.version,
+            "age_s": self.age_s,
+            "expires": self.expires,
+            "stale": self.stale,
+            "tampered": self.tampered,
+            "missing": self.missing,
+            "error": self.error,
+        }
+
+    def summary(self) -> str:
+        if not self.reachable:
+            return f"{self.name}: UNREACHABLE ({self.error})"
+        state = "STALE" if self.stale else "fresh"
+        age = f", {self.age_s / 3600:.1f} h old" if self.age_s is not None else ""
+        problems = f", {len(self.tampered)} tampered" if self.tampered else ""
+        note = f" ({self.error})" if self.error else ""
+        return f"{self.name}: {state}, version {self.version}{age}{problems}{note}"
+
+
+async def mirrors_status(
+    mirrors: list[MirrorConfig],
+    key: sign.PublicKey,
+    *,
+    now: datetime,
+    local_version: int,
+    full: bool = False,
+    state_dir: Path | None = None,
+) -> list[MirrorStatus]:
+    """Every mirror's status, checked at once."""
+    return list(
+        await asyncio.gather(
+            *(
+                mirror_status(m, key, now=now, local_version=local_version, full=full,
+                              state_dir=state_dir)
+                for m in mirrors
+            )
+        )
+    )  # fmt: skip
+
+
+async def mirror_status(
+    mirror: MirrorConfig,
+    key: sign.PublicKey,
+    *,
+    now: datetime,
+    local_version: int,
+    full: bool = False,
+    state_dir: Path | None = None,
+) -> MirrorStatus:
+    url = mirror.public_url if mirror.public_url.endswith("/") else mirror.public_url + "/"
+    status = MirrorStatus(mirror.name, url)
+    try:
+        status.version = await read_current(url)
+        status.reachable = True
+        if status.version is None:
+            status.error = "empty: nothing published yet"
+            return status
+        await read_manifest(status, key, now)
+        status.stale = status.version < local_version
+        if full:
+            await full_check(status, key, now, state_dir)
+    except (MirrorError, aiohttp.ClientError, TimeoutError) as exc:
+        status.error = str(exc) or type(exc).__name__
+    return status
+
+
+async def read_current(url: str) -> int | None:
+    """The live version from `current` (None when there is none); 403 is "not public"."""
+    timeout = aiohttp.ClientTimeout(total=STATUS_TIMEOUT_S)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(url + "current", allow_redirects=False) as answer,
+    ):
+        if answer.status == 403:
+            raise MirrorError("not public: the mirror answers 403 Forbidden")
+        if answer.status == 404:
+            return None
+        if answer.status != 200:
+            raise MirrorError(f"`current` answered HTTP {answer.status}")
+        data = await answer.content.read(MAX_POINTER_BYTES + 1)
+        return parse_pointer(data)
+
+
+async def read_manifest(status: MirrorStatus, key: sign.PublicKey, now: datetime) -> None:
+    """Age and expiry from the live manifest, its signature checked."""
+    assert status.version is not None
+    try:
+        async with open_reader(status.url) as reader:
+            is_root = await signed_keys_json(reader, key)
+            trust = await load_trust(reader, key, is_root=is_root, now=now)
+            manifest = await load_manifest(reader, status.version, trust, now)
+    except VerifyError as exc:
+        status.tampered.append(f"manifests/{status.version}.json")
+        raise MirrorError(f"live manifest refused: {exc}") from exc
+    status.age_s = round((now - manifest.created).total_seconds(), 1)
+    status.expires = manifest.expires.isoformat()
+
+
+async def full_check(
+    status: MirrorStatus, key: sign.PublicKey, now: datetime, state_dir: Path | None
+) -> None:
+    """Every file's bytes, as `mirror verify` checks them."""
+    report = await verify_target(status.url, key, now=now, state_dir=state_dir)
+    status.tampered = list(report.tampered)
+    status.missing = list(report.missing)
+    if not report.ok:
+        status.error = "some files don't match the manifest"
