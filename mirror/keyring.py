@@ -80,17 +80,29 @@ def read_certificate(config: Config) -> tuple[bytes, bytes] | None:
         raise BuildError(f"cannot read the key certificate: {exc}") from exc
 
 
-def build_inputs(config: Config, *, now: datetime, live_version: int = 0) -> BuildInputs:
+def build_inputs(
+    config: Config,
+    *,
+    now: datetime,
+    live_version: int = 0,
+    retired: frozenset[str] = frozenset(),
+) -> BuildInputs:
     """The signing key, its root certificate (when a root is configured) and the mirror list."""
     key = load_signing_key(config)
-    files, epoch = None, 0
+    files, epoch, root_line = None, 0, ""
     if config.signing.root_public_key_file is not None:
         files, epoch = checked_certificate(config, key, now)
+        root_line = load_public_key(str(config.signing.root_public_key_file)).line()
     mirrors = tuple(
         MirrorLink(name=m.name, url=m.public_url) for m in config.mirrors if m.listed and m.enabled
     )
     return BuildInputs(
-        key=key, keys_files=files, epoch=epoch, mirrors=mirrors, live_version=live_version
+        key=key,
+        keys_files=files,
+        epoch=epoch,
+        mirrors=mirrors,
+        live_version=live_version,
+        root_key_line=root_line,
     )
 
 

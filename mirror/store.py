@@ -565,6 +565,20 @@ class Store:
                 ),
             )
 
+    # mirrors
+
+    def retired_mirrors(self) -> frozenset[str]:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'retired_mirrors'").fetchone()
+        return frozenset(json.loads(row["value"])) if row else frozenset()
+
+    def retire_mirror(self, name: str) -> None:
+        names = sorted(self.retired_mirrors() | {name})
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('retired_mirrors', ?)",
+                (json.dumps(names),),
+            )
+
     # runs
 
     def start_run(self, command: str, at: datetime) -> int:
