@@ -4,7 +4,8 @@
 
 Serves the newsroom exactly as `python -m mirror.newsroom` does, plus a second,
 uncounted server on `--stats-port` answering `GET /stats` with what the newsroom was
-asked for (by kind and by status, with first and last times) and `POST /reset`.
+asked for (by kind and by status, with first and last times), `POST /reset`, and
+`POST /add-article` (the newsroom publishes one new article; answers its id and path).
 Prints `newsroom listening on URL` then `stats listening on URL` once both accept.
 """
 
@@ -113,9 +114,14 @@ def stats_app(tally: Tally, room: Newsroom) -> web.Application:
         room.requests.clear()
         return web.json_response({"ok": True})
 
+    async def add_article(_: web.Request) -> web.Response:
+        article = room.add_article()
+        return web.json_response({"id": article.id, "path": article.path})
+
     app = web.Application()
     app.router.add_get("/stats", stats)
     app.router.add_post("/reset", reset)
+    app.router.add_post("/add-article", add_article)
     return app
 
 

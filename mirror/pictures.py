@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import re
 import warnings
 
@@ -22,7 +23,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from mirror.errors import ImageError
 
 FORMATS = {"webp": ("WEBP", "image/webp"), "jpeg": ("JPEG", "image/jpeg")}
-WEBP_METHOD = 4  # 0 (fast) … 6 (small): libwebp's default; 2 is ~3× faster, ~10% larger
+WEBP_METHOD = 2  # 0 (fast) … 6 (small): 2 is ~3× faster than libwebp's default 4, ~7% larger
 # Box-reduce by the whole factor first, then Lanczos: half the time of a pure Lanczos
 # resize of a 1600 px photo, with no visible difference at page size.
 REDUCING_GAP = 1.0
@@ -83,7 +84,9 @@ def _open(data: bytes) -> Image.Image:
 def _prepared(image: Image.Image, max_width: int) -> Image.Image:
     """The decoded first frame: upright, sRGB "RGB", at most `max_width` wide."""
     _draft(image, max_width)
-    upright = ImageOps.exif_transpose(image) or image
+    image.load()
+    ImageOps.exif_transpose(image, in_place=True)
+    upright = image
     rgb = _to_srgb(upright)
     width, height = rgb.size
     if width > max_width:
@@ -100,8 +103,9 @@ def _draft(image: Image.Image, max_width: int) -> None:
     sideways = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
     scale = max_width / (height if sideways else width)
     if scale < 1:
-        # at least twice the target size, so the final resampling still has detail
-        image.draft(image.mode, (round(width * scale * 2), round(height * scale * 2)))
+        # the decoder's own DCT scaling down to (no less than) the target size: the
+        # cheapest resize there is, and as good as a box filter
+        image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
 
 
 def _to_srgb(image: Image.Image) -> Image.Image:
