@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from tqdm import tqdm
 
 from mirror import __version__
-from mirror.config import Config, find_config, load_config
+from mirror.config import Config, MirrorConfig, find_config, load_config
 from mirror.errors import (
     ConfigError,
     MirrorError,
@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_fetch(commands)
     add_build(commands)
+    add_publish(commands)
+    add_sync(commands)
+    add_status(commands)
+    add_mirrors(commands)
     add_verify(commands)
     add_keygen(commands)
     add_keys(commands)
@@ -218,7 +222,9 @@ def run_build(config: Config, store: Store, args: argparse.Namespace, live_versi
     from mirror.keyring import build_inputs
 
     now = utc_now()
-    inputs = build_inputs(config, now=now, live_version=live_version)
+    inputs = build_inputs(
+        config, now=now, live_version=live_version, retired=store.retired_mirrors()
+    )
     with progress_bar("build", args) as bar:
         report = asyncio.run(build_edition(config, store, inputs, now=now, progress=bar))
     if args.json:
@@ -382,6 +388,179 @@ def cmd_articles_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# publish, sync, status, mirrors
+
+
+def add_publish(commands: Any) -> None:
+    parser = subcommand(
+        commands, "publish", cmd_publish, "sync the edition to every (or the named) mirror"
+    )
+    add_publish_options(parser)
+    parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+
+
+def add_publish_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mirror", action="append", default=[], metavar="NAME", help="only this mirror (repeat)"
+    )
+    parser.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="let a publish delete more than 10%% of a mirror's live files",
+    )
+    parser.add_argument(
+        "--repair", action="store_true", help="read every file back and re-upload what is wrong"
+    )
+    parser.add_argument(
+        "--gc", action="store_true", help="list each bucket once and remove unreferenced files"
+    )
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    with RunLock(config.state.path):
+        return run_publish(config, args)
+
+
+def run_publish(config: Config, args: argparse.Namespace) -> int:
+    from mirror.pipeline import publish_edition
+
+    mirrors = selected_mirrors(config, args.mirror)
+    results = asyncio.run(
+        publish_edition(
+            config, mirrors, allow_shrink=args.allow_shrink, repair=args.repair, gc=args.gc
+        )
+    )
+    if args.json:
+        emit_json({"mirrors": [result.to_json() for result in results]})
+    for result in results:
+        if result.ok:
+            log.info(
+                "%s: version %s, %d uploaded, %d deleted",
+                result.name, result.version, result.uploaded, result.deleted,
+            )  # fmt: skip
+        else:
+            log.error("%s: FAILED: %s", result.name, result.error)
+    return EXIT_OK if all(result.ok for result in results) else EXIT_PARTIAL
+
+
+def selected_mirrors(config: Config, names: list[str]) -> list[MirrorConfig]:
+    """The enabled mirrors, or the named ones (UsageError for an unknown name)."""
+    known = {mirror.name: mirror for mirror in config.mirrors}
+    for name in names:
+        if name not in known:
+            raise UsageError(f"no mirror named {name!r} in the config (known: {sorted(known)})")
+    chosen = [known[name] for name in names] if names else list(config.mirrors)
+    for mirror in chosen:
+        if not mirror.enabled:
+            log.info("%s: skipped (enabled = false)", mirror.name)
+    return [mirror for mirror in chosen if mirror.enabled]
+
+
+def add_sync(commands: Any) -> None:
+    parser = subcommand(
+        commands,
+        "sync",
+        cmd_sync,
+        "fetch, build and publish in one run (for cron/systemd)",
+    )
+    add_publish_options(parser)
+    parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from mirror.pipeline import run_sync
+
+    config = config_from(args)
+    with RunLock(config.state.path), progress_bar("sync", args) as bar:
+        report = asyncio.run(
+            run_sync(
+                config,
+                now=utc_now(),
+                mirrors=selected_mirrors(config, args.mirror),
+                allow_shrink=args.allow_shrink,
+                repair=args.repair,
+                gc=args.gc,
+                progress=bar,
+            )
+        )
+    if args.json:
+        emit_json(report.to_json())
+    for line in report.lines():
+        log.info("%s", line)
+    return EXIT_OK if report.ok else EXIT_PARTIAL
+
+
+def add_status(commands: Any) -> None:
+    parser = subcommand(
+        commands, "status", cmd_status, "per mirror: reachable, live version, age, stale, tampered"
+    )
+    parser.add_argument("--full", action="store_true", help="also check every file's bytes")
+    parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from mirror.pipeline import check_status
+
+    config = config_from(args)
+    statuses = asyncio.run(check_status(config, now=utc_now(), full=args.full))
+    if args.json:
+        emit_json({"mirrors": [status.to_json() for status in statuses]})
+    for status in statuses:
+        log.info("%s", status.summary())
+    healthy = all(s.reachable and not s.stale and not s.tampered for s in statuses)
+    return EXIT_OK if healthy else EXIT_PARTIAL
+
+
+def add_mirrors(commands: Any) -> None:
+    parser = subcommand(commands, "mirrors", cmd_mirrors_setup, "set up or retire a mirror")
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    setup = actions.add_parser(
+        "setup", help="create the bucket if missing and make it publicly readable"
+    )
+    add_common(setup, sub=True)
+    setup.add_argument("name", help="the mirror's name in the config")
+    setup.add_argument(
+        "--provider",
+        choices=("aws", "minio", "b2", "r2"),
+        help="default: guessed from endpoint_url",
+    )
+    setup.set_defaults(handler=cmd_mirrors_setup)
+    retire = actions.add_parser(
+        "retire", help="empty a mirror and drop it from the mirror list (e.g. once blocked)"
+    )
+    add_common(retire, sub=True)
+    retire.add_argument("name", help="the mirror's name in the config")
+    retire.set_defaults(handler=cmd_mirrors_retire)
+
+
+def cmd_mirrors_setup(args: argparse.Namespace) -> int:
+    from mirror.storage.setup import setup_mirror
+
+    config = config_from(args)
+    mirror = selected_mirrors(config, [args.name])
+    if not mirror or mirror[0].type != "s3":
+        raise UsageError(f"{args.name}: only enabled s3 mirrors need setting up")
+    for step in setup_mirror(mirror[0], args.provider or ""):
+        log.info("%s: %s", args.name, step)
+    return EXIT_OK
+
+
+def cmd_mirrors_retire(args: argparse.Namespace) -> int:
+    from mirror.pipeline import retire
+
+    config = config_from(args)
+    with RunLock(config.state.path):
+        removed = asyncio.run(retire(config, args.name))
+    log.info(
+        "%s: %d files removed; it is no longer listed (the next build drops it from "
+        "mirrors.json); remove it from the config when you like",
+        args.name,
+        removed,
+    )
+    return EXIT_OK
+
+
 # backup
 
 
@@ -406,23 +585,46 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def add_demo(commands: Any) -> None:
     parser = subcommand(
-        commands, "demo", cmd_demo, "run the pipeline offline against a built-in sample newsroom"
+        commands,
+        "demo",
+        cmd_demo,
+        "the whole pipeline offline against a built-in sample newsroom, served on loopback",
     )
     parser.add_argument(
-        "--dir", default="mirror-demo", help="folder for the demo's config and store"
+        "--dir", default="mirror-demo", help="folder for the demo's config, store and mirrors"
     )
     parser.add_argument("--articles", type=int, default=24, help="articles in the sample newsroom")
+    parser.add_argument(
+        "--no-serve", action="store_true", help="exit after verifying instead of serving"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mirror.demo import run_demo
+    from mirror.demo import DemoReport, run_demo
+
+    reports: list[DemoReport] = []
+
+    def ready(report: DemoReport) -> None:
+        reports.append(report)
+        if args.json:
+            emit_json(report.to_json())
+        for line in report.lines():
+            log.info("%s", line)
+        if not args.no_serve:
+            log.info("serving the mirrors until Ctrl-C")
 
     folder = Path(args.dir).resolve()
-    with progress_bar("demo", args) as bar:
-        report = asyncio.run(run_demo(folder, articles=args.articles, progress=bar))
-    if args.json:
-        emit_json(report.to_json())
-    for line in report.summary().splitlines():
-        log.info("%s", line)
-    return EXIT_PARTIAL if report.failed else EXIT_OK
+    report: DemoReport | None
+    try:
+        with progress_bar("demo", args) as bar:
+            report = asyncio.run(
+                run_demo(
+                    folder, articles=args.articles, progress=bar, serve=not args.no_serve,
+                    on_ready=ready,
+                )
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        log.info("demo stopped")
+        report = reports[0] if reports else None
+    return EXIT_PARTIAL if report is None or report.failed else EXIT_OK

@@ -1,5 +1,6 @@
-"""`mirror demo`: the pipeline offline, against the built-in sample newsroom on loopback:
-fetch, keygen, build and sign, verify.
+"""`mirror demo`: the whole pipeline offline, against the built-in sample newsroom on
+loopback: fetch, keygen, build and sign, publish to two directory mirrors served on
+loopback, verify them as a reader would, and serve them until Ctrl-C.
 
 The demo folder is the demo's own: each run starts it afresh (the sample newsroom gets
 a new port every time, so an old store would point nowhere).
@@ -7,11 +8,16 @@ a new port every time, so an old store would point nowhere).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from mirror.build import BuildReport, build_edition
 from mirror.config import load_config
@@ -19,52 +25,65 @@ from mirror.errors import UsageError
 from mirror.fetch import FetchReport, fetch_articles
 from mirror.keyring import build_inputs, make_keys
 from mirror.newsroom import NewsroomOptions, config_for, serve_newsroom
+from mirror.pipeline import publish_edition
 from mirror.progress import Progress
+from mirror.publish import MirrorResult
 from mirror.store import RunLock, Store
 from mirror.verify import VerifyReport, verify_target
 
 DEMO_MARKER = ".mirror-demo"
 
 
-@dataclass(frozen=True)
+MIRROR_NAMES = ("mirror-a", "mirror-b")
+
+
+@dataclass
 class DemoReport:
     folder: Path
     config_path: Path
-    store_path: Path
     newsroom_url: str
     fetch: FetchReport
     build: BuildReport
-    verify: VerifyReport
-    edition: Path
+    mirrors: list[MirrorResult]
+    verified: dict[str, VerifyReport]
+    urls: dict[str, str]
     public_key: Path
 
     def to_json(self) -> dict[str, Any]:
         return {
             "folder": str(self.folder),
             "config": str(self.config_path),
-            "store": str(self.store_path),
             "newsroom": self.newsroom_url,
             "fetch": self.fetch.to_json(),
             "build": self.build.to_json(),
-            "verify": self.verify.to_json(),
-            "edition": str(self.edition),
+            "publish": {"mirrors": [result.to_json() for result in self.mirrors]},
+            "verify": {name: report.to_json() for name, report in self.verified.items()},
+            "urls": self.urls,
         }
 
-    def summary(self) -> str:
-        return "\n".join(
-            (
-                f"demo against the sample newsroom at {self.newsroom_url}",
-                self.fetch.summary(),
-                self.build.summary(),
-                f"verify: {self.verify.summary()}",
-                f"open {(self.edition / 'index.html').as_uri()}",
-                f"check it yourself: mirror verify {self.edition} --key {self.public_key}",
-            )
-        )
+    def lines(self) -> list[str]:
+        lines = [
+            f"sample newsroom: {self.newsroom_url}",
+            self.fetch.summary(),
+            self.build.summary(),
+        ]
+        for result in self.mirrors:
+            state = "ok" if result.ok else f"FAILED: {result.error}"
+            lines.append(f"publish {result.name}: {state}, {result.uploaded} files uploaded")
+        for name, report in self.verified.items():
+            lines.append(f"verify {name}: {report.summary()}")
+        for name, url in self.urls.items():
+            lines.append(f"open {url}index.html  ({name})")
+        first = next(iter(self.urls.values()), "")
+        lines.append(f"check a mirror yourself: mirror verify {first} --key {self.public_key}")
+        lines.append(f"the demo's config: {self.config_path}")
+        return lines
 
     @property
     def failed(self) -> bool:
-        return bool(self.fetch.failed) or not self.verify.ok
+        mirrors_failed = any(not result.ok for result in self.mirrors)
+        verify_failed = any(not report.ok for report in self.verified.values())
+        return bool(self.fetch.failed) or mirrors_failed or verify_failed
 
 
 def prepare_folder(folder: Path) -> None:
@@ -74,33 +93,77 @@ def prepare_folder(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     (folder / DEMO_MARKER).write_text("made by `mirror demo`; deleted by the next one\n")
+    for name in MIRROR_NAMES:
+        (folder / "mirrors" / name).mkdir(parents=True)
 
 
-async def run_demo(folder: Path, *, articles: int, progress: Progress) -> DemoReport:
-    """Serve the sample newsroom on loopback, fetch it, make keys, build and verify."""
+def mirrors_app(folder: Path) -> web.Application:
+    """A static server for the demo's two directory mirrors, as nginx would serve them."""
+    app = web.Application()
+    for name in MIRROR_NAMES:
+        app.router.add_static(f"/{name}/", folder / "mirrors" / name)
+    return app
+
+
+def demo_config(newsroom_url: str, mirrors_url: str, folder: Path) -> str:
+    """The sample newsroom's config plus two directory mirrors served on loopback."""
+    tables = "".join(
+        f'\n[[mirrors]]\nname = "{name}"\ntype = "directory"\n'
+        f'path = "mirrors/{name}"\npublic_url = "{mirrors_url}{name}/"\n'
+        for name in MIRROR_NAMES
+    )
+    return config_for(newsroom_url, folder) + tables
+
+
+async def run_demo(
+    folder: Path,
+    *,
+    articles: int,
+    progress: Progress,
+    serve: bool = False,
+    on_ready: Callable[[DemoReport], None] | None = None,
+) -> DemoReport:
+    """Fetch the sample newsroom, make keys, build, publish to two directory mirrors
+    served on loopback, verify them over HTTP; with `serve`, keep serving until cancelled."""
     prepare_folder(folder)
-    options = NewsroomOptions(articles=articles)
     now = datetime.now(UTC)
-    async with serve_newsroom(options) as running:
+    async with (
+        serve_newsroom(NewsroomOptions(articles=articles)) as newsroom,
+        serve_app(mirrors_app(folder)) as mirrors_url,
+    ):
         config_path = folder / "mirror.toml"
-        config_path.write_text(config_for(running.base_url, folder), encoding="utf-8")
+        config_path.write_text(demo_config(newsroom.base_url, mirrors_url, folder), "utf-8")
         config = load_config(config_path)
         with RunLock(config.state.path), Store(config.state.path) as store:
             fetched = await fetch_articles(config, store, now=now, progress=progress)
             make_keys(config, root=False, out=None, passphrase_env=None)
             built = await build_edition(config, store, build_inputs(config, now=now), now=now)
-    public = config.signing.public_key_file
-    checked = await verify_target(
-        str(config.edition.output_dir), str(public), now=now, state_dir=folder / "cache"
-    )
-    return DemoReport(
-        folder,
-        config_path,
-        config.state.path,
-        running.base_url,
-        fetched,
-        built,
-        checked,
-        config.edition.output_dir,
-        public,
-    )
+        published = await publish_edition(config, list(config.mirrors))
+        public = config.signing.public_key_file
+        urls = {mirror.name: mirror.public_url for mirror in config.mirrors}
+        verified = {
+            name: await verify_target(url, str(public), now=now, state_dir=folder / "cache")
+            for name, url in urls.items()
+        }
+        report = DemoReport(
+            folder, config_path, newsroom.base_url, fetched, built, published, verified, urls,
+            public,
+        )  # fmt: skip
+        if on_ready:
+            on_ready(report)
+        if serve:
+            await asyncio.Event().wait()  # until Ctrl-C cancels the run
+    return report
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve `app` on a free loopback port; yields its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    finally:
+        await runner.cleanup()

@@ -33,6 +33,7 @@ import enum
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -749,9 +750,17 @@ async def check_file(
 
 
 def page_signature_errors(
-    results: Mapping[str, FileResult], trust: Trust, now: datetime
+    results: Mapping[str, FileResult],
+    trust: Trust,
+    now: datetime,
+    listings: Sequence[Mapping[str, FileEntry]] = (),
 ) -> list[str]:
-    """Problems with article pages' detached signatures (of pages that matched)."""
+    """Problems with article pages' detached signatures (of pages that matched).
+
+    Mid-publish a page and its signature may each match a different manifest (current
+    and pending): both are then vouched for by a signed manifest, and the pair is not
+    checked against each other until they belong to the same one.
+    """
     errors: list[str] = []
     for path, result in sorted(results.items()):
         if not is_article_page(path) or result.status is not FileStatus.OK:
@@ -759,10 +768,26 @@ def page_signature_errors(
         signature = results.get(signature_path(path))
         if signature is None:
             errors.append(f"{path}: no signature listed next to the page")
-        elif signature.status is FileStatus.OK:
+        elif signature.status is FileStatus.OK and same_listing(result, signature, listings):
             problem = page_signature_error(path, result, signature, trust, now)
             errors.extend([problem] if problem else [])
     return errors
+
+
+def same_listing(
+    page: FileResult, signature: FileResult, listings: Sequence[Mapping[str, FileEntry]]
+) -> bool:
+    """Some manifest lists both the page and its signature as they are now."""
+    if not listings:
+        return True
+    assert page.digest is not None and signature.digest is not None
+    for listing in listings:
+        page_entry, signature_entry = listing.get(page.path), listing.get(signature.path)
+        if page_entry and signature_entry:
+            matched = page.digest.matches(page_entry), signature.digest.matches(signature_entry)
+            if all(matched):
+                return True
+    return False
 
 
 def page_signature_error(
@@ -783,9 +808,17 @@ def page_signature_error(
     return None
 
 
+HOUSEKEEPING = re.compile(r"(?:^|/)\.mirror[.-][^/]*$")  # a directory mirror's lock, temps
+
+
 def extra_files(found: Iterable[str], expected: Mapping[str, object]) -> list[str]:
-    """Files present that no manifest lists (pointers and manifests/ are never extra)."""
-    return sorted(path for path in found if is_listed(path) and path not in expected)
+    """Files present that no manifest lists (pointers, manifests/ and a directory mirror's
+    own `.mirror.lock` / `.mirror-tmp-*` files are never extra)."""
+    return sorted(
+        path
+        for path in found
+        if is_listed(path) and path not in expected and not HOUSEKEEPING.search(path)
+    )
 
 
 # ---------------------------------------------------------------- the whole check
@@ -867,14 +900,16 @@ async def _verify(
     trust = await load_trust(reader, key, is_root=is_root, now=now)
     manifests = await _load_manifests(reader, trust, now, current_version, pending_version)
     _check_and_remember(seen_path, trust, manifests[0])
-    expected = expected_files(await load_entries(reader, manifests))
+    listings = await load_entries(reader, manifests)
+    expected = expected_files(listings)
     paths = sorted(expected)
     checked = await map_bounded(
         lambda path: check_file(reader, path, expected[path]), paths, limit=reader.concurrency
     )
     results = {result.path: result for result in checked}
     found = await reader.list_files()
-    return _report(manifests, results, page_signature_errors(results, trust, now), found)
+    errors = page_signature_errors(results, trust, now, listings)
+    return _report(manifests, results, errors, found)
 
 
 async def _load_manifests(

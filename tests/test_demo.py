@@ -8,20 +8,26 @@ import pytest
 from mirror.cli import run
 
 
-def test_demo_fetches_the_sample_newsroom(
+def test_demo_runs_the_whole_pipeline_offline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "demo"
-    assert run(["demo", "--dir", str(folder), "--articles", "6", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["fetch"]["new"] == 6
-    assert report["fetch"]["failed"] == []
-    assert Path(report["store"]).is_file()
+    status = run(["demo", "--dir", str(folder), "--articles", "6", "--no-serve", "--json"])
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    report = json.loads(out.out)
+    assert report["fetch"]["new"] == 6 and report["fetch"]["failed"] == []
     assert report["build"]["version"] == 1 and report["build"]["articles"] == 6
-    assert report["verify"]["ok"] is True
-    assert (Path(report["edition"]) / "index.html").is_file()
+    mirrors = report["publish"]["mirrors"]
+    assert [m["name"] for m in mirrors] == ["mirror-a", "mirror-b"]
+    assert all(m["ok"] and m["uploaded"] > 0 for m in mirrors)
+    assert all(v["ok"] for v in report["verify"].values())
+    for url in report["urls"].values():
+        assert url.startswith("http://127.0.0.1:")
+    assert (folder / "mirrors" / "mirror-a" / "index.html").is_file()
+    assert "open http://127.0.0.1:" in out.err
     # a second demo starts afresh in its own folder
-    assert run(["demo", "--dir", str(folder), "--articles", "3", "--json"]) == 0
+    assert run(["demo", "--dir", str(folder), "--articles", "3", "--no-serve", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["fetch"]["new"] == 3
 
 
@@ -29,6 +35,6 @@ def test_demo_refuses_to_wipe_a_folder_that_is_not_a_demo(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "precious.txt").write_text("keep me")
-    assert run(["demo", "--dir", str(tmp_path)]) == 2
+    assert run(["demo", "--dir", str(tmp_path), "--no-serve"]) == 2
     assert (tmp_path / "precious.txt").read_text() == "keep me"
     assert "not a mirror demo folder" in capsys.readouterr().err

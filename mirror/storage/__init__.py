@@ -11,6 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from mirror.config import MirrorConfig
+from mirror.errors import ConfigError, ManifestError, PublishError
+from mirror.manifest import check_path
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -67,3 +71,43 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Release connections and threads; the backend refuses use afterwards."""
         ...
+
+
+def open_backend(mirror: MirrorConfig, *, max_workers: int = 16) -> Backend:
+    """The backend for one mirror of the config, with at most `max_workers` blocking calls
+    at once. Checks what the config loader cannot (bucket name, prefix) and raises
+    ConfigError naming the key; opens no connection."""
+    if mirror.type == "directory":
+        from mirror.storage.directory import DirectoryBackend
+
+        return DirectoryBackend(mirror, max_workers=max_workers)
+    if mirror.type == "s3":
+        from mirror.storage.s3 import S3Backend
+
+        return S3Backend(mirror, max_workers=max_workers)
+    raise ConfigError(f"unknown mirror type {mirror.type!r}", key=f"mirrors.{mirror.name}.type")
+
+
+def check_prefix(mirror: MirrorConfig) -> str:
+    """The mirror's prefix, normalised to "" or "a/b/"; ConfigError if it is absolute, has
+    empty, '.' or '..' segments, or characters an edition path may not have."""
+    prefix = mirror.prefix
+    if not prefix:
+        return ""
+    key = f"mirrors.{mirror.name}.prefix"
+    if prefix.startswith("/") or "\\" in prefix:
+        raise ConfigError(f"{prefix!r:.80} must be relative (no leading '/', no '\\')", key=key)
+    try:
+        check_path(prefix.removesuffix("/"))
+    except ManifestError as exc:
+        raise ConfigError(f"{prefix!r:.80} is not a clean relative folder: {exc}", key=key) from exc
+    return prefix.removesuffix("/") + "/"
+
+
+def check_object_path(mirror_name: str, path: str) -> str:
+    """`path` if it is a clean edition path (see mirror.manifest.check_path); else a
+    PublishError naming the mirror (nothing is sent for such a path)."""
+    try:
+        return check_path(path)
+    except ManifestError as exc:
+        raise PublishError(mirror_name, f"refused path: {exc}") from exc

@@ -1,0 +1,195 @@
+"""The stages chained for ops: publish the edition to the configured mirrors, `sync`
+(fetch, build, publish), status of every mirror, and retiring a mirror.
+
+Each mirror gets its own backend; one that cannot even be opened (bad credentials, no
+such bucket) is reported like one that fails half-way, and never stops the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mirror import publish
+from mirror.build import BuildReport, build_edition
+from mirror.config import Config, MirrorConfig
+from mirror.errors import ConfigError, PublishError
+from mirror.fetch import FetchReport, fetch_articles
+from mirror.keyring import build_inputs, load_public_key
+from mirror.progress import Progress
+from mirror.publish import MirrorResult
+from mirror.sign import PublicKey
+from mirror.status import MirrorStatus, mirrors_status
+from mirror.storage import Backend, open_backend
+from mirror.store import Store
+
+
+@dataclass
+class OpenedMirrors:
+    """The backends that opened, and a failed result for each that did not."""
+
+    backends: list[Backend] = field(default_factory=list)
+    failed: list[MirrorResult] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def opened(mirrors: list[MirrorConfig]) -> AsyncIterator[OpenedMirrors]:
+    """Open every mirror's backend; close them all at the end."""
+    result = OpenedMirrors()
+    for mirror in mirrors:
+        try:
+            result.backends.append(open_backend(mirror))
+        except (ConfigError, PublishError) as exc:
+            result.failed.append(MirrorResult(mirror.name, False, error=str(exc)))
+    try:
+        yield result
+    finally:
+        for backend in result.backends:
+            await backend.close()
+
+
+def signing_public_key(config: Config) -> PublicKey:
+    return load_public_key(str(config.signing.public_key_file))
+
+
+def trust_anchor(config: Config) -> PublicKey:
+    """What readers check against: the root key when there is one, else the signing key."""
+    root = config.signing.root_public_key_file
+    return load_public_key(str(root)) if root else signing_public_key(config)
+
+
+async def publish_edition(
+    config: Config,
+    mirrors: list[MirrorConfig],
+    *,
+    allow_shrink: bool = False,
+    repair: bool = False,
+    gc: bool = False,
+) -> list[MirrorResult]:
+    """Publish the built edition to these mirrors, all at once."""
+    key = signing_public_key(config)
+    async with opened(mirrors) as mirrors_open:
+        return await publish_opened(config, mirrors_open, key, allow_shrink, repair, gc)
+
+
+async def publish_opened(
+    config: Config,
+    mirrors_open: OpenedMirrors,
+    key: PublicKey,
+    allow_shrink: bool,
+    repair: bool,
+    gc: bool,
+) -> list[MirrorResult]:
+    edition = config.edition.output_dir
+    results = await publish.publish_all(
+        mirrors_open.backends, edition, key, allow_shrink=allow_shrink, repair=repair
+    )
+    if gc:
+        results = [
+            await collect_garbage(backend, result, edition, key)
+            for backend, result in zip(mirrors_open.backends, results, strict=True)
+        ]
+    return mirrors_open.failed + results
+
+
+async def collect_garbage(
+    backend: Backend, result: MirrorResult, edition: Path, key: PublicKey
+) -> MirrorResult:
+    """After a good publish, remove what no live manifest references (one listing)."""
+    if not result.ok:
+        return result
+    try:
+        removed = await publish.gc_mirror(backend, edition, key)
+    except PublishError as exc:
+        return replace(result, ok=False, error=f"gc: {exc}")
+    return replace(result, deleted=result.deleted + removed)
+
+
+@dataclass
+class SyncReport:
+    fetch: FetchReport
+    build: BuildReport | None = None
+    mirrors: list[MirrorResult] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        mirrors_ok = all(result.ok for result in self.mirrors)
+        return not self.fetch.failed and self.build is not None and mirrors_ok
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "fetch": self.fetch.to_json(),
+            "build": self.build.to_json() if self.build else None,
+            "publish": {"mirrors": [result.to_json() for result in self.mirrors]},
+            "error": self.error,
+        }
+
+    def lines(self) -> list[str]:
+        lines = [self.fetch.summary()]
+        lines += [self.build.summary()] if self.build else []
+        for result in self.mirrors:
+            state = "ok" if result.ok else f"FAILED: {result.error}"
+            lines.append(
+                f"publish {result.name}: {state}, version {result.version}, "
+                f"{result.uploaded} uploaded, {result.deleted} deleted"
+            )
+        return lines + ([self.error] if self.error else [])
+
+
+async def run_sync(
+    config: Config,
+    *,
+    now: datetime,
+    mirrors: list[MirrorConfig],
+    allow_shrink: bool = False,
+    repair: bool = False,
+    gc: bool = False,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Fetch, build above every live version, publish: one run for cron/systemd."""
+    key = signing_public_key(config)
+    with Store(config.state.path) as store:
+        report = SyncReport(await fetch_articles(config, store, now=now, progress=progress))
+        async with opened(mirrors) as mirrors_open:
+            live = [await publish.live_version(b, key) for b in mirrors_open.backends]
+            inputs = build_inputs(
+                config, now=now, live_version=max(live, default=0), retired=store.retired_mirrors()
+            )
+            report.build = await build_edition(config, store, inputs, now=now, progress=progress)
+            report.mirrors = await publish_opened(
+                config, mirrors_open, key, allow_shrink, repair, gc
+            )
+    return report
+
+
+async def check_status(config: Config, *, now: datetime, full: bool) -> list[MirrorStatus]:
+    """Every enabled mirror as a reader sees it, against the local edition's version."""
+    with Store(config.state.path) as store:
+        latest = store.latest_edition()
+        retired = store.retired_mirrors()
+    mirrors = [m for m in config.mirrors if m.enabled and m.name not in retired]
+    return await mirrors_status(
+        mirrors, trust_anchor(config), now=now, local_version=latest.version if latest else 0,
+        full=full,
+    )  # fmt: skip
+
+
+async def retire(config: Config, name: str) -> int:
+    """Empty the mirror and keep it out of the mirror list from the next build on."""
+    chosen = [mirror for mirror in config.mirrors if mirror.name == name]
+    if not chosen:
+        raise ConfigError(f"no mirror named {name!r}", path=str(config.path), key="mirrors")
+    backend = open_backend(chosen[0])
+    try:
+        removed = await publish.retire_mirror(backend)
+    finally:
+        await backend.close()
+    with Store(config.state.path) as store:
+        store.retire_mirror(name)
+    return removed

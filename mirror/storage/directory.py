@@ -1,0 +1,272 @@
+"""A mirror that is a folder on this host, served by nginx or any static file server.
+
+Writes are atomic (a temp file in the same folder, fsync, `os.replace`), so a reader sees
+the old bytes or the new, never a mix. An object's ETag is the sha256 of its bytes.
+Conditional puts and deletes take an exclusive `flock` on a lock file at the top of
+the folder, so they hold across threads and across processes on this host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+from mirror.config import MirrorConfig
+from mirror.errors import (
+    ConfigError,
+    ConflictError,
+    MirrorAccessError,
+    MirrorUnreachableError,
+    PublishError,
+)
+from mirror.storage import Capabilities, Stored, check_object_path, check_prefix
+
+LOCK_NAME = ".mirror.lock"  # at the top of the mirror's folder (prefix included)
+TEMP_PREFIX = ".mirror-tmp-"  # temp files being written; never listed
+FILE_MODE = 0o644  # readable by the web server
+CHUNK_BYTES = 1 << 16
+MKDIR_ATTEMPTS = 3  # a concurrent delete may remove a folder we just made
+
+T = TypeVar("T")
+
+
+class DirectoryBackend:
+    """The `Backend` of a `type = "directory"` mirror: files under `path` (+ `prefix`)."""
+
+    capabilities = Capabilities(conditional_put=True, server_checksums=False)
+
+    def __init__(self, mirror: MirrorConfig, *, max_workers: int = 16) -> None:
+        if mirror.path is None:
+            raise ConfigError("a directory mirror needs 'path'", key=f"mirrors.{mirror.name}")
+        self.name = mirror.name
+        self.root = Path(mirror.path) / check_prefix(mirror)
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix=f"dir-{mirror.name}")
+        self._closed = False
+
+    async def __aenter__(self) -> DirectoryBackend:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def put(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        """See `Backend.put`; content type and cache control are the web server's business."""
+        target = self._file(path)
+        return await self._run(self._put_sync, target, data, if_match, if_none_match)
+
+    async def get(self, path: str, *, max_bytes: int) -> Stored | None:
+        """See `Backend.get`; a folder, FIFO or other non-regular file counts as absent."""
+        return await self._run(self._get_sync, self._file(path), max_bytes)
+
+    async def delete(self, paths: Sequence[str]) -> None:
+        """See `Backend.delete`; folders left empty are removed too."""
+        targets = [self._file(path) for path in paths]
+        await self._run(self._delete_sync, targets)
+
+    async def list(self) -> list[str]:
+        """See `Backend.list`; temp and lock files, what is not a regular file, and names
+        that are not clean edition paths are left out."""
+        return await self._run(self._list_sync)
+
+    async def close(self) -> None:
+        """See `Backend.close`; waits for calls in flight."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._executor.shutdown, True)
+
+    # -- on the executor's threads ------------------------------------------------------
+
+    def _put_sync(self, target: Path, data: bytes, if_match: str | None, if_none: bool) -> str:
+        temp = self._write_temp(target, data)
+        try:
+            with self._locked():
+                if if_match is not None or if_none:
+                    self._check_condition(target, if_match, if_none)
+                os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return hashlib.sha256(data).hexdigest()
+
+    def _write_temp(self, target: Path, data: bytes) -> Path:
+        """A fsynced temp file holding `data`, next to `target` (folders made as needed)."""
+        for attempt in range(MKDIR_ATTEMPTS):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+                break
+            except FileNotFoundError:
+                if attempt == MKDIR_ATTEMPTS - 1:
+                    raise
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fchmod(handle.fileno(), FILE_MODE)
+                os.fsync(handle.fileno())
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return Path(name)
+
+    def _check_condition(self, target: Path, if_match: str | None, if_none: bool) -> None:
+        """ConflictError unless the object at `target` is as the condition requires."""
+        current = _file_sha256(target)
+        if if_none and current is not None:
+            raise ConflictError(self.name, f"{self._shown(target)} already exists")
+        if if_match is not None and current != if_match:
+            raise ConflictError(self.name, f"{self._shown(target)} changed (ETag differs)")
+
+    def _get_sync(self, target: Path, max_bytes: int) -> Stored | None:
+        fd = _open_regular(target)
+        if fd is None:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            if os.fstat(fd).st_size > max_bytes:
+                raise self._too_large(target, max_bytes)
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise self._too_large(target, max_bytes)
+        return Stored(data=data, etag=hashlib.sha256(data).hexdigest())
+
+    def _delete_sync(self, targets: Sequence[Path]) -> None:
+        with self._locked():
+            for target in targets:
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    target.unlink()
+                self._prune(target.parent)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove `folder` and its parents up to the mirror's top while they are empty."""
+        while folder != self.root and folder.is_relative_to(self.root):
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+    def _list_sync(self) -> builtins.list[str]:
+        found: builtins.list[str] = []
+        if not self.root.is_dir():
+            return found
+        for dirpath, _dirnames, filenames in os.walk(self.root, onerror=_raise):
+            base = Path(dirpath).relative_to(self.root)
+            for filename in filenames:
+                if filename == LOCK_NAME or filename.startswith(TEMP_PREFIX):
+                    continue
+                if not _is_regular(Path(dirpath) / filename):
+                    continue
+                relative = (base / filename).as_posix()
+                with contextlib.suppress(PublishError):
+                    found.append(check_object_path(self.name, relative))
+        return sorted(found)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the folder's exclusive lock (threads and processes alike)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _run(self, func: Callable[..., T], *args: object) -> T:
+        """Run a blocking call on the executor; OSError becomes a PublishError."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, func, *args)
+        except OSError as exc:
+            raise self._translate(exc) from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"mirror {self.name}: storage backend used after close")
+
+    def _file(self, path: str) -> Path:
+        self._check_open()
+        return self.root / check_object_path(self.name, path)
+
+    def _shown(self, target: Path) -> str:
+        return target.relative_to(self.root).as_posix()
+
+    def _too_large(self, target: Path, max_bytes: int) -> MirrorUnreachableError:
+        return MirrorUnreachableError(
+            self.name, f"{self._shown(target)} is larger than {max_bytes} bytes"
+        )
+
+    def _translate(self, exc: OSError) -> PublishError:
+        """The PublishError for a failed file operation in the mirror's folder."""
+        reason = f"{exc.strerror or exc} ({exc.filename or self.root})"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return MirrorAccessError(self.name, reason)
+        if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+            return PublishError(self.name, f"a file and a folder collide: {reason}")
+        return MirrorUnreachableError(self.name, reason)
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def _is_regular(target: Path) -> bool:
+    try:
+        return stat.S_ISREG(target.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _open_regular(target: Path) -> int | None:
+    """A read descriptor on `target` if it is a regular file; None if absent or not a
+    file (O_NONBLOCK: opening a FIFO must not wait for a writer)."""
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _file_sha256(target: Path) -> str | None:
+    """The sha256 hex of the regular file at `target`, or None when there is none."""
+    fd = _open_regular(target)
+    if fd is None:
+        return None
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
