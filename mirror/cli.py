@@ -445,16 +445,26 @@ def run_publish(config: Config, args: argparse.Namespace) -> int:
 
 
 def selected_mirrors(config: Config, names: list[str]) -> list[MirrorConfig]:
-    """The enabled mirrors, or the named ones (UsageError for an unknown name)."""
+    """The enabled, not retired mirrors, or the named ones (UsageError for an unknown name)."""
     known = {mirror.name: mirror for mirror in config.mirrors}
     for name in names:
         if name not in known:
             raise UsageError(f"no mirror named {name!r} in the config (known: {sorted(known)})")
     chosen = [known[name] for name in names] if names else list(config.mirrors)
+    retired = retired_mirrors(config)
     for mirror in chosen:
         if not mirror.enabled:
             log.info("%s: skipped (enabled = false)", mirror.name)
-    return [mirror for mirror in chosen if mirror.enabled]
+        elif mirror.name in retired:
+            log.info("%s: skipped (retired)", mirror.name)
+    return [m for m in chosen if m.enabled and m.name not in retired]
+
+
+def retired_mirrors(config: Config) -> frozenset[str]:
+    if not config.state.path.exists():
+        return frozenset()
+    with Store(config.state.path) as store:
+        return store.retired_mirrors()
 
 
 def add_sync(commands: Any) -> None:
@@ -538,7 +548,7 @@ def cmd_mirrors_setup(args: argparse.Namespace) -> int:
     from mirror.storage.setup import setup_mirror
 
     config = config_from(args)
-    mirror = selected_mirrors(config, [args.name])
+    mirror = [m for m in config.mirrors if m.name == args.name and m.enabled]
     if not mirror or mirror[0].type != "s3":
         raise UsageError(f"{args.name}: only enabled s3 mirrors need setting up")
     for step in setup_mirror(mirror[0], args.provider or ""):

@@ -94,7 +94,9 @@ def build_inputs(
         files, epoch = checked_certificate(config, key, now)
         root_line = load_public_key(str(config.signing.root_public_key_file)).line()
     mirrors = tuple(
-        MirrorLink(name=m.name, url=m.public_url) for m in config.mirrors if m.listed and m.enabled
+        MirrorLink(name=m.name, url=m.public_url)
+        for m in config.mirrors
+        if m.listed and m.enabled and m.name not in retired
     )
     return BuildInputs(
         key=key,

@@ -1,0 +1,242 @@
+"""Publishing through the CLI: several mirrors at once (folders and moto's S3 server),
+one broken mirror that neither stops nor delays the others, status as a reader sees it,
+setup and retire, and sync against the live sample newsroom."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import boto3
+import pytest
+from moto_server import create_bucket, new_bucket_name
+from test_build import fetched_store  # noqa: F401 (a fixture)
+
+from mirror import sign
+from mirror.cli import run
+from mirror.newsroom import NewsroomOptions, config_for, serve_newsroom
+
+from servers import closed_port
+
+
+class Forbidding(http.server.SimpleHTTPRequestHandler):
+    """A static server that answers 403 under /private/, like a bucket that isn't public."""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/private/"):
+            self.send_error(403)
+            return
+        super().do_GET()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def web_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A folder served over HTTP on 127.0.0.1 (a thread: the CLI runs its own loop)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = partial(Forbidding, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def mirror_table(name: str, **values: str) -> str:
+    body = "".join(f'{key} = "{value}"\n' for key, value in values.items())
+    return f'\n[[mirrors]]\nname = "{name}"\n{body}'
+
+
+def write_config(folder: Path, base: str, tables: str) -> Path:
+    path = folder / "mirror.toml"
+    path.write_text(config_for(base, folder) + tables, encoding="utf-8")
+    key = sign.generate_key()
+    sign.write_key_pair(key, folder / "keys" / "mirror.key", folder / "keys" / "mirror.pub", None)
+    return path
+
+
+def with_store(path: Path, store: Path) -> Path:
+    (path.parent / "state").mkdir(exist_ok=True)
+    shutil.copy(store, path.parent / "state" / "mirror.db")
+    return path
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict, str]:  # type: ignore[type-arg]
+    status = run(list(args))
+    out = capsys.readouterr()
+    return status, (json.loads(out.out) if out.out.strip() else {}), out.err
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_publish_to_folders_and_s3_with_one_broken_mirror(
+    tmp_path: Path,
+    fetched_store: Path,  # noqa: F811
+    web_root: tuple[Path, str],
+    moto_endpoint: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, base = web_root
+    bucket = create_bucket(moto_endpoint)
+    tables = (
+        mirror_table("dir-a", type="directory", path=str(root / "a"), public_url=base + "a/")
+        + mirror_table("dir-b", type="directory", path=str(root / "b"), public_url=base + "b/")
+        + mirror_table(
+            "s3-moto", type="s3", bucket=bucket, endpoint_url=moto_endpoint,
+            region="us-east-1", public_url=f"{moto_endpoint}/{bucket}/",
+        )
+        + mirror_table(
+            "s3-down", type="s3", bucket="gone-bucket", region="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{closed_port()}", public_url="https://x.example/",
+        )
+    )  # fmt: skip
+    config = str(with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store))
+    assert cli(capsys, "-c", config, "build")[0] == 0
+
+    status, report, err = cli(capsys, "-c", config, "publish", "--json")
+    assert status == 1  # partial: one mirror failed, the rest is done
+    results = {m["name"]: m for m in report["mirrors"]}
+    assert set(results) == {"dir-a", "dir-b", "s3-moto", "s3-down"}
+    for name in ("dir-a", "dir-b", "s3-moto"):
+        assert (
+            results[name]["ok"] and results[name]["uploaded"] > 30 and results[name]["version"] == 1
+        )
+        assert results[name]["error"] is None
+    assert not results["s3-down"]["ok"] and results["s3-down"]["error"]
+    assert "s3-down" in err
+
+    objects = boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(Bucket=bucket)
+    assert any(item["Key"] == "current" for item in objects["Contents"])
+
+    again = cli(
+        capsys, "-c", config, "publish", "--json", "--mirror", "dir-a", "--mirror", "s3-moto"
+    )
+    assert again[0] == 0
+    assert [(m["name"], m["uploaded"]) for m in again[1]["mirrors"]] == [
+        ("dir-a", 0),
+        ("s3-moto", 0),
+    ]
+    assert cli(capsys, "-c", config, "publish", "--mirror", "nope")[0] == 2
+
+    for name in ("a", "b"):
+        status, verified, _ = cli(
+            capsys, "verify", base + name + "/", "--key", str(tmp_path / "keys" / "mirror.pub"),
+            "--json",
+        )  # fmt: skip
+        assert status == 0 and verified["ok"], verified
+
+    status, report, _ = cli(capsys, "-c", config, "status", "--json")
+    assert "not public" in {m["name"]: m for m in report["mirrors"]}["s3-moto"]["error"]
+    assert cli(capsys, "-c", config, "mirrors", "setup", "s3-moto", "--provider", "minio")[0] == 0
+    status, report, _ = cli(capsys, "-c", config, "status", "--json")
+    states = {m["name"]: m for m in report["mirrors"]}
+    assert states["dir-a"]["reachable"] and states["dir-a"]["version"] == 1
+    assert states["dir-a"]["stale"] is False and states["dir-a"]["age_s"] is not None
+    assert states["s3-moto"]["version"] == 1, states["s3-moto"]
+    assert not states["s3-down"]["reachable"]
+    assert status == 1  # one mirror unreachable
+
+
+def test_status_reports_a_forbidden_mirror_as_not_public(
+    tmp_path: Path,
+    fetched_store: Path,  # noqa: F811
+    web_root: tuple[Path, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, base = web_root
+    tables = mirror_table(
+        "private", type="directory", path=str(root / "private"), public_url=base + "private/"
+    ) + mirror_table("empty", type="directory", path=str(root / "e"), public_url=base + "e/")
+    config = str(with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store))
+    cli(capsys, "-c", config, "build")
+    assert cli(capsys, "-c", config, "publish", "--mirror", "private")[0] == 0
+    _, report, _ = cli(capsys, "-c", config, "status", "--json")
+    states = {m["name"]: m for m in report["mirrors"]}
+    assert "not public" in states["private"]["error"]
+    assert states["empty"]["version"] is None and states["empty"]["stale"]
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_setup_creates_a_public_bucket_and_missing_credentials_are_named(
+    tmp_path: Path, moto_endpoint: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    bucket = new_bucket_name()
+    tables = mirror_table(
+        "fresh", type="s3", bucket=bucket, endpoint_url=moto_endpoint, region="us-east-1",
+        public_url=f"{moto_endpoint}/{bucket}/",
+    )  # fmt: skip
+    config = str(write_config(tmp_path, "http://127.0.0.1:9/", tables))
+    assert cli(capsys, "-c", config, "mirrors", "setup", "fresh", "--provider", "minio")[0] == 0
+    assert cli(capsys, "-c", config, "mirrors", "setup", "fresh", "--provider", "minio")[0] == 0
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint)
+    assert "s3:GetObject" in s3.get_bucket_policy(Bucket=bucket)["Policy"]
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "super-secret-value")
+    assert cli(capsys, "-c", config, "build")[0] == 0  # an empty edition is still one
+    status, _, err = cli(capsys, "-c", config, "publish")
+    assert status in (1, 2)
+    assert "fresh" in err and "super-secret-value" not in err
+
+
+def test_retire_empties_a_mirror_and_drops_it_from_the_list(
+    tmp_path: Path,
+    fetched_store: Path,  # noqa: F811
+    web_root: tuple[Path, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, base = web_root
+    tables = mirror_table(
+        "old", type="directory", path=str(root / "old"), public_url=base + "old/"
+    ) + mirror_table("new", type="directory", path=str(root / "new"), public_url=base + "new/")
+    config = str(with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store))
+    cli(capsys, "-c", config, "build")
+    cli(capsys, "-c", config, "publish")
+    assert (root / "old" / "index.html").exists()
+    assert "old" in (tmp_path / "edition" / "mirrors.json").read_text()
+    assert cli(capsys, "-c", config, "mirrors", "retire", "old")[0] == 0
+    assert not any(p.is_file() and not p.name.startswith(".") for p in (root / "old").rglob("*"))
+    cli(capsys, "-c", config, "build")
+    assert '"old"' not in (tmp_path / "edition" / "mirrors.json").read_text()
+    status, report, _ = cli(capsys, "-c", config, "publish", "--json")
+    assert status == 0 and [m["name"] for m in report["mirrors"]] == ["new"]
+    assert not (root / "old" / "index.html").exists()
+
+
+def test_sync_fetches_builds_and_publishes(
+    tmp_path: Path, web_root: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, base = web_root
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict[str, object] = {}
+
+    async def newsroom() -> None:
+        async with serve_newsroom(NewsroomOptions(articles=5, feed_items=0)) as running:
+            holder["running"] = running
+            started.set()
+            await asyncio.Event().wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(newsroom(),), daemon=True)
+    thread.start()
+    assert started.wait(30)
+    running = holder["running"]
+    tables = mirror_table("site", type="directory", path=str(root / "s"), public_url=base + "s/")
+    config = str(write_config(tmp_path, running.base_url, tables))  # type: ignore[attr-defined]
+    status, report, _ = cli(capsys, "-c", config, "sync", "--json")
+    assert status == 0 and report["ok"], report
+    assert report["fetch"]["new"] == 5 and report["build"]["version"] == 1
+    assert report["publish"]["mirrors"][0]["ok"]
+    status, report, _ = cli(capsys, "-c", config, "sync", "--json")
+    assert status == 0 and report["build"]["new_version"] is False
+    assert report["publish"]["mirrors"][0]["uploaded"] == 0
+    assert (root / "s" / "current").read_text() == "1\n"
