@@ -104,6 +104,22 @@ class DigestConfig:
     unsubscribe_url: str = ""
     unsubscribe_mailto: str = ""
     unsubscribe_secret_env: str = "MIRROR_UNSUBSCRIBE_SECRET"  # noqa: S105 (a variable name)
+    content: str = "full"  # full | summary: what each article brings
+    max_message_bytes: int = 200_000  # past this, the rest of the articles go as summaries
+    send_revisions: bool = False  # a revised article is mailed again
+    neutral: bool = False  # sender name and subject that don't name the outlet
+    neutral_sender: str = "Newsletter"  # the display name in neutral mode
+    neutral_subject: str = "Weekly notes"  # the subject in neutral mode
+    list_id: str = ""  # List-Id, e.g. "digest.example.org"; empty: from the sender's domain
+    connections: int = 4  # SMTP connections at once
+    per_domain_rate_per_s: float = 5.0  # messages per second to one recipient domain
+    retries: int = 3  # more attempts after a 4xx answer or a dropped connection
+    timeout_s: float = 60.0  # one SMTP command
+    watched_domains: tuple[str, ...] = (
+        "mail.ru", "bk.ru", "inbox.ru", "list.ru", "internet.ru", "yandex.ru", "ya.ru",
+        "yandex.com", "yandex.by", "yandex.kz", "narod.ru", "rambler.ru", "lenta.ru",
+        "autorambler.ru", "myrambler.ru", "ro.ru", "vk.com",
+    )  # fmt: skip  # providers under the censor's jurisdiction: they see every digest
 
 
 @dataclass(frozen=True)
@@ -137,6 +153,7 @@ DEFAULT_CONFIG = Path("mirror.toml")
 MAX_CONFIG_BYTES = 1_000_000
 MIRROR_TYPES = ("s3", "directory")
 GONE_POLICIES = ("keep", "hide")
+DIGEST_CONTENT = ("full", "summary")
 ADDRESSING_STYLES = ("path", "virtual")
 CHECKSUM_MODES = ("when_required", "when_supported")
 MIRROR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -267,6 +284,8 @@ def _validate(config: Config, path: str) -> None:
     """Checks across values that types alone cannot make."""
     _validate_source(config.source, path)
     _validate_positive(config, path)
+    if config.digest.content not in DIGEST_CONTENT:
+        raise ConfigError(f"must be one of {DIGEST_CONTENT}", path=path, key="digest.content")
     if config.edition.gone_articles not in GONE_POLICIES:
         raise ConfigError(f"must be one of {GONE_POLICIES}", path=path, key="edition.gone_articles")
     if not _is_http_url(config.publication.home_url):
@@ -297,12 +316,13 @@ POSITIVE_KEYS = (
     "source.max_url_length", "source.max_feed_items", "source.max_sitemap_urls",
     "source.max_sitemaps",
     "edition.image_max_width", "edition.page_budget_bytes", "signing.expires_days",
-    "digest.rate_per_s", "digest.links_per_article",
+    "digest.rate_per_s", "digest.links_per_article", "digest.max_message_bytes",
+    "digest.connections", "digest.per_domain_rate_per_s", "digest.timeout_s",
 )  # fmt: skip
 NON_NEGATIVE_KEYS = (
     "source.retries", "source.backoff_s", "source.max_retry_after_s", "source.max_redirects",
     "source.revalidate_days", "source.workers", "source.max_images_per_article",
-    "digest.min_interval_h",
+    "digest.min_interval_h", "digest.retries",
 )  # fmt: skip
 
 

@@ -26,6 +26,11 @@
     │   ├── MirrorAccessError        credentials missing or refused, no such bucket
     │   ├── ConflictError            a conditional write lost: another publish got there first
     │   └── ShrinkGuardError         the publish would delete too much of the mirror
+    ├── DigestError                  the digest cannot be composed or sent at all
+    │   ├── SubscriberError          a bad address or an unknown subscriber
+    │   ├── SmtpConnectionError      the server is down, refuses us, or times out
+    │   ├── TlsRequiredError         smtp:// but the server offers no STARTTLS
+    │   └── DeliveryError            one recipient refused (has permanent: 5xx vs 4xx)
     └── VerifyError                  a copy is not the outlet's own, or is stale (exit 3)
         ├── SignatureError           garbled or truncated signature, wrong key, no match
         ├── KeyCertificateError      keys.json not signed by the root, expired, or revoking
@@ -207,3 +212,38 @@ class ConflictError(PublishError):
 
 class ShrinkGuardError(PublishError):
     """The publish would delete more of the mirror than allowed (see --allow-shrink)."""
+
+
+class DigestError(MirrorError):
+    """The digest cannot be composed or sent at all."""
+
+
+class SubscriberError(DigestError):
+    """A bad address, or an unknown subscriber."""
+
+
+class SmtpConnectionError(DigestError):
+    """The SMTP server is down, refuses the connection or login, or times out."""
+
+    retryable = True
+
+
+class TlsRequiredError(DigestError):
+    """smtp:// was given but the server offers no STARTTLS: we never send in clear."""
+
+
+class DeliveryError(DigestError):
+    """One recipient was refused: permanently (5xx) or for now (4xx)."""
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retryable = not permanent
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_delivery_error, (self.reason, self.permanent))
+
+
+def _delivery_error(reason: str, permanent: bool) -> DeliveryError:
+    return DeliveryError(reason, permanent=permanent)
