@@ -489,6 +489,7 @@ class Builder:
             manifest_path + ".minisig", sign.sign(self.inputs.key, built.manifest, comment)
         )
         self.folder.write("current", manifest.pointer_bytes(version))
+        self.store.mark_published(version, [(a.id, a.revision_number) for a in articles])
         self.store.save_edition(
             EditionRecord(
                 version=version,

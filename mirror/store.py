@@ -107,6 +107,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE editions ADD COLUMN files INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE articles ADD COLUMN hidden_at TEXT;
     """,
+    """
+    ALTER TABLE articles ADD COLUMN first_version INTEGER;  -- the edition that first had it
+    ALTER TABLE articles ADD COLUMN published_revision INTEGER;  -- its revision in the last one
+    ALTER TABLE articles ADD COLUMN revised_version INTEGER;  -- the edition with that revision
+    ALTER TABLE subscribers ADD COLUMN since_version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE digests ADD COLUMN finished_at TEXT;
+    ALTER TABLE digests ADD COLUMN manifest_sha256 TEXT;
+    CREATE INDEX articles_first_version ON articles (first_version);
+    CREATE INDEX digest_sends_subscriber ON digest_sends (subscriber_id, state);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -564,6 +574,176 @@ class Store:
                     record.files,
                 ),
             )
+
+    def mark_published(self, version: int, articles: list[tuple[int, int]]) -> None:
+        """Record which article revisions edition `version` carries (for digests)."""
+        with self.transaction() as db:
+            db.executemany(
+                """UPDATE articles SET first_version = COALESCE(first_version, :version),
+                   revised_version = CASE WHEN published_revision IS NULL
+                       OR published_revision != :revision THEN :version
+                       ELSE revised_version END,
+                   published_revision = :revision
+                   WHERE id = :id""",
+                [{"version": version, "id": i, "revision": r} for i, r in articles],
+            )
+
+    # subscribers and digests
+
+    def add_subscriber(self, email: str, lang: str, at: datetime) -> tuple[int, bool]:
+        """(id, created): a new subscriber, or one who had left coming back."""
+        with self.transaction() as db:
+            row = db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
+            since = self._latest_version(db)
+            if row:
+                db.execute(
+                    """UPDATE subscribers SET lang = ?, unsubscribed_at = NULL,
+                       since_version = CASE WHEN unsubscribed_at IS NULL THEN since_version
+                       ELSE ? END WHERE id = ?""",
+                    (lang, since, row["id"]),
+                )
+                return int(row["id"]), False
+            cursor = db.execute(
+                """INSERT INTO subscribers (email, lang, added_at, since_version)
+                   VALUES (?, ?, ?, ?)""",
+                (email, lang, iso(at), since),
+            )
+            return int(cursor.lastrowid or 0), True
+
+    @staticmethod
+    def _latest_version(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT MAX(version) FROM editions").fetchone()
+        return int(row[0] or 0)
+
+    def unsubscribe(self, subscriber_id: int, at: datetime) -> bool:
+        """Record an unsubscribe (kept, with its time); False if unknown or already out."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                """UPDATE subscribers SET unsubscribed_at = ?
+                   WHERE id = ? AND unsubscribed_at IS NULL""",
+                (iso(at), subscriber_id),
+            )
+        return cursor.rowcount == 1
+
+    def subscriber_id(self, email: str) -> int | None:
+        row = self._db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
+        return int(row["id"]) if row else None
+
+    def subscribers(self, *, active_only: bool = True) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            """SELECT id, email, lang, added_at, unsubscribed_at, since_version
+               FROM subscribers WHERE (? = 0 OR unsubscribed_at IS NULL) ORDER BY id""",
+            (1 if active_only else 0,),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    def open_digest(self, at: datetime, version: int, manifest_sha256: str) -> tuple[int, bool]:
+        """The unfinished digest to resume, else a new one: (id, resumed)."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id FROM digests WHERE finished_at IS NULL ORDER BY id LIMIT 1"
+            ).fetchone()
+            if row:
+                return int(row["id"]), True
+            cursor = db.execute(
+                """INSERT INTO digests (created_at, manifest_version, manifest_sha256)
+                   VALUES (?, ?, ?)""",
+                (iso(at), version, manifest_sha256),
+            )
+            return int(cursor.lastrowid or 0), False
+
+    def last_unfinished_digest(self) -> int | None:
+        row = self._db.execute(
+            "SELECT id FROM digests WHERE finished_at IS NULL ORDER BY id LIMIT 1"
+        ).fetchone()
+        return int(row["id"]) if row else None
+
+    def digest(self, digest_id: int) -> dict[str, Any]:
+        row = self._db.execute("SELECT * FROM digests WHERE id = ?", (digest_id,)).fetchone()
+        return dict(row)
+
+    def last_digest(self) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT * FROM digests WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return dict(row) if row else None
+
+    def finish_digest(self, digest_id: int, at: datetime) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE digests SET finished_at = ? WHERE id = ?", (iso(at), digest_id))
+
+    def send_state(self, digest_id: int) -> dict[int, str]:
+        rows = self._db.execute(
+            "SELECT subscriber_id, state FROM digest_sends WHERE digest_id = ?", (digest_id,)
+        ).fetchall()
+        return {row["subscriber_id"]: row["state"] for row in rows}
+
+    def record_send(
+        self,
+        digest_id: int,
+        subscriber_id: int,
+        state: str,
+        *,
+        message_id: str,
+        at: datetime,
+        error: str | None = None,
+    ) -> None:
+        """sending (logged before the server sees DATA) | sent | failed | skipped."""
+        done = iso(at) if state != "sending" else None
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO digest_sends
+                   (digest_id, subscriber_id, message_id, state, attempted_at, done_at, error)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (digest_id, subscriber_id) DO UPDATE SET
+                   state = excluded.state, attempted_at = excluded.attempted_at,
+                   done_at = excluded.done_at, error = excluded.error""",
+                (digest_id, subscriber_id, message_id, state, iso(at), done, error),
+            )
+
+    def last_sent_versions(self) -> dict[int, int]:
+        """Subscriber id -> the manifest version of the last digest they got."""
+        rows = self._db.execute(
+            """SELECT s.subscriber_id, MAX(d.manifest_version) FROM digest_sends s
+               JOIN digests d ON d.id = s.digest_id WHERE s.state = 'sent'
+               GROUP BY s.subscriber_id"""
+        ).fetchall()
+        return {int(row[0]): int(row[1]) for row in rows}
+
+    def last_sent_version(self, subscriber_id: int) -> int:
+        """The manifest version of the last digest this subscriber got (0: none)."""
+        row = self._db.execute(
+            """SELECT MAX(d.manifest_version) FROM digest_sends s
+               JOIN digests d ON d.id = s.digest_id
+               WHERE s.subscriber_id = ? AND s.state = 'sent'""",
+            (subscriber_id,),
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def digest_articles(self, after: int, upto: int, *, revisions: bool) -> list[EditionArticle]:
+        """Articles that entered editions (after, upto], in the order published; with
+        `revisions`, also those whose revision changed in that span."""
+        rows = self._db.execute(
+            """SELECT a.id, a.url, a.path, a.state, r.*
+               FROM articles a JOIN revisions r
+               ON r.article_id = a.id AND r.revision = a.revision
+               WHERE a.hidden = 0 AND a.path IS NOT NULL AND (
+                 (a.first_version > ? AND a.first_version <= ?)
+                 OR (? AND a.revised_version > ? AND a.revised_version <= ?))
+               ORDER BY a.first_version, COALESCE(r.published_at, a.first_seen_at), a.id""",
+            (after, upto, revisions, after, upto),
+        ).fetchall()
+        return [
+            EditionArticle(
+                id=row["id"],
+                url=row["url"],
+                path=row["path"],
+                revision_number=row["revision"],
+                gone=row["state"] == "gone",
+                revision=_revision_from_row(row),
+            )
+            for row in rows
+        ]
 
     # mirrors
 
