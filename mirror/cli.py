@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_keygen(commands)
     add_keys(commands)
     add_articles(commands)
+    add_subscribers(commands)
+    add_digest(commands)
+    add_serve_unsubscribe(commands)
     add_backup(commands)
     add_demo(commands)
     return parser
@@ -568,6 +571,159 @@ def cmd_mirrors_retire(args: argparse.Namespace) -> int:
         args.name,
         removed,
     )
+    return EXIT_OK
+
+
+# subscribers and digests
+
+
+def add_subscribers(commands: Any) -> None:
+    parser = subcommand(commands, "subscribers", cmd_subscribers_list, "the subscriber list")
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="add a subscriber (or bring one back)")
+    add_common(add, sub=True)
+    add.add_argument("email")
+    add.add_argument("--lang", default="any", choices=("en", "ru", "any"))
+    add.set_defaults(handler=cmd_subscribers_add)
+    remove = actions.add_parser("remove", help="unsubscribe (recorded with its time)")
+    add_common(remove, sub=True)
+    remove.add_argument("subscriber", metavar="EMAIL_OR_ID")
+    remove.set_defaults(handler=cmd_subscribers_remove)
+    listing = actions.add_parser("list", help="the subscribers (addresses: on stdout only)")
+    add_common(listing, sub=True)
+    listing.add_argument("--json", action="store_true", help="print JSON on stdout")
+    listing.add_argument("--all", action="store_true", help="include those who left")
+    listing.set_defaults(handler=cmd_subscribers_list)
+    importing = actions.add_parser(
+        "import", help="import a CSV of email[,lang] rows (all or nothing on a crash)"
+    )
+    add_common(importing, sub=True)
+    importing.add_argument("file", metavar="FILE.csv")
+    importing.add_argument("--lang", default="any", choices=("en", "ru", "any"))
+    importing.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    importing.set_defaults(handler=cmd_subscribers_import)
+
+
+def cmd_subscribers_add(args: argparse.Namespace) -> int:
+    from mirror import subscribers
+
+    config = config_from(args)
+    with Store(config.state.path) as store:
+        added = subscribers.add(
+            store, args.email, args.lang, at=utc_now(), watch=config.digest.watched_domains
+        )
+    log.info("subscriber %d %s", added.id, "added" if added.created else "updated")
+    if added.watched:
+        log.warning(WATCHED_WARNING)
+    return EXIT_OK
+
+
+WATCHED_WARNING = (
+    "warning: this address is at a mail provider under the censor's jurisdiction, which "
+    "sees every digest it receives (digest.watched_domains)"
+)
+
+
+def cmd_subscribers_remove(args: argparse.Namespace) -> int:
+    from mirror import subscribers
+
+    config = config_from(args)
+    with Store(config.state.path) as store:
+        subscriber_id = subscribers.remove(store, args.subscriber, at=utc_now())
+    log.info("subscriber %d unsubscribed", subscriber_id)
+    return EXIT_OK
+
+
+def cmd_subscribers_list(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    with Store(config.state.path) as store:
+        rows = store.subscribers(active_only=not getattr(args, "all", False))
+    if getattr(args, "json", False):
+        emit_json({"subscribers": rows})
+    else:
+        for row in rows:
+            left = f"\tleft {row['unsubscribed_at']}" if row["unsubscribed_at"] else ""
+            sys.stdout.write(f"{row['id']}\t{row['lang']}\t{row['email']}{left}\n")
+    log.info("%d subscribers", len(rows))
+    return EXIT_OK
+
+
+def cmd_subscribers_import(args: argparse.Namespace) -> int:
+    from mirror import subscribers
+
+    config = config_from(args)
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from exc
+    with Store(config.state.path) as store:
+        report = subscribers.import_csv(
+            store, data, at=utc_now(), watch=config.digest.watched_domains,
+            default_lang=args.lang,
+        )  # fmt: skip
+    if args.json:
+        emit_json(report.to_json())
+    for bad in report.bad:
+        log.warning("row %d skipped: %s", bad["row"], bad["reason"])
+    log.info("%d added, %d updated, %d bad rows", report.added, report.updated, len(report.bad))
+    if report.watched:
+        log.warning("%d addresses: %s", report.watched, WATCHED_WARNING.removeprefix("warning: "))
+    return EXIT_PARTIAL if report.bad else EXIT_OK
+
+
+def add_digest(commands: Any) -> None:
+    parser = subcommand(commands, "digest", cmd_digest_send, "mail digests")
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    send = actions.add_parser("send", help="mail the digest of what is new since the last one")
+    add_common(send, sub=True)
+    send.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the digest one subscriber would get and how many would get it",
+    )
+    send.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    send.set_defaults(handler=cmd_digest_send)
+
+
+def cmd_digest_send(args: argparse.Namespace) -> int:
+    from mirror.digest_run import send_digest
+
+    config = config_from(args)
+    with RunLock(config.state.path), Store(config.state.path) as store:
+        report = asyncio.run(send_digest(config, store, now=utc_now(), dry_run=args.dry_run))
+    if args.dry_run and report.preview and not args.json:
+        sys.stdout.write(report.preview)
+    if args.json:
+        emit_json(report.to_json())
+    if args.dry_run:
+        log.info("%d subscribers would get this digest", report.would_send)
+    else:
+        log.info("%s", report.summary())
+    return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
+def add_serve_unsubscribe(commands: Any) -> None:
+    parser = subcommand(
+        commands,
+        "serve-unsubscribe",
+        cmd_serve_unsubscribe,
+        "serve the one-click unsubscribe page (run behind the outlet's reverse proxy)",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8025)
+
+
+def cmd_serve_unsubscribe(args: argparse.Namespace) -> int:
+    from mirror.digest_run import secret_from
+    from mirror.unsubscribe import serve_unsubscribe
+
+    config = config_from(args)
+    log.info("serving unsubscribe on http://%s:%d/unsubscribe", args.host, args.port)
+    serve_unsubscribe(
+        config.state.path, secret_from(config), publication=config.publication.name,
+        host=args.host, port=args.port,
+    )  # fmt: skip
+    log.info("stopped")
     return EXIT_OK
 
 

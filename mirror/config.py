@@ -106,6 +106,7 @@ class DigestConfig:
     unsubscribe_secret_env: str = "MIRROR_UNSUBSCRIBE_SECRET"  # noqa: S105 (a variable name)
     content: str = "full"  # full | summary: what each article brings
     max_message_bytes: int = 200_000  # past this, the rest of the articles go as summaries
+    max_articles: int = 30  # the newest this many of what is new; the rest: on the mirrors
     send_revisions: bool = False  # a revised article is mailed again
     neutral: bool = False  # sender name and subject that don't name the outlet
     neutral_sender: str = "Newsletter"  # the display name in neutral mode
@@ -317,6 +318,7 @@ POSITIVE_KEYS = (
     "source.max_sitemaps",
     "edition.image_max_width", "edition.page_budget_bytes", "signing.expires_days",
     "digest.rate_per_s", "digest.links_per_article", "digest.max_message_bytes",
+    "digest.max_articles",
     "digest.connections", "digest.per_domain_rate_per_s", "digest.timeout_s",
 )  # fmt: skip
 NON_NEGATIVE_KEYS = (

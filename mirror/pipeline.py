@@ -1,5 +1,6 @@
 """The stages chained for ops: publish the edition to the configured mirrors, `sync`
-(fetch, build, publish), status of every mirror, and retiring a mirror.
+(fetch, build, publish, and the digest when `min_interval_h` has passed), status of
+every mirror, and retiring a mirror.
 
 Each mirror gets its own backend; one that cannot even be opened (bad credentials, no
 such bucket) is reported like one that fails half-way, and never stops the others.
@@ -17,7 +18,8 @@ from typing import Any
 from mirror import publish
 from mirror.build import BuildReport, build_edition
 from mirror.config import Config, MirrorConfig
-from mirror.errors import ConfigError, PublishError
+from mirror.digest_run import DigestReport, due, send_digest
+from mirror.errors import ConfigError, DigestError, PublishError
 from mirror.fetch import FetchReport, fetch_articles
 from mirror.keyring import build_inputs, load_public_key
 from mirror.progress import Progress
@@ -114,12 +116,14 @@ class SyncReport:
     fetch: FetchReport
     build: BuildReport | None = None
     mirrors: list[MirrorResult] = field(default_factory=list)
+    digest: DigestReport | None = None
     error: str = ""
 
     @property
     def ok(self) -> bool:
         mirrors_ok = all(result.ok for result in self.mirrors)
-        return not self.fetch.failed and self.build is not None and mirrors_ok
+        digest_ok = (self.digest is None or not self.digest.failed) and not self.error
+        return not self.fetch.failed and self.build is not None and mirrors_ok and digest_ok
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,6 +131,7 @@ class SyncReport:
             "fetch": self.fetch.to_json(),
             "build": self.build.to_json() if self.build else None,
             "publish": {"mirrors": [result.to_json() for result in self.mirrors]},
+            "digest": self.digest.to_json() if self.digest else None,
             "error": self.error,
         }
 
@@ -139,6 +144,7 @@ class SyncReport:
                 f"publish {result.name}: {state}, version {result.version}, "
                 f"{result.uploaded} uploaded, {result.deleted} deleted"
             )
+        lines += [self.digest.summary()] if self.digest else []
         return lines + ([self.error] if self.error else [])
 
 
@@ -165,6 +171,11 @@ async def run_sync(
             report.mirrors = await publish_opened(
                 config, mirrors_open, key, allow_shrink, repair, gc
             )
+        if due(store, config, now):
+            try:
+                report.digest = await send_digest(config, store, now=now)
+            except (DigestError, ConfigError) as exc:  # the edition is out; say why no digest
+                report.error = f"digest not sent: {exc}"
     return report
 
 

@@ -612,7 +612,11 @@ class Store:
 
     @staticmethod
     def _latest_version(db: sqlite3.Connection) -> int:
-        row = db.execute("SELECT MAX(version) FROM editions").fetchone()
+        """Where a new subscriber starts: what the last digest covered (they join the
+        regular cycle and get the next digest in full)."""
+        row = db.execute(
+            "SELECT MAX(manifest_version) FROM digests WHERE finished_at IS NOT NULL"
+        ).fetchone()
         return int(row[0] or 0)
 
     def unsubscribe(self, subscriber_id: int, at: datetime) -> bool:
@@ -624,6 +628,13 @@ class Store:
                 (iso(at), subscriber_id),
             )
         return cursor.rowcount == 1
+
+    def is_subscribed(self, subscriber_id: int) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM subscribers WHERE id = ? AND unsubscribed_at IS NULL",
+            (subscriber_id,),
+        ).fetchone()
+        return row is not None
 
     def subscriber_id(self, email: str) -> int | None:
         row = self._db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()

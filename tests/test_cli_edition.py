@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from test_build import fetched_store  # noqa: F401 (a fixture)
 
 from mirror.cli import run
 from mirror.newsroom import config_for
 
 from servers import serve
+from test_build import fetched_store  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto_server import create_bucket, new_bucket_name
-from test_build import fetched_store  # noqa: F401 (a fixture)
 
 from mirror import sign
 from mirror.cli import run
 from mirror.newsroom import NewsroomOptions, config_for, serve_newsroom
 
+from moto_server import create_bucket, new_bucket_name
 from servers import closed_port
+from test_build import fetched_store  # noqa: F401 (a fixture)
 
 
 class Forbidding(http.server.SimpleHTTPRequestHandler):

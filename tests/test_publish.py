@@ -5,7 +5,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from memory_backend import MemoryBackend
 from test_verify import make_edition, verify
 
 from mirror import sign
@@ -27,6 +26,8 @@ from mirror.publish import (
 from mirror.storage.directory import DirectoryBackend
 from mirror.storage.s3 import S3Backend
 from mirror.verify import VerifyReport
+
+from memory_backend import MemoryBackend
 
 # ---------------------------------------------------------------- editions by hand
 
@@ -422,9 +423,10 @@ async def test_an_s3_mirror_on_moto(
     state: Path,
 ) -> None:
     import boto3
-    from moto_server import create_bucket, s3_mirror
 
     from mirror.storage.setup import setup_mirror
+
+    from moto_server import create_bucket, s3_mirror
 
     bucket = create_bucket(moto_endpoint)
     mirror = s3_mirror(moto_endpoint, bucket)

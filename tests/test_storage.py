@@ -20,7 +20,6 @@ import boto3
 import pytest
 from aiohttp import web
 from botocore import exceptions as boto_errors
-from moto_server import REGION, create_bucket, s3_mirror
 
 from mirror.config import MirrorConfig
 from mirror.errors import (
@@ -35,6 +34,7 @@ from mirror.storage import s3 as s3_module
 from mirror.storage.directory import DirectoryBackend
 from mirror.storage.s3 import S3Backend, S3Limits
 
+from moto_server import REGION, create_bucket, s3_mirror
 from servers import closed_port, serve
 
 HTML = "text/html; charset=utf-8"

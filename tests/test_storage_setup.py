@@ -10,13 +10,13 @@ from typing import Any
 
 import boto3
 import pytest
-from moto_server import new_bucket_name, s3_mirror
 
 from mirror.config import MirrorConfig
 from mirror.errors import ConfigError, MirrorUnreachableError, UsageError
 from mirror.storage.s3 import detect_provider
 from mirror.storage.setup import POLICY_SID, public_read_policy, setup_mirror
 
+from moto_server import new_bucket_name, s3_mirror
 from servers import closed_port
 
 pytestmark = pytest.mark.usefixtures("aws_env")

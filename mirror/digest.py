@@ -1,0 +1,966 @@
+"""One subscriber's digest message, composed from plain data: no store, no socket, no clock.
+
+`compose` takes the `DigestContext` (the same for every recipient of one digest), one
+`Recipient` and the articles new to them, and returns a text/plain UTF-8 message ready
+for SMTP. The same inputs always give the same bytes, so a resent message is the one
+sent before (same Message-ID: mail clients fold the two).
+
+The message, top to bottom:
+
+    a heading line (the outlet's name and the date; neutral mode: the neutral subject)
+    the list of articles, then each article: title, byline, date (in the article's own
+    language), the full text (or the lead), its mirror links and its original URL as text
+    a footer: the mirrors, the signing public key, the live manifest version and its
+    sha256 with how to check them (the verify page, minisign), how to unsubscribe
+
+Full text by default; past `max_message_bytes` the rest of the articles go as summaries
+(lead and links). Links go straight to the mirrors: no redirect, no query string, no
+pixel. Each subscriber sees `links_per_article` mirrors chosen by `choose_mirrors`: at
+most a couple of unlisted mirrors per subscriber, ever, so one subscription reveals
+little of the unlisted set, while the choice rotates from digest to digest.
+
+Wording lives in `MESSAGES` (en, ru) and the jinja2 text templates in
+`templates/digest/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+import importlib.resources
+import itertools
+import re
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, tzinfo
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import EmailPolicy
+from email.utils import format_datetime, parseaddr
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+import lxml.html
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.lists import format_list
+from lxml.etree import ParserError
+
+from mirror.errors import DigestError, SubscriberError
+
+WIDTH = 72  # columns of wrapped text (URLs and keys are never broken)
+TEMPLATE_FOLDER = "digest"  # in mirror.templates, beside the edition's
+UNLISTED_PER_SUBSCRIBER = 2  # unlisted mirrors one subscriber ever sees (more only if
+#                              too few mirrors are listed to fill links_per_article)
+TOKEN_MAX_CHARS = 64
+MIN_SECRET_BYTES = 16
+SUMMARY_MAX_CHARS = 400  # a summary made from the body when an article has no lead
+_TOKEN = re.compile(r"([1-9][0-9]{0,17})\.([A-Za-z0-9_-]{22})")
+_TOKEN_MAC_BYTES = 16
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_SPACES = re.compile(r"[ \t\n\r\f\v]+")  # not \xa0: a non-breaking space keeps words together
+_BLANK_LINES = re.compile(r"\n{3,}")
+_BAD_IN_URI = frozenset('<>,"')  # would end the <...> of a List-Unsubscribe URI early
+_CTE_HEADER = "Content-Transfer-Encoding: quoted-printable\r\n\r\n"  # and the blank line
+
+
+@dataclass(frozen=True)
+class DigestArticle:
+    """One article as the digest shows it."""
+
+    path: str  # edition path "articles/2026/11/x.html": mirror link = mirror url + path
+    title: str
+    authors: tuple[str, ...]
+    published: datetime | None
+    language: str
+    lead: str  # plain text
+    body_html: str  # sanitised HTML
+    canonical_url: str  # the original (blocked) URL, shown as text; "" for none
+
+
+@dataclass(frozen=True)
+class DigestMirror:
+    """A mirror: its name, the public URL of the edition's folder, whether it is listed."""
+
+    name: str
+    url: str  # ends with "/"
+    listed: bool
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One subscriber."""
+
+    id: int
+    email: str
+    lang: str  # "en" | "ru" | ... | "any" (the publication's language)
+
+
+@dataclass(frozen=True)
+class DigestContext:
+    """What every recipient of one digest shares."""
+
+    digest_id: int
+    date: datetime  # UTC, the digest's creation time (Date header; resends are identical)
+    publication: str
+    sender: str  # From, "Name <addr>"
+    language: str  # the publication's
+    mirrors: tuple[DigestMirror, ...]
+    links_per_article: int
+    public_key_line: str  # minisign's base64 line "RW..."
+    manifest_version: int
+    manifest_sha256: str
+    unsubscribe_url: str  # https://...; the token is added as ?token=
+    unsubscribe_mailto: str  # an address, or "" for none
+    list_id: str  # "digest.example.org"
+    full_text: bool
+    max_message_bytes: int
+    neutral: bool
+    neutral_sender: str
+    neutral_subject: str
+    secret: bytes = field(repr=False)  # HMAC key: tokens, Message-IDs, mirror choice
+    timezone: str = "UTC"  # IANA name: the dates shown
+
+
+# --- tokens, ids, mirror choice --------------------------------------------------------
+
+
+def unsubscribe_token(secret: bytes, subscriber_id: int) -> str:
+    """The subscriber's unsubscribe token "<id>.<mac>": URL-safe, never expires."""
+    _check_secret(secret)
+    if subscriber_id < 1:
+        raise SubscriberError(f"not a subscriber id: {subscriber_id}")
+    return f"{subscriber_id}.{_token_mac(secret, subscriber_id)}"
+
+
+def token_subscriber(secret: bytes, token: str) -> int | None:
+    """The subscriber id a token was made for; None for a bad, forged or overlong one."""
+    if len(secret) < MIN_SECRET_BYTES or len(token) > TOKEN_MAX_CHARS:
+        return None
+    found = _TOKEN.fullmatch(token)
+    if found is None:
+        return None
+    subscriber_id = int(found[1])
+    expected = _token_mac(secret, subscriber_id)
+    return subscriber_id if hmac.compare_digest(expected, found[2]) else None
+
+
+def message_id(context: DigestContext, recipient: Recipient) -> str:
+    """The Message-ID of this digest for this recipient: the same on every resend."""
+    digest = _mac(context.secret, "message-id", context.digest_id, recipient.id)[:16]
+    return f"<{digest.hex()}.{context.digest_id}@{_sender_domain(context.sender)}>"
+
+
+def choose_mirrors(context: DigestContext, recipient: Recipient) -> tuple[DigestMirror, ...]:
+    """The `links_per_article` mirrors this recipient sees in this digest, best first.
+
+    Each subscriber has a fixed pool of at most `UNLISTED_PER_SUBSCRIBER` unlisted
+    mirrors (rendezvous hashing: adding a mirror moves few pools); each digest leads
+    with one of them, then fills up from the listed mirrors and the rest of the pool,
+    in an order that changes from digest to digest.
+    """
+    count = max(context.links_per_article, 0)
+    listed = [mirror for mirror in context.mirrors if mirror.listed]
+    unlisted = [mirror for mirror in context.mirrors if not mirror.listed]
+    pool_size = min(len(unlisted), max(UNLISTED_PER_SUBSCRIBER, count - len(listed)))
+    pool = sorted(unlisted, key=lambda m: _mac(context.secret, "pool", recipient.id, m.name))
+
+    def rotation(mirror: DigestMirror) -> bytes:
+        return _mac(context.secret, "digest", recipient.id, context.digest_id, mirror.name)
+
+    first = sorted(pool[:pool_size], key=rotation)[:1]
+    rest = sorted((m for m in [*listed, *pool[:pool_size]] if m not in first), key=rotation)
+    return tuple([*first, *rest][:count])
+
+
+def _mac(secret: bytes, *parts: object) -> bytes:
+    message = "\x1f".join(str(part) for part in parts).encode("utf-8")
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def _token_mac(secret: bytes, subscriber_id: int) -> str:
+    digest = _mac(secret, "unsubscribe", subscriber_id)[:_TOKEN_MAC_BYTES]
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _check_secret(secret: bytes) -> None:
+    if len(secret) < MIN_SECRET_BYTES:
+        raise DigestError(f"the unsubscribe secret must be at least {MIN_SECRET_BYTES} bytes")
+
+
+# --- the message ---------------------------------------------------------------------
+
+
+def compose(
+    context: DigestContext, recipient: Recipient, articles: Sequence[DigestArticle]
+) -> EmailMessage:
+    """The digest message for `recipient`: `articles` in the order given.
+
+    Full text (when `context.full_text`) for as many articles from the first as fit in
+    `max_message_bytes`; the rest as summaries with links.
+    """
+    _check_secret(context.secret)
+    chrome = _chrome_language(context, recipient)
+    view = _digest_view(context, recipient, articles, chrome)
+    message = _headers(context, recipient, chrome, len(articles))
+    room = context.max_message_bytes - _header_bytes(message) - len(_CTE_HEADER)
+
+    @functools.cache
+    def body(count: int) -> tuple[str, str]:
+        return _encoded_body(_render_body(view, count, context.full_text))
+
+    full = len(articles) if context.full_text else 0
+    if full and _wire_bytes(body(full)[1]) > room:
+        full = _largest(lambda count: _wire_bytes(body(count)[1]) <= room, full - 1)
+    encoding, payload = body(full)
+    message["Content-Transfer-Encoding"] = encoding
+    message.set_payload(payload)
+    return message
+
+
+def readable(message: EmailMessage) -> str:
+    """The message as a person reads it: decoded headers, a blank line, the text."""
+    headers = "".join(f"{name}: {value}\n" for name, value in message.items())
+    body = message.get_content() if message.get_payload() else ""
+    return f"{headers}\n{str(body).replace(chr(13), '')}"
+
+
+def _header_bytes(message: EmailMessage) -> int:
+    """The size of the message's header lines, as the generator will write them."""
+    return sum(len(message.policy.fold_binary(name, value)) for name, value in message.items())
+
+
+def _wire_bytes(payload: str) -> int:
+    """The payload's size on the wire, where every line ends in CRLF."""
+    return len(payload) + payload.count("\n")
+
+
+def _largest(fits: Callable[[int], bool], upper: int) -> int:
+    """The largest count in [0, upper] that fits (0 when none does): a binary search."""
+    low, high = 0, upper
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _headers(context: DigestContext, recipient: Recipient, chrome: str, count: int) -> EmailMessage:
+    message = EmailMessage(policy=_policy_for(recipient.email))
+    message["From"] = _from_address(context)
+    message["To"] = _recipient_address(recipient.email)
+    message["Subject"] = _subject(context, chrome, count)
+    message["Date"] = format_datetime(_aware(context.date).astimezone(UTC))
+    message["Message-ID"] = message_id(context, recipient)
+    message["List-Id"] = _list_id(context)
+    message["List-Unsubscribe"] = ", ".join(
+        f"<{uri}>" for uri in _unsubscribe_uris(context, recipient)
+    )
+    if context.unsubscribe_url.startswith("https://"):
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
+    message["MIME-Version"] = "1.0"
+    message["Content-Type"] = 'text/plain; charset="utf-8"'
+    return message
+
+
+def _unsubscribe_uris(context: DigestContext, recipient: Recipient) -> list[str]:
+    token = unsubscribe_token(context.secret, recipient.id)
+    uris = []
+    if context.unsubscribe_url:
+        uris.append(unsubscribe_link(context.unsubscribe_url, token))
+    if context.unsubscribe_mailto:
+        uris.append(f"mailto:{_ascii_address(context.unsubscribe_mailto)}"
+                    f"?subject=unsubscribe%20{token}")  # fmt: skip
+    if not uris:
+        raise DigestError("no way to unsubscribe: set unsubscribe_url or unsubscribe_mailto")
+    for uri in uris:
+        if (
+            not uri.isascii()
+            or _SPACES.search(uri)
+            or _CONTROLS.search(uri)
+            or _BAD_IN_URI & set(uri)
+        ):
+            raise DigestError(f"unsubscribe address unusable in a header: {uri!r}")
+    return uris
+
+
+def unsubscribe_link(unsubscribe_url: str, token: str) -> str:
+    """The https unsubscribe URL carrying `token`."""
+    joiner = "&" if urlsplit(unsubscribe_url).query else "?"
+    return f"{unsubscribe_url}{joiner}token={token}"
+
+
+def _subject(context: DigestContext, chrome: str, count: int) -> str:
+    date = _date_words(context.date, chrome, context.timezone)
+    if context.neutral:
+        return _one_line(f"{context.neutral_subject}, {date}")
+    return _one_line(f"{context.publication}: {_count_words(count, chrome)}, {date}")
+
+
+def _from_address(context: DigestContext) -> Address:
+    name, address = parseaddr(context.sender)
+    if not address or "@" not in address:
+        raise DigestError(f"the digest's sender is not an address: {context.sender!r}")
+    display = context.neutral_sender if context.neutral else name
+    return Address(display_name=_one_line(display), addr_spec=_ascii_address(address))
+
+
+def _recipient_address(email: str) -> Address:
+    if _SPACES.search(email) or _CONTROLS.search(email) or email.count("@") != 1:
+        raise SubscriberError("not a single email address")
+    local, domain = email.rsplit("@", 1)
+    try:
+        return Address(username=local, domain=_ascii_domain(domain))
+    except (ValueError, IndexError) as exc:
+        raise SubscriberError("not a valid email address") from exc
+
+
+def _ascii_address(address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{_ascii_domain(domain)}"
+
+
+def _ascii_domain(domain: str) -> str:
+    try:
+        return domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError as exc:
+        raise SubscriberError("the address's domain is not a valid domain name") from exc
+
+
+def _sender_domain(sender: str) -> str:
+    domain = parseaddr(sender)[1].rpartition("@")[2]
+    try:
+        return _ascii_domain(domain) or "mirror.invalid"
+    except SubscriberError:
+        return "mirror.invalid"
+
+
+def _list_id(context: DigestContext) -> str:
+    list_id = _one_line(context.list_id).strip("<>") or f"digest.{_sender_domain(context.sender)}"
+    if context.neutral:
+        return f"<{list_id}>"
+    name = re.sub(r'[<>"\\]', "", _one_line(context.publication))
+    return f"{name} <{list_id}>" if name else f"<{list_id}>"
+
+
+class _DigestPolicy(EmailPolicy):
+    """SMTP's policy, except that List-Unsubscribe folds between its URIs.
+
+    The email package would turn a URI longer than a line into an RFC 2047
+    encoded-word, which no mail client reads as a URI.
+    """
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() == "list-unsubscribe":
+            return f"{name}: " + f",{self.linesep} ".join(_uris(value)) + self.linesep
+        folded: str = super().fold(name, value)
+        return folded
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() == "list-unsubscribe":
+            return self.fold(name, value).encode("ascii")
+        return super().fold_binary(name, value)
+
+
+def _uris(value: str) -> list[str]:
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+_SMTP_POLICY = _DigestPolicy(linesep="\r\n")
+_SMTPUTF8_POLICY = _SMTP_POLICY.clone(utf8=True)
+
+
+def _policy_for(email: str) -> EmailPolicy:
+    """SMTP's policy; SMTPUTF8's for a non-ASCII local part (the server must offer it)."""
+    return _SMTP_POLICY if email.rpartition("@")[0].isascii() else _SMTPUTF8_POLICY
+
+
+def _encoded_body(text: str) -> tuple[str, str]:
+    """(Content-Transfer-Encoding, payload): the shorter of quoted-printable and base64.
+
+    Both are 7-bit, so servers without 8BITMIME or SMTPUTF8 carry the message intact.
+    """
+    data = text.encode("utf-8")
+    printable = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+    printable = re.sub(rb"(?m)^From ", b"=46rom ", printable)  # mbox would write ">From"
+    encoded = base64.encodebytes(data)
+    if len(printable) <= len(encoded):
+        return "quoted-printable", printable.decode("ascii")
+    return "base64", encoded.decode("ascii")
+
+
+# --- the body ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ArticleView:
+    article: DigestArticle
+    title: str  # one line
+    byline: str
+    date: str
+    lead: str  # shown before the body (empty when the body opens with it)
+    summary: str
+    body: str  # the full text, wrapped
+    links: tuple[str, ...]  # mirror URLs
+    original: str
+
+
+@dataclass(frozen=True)
+class _DigestView:
+    heading: str
+    chrome: str
+    articles: tuple[_ArticleView, ...]
+    mirrors: tuple[DigestMirror, ...]
+    context: DigestContext
+    token: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    verify_url: str
+
+
+def _digest_view(
+    context: DigestContext, recipient: Recipient, articles: Sequence[DigestArticle], chrome: str
+) -> _DigestView:
+    mirrors = choose_mirrors(context, recipient)
+    token = unsubscribe_token(context.secret, recipient.id)
+    date = _date_words(context.date, chrome, context.timezone)
+    name = context.neutral_subject if context.neutral else context.publication
+    return _DigestView(
+        heading=_one_line(f"{name} — {date}"),
+        chrome=chrome,
+        articles=tuple(
+            replace(_article_view(a, chrome, context.timezone), links=_links(a, mirrors))
+            for a in articles
+        ),
+        mirrors=mirrors,
+        context=context,
+        token=token,
+        unsubscribe_url=unsubscribe_link(context.unsubscribe_url, token)
+        if context.unsubscribe_url
+        else "",
+        unsubscribe_mailto=_ascii_address(context.unsubscribe_mailto)
+        if context.unsubscribe_mailto
+        else "",
+        verify_url=(mirrors[0].url if mirrors else "") + "verify.html",
+    )
+
+
+def _links(article: DigestArticle, mirrors: Sequence[DigestMirror]) -> tuple[str, ...]:
+    """The article's address on each mirror: straight links, no query string."""
+    return tuple(mirror.url + quote(article.path, safe="/") for mirror in mirrors)
+
+
+@functools.lru_cache(maxsize=256)
+def _article_view(article: DigestArticle, chrome: str, zone: str) -> _ArticleView:
+    """The article as every recipient with this language sees it (links left empty)."""
+    body = html_to_text(article.body_html, image_label=_messages(chrome)["image"])
+    lead = _one_line(article.lead)
+    return _ArticleView(
+        article=article,
+        title=_one_line(article.title) or "—",
+        byline=_byline(article.authors, article.language),
+        date=_date_words(article.published, article.language, zone) if article.published else "",
+        lead="" if _opens_with(body, lead) else lead,
+        summary=lead or _shortened(body),
+        body=body,
+        links=(),
+        original=_one_line(article.canonical_url).replace(" ", "%20"),
+    )
+
+
+def _render_body(view: _DigestView, full: int, full_text: bool) -> str:
+    """The body text with the first `full` articles in full, the rest as summaries."""
+    text = (
+        _environment()
+        .get_template("digest.txt")
+        .render(
+            view=view,
+            context=view.context,
+            t=_messages(view.chrome),
+            full=full,
+            cut=full_text and full < len(view.articles),
+            count=_count_words(len(view.articles), view.chrome),
+            rule="-" * WIDTH,
+        )
+    )
+    return _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    """No trailing spaces (but the signature's "-- "), no runs of blank lines."""
+    lines = ["-- " if line == "--" else line.rstrip() for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
+
+
+def _opens_with(body: str, lead: str) -> bool:
+    if not lead:
+        return True
+    squeezed = " ".join(body.split())
+    return " ".join(lead.split()) in squeezed[: 2 * len(lead) + 200]
+
+
+def _shortened(body: str) -> str:
+    first = " ".join(body.split("\n\n", 1)[0].split())
+    if len(first) <= SUMMARY_MAX_CHARS:
+        return first
+    return first[:SUMMARY_MAX_CHARS].rsplit(" ", 1)[0] + " …"
+
+
+def _one_line(text: str) -> str:
+    """`text` on one line: no control character, CR or LF; runs of spaces squeezed."""
+    return " ".join(_CONTROLS.sub(" ", text).split())
+
+
+@functools.lru_cache(maxsize=4096)
+def wrap(text: str, indent: str = "", first: str | None = None, width: int = WIDTH) -> str:
+    """`text` wrapped to `width` columns; words longer than a line (URLs) kept whole."""
+    wrapper = textwrap.TextWrapper(
+        width=width,
+        initial_indent=indent if first is None else first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return "\n".join(wrapper.wrap(text))
+
+
+def heading(text: str, underline: str, width: int = WIDTH) -> str:
+    """`text` wrapped, then underlined with `underline` as wide as its longest line."""
+    wrapped = wrap(text, width=width)
+    longest = max((len(line) for line in wrapped.split("\n")), default=0)
+    return f"{wrapped}\n{underline * min(longest, width)}"
+
+
+# --- words -----------------------------------------------------------------------------
+
+
+MESSAGES: dict[str, dict[str, Any]] = {
+    "en": {
+        "count": {"one": "{n} new article", "other": "{n} new articles"},
+        "intro": (
+            "This email brings the articles themselves, so you can read them even if no "
+            "website opens for you. Each article also has links to copies on mirrors."
+        ),
+        "intro_summary": "The new articles, with links to their copies on mirrors.",
+        "contents": "In this issue:",
+        "by": "By {names}",
+        "read_on": "Read on a mirror:",
+        "original": "Original (may be blocked):",
+        "cut": (
+            "This email has grown long: the full text of the articles below is on the mirrors."
+        ),
+        "summary_only": "Full text on the mirrors.",
+        "image": "image",
+        "mirrors": "Mirrors (open whichever works for you):",
+        "signed": "Every file on the mirrors is signed by {name}.",
+        "signed_neutral": "Every file on the mirrors is signed by the publisher.",
+        "key": "Signing public key (minisign):",
+        "manifest": "Live edition: manifest version {version}, SHA-256:",
+        "check": (
+            "To check that a mirror has the genuine edition, open its verify page, "
+            "e.g. {url}, or with minisign download manifests/{version}.json and "
+            "manifests/{version}.json.minisig from a mirror and run:"
+        ),
+        "check_sum": "The file's SHA-256 (sha256sum {version}.json) should match the one above.",
+        "unsubscribe": "To unsubscribe, open this link and press the button:",
+        "unsubscribe_mail": (
+            'or send an email to {address} with the subject "unsubscribe {token}".'
+        ),
+        "unsubscribe_mail_only": (
+            'To unsubscribe, send an email to {address} with the subject "unsubscribe {token}".'
+        ),
+    },
+    "ru": {
+        "count": {
+            "one": "{n} новая статья",
+            "few": "{n} новые статьи",
+            "many": "{n} новых статей",
+            "other": "{n} новой статьи",
+        },
+        "intro": (
+            "В этом письме сами статьи: их можно прочесть, даже если у вас не открывается "
+            "ни один сайт. У каждой статьи есть и ссылки на копии на зеркалах."
+        ),
+        "intro_summary": "Новые статьи и ссылки на их копии на зеркалах.",
+        "contents": "В выпуске:",
+        "by": "Авторы: {names}",
+        "by_one": "Автор: {names}",
+        "read_on": "Читать на зеркале:",
+        "original": "Оригинал (может быть заблокирован):",
+        "cut": ("Письмо получилось длинным: полный текст следующих статей — на зеркалах."),
+        "summary_only": "Полный текст — на зеркалах.",
+        "image": "изображение",
+        "mirrors": "Зеркала (откройте то, что работает у вас):",
+        "signed": "Каждый файл на зеркалах подписан изданием «{name}».",
+        "signed_neutral": "Каждый файл на зеркалах подписан издателем.",
+        "key": "Открытый ключ подписи (minisign):",
+        "manifest": "Текущий выпуск: манифест версии {version}, SHA-256:",
+        "check": (
+            "Чтобы проверить, что на зеркале подлинный выпуск, откройте его страницу "
+            "проверки, например {url}, или скачайте с зеркала manifests/{version}.json и "
+            "manifests/{version}.json.minisig и выполните:"
+        ),
+        "check_sum": ("SHA-256 файла (sha256sum {version}.json) должен совпасть с указанным выше."),
+        "unsubscribe": "Чтобы отписаться, откройте ссылку и нажмите кнопку:",
+        "unsubscribe_mail": ("или отправьте письмо на {address} с темой «unsubscribe {token}»."),
+        "unsubscribe_mail_only": (
+            "Чтобы отписаться, отправьте письмо на {address} с темой «unsubscribe {token}»."
+        ),
+    },
+}
+
+
+def _messages(language: str) -> dict[str, Any]:
+    return MESSAGES.get(_base_language(language), MESSAGES["en"])
+
+
+def _chrome_language(context: DigestContext, recipient: Recipient) -> str:
+    """The recipient's language for the message's own words; "any": the publication's."""
+    wanted = context.language if recipient.lang == "any" else recipient.lang
+    return _base_language(wanted) if _base_language(wanted) in MESSAGES else "en"
+
+
+def _base_language(language: str) -> str:
+    return language.replace("_", "-").split("-")[0].lower()
+
+
+def _count_words(count: int, language: str) -> str:
+    forms: dict[str, str] = _messages(language)["count"]
+    form = _locale(language).plural_form(count)
+    return forms.get(form, forms["other"]).format(n=count)
+
+
+def _byline(authors: Sequence[str], language: str) -> str:
+    names = [_one_line(name) for name in authors if _one_line(name)]
+    if not names:
+        return ""
+    words = _messages(language)
+    key = "by_one" if len(names) == 1 and "by_one" in words else "by"
+    return str(words[key]).format(names=format_list(names, locale=_locale(language)))
+
+
+def _date_words(moment: datetime, language: str, zone: str) -> str:
+    local = _aware(moment).astimezone(_zone(zone))
+    return str(format_date(local, "long", locale=_locale(language)))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@functools.lru_cache(maxsize=64)
+def _locale(language: str) -> Locale:
+    for candidate in (language.replace("-", "_"), _base_language(language), "en"):
+        try:
+            return Locale.parse(candidate)
+        except (ValueError, TypeError, UnknownLocaleError):
+            continue
+    return Locale("en")
+
+
+@functools.lru_cache(maxsize=16)
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+# --- HTML to text ----------------------------------------------------------------------
+
+
+_BLOCKS = frozenset(
+    {
+        "p", "div", "section", "article", "header", "footer", "aside", "main", "nav",
+        "figure", "figcaption", "blockquote", "ul", "ol", "li", "dl", "dt", "dd", "table",
+        "thead", "tbody", "tfoot", "tr", "caption", "pre", "hr", "h1", "h2", "h3", "h4",
+        "h5", "h6", "address", "details", "summary", "center",
+    }
+)  # fmt: skip
+_SKIPPED = frozenset(
+    {
+        "script", "style", "template", "head", "title", "iframe", "object", "embed",
+        "noscript", "svg", "math", "button", "form", "input", "select", "textarea", "audio",
+        "video", "source", "track", "picture",
+    }
+)  # fmt: skip
+_HEADINGS = {"h1": "=", "h2": "-", "h3": "-", "h4": "", "h5": "", "h6": ""}
+_LINK_SCHEMES = ("http", "https", "mailto")
+
+
+@dataclass(frozen=True)
+class _Paragraph:
+    text: str  # inline text; "\n" is a hard line break
+    first: str  # prefix of its first line
+    rest: str  # prefix of the lines after
+    group: int = 0  # a list or table: no blank line between paragraphs of one group
+    underline: str = ""  # a heading's underline character
+    preformatted: bool = False
+
+
+class _Where:
+    """Where the next paragraph goes: its prefixes, and whether a bullet is spent."""
+
+    def __init__(self, first: str, rest: str, *, group: int = 0) -> None:
+        self.first, self.rest, self.group = first, rest, group
+        self.used = False
+
+    def prefix(self) -> str:
+        return self.rest if self.used else self.first
+
+    def nested(self, first: str, rest: str, *, group: int | None = None) -> _Where:
+        group = self.group if group is None else group
+        return _Where(self.prefix() + first, self.rest + rest, group=group)
+
+
+class _TextWriter:
+    """Walks a sanitised HTML fragment into paragraphs and a numbered list of links."""
+
+    def __init__(self, image_label: str) -> None:
+        self.paragraphs: list[_Paragraph] = []
+        self.links: dict[str, int] = {}
+        self.buffer: list[str] = []
+        self.image_label = image_label
+        self.groups = itertools.count(1)
+
+    def walk(self, element: lxml.html.HtmlElement, where: _Where) -> None:
+        self.inline_text(element.text)
+        for child in element:
+            tag = child.tag if isinstance(child.tag, str) else ""
+            if tag in _BLOCKS:
+                self.flush(where)
+                self.block(child, tag, where)
+            elif tag and tag not in _SKIPPED:
+                self.inline(child)
+            self.inline_text(child.tail)
+
+    def block(self, element: lxml.html.HtmlElement, tag: str, where: _Where) -> None:
+        if tag in ("ul", "ol"):
+            self.list(element, tag, where)
+        elif tag == "blockquote":
+            self.nested(element, where.nested("> ", "> "), where)
+        elif tag in _HEADINGS:
+            self.add(self.collect(element), where, underline=_HEADINGS[tag])
+        elif tag == "pre":
+            self.add(element.text_content().expandtabs(), where, preformatted=True)
+        elif tag == "hr":
+            self.add("* * *", where)
+        elif tag == "table":
+            self.nested(element, where.nested("", "", group=self.group(where)), where)
+        elif tag == "tr":
+            cells = [self.collect(cell) for cell in element if cell.tag in ("td", "th")]
+            self.add(" | ".join(cell for cell in cells if cell), where)
+        elif tag in ("dd", "li"):
+            self.nested(element, where.nested("    ", "    "), where)
+        else:
+            self.walk(element, where)
+            self.flush(where)
+
+    def nested(self, element: lxml.html.HtmlElement, inner: _Where, outer: _Where) -> None:
+        self.walk(element, inner)
+        self.flush(inner)
+        outer.used = outer.used or inner.used
+
+    def list(self, element: lxml.html.HtmlElement, tag: str, where: _Where) -> None:
+        number, group = _int(element.get("start"), 1), self.group(where)
+        for item in element:
+            if not isinstance(item.tag, str) or item.tag in _SKIPPED:
+                continue
+            bullet = f"{number}. " if tag == "ol" else "- "
+            self.nested(item, where.nested(bullet, " " * len(bullet), group=group), where)
+            number += 1
+
+    def group(self, where: _Where) -> int:
+        """The group of a new list or table: its parent's when nested in one."""
+        return where.group or next(self.groups)
+
+    def inline(self, element: lxml.html.HtmlElement) -> None:
+        tag = element.tag
+        if tag == "br":
+            self.buffer.append("\n")
+        elif tag == "img":
+            alt = _one_line(element.get("alt") or "")
+            self.buffer.append(
+                f" [{self.image_label}: {alt}] " if alt else f" [{self.image_label}] "
+            )
+        elif tag == "a":
+            self.anchor(element)
+        elif tag not in _SKIPPED:
+            self.inline_text(element.text)
+            for child in element:
+                if isinstance(child.tag, str):
+                    self.inline(child)
+                self.inline_text(child.tail)
+
+    def anchor(self, element: lxml.html.HtmlElement) -> None:
+        text = self.collect(element)
+        href = _link_target(element.get("href") or "")
+        if not href or _same_link(text, href):
+            self.buffer.append(text if text else href)
+            return
+        number = self.links.setdefault(href, len(self.links) + 1)
+        self.buffer.append(f"{text} [{number}]" if text else f"[{number}]")
+
+    def collect(self, element: lxml.html.HtmlElement) -> str:
+        """The inline text of `element`, as one string (hard breaks kept)."""
+        saved, self.buffer = self.buffer, []
+        self.inline_text(element.text)
+        for child in element:
+            if isinstance(child.tag, str):
+                self.inline(child)
+            self.inline_text(child.tail)
+        text, self.buffer = "".join(self.buffer), saved
+        return "\n".join(_SPACES.sub(" ", line).strip(" ") for line in text.split("\n")).strip()
+
+    def inline_text(self, text: str | None) -> None:
+        if text:
+            self.buffer.append(_SPACES.sub(" ", text))
+
+    def flush(self, where: _Where) -> None:
+        text = "".join(self.buffer)
+        self.buffer = []
+        self.add(text, where)
+
+    def add(self, text: str, where: _Where, **kind: Any) -> None:
+        if not text.strip():
+            return
+        paragraph = _Paragraph(text, where.prefix(), where.rest, where.group, **kind)
+        self.paragraphs.append(paragraph)
+        where.used = True
+
+
+def html_to_text(body_html: str, width: int = WIDTH, *, image_label: str = "image") -> str:
+    """Sanitised article HTML as wrapped plain text, with no markup left.
+
+    Paragraphs wrapped to `width` (URLs never broken); headings underlined; list items
+    "- " or "1. "; blockquotes "> "; images "[image: alt]"; table rows "a | b"; links
+    "text [n]" with the numbered list of their URLs at the end ("[n] URL").
+    """
+    return _html_to_text(body_html, width, image_label)
+
+
+@functools.lru_cache(maxsize=256)
+def _html_to_text(body_html: str, width: int, image_label: str) -> str:
+    cleaned = _CONTROLS.sub(" ", body_html.replace("\r\n", "\n"))
+    if not cleaned.strip():
+        return ""
+    try:
+        root = lxml.html.fragment_fromstring(cleaned, create_parent="div")
+    except (ParserError, ValueError):
+        return ""
+    writer = _TextWriter(image_label)
+    top = _Where("", "")
+    writer.walk(root, top)
+    writer.flush(top)
+    text = _layout(writer.paragraphs, width)
+    if writer.links:
+        text += "\n\n" + "\n".join(f"[{n}] {url}" for url, n in writer.links.items())
+    return text
+
+
+def _layout(paragraphs: Sequence[_Paragraph], width: int) -> str:
+    lines: list[str] = []
+    previous: _Paragraph | None = None
+    for paragraph in paragraphs:
+        if previous is not None and not (previous.group == paragraph.group != 0):
+            lines.append(_common_prefix(previous.rest, paragraph.rest).rstrip())
+        lines.extend(_paragraph_lines(paragraph, width))
+        previous = paragraph
+    return "\n".join(lines)
+
+
+def _common_prefix(one: str, other: str) -> str:
+    """The prefixes both lines share ("> " inside a quote): a blank line keeps them."""
+    size = 0
+    while size < min(len(one), len(other)) and one[size] == other[size]:
+        size += 1
+    return one[:size]
+
+
+def _paragraph_lines(paragraph: _Paragraph, width: int) -> list[str]:
+    if paragraph.preformatted:
+        raw = paragraph.text.strip("\n").split("\n")
+        return [paragraph.first + raw[0], *(paragraph.rest + line for line in raw[1:])]
+    lines: list[str] = []
+    first = paragraph.first
+    for part in paragraph.text.split("\n"):
+        wrapped = wrap(_SPACES.sub(" ", part).strip(" "), paragraph.rest, first, width)
+        lines.extend(wrapped.split("\n") if wrapped else [])
+        first = paragraph.rest
+    if paragraph.underline and lines:
+        longest = max(len(line) - len(paragraph.rest) for line in lines)
+        lines.append(paragraph.rest + paragraph.underline * min(longest, width))
+    return lines
+
+
+def _link_target(href: str) -> str:
+    """A link's URL as the text shows it; "" for a scheme we do not show."""
+    href = _CONTROLS.sub("", href).strip()
+    if urlsplit(href).scheme.lower() not in _LINK_SCHEMES:
+        return ""
+    return _SPACES.sub("%20", href)
+
+
+def _same_link(text: str, href: str) -> bool:
+    def bare(url: str) -> str:
+        return re.sub(r"^(?:https?://|mailto:)", "", url.strip()).rstrip("/")
+
+    return bare(text) == bare(href)
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return max(0, min(int(text or ""), 1_000_000))
+    except ValueError:
+        return default
+
+
+# --- templates -----------------------------------------------------------------------
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=_TemplateLoader(),
+        autoescape=False,  # noqa: S701 -- plain text, never HTML
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["wrap"] = wrap
+    environment.filters["heading"] = heading
+    return environment
+
+
+class _TemplateLoader(jinja2.BaseLoader):
+    """Templates from `mirror.templates` (the top-level templates/ folder), digest/."""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        if ".." in template.split("/"):
+            raise jinja2.TemplateNotFound(template)
+        source = _template_root().joinpath(TEMPLATE_FOLDER, *template.split("/"))
+        if not source.is_file():
+            raise jinja2.TemplateNotFound(template)
+        return source.read_text(encoding="utf-8"), None, lambda: True
+
+
+@functools.cache
+def _template_root() -> Traversable:
+    try:
+        return importlib.resources.files("mirror.templates")
+    except ModuleNotFoundError:  # running from a source tree that is not installed
+        return Path(__file__).resolve().parent.parent / "templates"

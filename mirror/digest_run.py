@@ -1,0 +1,321 @@
+"""`mirror digest send`: one digest run — who gets what, composing each message, sending
+it, and recording every (digest, subscriber) send so that a run killed at any moment and
+started again delivers every remaining message and none twice (except those in flight
+at the kill, sent again with the same Message-ID so mail clients fold them).
+
+States of a send: sending (recorded BEFORE the server gets the message), sent,
+failed (permanent: 5xx), deferred (4xx, server down: tried again next run), skipped.
+A digest is finished when nobody is left sending or deferred.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import Any
+
+from mirror.config import Config
+from mirror.digest import (
+    DigestArticle,
+    DigestContext,
+    DigestMirror,
+    Recipient,
+    compose,
+    message_id,
+    readable,
+)
+from mirror.errors import ConfigError, DigestError, SubscriberError
+from mirror.keyring import load_public_key
+from mirror.mailer import Delivery, Outgoing, Transport, deliver, transport_for
+from mirror.store import EditionArticle, Store
+
+log = logging.getLogger("mirror.digest")
+DONE_STATES = ("sent", "failed", "skipped")
+
+
+@dataclass
+class DigestReport:
+    digest: int | None = None
+    sent: int = 0
+    skipped: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)  # {"subscriber", "reason"}
+    deferred: int = 0
+    resumed: bool = False
+    nothing_new: bool = False
+    preview: str = ""  # --dry-run: the message one subscriber would get
+    would_send: int = 0  # --dry-run: how many would get one
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "sent": self.sent,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "deferred": self.deferred,
+            "resumed": self.resumed,
+            "nothing_new": self.nothing_new,
+            "would_send": self.would_send,
+        }
+
+    def summary(self) -> str:
+        if self.nothing_new:
+            return "digest: nothing new since the last one; nothing sent"
+        return (
+            f"digest {self.digest}: {self.sent} sent, {self.skipped} skipped, "
+            f"{len(self.failed)} failed, {self.deferred} deferred to the next run"
+            + (" (resumed)" if self.resumed else "")
+        )
+
+
+def secret_from(config: Config) -> bytes:
+    name = config.digest.unsubscribe_secret_env
+    value = os.environ.get(name, "")
+    if len(value) < 16:
+        raise ConfigError(
+            f"the environment variable ${name} is not set (or shorter than 16 characters): "
+            "it holds the secret that signs every unsubscribe link",
+            path=str(config.path),
+            key="digest.unsubscribe_secret_env",
+        )
+    return value.encode("utf-8")
+
+
+def smtp_password(config: Config) -> str | None:
+    if not config.digest.smtp_url or not config.digest.smtp_username:
+        return None
+    name = config.digest.smtp_password_env
+    if name not in os.environ:
+        raise ConfigError(
+            f"the environment variable ${name} (the SMTP password) is not set",
+            path=str(config.path),
+            key="digest.smtp_password_env",
+        )
+    return os.environ[name]
+
+
+def due(store: Store, config: Config, now: datetime) -> bool:
+    """`sync` sends a digest when min_interval_h has passed since the last one."""
+    last = store.last_digest()
+    if last is None:
+        return bool(store.subscribers())
+    finished = datetime.fromisoformat(last["created_at"])
+    return now - finished >= timedelta(hours=config.digest.min_interval_h)
+
+
+class DigestRun:
+    """One run of `mirror digest send` over an open store."""
+
+    def __init__(self, config: Config, store: Store, *, now: datetime) -> None:
+        self.config = config
+        self.store = store
+        self.now = now
+        self.secret = secret_from(config)
+        self.report = DigestReport()
+        self._articles: dict[int, list[EditionArticle]] = {}
+
+    def recipients(self, upto: int) -> Iterator[tuple[Recipient, list[DigestArticle]]]:
+        """Active subscribers and what is new for each of them, in the order published."""
+        last_sent = self.store.last_sent_versions()
+        for row in self.store.subscribers():
+            after = max(row["since_version"], last_sent.get(row["id"], 0))
+            chosen = [
+                digest_article(a)
+                for a in self.new_articles(after, upto)
+                if row["lang"] == "any" or a.revision.language.split("-")[0] == row["lang"]
+            ]
+            newest = chosen[-self.config.digest.max_articles :]
+            yield Recipient(row["id"], row["email"], row["lang"]), newest
+
+    def new_articles(self, after: int, upto: int) -> list[EditionArticle]:
+        if after not in self._articles:
+            revisions = self.config.digest.send_revisions
+            self._articles[after] = self.store.digest_articles(after, upto, revisions=revisions)
+        return self._articles[after]
+
+    def context(self, digest_id: int, created: datetime, version: int, sha: str) -> DigestContext:
+        digest, publication = self.config.digest, self.config.publication
+        retired = self.store.retired_mirrors()
+        return DigestContext(
+            digest_id=digest_id,
+            date=created,
+            publication=publication.name,
+            sender=digest.sender,
+            language=publication.language,
+            mirrors=tuple(
+                DigestMirror(m.name, with_slash(m.public_url), m.listed)
+                for m in self.config.mirrors
+                if m.enabled and m.name not in retired
+            ),
+            links_per_article=digest.links_per_article,
+            public_key_line=load_public_key(str(self.config.signing.public_key_file)).line(),
+            manifest_version=version,
+            manifest_sha256=sha,
+            unsubscribe_url=digest.unsubscribe_url,
+            unsubscribe_mailto=digest.unsubscribe_mailto,
+            list_id=digest.list_id or list_id_from(digest.sender),
+            full_text=digest.content == "full",
+            max_message_bytes=digest.max_message_bytes,
+            neutral=digest.neutral,
+            neutral_sender=digest.neutral_sender,
+            neutral_subject=digest.neutral_subject,
+            secret=self.secret,
+        )
+
+    def latest(self) -> tuple[int, str]:
+        edition = self.store.latest_edition()
+        if edition is None:
+            raise DigestError("nothing published yet: run `mirror build` (or `mirror sync`)")
+        return edition.version, edition.manifest_sha256
+
+    def dry_run(self) -> DigestReport:
+        """The message one subscriber would get, and how many would get one; no send."""
+        version, sha = self.latest()
+        context = self.context(0, self.now, version, sha)
+        for recipient, articles in self.recipients(version):
+            if not articles:
+                continue
+            self.report.would_send += 1
+            if not self.report.preview:
+                self.report.preview = readable(compose(context, recipient, articles))
+        self.report.nothing_new = self.report.would_send == 0
+        return self.report
+
+    async def send(self, transport: Transport) -> DigestReport:
+        version, sha = self.latest()
+        if not self.store.last_unfinished_digest() and not self.anything_new(version):
+            self.report.nothing_new = True
+            return self.report
+        digest_id, resumed = self.store.open_digest(self.now, version, sha)
+        row = self.store.digest(digest_id)
+        self.report.digest, self.report.resumed = digest_id, resumed
+        context = self.context(
+            digest_id,
+            datetime.fromisoformat(row["created_at"]),
+            row["manifest_version"],
+            row["manifest_sha256"] or sha,
+        )
+        deliveries = await deliver(
+            self.outgoing(context, row["manifest_version"]),
+            transport,
+            rate_per_s=self.config.digest.rate_per_s,
+            per_domain_rate_per_s=self.config.digest.per_domain_rate_per_s,
+            concurrency=self.config.digest.connections,
+            retries=self.config.digest.retries,
+            before_send=lambda out: self.record(digest_id, out, "sending"),
+            after_send=lambda out, result: self.recorded(digest_id, out, result),
+        )
+        self.finish(digest_id, deliveries)
+        return self.report
+
+    def anything_new(self, version: int) -> bool:
+        return any(articles for _, articles in self.recipients(version))
+
+    def outgoing(self, context: DigestContext, upto: int) -> Iterator[Outgoing]:
+        """One message per subscriber still due one in this digest, composed lazily."""
+        states = self.store.send_state(context.digest_id)
+        for recipient, articles in self.recipients(upto):
+            if states.get(recipient.id) in DONE_STATES:
+                continue
+            if not articles:
+                self.record_skip(context, recipient)
+                continue
+            if not self.store.is_subscribed(recipient.id):
+                continue  # unsubscribed while this digest was going out
+            try:
+                message = compose(context, recipient, articles)
+            except SubscriberError as exc:  # an address that cannot be mailed
+                self.refused(context, recipient, str(exc))
+                continue
+            yield Outgoing(
+                recipient.id, recipient.email, message.as_bytes(), message_id(context, recipient)
+            )
+
+    def record(self, digest_id: int, out: Outgoing, state: str, error: str | None = None) -> None:
+        self.store.record_send(
+            digest_id, out.recipient_id, state, message_id=out.message_id, at=self.now,
+            error=error,
+        )  # fmt: skip
+
+    def recorded(self, digest_id: int, out: Outgoing, result: Delivery) -> None:
+        if result.ok:
+            self.record(digest_id, out, "sent")
+            self.report.sent += 1
+        elif result.permanent:
+            self.record(digest_id, out, "failed", result.reason)
+            self.report.failed.append({"subscriber": out.recipient_id, "reason": result.reason})
+            log.warning("subscriber %d refused: %s", out.recipient_id, result.reason)
+        else:
+            self.record(digest_id, out, "deferred", result.reason)
+            self.report.deferred += 1
+            self.report.failed.append({"subscriber": out.recipient_id, "reason": result.reason})
+
+    def record_skip(self, context: DigestContext, recipient: Recipient) -> None:
+        self.store.record_send(
+            context.digest_id, recipient.id, "skipped",
+            message_id=message_id(context, recipient), at=self.now,
+        )  # fmt: skip
+        self.report.skipped += 1
+
+    def refused(self, context: DigestContext, recipient: Recipient, reason: str) -> None:
+        self.store.record_send(
+            context.digest_id, recipient.id, "failed",
+            message_id=message_id(context, recipient), at=self.now, error=reason,
+        )  # fmt: skip
+        self.report.failed.append({"subscriber": recipient.id, "reason": reason})
+
+    def finish(self, digest_id: int, deliveries: list[Delivery]) -> None:
+        states = self.store.send_state(digest_id)
+        if all(state in DONE_STATES for state in states.values()):
+            self.store.finish_digest(digest_id, self.now)
+
+
+def digest_article(article: EditionArticle) -> DigestArticle:
+    revision = article.revision
+    assert article.path is not None
+    return DigestArticle(
+        path=article.path,
+        title=revision.title,
+        authors=revision.authors,
+        published=revision.published_at,
+        language=revision.language,
+        lead=revision.lead,
+        body_html=revision.body_html,
+        canonical_url=revision.canonical_url,
+    )
+
+
+def with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def list_id_from(sender: str) -> str:
+    """A List-Id from the sender's domain: "digest.example.org"."""
+    address = parseaddr(sender)[1]
+    domain = address.rsplit("@", 1)[-1] if "@" in address else "mirror.invalid"
+    return f"digest.{domain}"
+
+
+async def send_digest(
+    config: Config,
+    store: Store,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    transport: Transport | None = None,
+) -> DigestReport:
+    """Mail the digest of what is new to every subscriber (or, dry, show one)."""
+    run = DigestRun(config, store, now=now)
+    if dry_run:
+        return run.dry_run()
+    if transport is not None:
+        return await run.send(transport)
+    sender = parseaddr(config.digest.sender)[1]
+    opened = transport_for(config.digest, password=smtp_password(config), sender_address=sender)
+    try:
+        return await run.send(opened)
+    finally:
+        await opened.close()

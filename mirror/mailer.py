@@ -1,0 +1,730 @@
+"""Sending the digest: SMTP (or an outbox folder) behind one small seam.
+
+    deliver(outgoing, transport, ...)   paces, retries and reports one Delivery per message
+    └── Transport.send(outgoing)        one message to one recipient, or a named error:
+        ├── SmtpTransport               a few reused aiosmtplib connections (TLS required)
+        └── OutboxTransport             <hash of message id>.eml files in a folder
+
+`smtp_url` schemes (DESIGN.md): `smtp://host:587` (STARTTLS required: a server that
+does not offer it gets nothing), `smtps://host:465` (implicit TLS) and
+`smtp+insecure://host:25` (no TLS, loopback hosts only). Certificates are verified.
+
+aiosmtplib's exceptions are translated in one place, `translate_smtp_error`. Reasons and
+log lines never carry a recipient's address: subscribers are named by id only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import math
+import os
+import re
+import ssl
+import tempfile
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeAlias
+from urllib.parse import urlsplit
+
+import aiosmtplib
+from aiosmtplib.protocol import SMTPProtocol
+from aiosmtplib.typing import SMTPStatus
+
+from mirror.config import DigestConfig
+from mirror.errors import (
+    DeliveryError,
+    DigestError,
+    SmtpConnectionError,
+    TlsRequiredError,
+)
+
+log = logging.getLogger("mirror.mailer")
+
+DEFAULT_PORTS = {"smtp": 587, "smtps": 465, "smtp+insecure": 25}
+LOOPBACK_NAMES = ("localhost", "localhost.")
+MAX_REASON_CHARS = 300  # a server's text, cut short in a reason
+ADDRESS_LIKE = re.compile(r"[^\s<>\"',;:()\[\]]+@[^\s<>\"',;:()\[\]]+")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
+BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
+FORBIDDEN_IN_PATH = re.compile(r"[\s<>\x00-\x1f\x7f]")  # would break out of <...>
+QUIT_TIMEOUT_S = 2.0  # a polite QUIT at close is not worth waiting for longer
+
+BeforeData: TypeAlias = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for one subscriber."""
+
+    recipient_id: int
+    address: str  # the envelope recipient; never logged
+    message: bytes  # the full RFC 5322 message, CRLF line endings
+    message_id: str  # the Message-ID header's value: re-sends reuse it
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one Outgoing."""
+
+    recipient_id: int
+    ok: bool
+    permanent: bool  # a 5xx for this recipient: sending again will not help
+    reason: str  # "" when ok; never contains the address
+
+
+class Transport(Protocol):
+    """Where messages go: one message per call.
+
+    `send` returns once the message is taken; it raises `DeliveryError` (`permanent`
+    or not) when this recipient or message is refused, `SmtpConnectionError` or
+    `TlsRequiredError` when the server itself cannot be used (`retryable` says whether
+    trying again may help). It calls `before_data()`, when given, right before the
+    message can first reach the server (before SMTP DATA, before writing a file), and
+    not at all when it fails earlier.
+    """
+
+    async def send(self, outgoing: Outgoing, *, before_data: BeforeData | None = None) -> None:
+        """Hand over one message."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; sending afterwards is an error."""
+        ...
+
+
+# --- translating aiosmtplib's exceptions --------------------------------------------
+
+
+def translate_smtp_error(exc: BaseException) -> DigestError:
+    """The named error for an aiosmtplib (or socket/TLS) failure; texts carry no address."""
+    if isinstance(exc, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused):
+        return _refusal(exc)
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError):  # connect and read timeouts
+        return SmtpConnectionError(f"timed out: {_clean(exc.message)}")
+    if isinstance(exc, aiosmtplib.SMTPConnectError):
+        if isinstance(exc.__cause__, ssl.SSLError):
+            return _tls_failed(exc.__cause__)
+        return SmtpConnectionError(f"cannot connect: {_clean(exc.message)}")
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return SmtpConnectionError(f"connection dropped: {_clean(exc.message)}")
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):  # SMTPUTF8 needed, not offered
+        return DeliveryError(f"not supported by the server: {_clean(exc.message)}", permanent=True)
+    if isinstance(exc, aiosmtplib.SMTPException):  # no AUTH offered, and the like
+        return _fatal(SmtpConnectionError(f"cannot use the server: {_clean(exc.message)}"))
+    if isinstance(exc, ssl.SSLError):
+        return _tls_failed(exc)
+    if isinstance(exc, OSError):
+        return SmtpConnectionError(f"network error: {exc.strerror or type(exc).__name__}")
+    if isinstance(exc, ValueError):  # an address that cannot go in an envelope
+        return DeliveryError("the address cannot be used in an SMTP envelope", permanent=True)
+    return _fatal(SmtpConnectionError(f"unexpected SMTP error: {type(exc).__name__}"))
+
+
+def _refusal(
+    exc: aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused,
+) -> DigestError:
+    """An SMTP reply code: 4xx may pass, 5xx will not; a recipient's, or the server's."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        first = exc.recipients[0] if exc.recipients else None
+        exc = first or aiosmtplib.SMTPRecipientRefused(550, "", "")
+    soft = exc.code < 500
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
+        return DeliveryError(_reply("recipient refused", exc.code, exc.message), permanent=not soft)
+    if isinstance(exc, aiosmtplib.SMTPDataError):
+        return DeliveryError(_reply("message refused", exc.code, exc.message), permanent=not soft)
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused) and soft:
+        return DeliveryError(_reply("sender deferred", exc.code, exc.message), permanent=False)
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):  # not retried: it may lock the account
+        return _fatal(SmtpConnectionError(_reply("login refused", exc.code, exc.message)))
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        error = SmtpConnectionError(_reply("the server refuses our sender", exc.code, exc.message))
+    else:  # the greeting, EHLO, STARTTLS, RSET
+        error = SmtpConnectionError(_reply("the server refused us", exc.code, exc.message))
+    return error if soft else _fatal(error)
+
+
+SMTP_FAILURES = (aiosmtplib.SMTPException, OSError, ValueError)  # what translate_smtp_error takes
+
+
+def _reply(what: str, code: int, text: str) -> str:
+    return f"{what}: {code} {_clean(text)}".rstrip()
+
+
+def _clean(text: str) -> str:
+    """A server's text made safe for a reason: no address, no control characters, short."""
+    text = ADDRESS_LIKE.sub("<address>", CONTROL_CHARS.sub(" ", text)).strip()
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "…"
+
+
+def _fatal(error: DigestError) -> DigestError:
+    """Mark a server-level error as one that trying again will not fix."""
+    error.retryable = False
+    return error
+
+
+def _tls_failed(exc: ssl.SSLError) -> DigestError:
+    reason = getattr(exc, "verify_message", "") or exc.reason or type(exc).__name__
+    return _fatal(SmtpConnectionError(f"TLS failed: {_clean(str(reason))}"))
+
+
+# --- SMTP ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpEndpoint:
+    """Where and how to connect, read from an smtp_url."""
+
+    scheme: str  # smtp | smtps | smtp+insecure
+    host: str
+    port: int
+
+
+def parse_smtp_url(url: str) -> SmtpEndpoint:
+    """Check an smtp_url; plain text to a host that is not loopback is refused here."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise DigestError("smtp_url must start with smtp://, smtps:// or smtp+insecure://")
+    if parts.username or parts.password:
+        raise DigestError("smtp_url must not hold credentials: use smtp_username and the env var")
+    try:
+        port = parts.port or DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise DigestError("smtp_url has an invalid port") from None
+    host = parts.hostname or ""
+    if not host:
+        raise DigestError("smtp_url has no host")
+    if scheme == "smtp+insecure" and not _is_loopback(host):
+        raise TlsRequiredError(
+            "smtp+insecure:// is allowed only to a loopback host (localhost, 127.0.0.1, ::1);"
+            " use smtp:// (STARTTLS) or smtps://"
+        )
+    return SmtpEndpoint(scheme, host, port)
+
+
+def _is_loopback(host: str) -> bool:
+    """A loopback IP literal or the name localhost; other names are not resolved."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class SmtpTransport:
+    """Messages over a small pool of SMTP connections, each reused for many messages."""
+
+    def __init__(
+        self,
+        smtp_url: str,
+        *,
+        sender: str,
+        username: str = "",
+        password: str | None = None,
+        connections: int = 4,
+        timeout_s: float = 60,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._endpoint = parse_smtp_url(smtp_url)
+        self._sender = sender
+        self._username = username
+        self._password = password
+        self._timeout_s = timeout_s
+        self._tls_context = tls_context
+        self._slots = [_Slot() for _ in range(max(1, connections))]
+        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()  # FIFO: every connection gets used
+        for slot in self._slots:
+            self._idle.put_nowait(slot)
+        self._closed = False
+
+    def __repr__(self) -> str:  # never shows the password
+        e = self._endpoint
+        return f"SmtpTransport({e.scheme}://{e.host}:{e.port}, connections={len(self._slots)})"
+
+    async def __aenter__(self) -> SmtpTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def send(self, outgoing: Outgoing, *, before_data: BeforeData | None = None) -> None:
+        """One SMTP transaction on a pooled connection (opened or reopened as needed)."""
+        if self._closed:
+            raise DigestError("the SMTP transport is closed")
+        slot = await self._idle.get()
+        try:
+            await self._send_on(slot, outgoing, before_data)
+        finally:
+            self._idle.put_nowait(slot)
+
+    async def close(self) -> None:
+        """Say QUIT on every open connection; later sends are refused."""
+        self._closed = True
+        await asyncio.gather(*(slot.close() for slot in self._slots))
+
+    async def _send_on(self, slot: _Slot, out: Outgoing, before_data: BeforeData | None) -> None:
+        reused = slot.is_open()
+        try:
+            try:
+                await self._transaction(slot, out, before_data)
+            except aiosmtplib.SMTPServerDisconnected:
+                if not reused or slot.data_started:
+                    raise
+                log.debug("an idle SMTP connection was dropped; reconnecting")
+                slot.drop()
+                await self._transaction(slot, out, before_data)
+        except SMTP_FAILURES as exc:
+            await slot.after_failure(exc)
+            # aiosmtplib's recipient errors hold the address in their args: not chained
+            raise translate_smtp_error(exc) from (None if _names_recipient(exc) else exc)
+        except _HookError as exc:
+            slot.drop()  # mid-transaction: the session cannot be reused
+            raise exc.error from None
+        except BaseException:
+            slot.drop()  # cancelled mid-transaction: likewise
+            raise
+
+    async def _transaction(
+        self, slot: _Slot, out: Outgoing, before_data: BeforeData | None
+    ) -> None:
+        """MAIL, RCPT, DATA for one recipient; the hook runs right before DATA.
+
+        The commands go through aiosmtplib's `execute_command` rather than `sendmail`:
+        the message is CRLF already, and aiosmtplib's per-message regex rewrite of 40 KB
+        and address parsing cost more than the network on a fast relay.
+        """
+        if not slot.is_open():
+            slot.drop()
+            slot.client = await self._connect()
+        client = slot.client
+        assert client is not None and client.protocol is not None
+        slot.data_started = False
+        options, encoding = _mail_options(client, out)
+        reply = await client.execute_command(
+            b"MAIL", b"FROM:" + _path(self._sender, encoding), *options
+        )
+        if reply.code != SMTPStatus.completed:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, self._sender)
+        reply = await client.execute_command(b"RCPT", b"TO:" + _path(out.address, encoding))
+        if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+            raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, out.address)
+        if before_data is not None:
+            try:
+                before_data()
+            except BaseException as exc:
+                raise _HookError(exc) from exc  # the caller's: never taken for an SMTP failure
+        slot.data_started = True
+        await _data(client, client.protocol, out.message, self._timeout_s)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        """A new connection: TLS (implicit or STARTTLS) and login done."""
+        e = self._endpoint
+        client = aiosmtplib.SMTP(
+            hostname=e.host,
+            port=e.port,
+            use_tls=e.scheme == "smtps",
+            start_tls=False,  # done below, to refuse clear text with a named error
+            tls_context=self._tls_context,
+            timeout=self._timeout_s,
+        )
+        try:
+            await client.connect()
+            if e.scheme == "smtp":
+                await _start_tls(client)
+            if self._username:
+                await client.login(self._username, self._password or "")
+            if client.is_ehlo_or_helo_needed:
+                await client.ehlo()  # the extensions (SIZE, SMTPUTF8) are read from it
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+
+async def _start_tls(client: aiosmtplib.SMTP) -> None:
+    """STARTTLS, or TlsRequiredError when the server does not offer it."""
+    await client.ehlo()
+    if not client.supports_extension("starttls"):
+        raise TlsRequiredError(
+            "the server does not offer STARTTLS: refusing to send in clear"
+            " (use smtps:// if it speaks implicit TLS)"
+        )
+    await client.starttls()
+
+
+def _mail_options(client: aiosmtplib.SMTP, out: Outgoing) -> tuple[list[bytes], str]:
+    """MAIL FROM options (SIZE, SMTPUTF8 for a non-ASCII address) and the envelope encoding."""
+    size = f"SIZE={len(out.message)}".encode()
+    options = [size] if client.supports_extension("size") else []
+    if out.address.isascii():
+        return options, "ascii"
+    if not client.supports_extension("smtputf8"):
+        raise aiosmtplib.SMTPNotSupported("the address needs SMTPUTF8, which the server lacks")
+    return [*options, b"SMTPUTF8"], "utf-8"
+
+
+def _path(address: str, encoding: str) -> bytes:
+    """`<address>` for MAIL FROM or RCPT TO; ValueError for one that could break the command."""
+    if not address or FORBIDDEN_IN_PATH.search(address):
+        raise ValueError("an address unfit for an SMTP envelope")
+    return b"<" + address.encode(encoding) + b">"
+
+
+async def _data(
+    client: aiosmtplib.SMTP, protocol: SMTPProtocol, message: bytes, timeout_s: float
+) -> None:
+    """DATA, then the message (dot-stuffed, ended by CRLF.CRLF) and its 250."""
+    reply = await client.execute_command(b"DATA")
+    if reply.code != SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    try:
+        protocol.write(data_payload(message))
+        reply = await protocol.read_response(timeout=timeout_s)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        client.close()  # the session is out of step: never reuse it
+        raise
+    if reply.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+
+
+def data_payload(message: bytes) -> bytes:
+    """A message as DATA carries it: CRLF line endings, leading dots doubled, then `.`."""
+    crlf = message.count(b"\r\n")
+    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+        message = BARE_LINE_END.sub(b"\r\n", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    message = message.replace(b"\r\n.", b"\r\n..")
+    if message.startswith(b"."):
+        message = b"." + message
+    return message + b".\r\n"
+
+
+def _names_recipient(exc: BaseException) -> bool:
+    """Whether the exception's args may hold the recipient's address."""
+    return isinstance(
+        exc, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPRecipientsRefused | ValueError
+    )
+
+
+class _HookError(Exception):
+    """The caller's before_data hook failed: its exception, carried past the translation."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__("before_data failed")
+        self.error = error
+
+
+class _Slot:
+    """One place in the pool: a client, connected or not."""
+
+    def __init__(self) -> None:
+        self.client: aiosmtplib.SMTP | None = None
+        self.data_started = False  # DATA was sent in the current transaction
+
+    def is_open(self) -> bool:
+        return self.client is not None and self.client.is_connected
+
+    def drop(self) -> None:
+        """Forget the connection, closing its socket."""
+        if self.client is not None:
+            self.client.close()
+        self.client = None
+
+    async def after_failure(self, exc: BaseException) -> None:
+        """Keep a connection that only refused this message (RSET), else drop it."""
+        if not self.is_open() or not isinstance(exc, aiosmtplib.SMTPResponseException):
+            self.drop()
+            return
+        assert self.client is not None
+        try:
+            await self.client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self.drop()
+
+    async def close(self) -> None:
+        """QUIT (briefly waited for), then close."""
+        client, self.client = self.client, None
+        if client is None or not client.is_connected:
+            return
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await client.quit(timeout=QUIT_TIMEOUT_S)
+        client.close()
+
+
+# --- the outbox ----------------------------------------------------------------------
+
+
+class OutboxTransport:
+    """Each message as `<sha256 of its message id>.eml` in a folder (no SMTP at all).
+
+    Writes are atomic (a temporary file, then `os.replace`); sending a message id again
+    replaces the same file, so a resumed run leaves one file per message.
+    """
+
+    def __init__(self, outbox_dir: Path) -> None:
+        self._dir = Path(outbox_dir)
+        self._closed = False
+
+    async def __aenter__(self) -> OutboxTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def send(self, outgoing: Outgoing, *, before_data: BeforeData | None = None) -> None:
+        """Write the message's file (in a worker thread: the loop is not blocked)."""
+        if self._closed:
+            raise DigestError("the outbox transport is closed")
+        if before_data is not None:
+            before_data()
+        try:
+            await asyncio.to_thread(self._write, outbox_name(outgoing.message_id), outgoing.message)
+        except OSError as exc:
+            raise SmtpConnectionError(f"cannot write the outbox: {exc.strerror}") from exc
+
+    async def close(self) -> None:
+        """Nothing to release; later sends are refused."""
+        self._closed = True
+
+    def _write(self, name: str, message: bytes) -> None:
+        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=self._dir, prefix=".", suffix=".tmp")  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(message)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self._dir / name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                Path(temp).unlink()
+            raise
+
+
+def outbox_name(message_id: str) -> str:
+    """The file name of a message in the outbox: safe whatever the message id holds."""
+    return hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".eml"
+
+
+def transport_for(
+    config: DigestConfig,
+    *,
+    password: str | None,
+    sender_address: str,
+    tls_context: ssl.SSLContext | None = None,
+) -> Transport:
+    """SMTP when `smtp_url` is set, else the outbox folder."""
+    if not config.smtp_url:
+        return OutboxTransport(config.outbox_dir)
+    if config.smtp_username and password is None:
+        raise DigestError(
+            f"smtp_username is set but ${config.smtp_password_env} is not: "
+            "set it to the SMTP password"
+        )
+    return SmtpTransport(
+        config.smtp_url,
+        sender=sender_address,
+        username=config.smtp_username,
+        password=password,
+        connections=config.connections,
+        timeout_s=config.timeout_s,
+        tls_context=tls_context,
+    )
+
+
+# --- delivering many messages ----------------------------------------------------------
+
+
+async def deliver(
+    outgoing: AsyncIterable[Outgoing] | Iterable[Outgoing],
+    transport: Transport,
+    *,
+    rate_per_s: float,
+    per_domain_rate_per_s: float,
+    concurrency: int,
+    retries: int,
+    backoff_s: float = 1.0,
+    before_send: Callable[[Outgoing], None] | None = None,
+    after_send: Callable[[Outgoing, Delivery], None] | None = None,
+) -> list[Delivery]:
+    """Send every message; one Delivery each, in the order given.
+
+    Messages are read as they are needed (a few at a time, never all at once) and sent
+    `concurrency` at a time, at most `rate_per_s` overall and `per_domain_rate_per_s`
+    per recipient domain (0 or infinity: no limit). A refusal for now (4xx) or a lost
+    connection is tried again up to `retries` more times, waiting `backoff_s`, then
+    twice as long each time; a 5xx fails that recipient only. When the server cannot
+    be reached through a message's every attempt (and nothing got through meanwhile),
+    or refuses us outright (TLS, login), the rest fail at once, not permanently.
+    `before_send` runs right before each attempt's DATA; `after_send` once per message
+    with its outcome. An exception in either (or in the iterator) stops everything
+    and is raised as it is.
+    """
+    sender = _Sender(
+        transport,
+        _Limits(rate_per_s, per_domain_rate_per_s),
+        retries=max(0, retries),
+        backoff_s=backoff_s,
+        before_send=before_send,
+        after_send=after_send,
+    )
+    workers = max(1, concurrency)
+    queue: asyncio.Queue[tuple[int, Outgoing] | None] = asyncio.Queue(maxsize=2 * workers)
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(_feed(outgoing, queue, workers))
+            for _ in range(workers):
+                group.create_task(_work(queue, sender))
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the caller's own error, not a group
+    return [delivery for _, delivery in sorted(sender.results, key=lambda pair: pair[0])]
+
+
+async def _feed(
+    outgoing: AsyncIterable[Outgoing] | Iterable[Outgoing],
+    queue: asyncio.Queue[tuple[int, Outgoing] | None],
+    workers: int,
+) -> None:
+    """Number the messages into the bounded queue, then one stop mark per worker."""
+    index = 0
+    async for item in _aiter(outgoing):
+        await queue.put((index, item))
+        index += 1
+    for _ in range(workers):
+        await queue.put(None)
+
+
+async def _aiter(items: AsyncIterable[Outgoing] | Iterable[Outgoing]) -> AsyncIterator[Outgoing]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+async def _work(queue: asyncio.Queue[tuple[int, Outgoing] | None], sender: _Sender) -> None:
+    while (item := await queue.get()) is not None:
+        index, out = item
+        sender.results.append((index, await sender.deliver_one(out)))
+
+
+class _Sender:
+    """One message at a time per worker: pacing, retries, the dead-server stop."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        limits: _Limits,
+        *,
+        retries: int,
+        backoff_s: float,
+        before_send: Callable[[Outgoing], None] | None,
+        after_send: Callable[[Outgoing, Delivery], None] | None,
+    ) -> None:
+        self.transport = transport
+        self.limits = limits
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.before_send = before_send
+        self.after_send = after_send
+        self.results: list[tuple[int, Delivery]] = []
+        self.stopped = ""  # why every remaining message fails at once
+        self.successes = 0
+
+    async def deliver_one(self, out: Outgoing) -> Delivery:
+        """Attempts until sent, refused for good, out of retries or stopped."""
+        delivery = await self._attempts(out)
+        if self.after_send is not None:
+            self.after_send(out, delivery)
+        return delivery
+
+    async def _attempts(self, out: Outgoing) -> Delivery:
+        successes_before = self.successes
+        reason = ""
+        server_failures = 0
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            if self.stopped:
+                return _failed(out, self.stopped)
+            await self.limits.wait(_domain(out.address))
+            try:
+                await self.transport.send(out, before_data=self._hook(out))
+            except DeliveryError as exc:
+                if exc.permanent:
+                    return _failed(out, exc.reason, permanent=True)
+                reason = exc.reason
+            except DigestError as exc:
+                reason = f"server unreachable: {exc}"
+                server_failures += 1
+                if not exc.retryable:
+                    return _failed(out, self._stop(str(exc)))
+            else:
+                self.successes += 1
+                return Delivery(out.recipient_id, ok=True, permanent=False, reason="")
+        if server_failures > self.retries and self.successes == successes_before:
+            self._stop(reason)
+        return _failed(out, reason)
+
+    def _hook(self, out: Outgoing) -> BeforeData | None:
+        before_send = self.before_send
+        return None if before_send is None else lambda: before_send(out)
+
+    def _stop(self, reason: str) -> str:
+        """Fail every message not yet sent, with this reason."""
+        if not self.stopped:
+            log.warning("SMTP server unusable, not trying the remaining messages: %s", reason)
+            self.stopped = reason
+        return self.stopped
+
+
+def _failed(out: Outgoing, reason: str, *, permanent: bool = False) -> Delivery:
+    return Delivery(out.recipient_id, ok=False, permanent=permanent, reason=reason)
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+class _Pace:
+    """Evenly spaced slots, `rate_per_s` a second, no burst (0 or inf: no limit)."""
+
+    def __init__(self, rate_per_s: float) -> None:
+        limited = 0 < rate_per_s < math.inf
+        self.interval_s = 1 / rate_per_s if limited else 0.0
+        self.next_at = 0.0
+
+    async def wait(self) -> None:
+        """Take the next free slot and sleep until it comes."""
+        if not self.interval_s:
+            return
+        now = asyncio.get_running_loop().time()
+        at = max(now, self.next_at)
+        self.next_at = at + self.interval_s
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
+class _Limits:
+    """The overall rate and one per recipient domain."""
+
+    def __init__(self, rate_per_s: float, per_domain_rate_per_s: float) -> None:
+        self.overall = _Pace(rate_per_s)
+        self.per_domain_rate_per_s = per_domain_rate_per_s
+        self.domains: dict[str, _Pace] = {}
+
+    async def wait(self, domain: str) -> None:
+        """The domain's slot first, so a busy domain never holds overall slots."""
+        pace = self.domains.get(domain)
+        if pace is None:
+            pace = self.domains[domain] = _Pace(self.per_domain_rate_per_s)
+        await pace.wait()
+        await self.overall.wait()

@@ -1,0 +1,246 @@
+"""`mirror digest send` end to end: a built edition, subscribers, and aiosmtpd on
+127.0.0.1 receiving what is sent; messages parsed back with the standard parser."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mirror import sign
+from mirror.cli import run
+from mirror.newsroom import config_for
+from mirror.store import Store
+
+from smtp_servers import Recorder, smtp_server
+from test_build import fetched_store  # noqa: F401 (a fixture)
+
+SECRET = "a-long-enough-unsubscribe-secret"
+
+
+@pytest.fixture
+def built(tmp_path: Path, fetched_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+    """A config whose edition is built (8 articles, English and Russian)."""
+    monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", SECRET)
+    path = tmp_path / "mirror.toml"
+    text = config_for("http://127.0.0.1:9/", tmp_path) + (
+        '\n[[mirrors]]\nname = "a"\ntype = "directory"\npath = "a"\n'
+        'public_url = "https://a.example.net/m/"\n'
+        '\n[[mirrors]]\nname = "hidden"\ntype = "directory"\npath = "h"\n'
+        'public_url = "https://hidden.example.com/"\nlisted = false\n'
+    )
+    path.write_text(text, encoding="utf-8")
+    (tmp_path / "state").mkdir()
+    shutil.copy(fetched_store, tmp_path / "state" / "mirror.db")
+    key = sign.generate_key()
+    sign.write_key_pair(
+        key, tmp_path / "keys" / "mirror.key", tmp_path / "keys" / "mirror.pub", None
+    )
+    assert run(["-c", str(path), "build"]) == 0
+    return path
+
+
+def with_smtp(config: Path, port: int, **digest: str) -> None:
+    extra = "".join(f'{key} = "{value}"\n' for key, value in digest.items())
+    text = config.read_text(encoding="utf-8")
+    text = text.replace(
+        "[digest]\n",
+        f'[digest]\nsmtp_url = "smtp+insecure://127.0.0.1:{port}"\n'
+        'unsubscribe_url = "https://news.example.org/unsubscribe"\n'
+        'unsubscribe_mailto = "leave@news.example.org"\n' + extra,
+    )
+    config.write_text(text, encoding="utf-8")
+
+
+def with_unsubscribe(config: Path) -> None:
+    text = config.read_text(encoding="utf-8").replace(
+        "[digest]\n", '[digest]\nunsubscribe_url = "https://news.example.org/unsubscribe"\n'
+    )
+    config.write_text(text, encoding="utf-8")
+
+
+def subscribe(config: Path, *people: tuple[str, str]) -> None:
+    for address, lang in people:
+        assert run(["-c", str(config), "subscribers", "add", address, "--lang", lang]) == 0
+
+
+def send(config: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    status = run(["-c", str(config), "digest", "send", "--json", *extra])
+    out = capsys.readouterr()
+    return status, json.loads(out.out)
+
+
+def parse(content: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(content, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def test_digest_reaches_every_subscriber_once_in_their_language(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with smtp_server() as server:
+        with_smtp(built, server.port)
+        subscribe(
+            built, ("en@example.org", "en"), ("ru@example.org", "ru"), ("all@example.org", "any")
+        )
+        capsys.readouterr()
+        status, report = send(built, capsys)
+        assert status == 0 and report["sent"] == 3 and report["failed"] == []
+        messages = {r.rcpt_tos[0]: parse(r.content) for r in server.handler.received}
+        assert set(messages) == {"en@example.org", "ru@example.org", "all@example.org"}
+        english, russian, every = (
+            messages[a].get_content()
+            for a in ("en@example.org", "ru@example.org", "all@example.org")
+        )
+        assert "Зеркала" in russian and "Mirrors" in english
+        assert len(every) > len(english) and len(every) > len(russian)
+        for address, message in messages.items():
+            assert message["To"] == address
+            assert message["Message-ID"] and message["Date"] and message["List-Id"]
+            assert "https://news.example.org/unsubscribe?token=" in message["List-Unsubscribe"]
+            assert "mailto:leave@news.example.org" in message["List-Unsubscribe"]
+            assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            body = message.get_content()
+            assert "RW" in body and "<p>" not in body and "<img" not in body
+            assert (
+                "https://a.example.net/m/articles/" in body
+                or "https://hidden.example.com/articles/" in body
+            )
+
+        status, report = send(built, capsys)  # nothing new since
+        assert status == 0 and report["nothing_new"] and report["sent"] == 0
+        assert len(server.handler.received) == 3
+    with Store(built.parent / "state" / "mirror.db") as store:
+        sends = store.execute("SELECT state FROM digest_sends").fetchall()
+        assert [row[0] for row in sends] == ["sent"] * 3
+
+
+def test_one_refused_recipient_does_not_stop_the_others(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handler = Recorder(refuse={"gone@example.org": "550 5.1.1 no such user"})
+    with smtp_server(handler) as server:
+        with_smtp(built, server.port)
+        subscribe(
+            built, ("a@example.org", "any"), ("gone@example.org", "any"), ("b@example.org", "any")
+        )
+        capsys.readouterr()
+        status, report = send(built, capsys)
+        assert status == 1
+        assert report["sent"] == 2 and len(report["failed"]) == 1
+        failure = report["failed"][0]
+        assert isinstance(failure["subscriber"], int) and "gone@" not in failure["reason"]
+        assert "550" in failure["reason"]
+
+
+def test_server_down_sends_nothing_and_the_next_run_delivers_all(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from servers import closed_port
+
+    with_smtp(built, closed_port(), retries="0")
+    text = built.read_text().replace('retries = "0"\n', "retries = 0\n")
+    built.write_text(text)
+    subscribe(built, ("a@example.org", "any"), ("b@example.org", "en"))
+    capsys.readouterr()
+    status, report = send(built, capsys)
+    assert status == 1 and report["sent"] == 0 and report["deferred"] == 2
+    with smtp_server() as server:
+        port = int(text.split("smtp+insecure://127.0.0.1:")[1].split('"')[0])
+        built.write_text(text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{server.port}"))
+        status, report = send(built, capsys)
+        assert status == 0 and report["sent"] == 2 and report["resumed"]
+        assert sorted(r.rcpt_tos[0] for r in server.handler.received) == [
+            "a@example.org",
+            "b@example.org",
+        ]
+
+
+def test_dry_run_shows_one_message_and_sends_nothing(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with_unsubscribe(built)
+    subscribe(built, ("a@example.org", "any"), ("b@example.org", "ru"))
+    capsys.readouterr()
+    assert run(["-c", str(built), "digest", "send", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert "2 subscribers would get" in out.err
+    assert "List-Unsubscribe" in out.out and "a@example.org" in out.out
+    with Store(built.parent / "state" / "mirror.db") as store:
+        assert store.execute("SELECT COUNT(*) FROM digests").fetchone()[0] == 0
+
+
+def test_outbox_without_smtp_and_missing_secret(
+    built: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_unsubscribe(built)
+    subscribe(built, ("a@example.org", "any"))
+    capsys.readouterr()
+    status, report = send(built, capsys)
+    assert status == 0 and report["sent"] == 1
+    files = list((built.parent / "outbox").glob("*.eml"))
+    assert len(files) == 1 and parse(files[0].read_bytes())["To"] == "a@example.org"
+    monkeypatch.delenv("MIRROR_UNSUBSCRIBE_SECRET")
+    status = run(["-c", str(built), "digest", "send"])
+    err = capsys.readouterr().err
+    assert status == 2 and "MIRROR_UNSUBSCRIBE_SECRET" in err and "Traceback" not in err
+
+
+KILLER = """
+import sys
+from mirror.cli import main
+main(["-c", sys.argv[1], "-q", "digest", "send"])
+"""
+
+
+@pytest.mark.slow
+def test_killed_sends_resume_with_no_message_lost_or_doubled(built: Path) -> None:
+    """SIGKILL `mirror digest send` at random moments, start it again until it finishes:
+    every subscriber gets the digest, and any second copy (a message in flight at a kill)
+    carries the same Message-ID."""
+    import random
+
+    rng = random.Random(7)
+    people = [f"reader{i}@example.org" for i in range(120)]
+    csv_file = built.parent / "people.csv"
+    csv_file.write_text("".join(f"{p},any\n" for p in people))
+    assert run(["-c", str(built), "subscribers", "import", str(csv_file)]) == 0
+    handler = Recorder()
+    kills = 0
+    with smtp_server(handler) as server:
+        with_smtp(built, server.port)
+        text = built.read_text().replace("[digest]\n", "[digest]\nrate_per_s = 200\n")
+        built.write_text(text)
+        env = {**os.environ, "MIRROR_UNSUBSCRIBE_SECRET": SECRET}
+        for _ in range(8):
+            child = subprocess.Popen([sys.executable, "-c", KILLER, str(built)], env=env)
+            try:
+                child.wait(timeout=rng.uniform(0.6, 2.0))
+            except subprocess.TimeoutExpired:
+                child.send_signal(signal.SIGKILL)
+                child.wait()
+                kills += 1
+        final = subprocess.run(
+            [sys.executable, "-c", KILLER, str(built)], env=env, timeout=120, check=False
+        )
+        assert final.returncode == 0
+        time.sleep(0.2)
+    assert kills >= 2, "the test did not manage to kill a send"
+    ids: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+    for received in handler.received:
+        address = received.rcpt_tos[0]
+        counts[address] = counts.get(address, 0) + 1
+        ids.setdefault(address, set()).add(parse(received.content)["Message-ID"])
+    assert set(counts) == set(people)  # nobody lost
+    assert all(len(message_ids) == 1 for message_ids in ids.values())  # resends fold
+    doubled = sum(count - 1 for count in counts.values())
+    assert doubled <= kills * 4  # at most the messages in flight at each kill (4 connections)

@@ -1,0 +1,480 @@
+"""The sending layer against real aiosmtpd servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import aiosmtplib
+import aiosmtplib.errors
+import pytest
+
+from mirror.config import DigestConfig
+from mirror.errors import DeliveryError, DigestError, SmtpConnectionError, TlsRequiredError
+from mirror.mailer import (
+    Delivery,
+    OutboxTransport,
+    Outgoing,
+    SmtpTransport,
+    data_payload,
+    deliver,
+    outbox_name,
+    translate_smtp_error,
+    transport_for,
+)
+
+from smtp_servers import Certificate, Recorder, free_port, make_certificate, smtp_server
+
+SENDER = "digest@example.org"
+PASSWORD = "s3cret-Pa55word"
+
+
+def message(n: int, *, to: str = "", body_bytes: int = 2_000) -> bytes:
+    """A small RFC 5322 message with CRLF endings, and a line starting with a dot."""
+    head = (
+        f"From: Digest <{SENDER}>\r\nTo: {to or f'reader{n}@example.net'}\r\n"
+        f"Subject: Digest {n}\r\nMessage-ID: <{n}@example.org>\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    )
+    line = "Новости дня, line of text.\r\n"
+    body = line * (body_bytes // len(line.encode())) + ".a line starting with a dot\r\n"
+    return (head + body).encode()
+
+
+def outgoing(n: int, address: str = "") -> Outgoing:
+    address = address or f"reader{n}@example.net"
+    return Outgoing(n, address, message(n, to=address), f"<{n}@example.org>")
+
+
+def smtp(port: int, scheme: str = "smtp+insecure", **options: object) -> SmtpTransport:
+    options.setdefault("timeout_s", 5)
+    return SmtpTransport(f"{scheme}://127.0.0.1:{port}", sender=SENDER, **options)  # type: ignore[arg-type]
+
+
+async def send_all(
+    transport: SmtpTransport, items: list[Outgoing], **options: object
+) -> list[Delivery]:
+    settings: dict[str, object] = {
+        "rate_per_s": 0, "per_domain_rate_per_s": 0, "concurrency": 4, "retries": 2,
+        "backoff_s": 0.01,
+    }  # fmt: skip
+    settings.update(options)
+    async with transport:
+        return await deliver(items, transport, **settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def cert(tmp_path: Path) -> Certificate:
+    return make_certificate(tmp_path)
+
+
+# --- the connection: schemes, TLS, AUTH ---------------------------------------------
+
+
+async def test_plain_to_loopback_delivers_the_exact_bytes() -> None:
+    with smtp_server() as server:
+        async with smtp(server.port) as transport:
+            await transport.send(outgoing(1))
+    (got,) = server.handler.received
+    assert got.content == message(1, to="reader1@example.net")
+    assert got.mail_from == SENDER
+    assert got.rcpt_tos == ("reader1@example.net",)
+    parsed = email.message_from_bytes(got.content)
+    assert parsed["Subject"] == "Digest 1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp+insecure://192.0.2.1:25",
+        "smtp+insecure://mail.example.org",
+        "smtp+insecure://10.0.0.1",
+    ],
+)
+def test_plain_text_to_a_remote_host_is_refused_before_connecting(url: str) -> None:
+    with pytest.raises(TlsRequiredError, match="loopback"):
+        SmtpTransport(url, sender=SENDER)
+
+
+@pytest.mark.parametrize("url", ["smtp+insecure://localhost:2525", "smtp+insecure://[::1]:25"])
+def test_plain_text_to_loopback_names_is_allowed(url: str) -> None:
+    assert "SmtpTransport" in repr(SmtpTransport(url, sender=SENDER))
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1", "smtp://user:pw@127.0.0.1", "smtp://", "smtp://127.0.0.1:99999"]
+)
+def test_bad_smtp_urls_are_named_errors_without_their_credentials(url: str) -> None:
+    with pytest.raises(DigestError) as caught:
+        SmtpTransport(url, sender=SENDER)
+    assert "pw" not in str(caught.value)
+
+
+async def test_starttls_with_auth_delivers(cert: Certificate) -> None:
+    with smtp_server(starttls=cert.server_context(), logins={"mirror": PASSWORD}) as server:
+        transport = smtp(
+            server.port, "smtp", username="mirror", password=PASSWORD,
+            tls_context=cert.client_context(),
+        )  # fmt: skip
+        assert PASSWORD not in repr(transport)
+        async with transport:
+            await transport.send(outgoing(1))
+    assert [r.rcpt_tos for r in server.handler.received] == [("reader1@example.net",)]
+
+
+async def test_smtp_without_starttls_is_refused_and_nothing_is_sent() -> None:
+    with smtp_server() as server:
+        async with smtp(server.port, "smtp") as transport:
+            with pytest.raises(TlsRequiredError, match="STARTTLS"):
+                await transport.send(outgoing(1))
+        deliveries = await send_all(smtp(server.port, "smtp"), [outgoing(n) for n in range(5)])
+    assert server.handler.attempts == 0 and not server.handler.received
+    assert all(not d.ok and not d.permanent and "STARTTLS" in d.reason for d in deliveries)
+
+
+async def test_implicit_tls_delivers(cert: Certificate) -> None:
+    with smtp_server(implicit_tls=cert.server_context()) as server:
+        async with smtp(server.port, "smtps", tls_context=cert.client_context()) as transport:
+            await transport.send(outgoing(1))
+    assert len(server.handler.received) == 1
+
+
+async def test_an_untrusted_certificate_is_refused(cert: Certificate) -> None:
+    with smtp_server(starttls=cert.server_context()) as server:
+        async with smtp(server.port, "smtp") as transport:  # the system's CAs only
+            with pytest.raises(SmtpConnectionError, match="TLS failed") as caught:
+                await transport.send(outgoing(1))
+    assert not caught.value.retryable
+    assert not server.handler.received
+
+
+async def test_a_wrong_password_is_a_clear_error_without_the_password(cert: Certificate) -> None:
+    with smtp_server(starttls=cert.server_context(), logins={"mirror": "right"}) as server:
+        options = {"username": "mirror", "password": PASSWORD, "tls_context": cert.client_context()}
+        async with smtp(server.port, "smtp", **options) as transport:
+            with pytest.raises(SmtpConnectionError, match="login refused: 535") as caught:
+                await transport.send(outgoing(1))
+        started = time.monotonic()
+        deliveries = await send_all(
+            smtp(server.port, "smtp", **options), [outgoing(n) for n in range(20)]
+        )
+    assert not caught.value.retryable
+    assert PASSWORD not in str(caught.value) and PASSWORD not in repr(caught.value)
+    assert all(
+        not d.ok and "login refused" in d.reason and PASSWORD not in d.reason for d in deliveries
+    )
+    assert time.monotonic() - started < 2
+    assert not server.handler.received
+
+
+def test_a_username_without_a_password_names_the_env_var() -> None:
+    config = DigestConfig(smtp_url="smtp://127.0.0.1:587", smtp_username="mirror")
+    with pytest.raises(DigestError, match="MIRROR_SMTP_PASSWORD"):
+        transport_for(config, password=None, sender_address=SENDER)
+    assert isinstance(transport_for(config, password="x", sender_address=SENDER), SmtpTransport)
+
+
+async def test_a_closed_transport_refuses_to_send() -> None:
+    with smtp_server() as server:
+        transport = smtp(server.port)
+        await transport.close()
+        with pytest.raises(DigestError, match="closed"):
+            await transport.send(outgoing(1))
+
+
+# --- refusals, retries, a dead server -----------------------------------------------
+
+
+async def test_a_refused_recipient_fails_permanently_and_the_others_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mirror")
+    bad = "gone@example.net"
+    handler = Recorder(refuse={bad: f"550 5.1.1 <{bad}>: Recipient address rejected"})
+    items = [outgoing(n) for n in range(10)] + [outgoing(99, bad)]
+    with smtp_server(handler) as server:
+        deliveries = await send_all(smtp(server.port), items)
+    by_id = {d.recipient_id: d for d in deliveries}
+    assert by_id[99].permanent and not by_id[99].ok
+    assert by_id[99].reason.startswith("recipient refused: 550")
+    assert bad not in by_id[99].reason and "gone" not in by_id[99].reason
+    assert all(by_id[n].ok for n in range(10))
+    assert len(server.handler.received) == 10
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("mirror")]
+    assert not any(bad in line for line in ours)
+
+
+async def test_a_451_is_retried_and_delivered_once() -> None:
+    handler = Recorder(defer={"reader1@example.net": 2})
+    events: list[str] = []
+    with smtp_server(handler) as server:
+        deliveries = await send_all(
+            smtp(server.port), [outgoing(1)],
+            before_send=lambda out: events.append("before"),
+            after_send=lambda out, result: events.append(f"after ok={result.ok}"),
+        )  # fmt: skip
+    assert deliveries == [Delivery(1, ok=True, permanent=False, reason="")]
+    assert server.handler.count("reader1@example.net") == 1
+    assert events == ["before", "before", "before", "after ok=True"]
+
+
+async def test_a_4xx_past_the_retries_fails_for_now() -> None:
+    handler = Recorder(defer={"reader1@example.net": 10})
+    with smtp_server(handler) as server:
+        (delivery,) = await send_all(smtp(server.port), [outgoing(1)], retries=1)
+    assert not delivery.ok and not delivery.permanent
+    assert delivery.reason.startswith("message refused: 451")
+    assert server.handler.attempts == 2
+
+
+async def test_a_dead_server_fails_every_message_quickly_and_not_permanently() -> None:
+    port = free_port()
+    tries = 0
+
+    async def counted() -> AsyncIterator[Outgoing]:
+        nonlocal tries
+        for n in range(200):
+            tries += 1
+            yield outgoing(n)
+
+    started = time.monotonic()
+    transport = smtp(port)
+    async with transport:
+        deliveries = await deliver(
+            counted(), transport, rate_per_s=0, per_domain_rate_per_s=0, concurrency=4,
+            retries=3, backoff_s=0.05,
+        )  # fmt: skip
+    assert time.monotonic() - started < 3
+    assert len(deliveries) == 200 and tries == 200
+    assert all(not d.ok and not d.permanent for d in deliveries)
+    assert all(d.reason.startswith("server unreachable: cannot connect") for d in deliveries)
+
+
+async def test_a_connection_dropped_while_idle_is_reopened() -> None:
+    with smtp_server() as server:
+        async with smtp(server.port, connections=1) as transport:
+            await transport.send(outgoing(1))
+            server.handler.received.clear()
+            # the server ends the session under the client's feet
+            transport._slots[0].client.transport.close()  # type: ignore[union-attr]
+            await transport.send(outgoing(2))
+    assert [r.rcpt_tos for r in server.handler.received] == [("reader2@example.net",)]
+
+
+async def test_an_address_that_could_inject_commands_is_refused_alone() -> None:
+    sneaky = "a@example.net>\r\nRCPT TO:<victim@example.net"
+    with smtp_server() as server:
+        deliveries = await send_all(
+            smtp(server.port, connections=1), [outgoing(1, sneaky), outgoing(2)]
+        )
+    assert deliveries[0].permanent and "victim" not in deliveries[0].reason
+    assert deliveries[1].ok
+    assert [r.rcpt_tos for r in server.handler.received] == [("reader2@example.net",)]
+
+
+def test_the_data_payload_is_crlf_and_dot_stuffed() -> None:
+    assert data_payload(b"A: b\r\n\r\nok\r\n") == b"A: b\r\n\r\nok\r\n.\r\n"
+    assert data_payload(b".x\n.y\rz") == b"..x\r\n..y\r\nz\r\n.\r\n"
+
+
+# --- pacing, hooks, concurrency, memory -----------------------------------------------
+
+
+async def test_the_overall_rate_is_respected() -> None:
+    with smtp_server() as server:
+        started = time.monotonic()
+        deliveries = await send_all(
+            smtp(server.port), [outgoing(n) for n in range(20)], rate_per_s=10
+        )
+        elapsed = time.monotonic() - started
+    assert all(d.ok for d in deliveries)
+    assert 1.85 <= elapsed < 4
+
+
+async def test_the_per_domain_rate_holds_one_domain_back_not_the_others() -> None:
+    slow = [outgoing(n, f"r{n}@slow.example") for n in range(6)]
+    fast = [outgoing(100 + n, f"r{n}@d{n}.example") for n in range(6)]
+    finished: dict[int, float] = {}
+
+    def done(out: Outgoing, result: Delivery) -> None:
+        finished[out.recipient_id] = time.monotonic() - started
+
+    with smtp_server() as server:
+        started = time.monotonic()
+        await send_all(
+            smtp(server.port), slow + fast, per_domain_rate_per_s=5, concurrency=8,
+            after_send=done,
+        )  # fmt: skip
+    assert max(finished[n] for n in range(6)) >= 0.95  # 6 at 5/s: the last at 1.0 s
+    assert max(finished[100 + n] for n in range(6)) < 0.6
+
+
+async def test_before_send_comes_before_the_server_has_it_and_after_send_after() -> None:
+    events: list[tuple[str, int, int]] = []
+    with smtp_server() as server:
+        seen = server.handler.received
+        await send_all(
+            smtp(server.port), [outgoing(n) for n in range(5)], concurrency=1,
+            before_send=lambda out: events.append(("before", out.recipient_id, len(seen))),
+            after_send=lambda out, _: events.append(("after", out.recipient_id, len(seen))),
+        )  # fmt: skip
+    expected = []
+    for n in range(5):
+        expected += [("before", n, n), ("after", n, n + 1)]
+    assert events == expected
+
+
+async def test_a_failing_hook_stops_the_run_with_its_own_error() -> None:
+    def broken(out: Outgoing) -> None:
+        raise OSError(28, "No space left on device")
+
+    with smtp_server() as server, pytest.raises(OSError, match="No space"):
+        await send_all(smtp(server.port), [outgoing(n) for n in range(10)], before_send=broken)
+    assert not server.handler.received
+
+
+async def test_several_connections_are_used_and_reused() -> None:
+    with smtp_server() as server:
+        deliveries = await send_all(
+            smtp(server.port, connections=4), [outgoing(n) for n in range(40)], concurrency=4
+        )
+    assert all(d.ok for d in deliveries)
+    assert [d.recipient_id for d in deliveries] == list(range(40))
+    assert server.handler.sessions() == 4
+
+
+async def test_messages_are_streamed_not_held_at_once() -> None:
+    made = done = most_in_flight = 0
+
+    async def stream() -> AsyncIterator[Outgoing]:
+        nonlocal made, most_in_flight
+        for n in range(300):
+            made += 1
+            most_in_flight = max(most_in_flight, made - done)
+            yield outgoing(n)
+
+    def finished(out: Outgoing, result: Delivery) -> None:
+        nonlocal done
+        done += 1
+
+    with smtp_server() as server:
+        transport = smtp(server.port)
+        async with transport:
+            deliveries = await deliver(
+                stream(), transport, rate_per_s=0, per_domain_rate_per_s=0, concurrency=4,
+                retries=0, after_send=finished,
+            )  # fmt: skip
+    assert len(deliveries) == 300 and all(d.ok for d in deliveries)
+    assert most_in_flight <= 4 * 3 + 1  # the bounded queue and one per worker
+
+
+# --- the outbox -----------------------------------------------------------------------
+
+
+async def test_the_outbox_writes_one_file_per_message_id_atomically(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    config = DigestConfig(outbox_dir=outbox)
+    transport = transport_for(config, password=None, sender_address=SENDER)
+    assert isinstance(transport, OutboxTransport)
+    first = outgoing(1)
+    hooked: list[int] = []
+    async with transport:
+        await transport.send(first, before_data=lambda: hooked.append(1))
+        await transport.send(replace(first, message=b"Subject: again\r\n\r\nsecond\r\n"))
+        await transport.send(replace(outgoing(2), message_id="<../../etc/passwd>"))
+    files = sorted(p.name for p in outbox.iterdir())
+    assert files == sorted([outbox_name("<1@example.org>"), outbox_name("<../../etc/passwd>")])
+    assert (outbox / outbox_name("<1@example.org>")).read_bytes().endswith(b"second\r\n")
+    assert (
+        outbox_name("<1@example.org>")
+        == hashlib.sha256(b"<1@example.org>").hexdigest()[:32] + ".eml"
+    )
+    assert hooked == [1]
+    assert (outbox / files[0]).stat().st_mode & 0o077 == 0
+
+
+async def test_deliver_to_the_outbox(tmp_path: Path) -> None:
+    transport = OutboxTransport(tmp_path)
+    deliveries = await deliver(
+        (outgoing(n) for n in range(10)), transport, rate_per_s=0, per_domain_rate_per_s=0,
+        concurrency=3, retries=0,
+    )  # fmt: skip
+    assert all(d.ok for d in deliveries)
+    assert len(list(tmp_path.glob("*.eml"))) == 10  # noqa: ASYNC240
+
+
+# --- translating aiosmtplib's exceptions ----------------------------------------------
+
+EXPECTED = {
+    "SMTPAuthenticationError": SmtpConnectionError,
+    "SMTPConnectError": SmtpConnectionError,
+    "SMTPConnectResponseError": SmtpConnectionError,
+    "SMTPConnectTimeoutError": SmtpConnectionError,
+    "SMTPDataError": DeliveryError,
+    "SMTPException": SmtpConnectionError,
+    "SMTPHeloError": SmtpConnectionError,
+    "SMTPNotSupported": DeliveryError,
+    "SMTPReadTimeoutError": SmtpConnectionError,
+    "SMTPRecipientRefused": DeliveryError,
+    "SMTPRecipientsRefused": DeliveryError,
+    "SMTPResponseException": SmtpConnectionError,
+    "SMTPSenderRefused": SmtpConnectionError,
+    "SMTPServerDisconnected": SmtpConnectionError,
+    "SMTPTimeoutError": SmtpConnectionError,
+}
+
+
+def example(name: str) -> BaseException:
+    """An instance of one aiosmtplib exception, as the library would raise it."""
+    cls = getattr(aiosmtplib.errors, name)
+    address = "someone@example.net"
+    if name == "SMTPRecipientsRefused":
+        return cls([aiosmtplib.SMTPRecipientRefused(550, f"<{address}> unknown", address)])
+    if name in ("SMTPRecipientRefused", "SMTPSenderRefused"):
+        return cls(550, f"<{address}> refused", address)
+    if issubclass(cls, aiosmtplib.SMTPResponseException):
+        return cls(554, f"no thanks <{address}>")
+    return cls("it failed")
+
+
+def test_every_aiosmtplib_exception_is_translated() -> None:
+    assert set(aiosmtplib.errors.__all__) == set(EXPECTED), "a new aiosmtplib exception: map it"
+    for name, expected in EXPECTED.items():
+        error = translate_smtp_error(example(name))
+        assert type(error) is expected, name
+        assert "unexpected" not in str(error), name
+        assert "someone" not in str(error), name
+
+
+@pytest.mark.parametrize(
+    ("exc", "retryable"),
+    [
+        (aiosmtplib.SMTPServerDisconnected("gone"), True),
+        (aiosmtplib.SMTPReadTimeoutError("slow"), True),
+        (aiosmtplib.SMTPConnectError("refused"), True),
+        (aiosmtplib.SMTPConnectResponseError(421, "busy"), True),
+        (aiosmtplib.SMTPConnectResponseError(554, "go away"), False),
+        (aiosmtplib.SMTPAuthenticationError(535, "bad credentials"), False),
+        (aiosmtplib.SMTPSenderRefused(553, "not yours", SENDER), False),
+        (ConnectionResetError(104, "reset"), True),
+    ],
+)
+def test_retrying_is_a_property_of_the_error(exc: BaseException, retryable: bool) -> None:
+    assert translate_smtp_error(exc).retryable is retryable
+
+
+def test_4xx_and_5xx_for_a_recipient() -> None:
+    soft = translate_smtp_error(aiosmtplib.SMTPRecipientRefused(452, "full", "a@b.c"))
+    hard = translate_smtp_error(aiosmtplib.SMTPDataError(552, "too big"))
+    assert isinstance(soft, DeliveryError) and not soft.permanent
+    assert isinstance(hard, DeliveryError) and hard.permanent
+
+
+def test_reasons_are_bounded_and_clean() -> None:
+    error = translate_smtp_error(aiosmtplib.SMTPDataError(554, "x\r\ny" * 1000))
+    assert len(str(error)) < 400 and "\r" not in str(error) and "\n" not in str(error)
