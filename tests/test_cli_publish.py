@@ -212,8 +212,11 @@ def test_retire_empties_a_mirror_and_drops_it_from_the_list(
     assert not (root / "old" / "index.html").exists()
 
 
-def test_sync_fetches_builds_and_publishes(
-    tmp_path: Path, web_root: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+def test_sync_fetches_builds_publishes_and_mails_when_due(
+    tmp_path: Path,
+    web_root: tuple[Path, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root, base = web_root
     loop = asyncio.new_event_loop()
@@ -231,12 +234,23 @@ def test_sync_fetches_builds_and_publishes(
     assert started.wait(30)
     running = holder["running"]
     tables = mirror_table("site", type="directory", path=str(root / "s"), public_url=base + "s/")
-    config = str(write_config(tmp_path, running.base_url, tables))  # type: ignore[attr-defined]
+    path = write_config(tmp_path, running.base_url, tables)  # type: ignore[attr-defined]
+    path.write_text(
+        path.read_text().replace(
+            "[digest]\n", '[digest]\nunsubscribe_url = "https://n.example.org/u"\n'
+        )
+    )
+    config = str(path)
+    monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", "a-long-enough-unsubscribe-secret")
+    assert cli(capsys, "-c", config, "subscribers", "add", "reader@example.org")[0] == 0
     status, report, _ = cli(capsys, "-c", config, "sync", "--json")
     assert status == 0 and report["ok"], report
     assert report["fetch"]["new"] == 5 and report["build"]["version"] == 1
     assert report["publish"]["mirrors"][0]["ok"]
+    assert report["digest"]["sent"] == 1  # no digest yet: due at once
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     status, report, _ = cli(capsys, "-c", config, "sync", "--json")
     assert status == 0 and report["build"]["new_version"] is False
     assert report["publish"]["mirrors"][0]["uploaded"] == 0
+    assert report["digest"] is None  # min_interval_h has not passed
     assert (root / "s" / "current").read_text() == "1\n"

@@ -244,3 +244,21 @@ def test_killed_sends_resume_with_no_message_lost_or_doubled(built: Path) -> Non
     assert all(len(message_ids) == 1 for message_ids in ids.values())  # resends fold
     doubled = sum(count - 1 for count in counts.values())
     assert doubled <= kills * 4  # at most the messages in flight at each kill (4 connections)
+
+
+def test_an_invalid_address_in_the_list_is_reported_and_skipped(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with smtp_server() as server:
+        with_smtp(built, server.port)
+        subscribe(built, ("good@example.org", "any"))
+        with Store(built.parent / "state" / "mirror.db") as store:  # as an old import left it
+            store.execute(
+                "INSERT INTO subscribers (email, lang, added_at) VALUES (?, 'any', '2026-01-01')",
+                ("evil@example.org\r\nBcc: everyone@example.org",),
+            )
+        capsys.readouterr()
+        status, report = send(built, capsys)
+        assert status == 1 and report["sent"] == 1
+        assert len(report["failed"]) == 1 and "evil" not in report["failed"][0]["reason"]
+        assert [r.rcpt_tos for r in server.handler.received] == [("good@example.org",)]
