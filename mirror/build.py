@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from mirror.pictures import data_uri, mime_of, shrink_image
 from mirror.progress import NoProgress, Progress
 from mirror.slugs import article_path
 from mirror.store import EditionArticle, EditionFile, EditionRecord, Store
+from mirror.templating import template_root
 from mirror.workers import ParserPool
 
 log = logging.getLogger("mirror.build")
@@ -161,8 +161,7 @@ def template_fingerprint() -> str:
     """Changes whenever the templates or mirror's version change."""
     versions = [__version__, PIL.__version__, babel.__version__, pictures.WEBP_METHOD]
     digest = hashlib.sha256(repr(versions).encode())  # encoders change bytes too
-    root = resources.files("mirror.templates")
-    for name, data in sorted(_template_files(root, "")):
+    for name, data in sorted(_template_files(template_root(), "")):
         digest.update(name.encode() + b"\0" + data)
     return digest.hexdigest()[:16]
 

@@ -30,7 +30,6 @@ import binascii
 import functools
 import hashlib
 import hmac
-import importlib.resources
 import itertools
 import re
 import textwrap
@@ -41,8 +40,6 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
-from importlib.resources.abc import Traversable
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -55,6 +52,7 @@ from babel.lists import format_list
 from lxml.etree import ParserError
 
 from mirror.errors import DigestError, SubscriberError
+from mirror.templating import TemplateLoader
 
 WIDTH = 72  # columns of wrapped text (URLs and keys are never broken)
 TEMPLATE_FOLDER = "digest"  # in mirror.templates, beside the edition's
@@ -932,7 +930,7 @@ def _int(text: str | None, default: int) -> int:
 @functools.cache
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
-        loader=_TemplateLoader(),
+        loader=TemplateLoader(TEMPLATE_FOLDER),
         autoescape=False,  # noqa: S701 -- plain text, never HTML
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -942,25 +940,3 @@ def _environment() -> jinja2.Environment:
     environment.filters["wrap"] = wrap
     environment.filters["heading"] = heading
     return environment
-
-
-class _TemplateLoader(jinja2.BaseLoader):
-    """Templates from `mirror.templates` (the top-level templates/ folder), digest/."""
-
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str | None, Callable[[], bool] | None]:
-        if ".." in template.split("/"):
-            raise jinja2.TemplateNotFound(template)
-        source = _template_root().joinpath(TEMPLATE_FOLDER, *template.split("/"))
-        if not source.is_file():
-            raise jinja2.TemplateNotFound(template)
-        return source.read_text(encoding="utf-8"), None, lambda: True
-
-
-@functools.cache
-def _template_root() -> Traversable:
-    try:
-        return importlib.resources.files("mirror.templates")
-    except ModuleNotFoundError:  # running from a source tree that is not installed
-        return Path(__file__).resolve().parent.parent / "templates"

@@ -27,16 +27,13 @@ images (largest first, each replaced by a visible note) until it fits.
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import json
 import posixpath
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
-from importlib.resources.abc import Traversable
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -48,6 +45,8 @@ from babel.dates import format_date, format_skeleton, format_time
 from babel.lists import format_list
 from lxml.etree import ParserError
 from markupsafe import Markup
+
+from mirror.templating import TemplateLoader, template_root
 
 INDEX_HTML = "index.html"
 FEED_XML = "feed.xml"
@@ -692,14 +691,14 @@ def _render(template: str, page: str, site: Site, language: str, **context: Any)
 
 def template_sources() -> dict[str, bytes]:
     """Every edition template's bytes by name: a build's cache key for its pages."""
-    folder = _template_root().joinpath(TEMPLATE_FOLDER)
+    folder = template_root().joinpath(TEMPLATE_FOLDER)
     return {item.name: item.read_bytes() for item in folder.iterdir() if item.is_file()}
 
 
 @functools.cache
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
-        loader=_TemplateLoader(),
+        loader=TemplateLoader(TEMPLATE_FOLDER),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -708,25 +707,3 @@ def _environment() -> jinja2.Environment:
     )
     environment.filters["xml"] = _xml_text
     return environment
-
-
-class _TemplateLoader(jinja2.BaseLoader):
-    """Templates from `mirror.templates` (the top-level templates/ folder)."""
-
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str | None, Callable[[], bool] | None]:
-        if ".." in template.split("/"):
-            raise jinja2.TemplateNotFound(template)
-        source = _template_root().joinpath(TEMPLATE_FOLDER, *template.split("/"))
-        if not source.is_file():
-            raise jinja2.TemplateNotFound(template)
-        return source.read_text(encoding="utf-8"), None, lambda: True
-
-
-@functools.cache
-def _template_root() -> Traversable:
-    try:
-        return importlib.resources.files("mirror.templates")
-    except ModuleNotFoundError:  # running from a source tree that is not installed
-        return Path(__file__).resolve().parent.parent / "templates"
