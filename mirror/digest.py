@@ -231,6 +231,125 @@ def readable(message: EmailMessage) -> str:
     return f"{headers}\n{str(body).replace(chr(13), '')}"
 
 
+class Composer:
+    """The messages of one digest, fast: each distinct body (language, articles, mirror
+    choice, token length) is rendered once with a stand-in token; a recipient's message
+    is that text with their token, encoded, under headers built from shared parts.
+    `message_bytes(r, a)` equals `compose(context, r, a).as_bytes()` whenever the size
+    cap cuts nowhere near the boundary (the cap is then applied with a little margin)."""
+
+    def __init__(self, context: DigestContext) -> None:
+        _check_secret(context.secret)
+        self.context = context
+        self._bodies: dict[tuple[object, ...], _SharedBody] = {}
+        self._headers: dict[tuple[str, int], list[tuple[str, bytes | None]]] = {}
+
+    def message_bytes(self, recipient: Recipient, articles: Sequence[DigestArticle]) -> bytes:
+        if not recipient.email.rpartition("@")[0].isascii():
+            return compose(self.context, recipient, articles).as_bytes()  # SMTPUTF8: rare
+        chrome = _chrome_language(self.context, recipient)
+        token = unsubscribe_token(self.context.secret, recipient.id)
+        body = self._body(recipient, articles, chrome, len(token))
+        stand_in = (_STAND_IN * len(token)).encode("utf-8")
+        tail = _encode(body.encoding, body.tail.replace(stand_in, token.encode("ascii")))
+        headers = self._header_block(recipient, chrome, len(articles), body.encoding)
+        return headers + b"\r\n" + body.head + tail.replace(b"\n", b"\r\n")
+
+    def _body(
+        self, recipient: Recipient, articles: Sequence[DigestArticle], chrome: str, size: int
+    ) -> _SharedBody:
+        mirrors = choose_mirrors(self.context, recipient)
+        key = (chrome, tuple(articles), mirrors, size)
+        if key not in self._bodies:
+            stand_in = _STAND_IN * size
+            view = _digest_view(self.context, recipient, articles, chrome, token=stand_in)
+            text = self._fitted(view, recipient, chrome, len(articles))
+            self._bodies[key] = _shared_body(text, stand_in)
+        return self._bodies[key]
+
+    def _fitted(self, view: _DigestView, recipient: Recipient, chrome: str, count: int) -> str:
+        """The body text with as many articles in full as fit the size cap."""
+        headers = _header_bytes(_headers(self.context, recipient, chrome, count))
+        room = self.context.max_message_bytes - headers - len(_CTE_HEADER) - _HEADER_MARGIN
+
+        @functools.cache
+        def body(full: int) -> str:
+            return _render_body(view, full, self.context.full_text)
+
+        def fits(full: int) -> bool:
+            return _wire_bytes(_encoded_body(body(full))[1]) <= room
+
+        full = count if self.context.full_text else 0
+        if full and not fits(full):
+            full = _largest(fits, full - 1)
+        return body(full)
+
+    def _header_block(self, recipient: Recipient, chrome: str, count: int, encoding: str) -> bytes:
+        """The folded header lines: shared ones from a template, the recipient's own."""
+        lines = []
+        for name, folded in self._template(chrome, count):
+            lines.append(folded if folded is not None else self._own(name, recipient))
+        lines.append(f"Content-Transfer-Encoding: {encoding}\r\n".encode("ascii"))
+        return b"".join(lines)
+
+    def _own(self, name: str, recipient: Recipient) -> bytes:
+        if name == "To":
+            value = str(_recipient_address(recipient.email))
+        elif name == "Message-ID":
+            value = message_id(self.context, recipient)
+        else:
+            uris = _unsubscribe_uris(self.context, recipient)
+            value = ", ".join(f"<{uri}>" for uri in uris)
+        return _SMTP_POLICY.fold_binary(name, value)
+
+    def _template(self, chrome: str, count: int) -> list[tuple[str, bytes | None]]:
+        """The header lines in order; None where each recipient has their own."""
+        key = (chrome, count)
+        if key not in self._headers:
+            sample = _headers(self.context, _SAMPLE_RECIPIENT, chrome, count)
+            self._headers[key] = [
+                (name, None if name in _OWN_HEADERS else _SMTP_POLICY.fold_binary(name, value))
+                for name, value in sample.items()
+            ]
+        return self._headers[key]
+
+
+@dataclass(frozen=True)
+class _SharedBody:
+    """A body every recipient of a kind shares: its encoding, the encoded part before the
+    first line holding the token (CRLF line ends), and the text from there on."""
+
+    encoding: str
+    head: bytes
+    tail: bytes  # UTF-8, not yet encoded
+
+
+def _shared_body(text: str, stand_in: str) -> _SharedBody:
+    """Split where encoding the two parts apart gives the same bytes as the whole:
+    at a line start for quoted-printable, at a 57-byte boundary for base64."""
+    encoding, _ = _encoded_body(text.replace(stand_in, "A" * len(stand_in)))
+    data = text.encode("utf-8")
+    first = data.find(stand_in.encode("utf-8"))
+    first = len(data) if first < 0 else first
+    cut = data.rfind(b"\n", 0, first) + 1 if encoding == "quoted-printable" else first // 57 * 57
+    head = _encode(encoding, data[:cut]).replace(b"\n", b"\r\n")
+    return _SharedBody(encoding, head, data[cut:])
+
+
+def _encode(encoding: str, data: bytes) -> bytes:
+    """UTF-8 `data` in quoted-printable or base64, "\n" line ends (as `_encoded_body`)."""
+    if encoding == "base64":
+        return base64.encodebytes(data)
+    printable = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+    return re.sub(rb"(?m)^From ", b"=46rom ", printable)
+
+
+_STAND_IN = "\ue000"  # private use: never in a body; one per token character
+_HEADER_MARGIN = 200  # bytes: recipients' own headers differ in length a little
+_OWN_HEADERS = frozenset({"To", "Message-ID", "List-Unsubscribe"})
+_SAMPLE_RECIPIENT = Recipient(1, "sample@example.org", "any")
+
+
 def _header_bytes(message: EmailMessage) -> int:
     """The size of the message's header lines, as the generator will write them."""
     return sum(len(message.policy.fold_binary(name, value)) for name, value in message.items())
@@ -428,10 +547,14 @@ class _DigestView:
 
 
 def _digest_view(
-    context: DigestContext, recipient: Recipient, articles: Sequence[DigestArticle], chrome: str
+    context: DigestContext,
+    recipient: Recipient,
+    articles: Sequence[DigestArticle],
+    chrome: str,
+    token: str | None = None,
 ) -> _DigestView:
     mirrors = choose_mirrors(context, recipient)
-    token = unsubscribe_token(context.secret, recipient.id)
+    token = token or unsubscribe_token(context.secret, recipient.id)
     date = _date_words(context.date, chrome, context.timezone)
     name = context.neutral_subject if context.neutral else context.publication
     return _DigestView(

@@ -20,6 +20,7 @@ from typing import Any
 
 from mirror.config import Config
 from mirror.digest import (
+    Composer,
     DigestArticle,
     DigestContext,
     DigestMirror,
@@ -217,6 +218,7 @@ class DigestRun:
     def outgoing(self, context: DigestContext, upto: int) -> Iterator[Outgoing]:
         """One message per subscriber still due one in this digest, composed lazily."""
         states = self.store.send_state(context.digest_id)
+        composer = Composer(context)
         for recipient, articles in self.recipients(upto):
             if states.get(recipient.id) in DONE_STATES:
                 continue
@@ -226,13 +228,11 @@ class DigestRun:
             if not self.store.is_subscribed(recipient.id):
                 continue  # unsubscribed while this digest was going out
             try:
-                message = compose(context, recipient, articles)
+                data = composer.message_bytes(recipient, articles)
             except SubscriberError as exc:  # an address that cannot be mailed
                 self.refused(context, recipient, str(exc))
                 continue
-            yield Outgoing(
-                recipient.id, recipient.email, message.as_bytes(), message_id(context, recipient)
-            )
+            yield Outgoing(recipient.id, recipient.email, data, message_id(context, recipient))
 
     def record(self, digest_id: int, out: Outgoing, state: str, error: str | None = None) -> None:
         self.store.record_send(

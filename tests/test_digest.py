@@ -489,3 +489,39 @@ def test_readable_preview_decodes_the_body() -> None:
     assert "Subject: The Example Times: 1 новая статья" in text
     assert "Совет собрался во вторник" in text
     assert "\r" not in text
+
+
+def test_the_fast_composer_makes_exactly_the_bytes_compose_makes() -> None:
+    from mirror.digest import Composer
+
+    shared = context(max_message_bytes=10_000_000)
+    composer = Composer(shared)
+    people = [
+        Recipient(7, "reader@example.com", "en"),
+        Recipient(12345, "chitatel@example.ru", "ru"),
+        Recipient(3, "all@xn--e1afmkfd.xn--p1ai", "any"),
+        Recipient(88, "other@example.com", "en"),
+    ]
+    articles = [article(1), russian(2), article(3)]
+    for recipient in people:
+        chosen = [a for a in articles if recipient.lang in ("any", a.language[:2])]
+        expected = compose(shared, recipient, chosen).as_bytes()
+        assert composer.message_bytes(recipient, chosen) == expected, recipient
+
+
+def test_the_fast_composer_keeps_to_the_size_cap() -> None:
+    from mirror.digest import Composer
+
+    capped = context(max_message_bytes=12_000)
+    many = [article(n, body_html="<p>" + "word " * 800 + "</p>") for n in range(1, 8)]
+    data = Composer(capped).message_bytes(Recipient(5, "a@example.com", "en"), many)
+    assert len(data) <= 12_000
+    body = parsed_bytes(data).get_content()
+    assert "word word" in body and "Read on a mirror" in body
+
+
+def parsed_bytes(data: bytes) -> EmailMessage:
+    import email
+    import email.policy
+
+    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
