@@ -13,21 +13,23 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mirror import publish
-from mirror.build import BuildReport, build_edition
 from mirror.config import Config, MirrorConfig
-from mirror.digest_run import DigestReport, due, send_digest
 from mirror.errors import ConfigError, DigestError, PublishError
-from mirror.fetch import FetchReport, fetch_articles
-from mirror.keyring import build_inputs, load_public_key
 from mirror.progress import Progress
 from mirror.publish import MirrorResult
 from mirror.sign import PublicKey
-from mirror.status import MirrorStatus, mirrors_status
 from mirror.storage import Backend, open_backend
 from mirror.store import Store
+from mirror.verify import read_public_key
+
+if TYPE_CHECKING:  # the heavy stages load only when a sync runs: publish starts fast
+    from mirror.build import BuildReport
+    from mirror.digest_run import DigestReport
+    from mirror.fetch import FetchReport
+    from mirror.status import MirrorStatus
 
 
 @dataclass
@@ -55,13 +57,13 @@ async def opened(mirrors: list[MirrorConfig]) -> AsyncIterator[OpenedMirrors]:
 
 
 def signing_public_key(config: Config) -> PublicKey:
-    return load_public_key(str(config.signing.public_key_file))
+    return read_public_key(str(config.signing.public_key_file))
 
 
 def trust_anchor(config: Config) -> PublicKey:
     """What readers check against: the root key when there is one, else the signing key."""
     root = config.signing.root_public_key_file
-    return load_public_key(str(root)) if root else signing_public_key(config)
+    return read_public_key(str(root)) if root else signing_public_key(config)
 
 
 async def publish_edition(
@@ -159,6 +161,11 @@ async def run_sync(
     progress: Progress | None = None,
 ) -> SyncReport:
     """Fetch, build above every live version, publish: one run for cron/systemd."""
+    from mirror.build import build_edition
+    from mirror.digest_run import due, send_digest
+    from mirror.fetch import fetch_articles
+    from mirror.keyring import build_inputs
+
     key = signing_public_key(config)
     with Store(config.state.path) as store:
         report = SyncReport(await fetch_articles(config, store, now=now, progress=progress))
@@ -181,6 +188,8 @@ async def run_sync(
 
 async def check_status(config: Config, *, now: datetime, full: bool) -> list[MirrorStatus]:
     """Every enabled mirror as a reader sees it, against the local edition's version."""
+    from mirror.status import mirrors_status
+
     with Store(config.state.path) as store:
         latest = store.latest_edition()
         retired = store.retired_mirrors()
