@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,7 @@ import babel
 import PIL
 
 from mirror import __version__, keys, manifest, pictures, render, sign
+from mirror.atomic import write_atomic
 from mirror.config import Config
 from mirror.errors import ContentError
 from mirror.pictures import data_uri, mime_of, shrink_image
@@ -138,17 +138,6 @@ class EditionFolder:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         return removed
-
-
-def write_atomic(target: Path, data: bytes) -> None:
-    """Write a file so that readers see the old bytes or the new, never a mix."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with temp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, target)
 
 
 def render_key(**parts: Any) -> str:

@@ -9,7 +9,8 @@ from datetime import datetime
 from pathlib import Path
 
 from mirror import keys, sign
-from mirror.build import BuildInputs, write_atomic
+from mirror.atomic import write_atomic
+from mirror.build import BuildInputs
 from mirror.config import Config
 from mirror.errors import BuildError, ConfigError, KeyCertificateError, KeyFileError, UsageError
 from mirror.render import MirrorLink
@@ -54,15 +55,7 @@ def load_signing_key(config: Config) -> sign.SecretKey:
 
 def load_public_key(text_or_path: str) -> sign.PublicKey:
     """A public key given as a minisign .pub file or as its "RW..." line."""
-    candidate = Path(text_or_path)
-    if not text_or_path.startswith("RW") and candidate.exists():
-        try:
-            return sign.parse_public_key(candidate.read_text(encoding="utf-8", errors="replace"))
-        except OSError as exc:
-            raise KeyFileError(f"cannot read {candidate}: {exc.strerror}") from exc
-    if text_or_path.startswith("RW"):
-        return sign.parse_public_key(text_or_path)
-    raise KeyFileError(f"{text_or_path}: no such public key file, and not an RW... key")
+    return sign.read_public_key(text_or_path)
 
 
 def certificate_paths(config: Config) -> tuple[Path, Path]:

@@ -20,10 +20,9 @@ from mirror.config import Config, MirrorConfig
 from mirror.errors import ConfigError, DigestError, PublishError
 from mirror.progress import Progress
 from mirror.publish import MirrorResult
-from mirror.sign import PublicKey
+from mirror.sign import PublicKey, read_public_key
 from mirror.storage import Backend, open_backend
 from mirror.store import Store
-from mirror.verify import read_public_key
 
 if TYPE_CHECKING:  # the heavy stages load only when a sync runs: publish starts fast
     from mirror.build import BuildReport

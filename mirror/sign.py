@@ -164,6 +164,13 @@ def load_public_key(path: Path) -> PublicKey:
         raise KeyFileError(f"{path}: {exc}") from None
 
 
+def read_public_key(text_or_path: str) -> PublicKey:
+    """A public key given as its "RW..." line or as a minisign .pub file (KeyFileError)."""
+    if text_or_path.startswith("RW"):
+        return parse_public_key(text_or_path)
+    return load_public_key(Path(text_or_path))
+
+
 # --- secret keys -------------------------------------------------------------------
 
 

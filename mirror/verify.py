@@ -35,7 +35,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +47,7 @@ import aiohttp
 import platformdirs
 
 from mirror import keys, sign
+from mirror.atomic import write_atomic
 from mirror.errors import (
     ExpiredError,
     KeyCertificateError,
@@ -567,23 +567,9 @@ def remember(path: Path, key_id: str, seen: Seen) -> None:
     document = {key: vars(value) for key, value in sorted(memory.items())}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, json.dumps(document, indent=1).encode("ascii") + b"\n")
+        write_atomic(path, json.dumps(document, indent=1).encode("ascii") + b"\n")
     except OSError as exc:
         raise RollbackError(f"cannot write the rollback memory {path}: {exc}") from exc
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------- manifests
@@ -860,20 +846,13 @@ async def verify_target(
     it signed the copy's keys.json, else as the signing key (failing closed: a root key
     taken for a signing key matches no manifest signature).
     """
-    public = key if isinstance(key, sign.PublicKey) else read_public_key(key)
+    public = key if isinstance(key, sign.PublicKey) else sign.read_public_key(key)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     seen_path = (state_dir or default_state_dir()) / SEEN_FILE
     async with open_reader(target, http) as reader:
         is_root = await signed_keys_json(reader, public)
         return await _verify(reader, public, now=now, seen_path=seen_path, is_root=is_root)
-
-
-def read_public_key(text_or_path: str) -> sign.PublicKey:
-    """A public key given as its "RW..." line or as a minisign .pub file (KeyFileError)."""
-    if text_or_path.startswith("RW"):
-        return sign.parse_public_key(text_or_path)
-    return sign.load_public_key(Path(text_or_path))
 
 
 async def signed_keys_json(reader: EditionReader, key: sign.PublicKey) -> bool:
