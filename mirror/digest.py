@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hashlib
 import hmac
 import itertools
 import re
@@ -52,6 +51,7 @@ from babel.lists import format_list
 from lxml.etree import ParserError
 
 from mirror.errors import DigestError, SubscriberError
+from mirror.mailer import data_payload, dot_stuffed, end_of_data
 from mirror.templating import TemplateLoader
 
 WIDTH = 72  # columns of wrapped text (URLs and keys are never broken)
@@ -181,7 +181,7 @@ def choose_mirrors(context: DigestContext, recipient: Recipient) -> tuple[Digest
 
 def _mac(secret: bytes, *parts: object) -> bytes:
     message = "\x1f".join(str(part) for part in parts).encode("utf-8")
-    return hmac.new(secret, message, hashlib.sha256).digest()
+    return hmac.digest(secret, message, "sha256")  # OpenSSL's one-shot: no HMAC object
 
 
 def _token_mac(secret: bytes, subscriber_id: int) -> str:
@@ -245,15 +245,24 @@ class Composer:
         self._headers: dict[tuple[str, int], list[tuple[str, bytes | None]]] = {}
 
     def message_bytes(self, recipient: Recipient, articles: Sequence[DigestArticle]) -> bytes:
+        return self.wire(recipient, articles)[0]
+
+    def wire(self, recipient: Recipient, articles: Sequence[DigestArticle]) -> tuple[bytes, bytes]:
+        """The message, and the same as SMTP DATA carries it (`mailer.data_payload`):
+        the shared body is dot-stuffed once, only the recipient's own parts each time."""
         if not recipient.email.rpartition("@")[0].isascii():
-            return compose(self.context, recipient, articles).as_bytes()  # SMTPUTF8: rare
+            message = compose(self.context, recipient, articles).as_bytes()  # SMTPUTF8: rare
+            return message, data_payload(message)
         chrome = _chrome_language(self.context, recipient)
         token = unsubscribe_token(self.context.secret, recipient.id)
         body = self._body(recipient, articles, chrome, len(token))
         stand_in = (_STAND_IN * len(token)).encode("utf-8")
         tail = _encode(body.encoding, body.tail.replace(stand_in, token.encode("ascii")))
+        tail = tail.replace(b"\n", b"\r\n")
         headers = self._header_block(recipient, chrome, len(articles), body.encoding)
-        return headers + b"\r\n" + body.head + tail.replace(b"\n", b"\r\n")
+        message = headers + b"\r\n" + body.head + tail
+        payload = end_of_data(headers + b"\r\n" + body.stuffed_head + dot_stuffed(tail))
+        return message, payload
 
     def _body(
         self, recipient: Recipient, articles: Sequence[DigestArticle], chrome: str, size: int
@@ -322,6 +331,7 @@ class _SharedBody:
     encoding: str
     head: bytes
     tail: bytes  # UTF-8, not yet encoded
+    stuffed_head: bytes  # `head` as SMTP DATA carries it (leading dots doubled)
 
 
 def _shared_body(text: str, stand_in: str) -> _SharedBody:
@@ -333,7 +343,7 @@ def _shared_body(text: str, stand_in: str) -> _SharedBody:
     first = len(data) if first < 0 else first
     cut = data.rfind(b"\n", 0, first) + 1 if encoding == "quoted-printable" else first // 57 * 57
     head = _encode(encoding, data[:cut]).replace(b"\n", b"\r\n")
-    return _SharedBody(encoding, head, data[cut:])
+    return _SharedBody(encoding, head, data[cut:], dot_stuffed(head))
 
 
 def _encode(encoding: str, data: bytes) -> bytes:
@@ -455,6 +465,7 @@ def _ascii_domain(domain: str) -> str:
         raise SubscriberError("the address's domain is not a valid domain name") from exc
 
 
+@functools.lru_cache(maxsize=8)  # one sender per run, asked once per message
 def _sender_domain(sender: str) -> str:
     domain = parseaddr(sender)[1].rpartition("@")[2]
     try:

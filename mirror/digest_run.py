@@ -3,9 +3,11 @@ it, and recording every (digest, subscriber) send so that a run killed at any mo
 started again delivers every remaining message and none twice (except those in flight
 at the kill, sent again with the same Message-ID so mail clients fold them).
 
-States of a send: sending (recorded BEFORE the server gets the message), sent,
-failed (permanent: 5xx), deferred (4xx, server down: tried again next run), skipped.
-A digest is finished when nobody is left sending or deferred.
+States of a send: sent (recorded the moment the server has taken the message, one
+commit each), failed (permanent: 5xx), deferred (4xx, server down: tried again next
+run), skipped. A subscriber with no record yet is still due one. A message the server
+took right before a kill, unrecorded, is the "in flight" one sent again: at most one
+per connection. A digest is finished when everyone has a sent, failed or skipped record.
 """
 
 from __future__ import annotations
@@ -206,7 +208,6 @@ class DigestRun:
             per_domain_rate_per_s=self.config.digest.per_domain_rate_per_s,
             concurrency=self.config.digest.connections,
             retries=self.config.digest.retries,
-            before_send=lambda out: self.record(digest_id, out, "sending"),
             after_send=lambda out, result: self.recorded(digest_id, out, result),
         )
         self.finish(digest_id, deliveries)
@@ -228,11 +229,13 @@ class DigestRun:
             if not self.store.is_subscribed(recipient.id):
                 continue  # unsubscribed while this digest was going out
             try:
-                data = composer.message_bytes(recipient, articles)
+                data, payload = composer.wire(recipient, articles)
             except SubscriberError as exc:  # an address that cannot be mailed
                 self.refused(context, recipient, str(exc))
                 continue
-            yield Outgoing(recipient.id, recipient.email, data, message_id(context, recipient))
+            yield Outgoing(
+                recipient.id, recipient.email, data, message_id(context, recipient), payload
+            )
 
     def record(self, digest_id: int, out: Outgoing, state: str, error: str | None = None) -> None:
         self.store.record_send(

@@ -65,6 +65,11 @@ class Outgoing:
     address: str  # the envelope recipient; never logged
     message: bytes  # the full RFC 5322 message, CRLF line endings
     message_id: str  # the Message-ID header's value: re-sends reuse it
+    payload: bytes | None = None  # `data_payload(message)`, when the composer made it already
+
+    def data(self) -> bytes:
+        """The message as DATA carries it (see data_payload)."""
+        return self.payload if self.payload is not None else data_payload(self.message)
 
 
 @dataclass(frozen=True)
@@ -320,7 +325,7 @@ class SmtpTransport:
             except BaseException as exc:
                 raise _HookError(exc) from exc  # the caller's: never taken for an SMTP failure
         slot.data_started = True
-        await _data(client, client.protocol, out.message, self._timeout_s)
+        await _data(client, client.protocol, out.data(), self._timeout_s)
 
     async def _connect(self) -> aiosmtplib.SMTP:
         """A new connection: TLS (implicit or STARTTLS) and login done."""
@@ -377,14 +382,14 @@ def _path(address: str, encoding: str) -> bytes:
 
 
 async def _data(
-    client: aiosmtplib.SMTP, protocol: SMTPProtocol, message: bytes, timeout_s: float
+    client: aiosmtplib.SMTP, protocol: SMTPProtocol, payload: bytes, timeout_s: float
 ) -> None:
-    """DATA, then the message (dot-stuffed, ended by CRLF.CRLF) and its 250."""
+    """DATA, then the payload (dot-stuffed, ended by CRLF.CRLF) and its 250."""
     reply = await client.execute_command(b"DATA")
     if reply.code != SMTPStatus.start_input:
         raise aiosmtplib.SMTPDataError(reply.code, reply.message)
     try:
-        protocol.write(data_payload(message))
+        protocol.write(payload)
         reply = await protocol.read_response(timeout=timeout_s)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
         client.close()  # the session is out of step: never reuse it
@@ -398,12 +403,21 @@ def data_payload(message: bytes) -> bytes:
     crlf = message.count(b"\r\n")
     if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
         message = BARE_LINE_END.sub(b"\r\n", message)
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    message = message.replace(b"\r\n.", b"\r\n..")
-    if message.startswith(b"."):
-        message = b"." + message
-    return message + b".\r\n"
+    return end_of_data(dot_stuffed(message))
+
+
+def dot_stuffed(text: bytes) -> bytes:
+    """CRLF text that starts a line, every line's leading dot doubled (RFC 5321 4.5.2).
+
+    Pieces that each start a line can be stuffed apart and joined: a composer stuffs
+    the body every recipient shares once."""
+    text = text.replace(b"\r\n.", b"\r\n..")
+    return b"." + text if text.startswith(b".") else text
+
+
+def end_of_data(stuffed: bytes) -> bytes:
+    """Stuffed CRLF text with the end-of-data mark after its last line."""
+    return stuffed + (b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n")
 
 
 def _names_recipient(exc: BaseException) -> bool:

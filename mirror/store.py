@@ -699,8 +699,8 @@ class Store:
         at: datetime,
         error: str | None = None,
     ) -> None:
-        """sending (logged before the server sees DATA) | sent | failed | skipped."""
-        done = iso(at) if state != "sending" else None
+        """sent | failed | deferred | skipped (see mirror.digest_run)."""
+        done = iso(at) if state != "deferred" else None
         with self.transaction() as db:
             db.execute(
                 """INSERT INTO digest_sends

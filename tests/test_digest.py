@@ -27,6 +27,7 @@ from mirror.digest import (
     unsubscribe_token,
 )
 from mirror.errors import DigestError, SubscriberError
+from mirror.mailer import data_payload
 
 SECRET = b"digest-test-secret-0123456789abcdef"
 KEY = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"
@@ -502,11 +503,15 @@ def test_the_fast_composer_makes_exactly_the_bytes_compose_makes() -> None:
         Recipient(3, "all@xn--e1afmkfd.xn--p1ai", "any"),
         Recipient(88, "other@example.com", "en"),
     ]
-    articles = [article(1), russian(2), article(3)]
+    dotted = article(4, body_html="<p>.NET first</p><p>x</p><p>.</p><p>..two</p>" + BODY)
+    articles = [article(1), russian(2), article(3), dotted]
     for recipient in people:
         chosen = [a for a in articles if recipient.lang in ("any", a.language[:2])]
         expected = compose(shared, recipient, chosen).as_bytes()
-        assert composer.message_bytes(recipient, chosen) == expected, recipient
+        message, payload = composer.wire(recipient, chosen)
+        assert message == expected, recipient
+        assert payload == data_payload(expected), recipient  # stuffed in pieces, the same
+    assert b"\r\n..NET first" in composer.wire(people[0], [dotted])[1]
 
 
 def test_the_fast_composer_keeps_to_the_size_cap() -> None:
