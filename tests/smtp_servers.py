@@ -44,7 +44,16 @@ class Recorder:
     defer: dict[str, int] = field(default_factory=dict)  # address -> 451s at DATA before OK
     received: list[Received] = field(default_factory=list)
     attempts: int = 0  # DATA commands seen
+    pipelining: bool = True  # offer PIPELINING (aiosmtpd reads pipelined commands in order)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]

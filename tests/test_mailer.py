@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import hashlib
 import logging
@@ -190,12 +191,14 @@ async def test_a_closed_transport_refuses_to_send() -> None:
 # --- refusals, retries, a dead server -----------------------------------------------
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
 async def test_a_refused_recipient_fails_permanently_and_the_others_go_on(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, pipelining: bool
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="mirror")
     bad = "gone@example.net"
-    handler = Recorder(refuse={bad: f"550 5.1.1 <{bad}>: Recipient address rejected"})
+    refusal = f"550 5.1.1 <{bad}>: Recipient address rejected"
+    handler = Recorder(refuse={bad: refusal}, pipelining=pipelining)
     items = [outgoing(n) for n in range(10)] + [outgoing(99, bad)]
     with smtp_server(handler) as server:
         deliveries = await send_all(smtp(server.port), items)
@@ -209,18 +212,19 @@ async def test_a_refused_recipient_fails_permanently_and_the_others_go_on(
     assert not any(bad in line for line in ours)
 
 
-async def test_a_451_is_retried_and_delivered_once() -> None:
-    handler = Recorder(defer={"reader1@example.net": 2})
+@pytest.mark.parametrize("pipelining", [True, False])
+async def test_a_451_is_retried_and_delivered_once(pipelining: bool) -> None:
+    handler = Recorder(defer={"reader1@example.net": 2}, pipelining=pipelining)
     events: list[str] = []
     with smtp_server(handler) as server:
         deliveries = await send_all(
             smtp(server.port), [outgoing(1)],
-            before_send=lambda out: events.append("before"),
             after_send=lambda out, result: events.append(f"after ok={result.ok}"),
         )  # fmt: skip
     assert deliveries == [Delivery(1, ok=True, permanent=False, reason="")]
     assert server.handler.count("reader1@example.net") == 1
-    assert events == ["before", "before", "before", "after ok=True"]
+    assert server.handler.attempts == 3
+    assert events == ["after ok=True"]
 
 
 async def test_a_4xx_past_the_retries_fails_for_now() -> None:
@@ -261,7 +265,7 @@ async def test_a_connection_dropped_while_idle_is_reopened() -> None:
             await transport.send(outgoing(1))
             server.handler.received.clear()
             # the server ends the session under the client's feet
-            transport._slots[0].client.transport.close()  # type: ignore[union-attr]
+            transport._slots[0].session._transport.close()  # type: ignore[union-attr]
             await transport.send(outgoing(2))
     assert [r.rcpt_tos for r in server.handler.received] == [("reader2@example.net",)]
 
@@ -314,28 +318,26 @@ async def test_the_per_domain_rate_holds_one_domain_back_not_the_others() -> Non
     assert max(finished[100 + n] for n in range(6)) < 0.6
 
 
-async def test_before_send_comes_before_the_server_has_it_and_after_send_after() -> None:
-    events: list[tuple[str, int, int]] = []
+async def test_after_send_comes_once_the_server_has_the_message() -> None:
+    events: list[tuple[int, int]] = []
     with smtp_server() as server:
         seen = server.handler.received
         await send_all(
             smtp(server.port), [outgoing(n) for n in range(5)], concurrency=1,
-            before_send=lambda out: events.append(("before", out.recipient_id, len(seen))),
-            after_send=lambda out, _: events.append(("after", out.recipient_id, len(seen))),
+            after_send=lambda out, _: events.append((out.recipient_id, len(seen))),
         )  # fmt: skip
-    expected = []
-    for n in range(5):
-        expected += [("before", n, n), ("after", n, n + 1)]
-    assert events == expected
+    assert events == [(n, n + 1) for n in range(5)]
 
 
-async def test_a_failing_hook_stops_the_run_with_its_own_error() -> None:
-    def broken(out: Outgoing) -> None:
+async def test_a_failing_after_send_stops_the_run_with_its_own_error() -> None:
+    def broken(out: Outgoing, result: Delivery) -> None:
         raise OSError(28, "No space left on device")
 
     with smtp_server() as server, pytest.raises(OSError, match="No space"):
-        await send_all(smtp(server.port), [outgoing(n) for n in range(10)], before_send=broken)
-    assert not server.handler.received
+        await send_all(
+            smtp(server.port), [outgoing(n) for n in range(10)], concurrency=1, after_send=broken
+        )
+    assert len(server.handler.received) == 1  # the first message, then nothing
 
 
 async def test_several_connections_are_used_and_reused() -> None:
@@ -382,9 +384,8 @@ async def test_the_outbox_writes_one_file_per_message_id_atomically(tmp_path: Pa
     transport = transport_for(config, password=None, sender_address=SENDER)
     assert isinstance(transport, OutboxTransport)
     first = outgoing(1)
-    hooked: list[int] = []
     async with transport:
-        await transport.send(first, before_data=lambda: hooked.append(1))
+        await transport.send(first)
         await transport.send(replace(first, message=b"Subject: again\r\n\r\nsecond\r\n"))
         await transport.send(replace(outgoing(2), message_id="<../../etc/passwd>"))
     files = sorted(p.name for p in outbox.iterdir())
@@ -394,7 +395,6 @@ async def test_the_outbox_writes_one_file_per_message_id_atomically(tmp_path: Pa
         outbox_name("<1@example.org>")
         == hashlib.sha256(b"<1@example.org>").hexdigest()[:32] + ".eml"
     )
-    assert hooked == [1]
     assert (outbox / files[0]).stat().st_mode & 0o077 == 0
 
 
@@ -478,3 +478,114 @@ def test_4xx_and_5xx_for_a_recipient() -> None:
 def test_reasons_are_bounded_and_clean() -> None:
     error = translate_smtp_error(aiosmtplib.SMTPDataError(554, "x\r\ny" * 1000))
     assert len(str(error)) < 400 and "\r" not in str(error) and "\n" not in str(error)
+
+
+# --- pipelining and replies, against a scripted server on 127.0.0.1 -------------------
+
+GREETING_AND_EHLO = 2  # replies before the first transaction
+
+
+class Scripted:
+    """A raw SMTP server on 127.0.0.1: reads commands and answers each with `answer`,
+    but only once every command of a pipelined group (ending in DATA) has come in: a
+    client that waits for MAIL's reply before sending RCPT would hang here."""
+
+    def __init__(self, answer: dict[bytes, bytes], ehlo: bytes) -> None:
+        self.answer = answer
+        self.ehlo = ehlo
+        self.reads: list[bytes] = []  # every chunk read, in order
+        self.messages: list[bytes] = []
+        self.port = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 scripted ESMTP\r\n")
+        pending: list[bytes] = []
+        while line := await reader.readline():
+            self.reads.append(line)
+            verb = line.split(b" ", 1)[0].split(b":", 1)[0].strip().upper()
+            if verb == b"EHLO":
+                writer.write(self.ehlo)
+            elif verb in (b"MAIL", b"RCPT"):
+                pending.append(self.answer.get(verb, b"250 ok\r\n"))
+            elif verb == b"DATA":
+                data_reply = self.answer.get(b"DATA", b"354 go on\r\n")
+                writer.write(b"".join(pending) + data_reply)
+                pending = []
+                if data_reply.startswith(b"354"):
+                    body = []
+                    while (part := await reader.readline()) not in (b".\r\n", b""):
+                        body.append(part)
+                    if part == b"":
+                        break  # the client hung up: no message
+                    self.messages.append(b"".join(body))
+                    writer.write(self.answer.get(b".", b"250 queued\r\n"))
+            elif verb in (b"RSET", b"NOOP"):
+                writer.write(b"250 ok\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            await writer.drain()
+        writer.close()
+
+    async def __aenter__(self) -> Scripted:
+        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.server.close()
+
+
+PIPELINING_EHLO = b"250-scripted\r\n250-SIZE 1000000\r\n250-PIPELINING\r\n250 HELP\r\n"
+
+
+async def test_mail_rcpt_and_data_go_out_in_one_group_when_pipelining_is_offered() -> None:
+    async with Scripted({}, PIPELINING_EHLO) as server:
+        deliveries = await send_all(
+            smtp(server.port, connections=1), [outgoing(n) for n in range(3)], concurrency=1
+        )
+    assert all(d.ok for d in deliveries)
+    assert [m.count(b"Subject: Digest") for m in server.messages] == [1, 1, 1]
+    verbs = [r[:4] for r in server.reads if r[:4] in (b"MAIL", b"RCPT", b"DATA")]
+    assert verbs == [b"MAIL", b"RCPT", b"DATA"] * 3
+
+
+async def test_a_multi_line_reply_is_one_reply() -> None:
+    answer = {b"MAIL": b"250-first\r\n250-second\r\n250 ok\r\n"}
+    async with Scripted(answer, PIPELINING_EHLO) as server:
+        (delivery,) = await send_all(smtp(server.port), [outgoing(1)])
+    assert delivery.ok and len(server.messages) == 1
+
+
+async def test_a_recipient_refused_in_a_pipelined_group_ends_a_taken_data_with_a_dot() -> None:
+    """A server that answers 354 to DATA after refusing the only recipient gets a lone
+    dot (RFC 2920 3.1), never the message; the session goes on for the next one."""
+    answer = {b"RCPT": b"550 no such user\r\n"}
+    async with Scripted(answer, PIPELINING_EHLO) as server:
+        deliveries = await send_all(
+            smtp(server.port, connections=1), [outgoing(1), outgoing(2)], concurrency=1
+        )
+    assert [d.permanent for d in deliveries] == [True, True]
+    assert all(d.reason.startswith("recipient refused: 550") for d in deliveries)
+    assert server.messages == [b"", b""]  # the dot only: no message text went out
+    assert b"RSET\r\n" in server.reads
+
+
+@pytest.mark.parametrize(
+    "bad_reply",
+    [b"2x0 what\r\n", b"250-" + b"x" * 5000 + b"\r\n", b"250-more\r\n" * 200 + b"250 ok\r\n"],
+    ids=["not-a-code", "overlong-line", "too-many-lines"],
+)
+async def test_a_malformed_reply_fails_the_message_clearly(bad_reply: bytes) -> None:
+    async with Scripted({b"MAIL": bad_reply}, PIPELINING_EHLO) as server:
+        (delivery,) = await send_all(smtp(server.port), [outgoing(1)], retries=0)
+    assert not delivery.ok and not server.messages
+    assert any(word in delivery.reason for word in ("malformed", "overlong", "too many lines"))
+
+
+async def test_a_server_that_stops_answering_times_out() -> None:
+    async with Scripted({b".": b""}, PIPELINING_EHLO) as server:
+        started = time.monotonic()
+        (delivery,) = await send_all(smtp(server.port, timeout_s=0.5), [outgoing(1)], retries=0)
+    assert not delivery.ok and "timed out" in delivery.reason
+    assert time.monotonic() - started < 4
