@@ -77,6 +77,9 @@ PENDING = "pending"
 POINTERS = frozenset({CURRENT, PENDING})
 DEFAULT_SHRINK_LIMIT = 0.10  # share of the live files a publish may delete unasked
 DEFAULT_CONCURRENCY = 16  # requests at once, per mirror
+INLINE_READ_BYTES = (
+    64 * 1024
+)  # read smaller files on the loop: a thread hop costs more than the read
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 SHORT_CACHE = "public, max-age=300"
 POINTER_CACHE = "no-cache"
@@ -707,7 +710,10 @@ async def _upload(
     """Put these edition files, `concurrency` at a time (the first failure stops the rest)."""
 
     async def upload(path: str) -> None:
-        data = await asyncio.to_thread(read_edition_file, edition, path)
+        if edition.files[path].size <= INLINE_READ_BYTES:
+            data = read_edition_file(edition, path)
+        else:
+            data = await asyncio.to_thread(read_edition_file, edition, path)
         await backend.put(
             path, data, content_type=content_type_for(path), cache_control=cache_control_for(path)
         )
