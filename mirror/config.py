@@ -97,6 +97,8 @@ class DigestConfig:
     smtp_url: str = ""
     smtp_username: str = ""
     smtp_password_env: str = "MIRROR_SMTP_PASSWORD"  # noqa: S105 (a variable name)
+    ehlo_name: str = ""  # the name given to the relay (it lands in Received headers); empty:
+    # the domain of `from`, never this machine's host name
     outbox_dir: Path = Path("outbox")
     rate_per_s: float = 20.0
     min_interval_h: float = 24.0
@@ -285,6 +287,12 @@ def _validate(config: Config, path: str) -> None:
     """Checks across values that types alone cannot make."""
     _validate_source(config.source, path)
     _validate_positive(config, path)
+    if config.digest.ehlo_name and not EHLO_NAME.fullmatch(config.digest.ehlo_name):
+        raise ConfigError(
+            "must be a host name (mail.example.org) or an address literal ([192.0.2.1])",
+            path=path,
+            key="digest.ehlo_name",
+        )
     if config.digest.content not in DIGEST_CONTENT:
         raise ConfigError(f"must be one of {DIGEST_CONTENT}", path=path, key="digest.content")
     if config.edition.gone_articles not in GONE_POLICIES:
@@ -310,6 +318,10 @@ def _validate_source(source: SourceConfig, path: str) -> None:
         raise ConfigError("must be an http(s):// proxy URL", path=path, key="source.proxy")
 
 
+EHLO_NAME = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"|\[[0-9A-Fa-f:.]{2,45}\]"
+)
 POSITIVE_KEYS = (
     "source.concurrency", "source.per_host_concurrency", "source.timeout_s",
     "source.connect_timeout_s", "source.read_timeout_s", "source.max_feed_bytes",

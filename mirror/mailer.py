@@ -54,6 +54,7 @@ CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
 FORBIDDEN_IN_PATH = re.compile(r"[\s<>\x00-\x1f\x7f]")  # would break out of <...>
 QUIT_TIMEOUT_S = 2.0  # a polite QUIT at close is not worth waiting for longer
+EHLO_SAFE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 MAX_REPLY_LINE = 2048  # bytes: RFC 5321 allows 512; a server sending more is broken
 MAX_REPLY_LINES = 100  # lines of one multi-line reply
 
@@ -239,9 +240,13 @@ class SmtpTransport:
         connections: int = 4,
         timeout_s: float = 60,
         tls_context: ssl.SSLContext | None = None,
+        ehlo_name: str = "",
     ) -> None:
         self._endpoint = parse_smtp_url(smtp_url)
         self._sender = sender
+        # never socket.getfqdn(), aiosmtplib's default: the relay would write the ops
+        # host's name into every digest's Received header
+        self._ehlo_name = ehlo_name or _domain_name(sender)
         self._username = username
         self._password = password
         self._timeout_s = timeout_s
@@ -307,9 +312,10 @@ class SmtpTransport:
         session = slot.session
         assert session is not None
         slot.data_started = False
-        options, encoding = _mail_options(session, out)
-        mail = b" ".join([b"MAIL FROM:" + _path(self._sender, encoding), *options]) + b"\r\n"
-        rcpt = b"RCPT TO:" + _path(out.address, encoding) + b"\r\n"
+        sender, recipient = _envelope(self._sender), _envelope(out.address)
+        options, encoding = _mail_options(session, out, sender + recipient)
+        mail = b" ".join([b"MAIL FROM:" + _path(sender, encoding), *options]) + b"\r\n"
+        rcpt = b"RCPT TO:" + _path(recipient, encoding) + b"\r\n"
         if session.pipelining:
             session.write(mail + rcpt + b"DATA\r\n")
             replies = await session.replies(3)
@@ -352,6 +358,7 @@ class SmtpTransport:
             start_tls=False,  # done below, to refuse clear text with a named error
             tls_context=self._tls_context,
             timeout=self._timeout_s,
+            local_hostname=self._ehlo_name,
         )
         try:
             await client.connect()
@@ -483,6 +490,16 @@ class _Session(asyncio.Protocol):
             self._waiter.set_result(None)
 
 
+def _domain_name(address: str) -> str:
+    """The address's domain as EHLO can carry it (IDNA), or "localhost"."""
+    domain = address.rpartition("@")[2]
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "localhost"
+    return ascii_domain if EHLO_SAFE.fullmatch(ascii_domain) else "localhost"
+
+
 async def _start_tls(client: aiosmtplib.SMTP) -> None:
     """STARTTLS, or TlsRequiredError when the server does not offer it."""
     await client.ehlo()
@@ -494,11 +511,23 @@ async def _start_tls(client: aiosmtplib.SMTP) -> None:
     await client.starttls()
 
 
-def _mail_options(session: _Session, out: Outgoing) -> tuple[list[bytes], str]:
+def _envelope(address: str) -> str:
+    """The address as an envelope carries it: an internationalised domain in its ASCII
+    (IDNA) form, so only a non-ASCII local part needs SMTPUTF8."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address  # left as it is: SMTPUTF8 or a refusal decides
+
+
+def _mail_options(session: _Session, out: Outgoing, addresses: str) -> tuple[list[bytes], str]:
     """MAIL FROM options (SIZE, SMTPUTF8 for a non-ASCII address) and the envelope encoding."""
     size = f"SIZE={len(out.message)}".encode()
     options = [size] if session.supports("size") else []
-    if out.address.isascii():
+    if addresses.isascii():
         return options, "ascii"
     if not session.supports("smtputf8"):
         raise aiosmtplib.SMTPNotSupported("the address needs SMTPUTF8, which the server lacks")
@@ -660,6 +689,7 @@ def transport_for(
         connections=config.connections,
         timeout_s=config.timeout_s,
         tls_context=tls_context,
+        ehlo_name=config.ehlo_name,
     )
 
 

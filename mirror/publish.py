@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from mirror import sign
+from mirror.bounded import map_bounded
 from mirror.errors import (
     BuildError,
     ConflictError,
@@ -70,7 +71,6 @@ from mirror.manifest import (
     signature_path,
 )
 from mirror.storage import Backend, Capabilities, Stored
-from mirror.verify import MAX_SIGNATURE_BYTES, map_bounded
 
 CURRENT = "current"
 PENDING = "pending"
@@ -272,7 +272,7 @@ def _load_edition(folder: Path, key: sign.PublicKey) -> LocalEdition:
     version = parse_pointer(_read_bounded(folder / CURRENT, MAX_POINTER_BYTES))
     path = manifest_path(version)
     data = _read_bounded(folder / path, MAX_MANIFEST_BYTES)
-    signature = _read_bounded(folder / signature_path(path), MAX_SIGNATURE_BYTES)
+    signature = _read_bounded(folder / signature_path(path), sign.MAX_SIGNATURE_FILE_BYTES)
     document = check_signed_manifest(data, signature, version, key)
     part_data = {
         ref.path: _read_bounded(folder / ref.path, MAX_PART_BYTES) for ref in document.parts
@@ -439,7 +439,7 @@ async def _fetch_live_manifest(
     data = await _get_required(backend, path, MAX_MANIFEST_BYTES)
     if version == edition.version and data == edition.manifest:
         return LiveManifest(version, data, edition.hashes)
-    signature = await _get_required(backend, signature_path(path), MAX_SIGNATURE_BYTES)
+    signature = await _get_required(backend, signature_path(path), sign.MAX_SIGNATURE_FILE_BYTES)
     manifest = check_signed_manifest(data, signature, version, key)
     parts = await _live_parts(backend, manifest.parts, edition)
     files = {p: entry.sha256 for p, entry in manifest_entries(parts).items()}
@@ -824,7 +824,9 @@ async def _signed_version(backend: Backend, pointer: str, key: sign.PublicKey) -
             return 0
         path = manifest_path(version)
         data = await _get_required(backend, path, MAX_MANIFEST_BYTES)
-        signature = await _get_required(backend, signature_path(path), MAX_SIGNATURE_BYTES)
+        signature = await _get_required(
+            backend, signature_path(path), sign.MAX_SIGNATURE_FILE_BYTES
+        )
         return check_signed_manifest(data, signature, version, key).version
     except VerifyError:
         return 0

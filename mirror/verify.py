@@ -48,6 +48,7 @@ import platformdirs
 
 from mirror import keys, sign
 from mirror.atomic import write_atomic
+from mirror.bounded import map_bounded
 from mirror.errors import (
     ExpiredError,
     KeyCertificateError,
@@ -439,32 +440,6 @@ async def read_required(
     if data is None:
         raise error(f"{path} is missing")
     return data
-
-
-async def map_bounded(
-    func: Callable[[T], Awaitable[R]], items: Sequence[T], *, limit: int
-) -> list[R]:
-    """`func` over `items`, at most `limit` at once; the first error cancels the rest."""
-    results: dict[int, R] = {}
-    pending = iter(enumerate(items))
-
-    async def worker() -> None:
-        for index, item in pending:
-            results[index] = await func(item)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(limit, len(items))):
-                group.create_task(worker())
-    except BaseExceptionGroup as failure:
-        raise _first_error(failure) from None
-    return [results[index] for index in range(len(items))]
-
-
-def _first_error(failure: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first leaf exception of a task group's failure."""
-    first = failure.exceptions[0]
-    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 # ---------------------------------------------------------------- keys and rollback

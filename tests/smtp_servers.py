@@ -45,12 +45,14 @@ class Recorder:
     received: list[Received] = field(default_factory=list)
     attempts: int = 0  # DATA commands seen
     pipelining: bool = True  # offer PIPELINING (aiosmtpd reads pipelined commands in order)
+    ehlo_names: list[str] = field(default_factory=list)  # what clients said in EHLO
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        self.ehlo_names.append(hostname)
         if self.pipelining:
             return [*responses[:-1], "250-PIPELINING", responses[-1]]
         return responses
@@ -98,11 +100,12 @@ def smtp_server(
     starttls: ssl.SSLContext | None = None,
     implicit_tls: ssl.SSLContext | None = None,
     logins: dict[str, str] | None = None,
+    smtputf8: bool = True,
 ) -> Iterator[SmtpServer]:
     """An aiosmtpd server on 127.0.0.1; AUTH (over TLS only) when `logins` is given."""
     handler = handler or Recorder()
     port = free_port()
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
     if starttls is not None:
         options.update(tls_context=starttls)
     if logins is not None:

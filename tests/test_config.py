@@ -66,6 +66,8 @@ def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
         ),
         ("[source]\nproxy = 'socks5://p:1'\n", "source.proxy", "proxy"),
         ("[edition]\ngone_articles = 'drop'\n", "edition.gone_articles", "one of"),
+        ("[digest]\nehlo_name = 'my host'\n", "digest.ehlo_name", "host name"),
+        ("[digest]\nehlo_name = 'a\\r\\nMAIL'\n", "digest.ehlo_name", "host name"),
         ("[[mirrors]]\nname = 'a'\ntype = 's3'\n", "mirrors[0]", "missing 'public_url'"),
         (
             "[[mirrors]]\nname='a'\ntype='ftp'\npublic_url='https://m.org/'\n",

@@ -6,6 +6,7 @@ import asyncio
 import email
 import hashlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -178,6 +179,46 @@ def test_a_username_without_a_password_names_the_env_var() -> None:
     with pytest.raises(DigestError, match="MIRROR_SMTP_PASSWORD"):
         transport_for(config, password=None, sender_address=SENDER)
     assert isinstance(transport_for(config, password="x", sender_address=SENDER), SmtpTransport)
+
+
+@pytest.mark.parametrize(
+    ("sender", "ehlo_name", "expected"),
+    [
+        (SENDER, "", "example.org"),
+        ("digest@почта.example", "", "xn--80a1acny.example"),
+        (SENDER, "relay-client.example.net", "relay-client.example.net"),
+    ],
+)
+async def test_ehlo_names_the_sender_domain_never_this_host(
+    sender: str, ehlo_name: str, expected: str
+) -> None:
+    """Relays write the EHLO name into every message's Received header."""
+    with smtp_server() as server:
+        transport = SmtpTransport(
+            f"smtp+insecure://127.0.0.1:{server.port}", sender=sender, ehlo_name=ehlo_name
+        )
+        async with transport:
+            await transport.send(outgoing(1))
+    assert set(server.handler.ehlo_names) == {expected}
+    assert socket.getfqdn() not in server.handler.ehlo_names or socket.getfqdn() == expected
+
+
+async def test_idn_domains_go_as_idna_and_only_a_utf8_local_part_needs_smtputf8() -> None:
+    """The server here offers no SMTPUTF8: an internationalised domain still goes (as
+    IDNA, in the envelope), a non-ASCII local part cannot and fails alone, for good."""
+    with smtp_server(smtputf8=False) as server:
+        transport = SmtpTransport(
+            f"smtp+insecure://127.0.0.1:{server.port}", sender="digest@почта.example"
+        )
+        deliveries = await send_all(
+            transport, [outgoing(1, "reader@почта.example"), outgoing(2, "читатель@example.net")]
+        )
+    assert deliveries[0].ok
+    assert not deliveries[1].ok and deliveries[1].permanent
+    assert "SMTPUTF8" in deliveries[1].reason
+    (received,) = server.handler.received
+    assert received.mail_from == "digest@xn--80a1acny.example"
+    assert received.rcpt_tos == ("reader@xn--80a1acny.example",)
 
 
 async def test_a_closed_transport_refuses_to_send() -> None:
