@@ -7,9 +7,12 @@ right one. One conformance suite (tests/test_storage.py) runs against every back
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self, TypeVar
 
 from mirror.config import MirrorConfig
 from mirror.errors import ConfigError, ManifestError, PublishError
@@ -71,6 +74,50 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Release connections and threads; the backend refuses use afterwards."""
         ...
+
+
+T = TypeVar("T")
+
+
+class ThreadedBackend:
+    """What backends built on blocking calls share: a pool of `max_workers` threads,
+    `async with`, a close that waits for calls in flight, and refusal after close."""
+
+    def __init__(self, name: str, *, max_workers: int, thread_prefix: str) -> None:
+        self.name = name
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix=thread_prefix)
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """See `Backend.close`; waits for calls in flight."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._executor.shutdown, True)
+        self._release()
+
+    def _release(self) -> None:
+        """What a backend frees once no call is in flight (its client)."""
+
+    async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
+        """`func(*args)` on the pool: a blocking call never holds up the event loop."""
+        self._check_open()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"mirror {self.name}: storage backend used after close")
 
 
 def open_backend(mirror: MirrorConfig, *, max_workers: int = 16) -> Backend:

@@ -8,7 +8,6 @@ the folder, so they hold across threads and across processes on this host.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import errno
@@ -18,9 +17,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar
 
 from mirror.config import MirrorConfig
@@ -31,7 +28,13 @@ from mirror.errors import (
     MirrorUnreachableError,
     PublishError,
 )
-from mirror.storage import Capabilities, Stored, check_object_path, check_prefix
+from mirror.storage import (
+    Capabilities,
+    Stored,
+    ThreadedBackend,
+    check_object_path,
+    check_prefix,
+)
 
 LOCK_NAME = ".mirror.lock"  # at the top of the mirror's folder (prefix included)
 TEMP_PREFIX = ".mirror-tmp-"  # temp files being written; never listed
@@ -42,7 +45,7 @@ MKDIR_ATTEMPTS = 3  # a concurrent delete may remove a folder we just made
 T = TypeVar("T")
 
 
-class DirectoryBackend:
+class DirectoryBackend(ThreadedBackend):
     """The `Backend` of a `type = "directory"` mirror: files under `path` (+ `prefix`)."""
 
     capabilities = Capabilities(conditional_put=True, server_checksums=False)
@@ -50,21 +53,8 @@ class DirectoryBackend:
     def __init__(self, mirror: MirrorConfig, *, max_workers: int = 16) -> None:
         if mirror.path is None:
             raise ConfigError("a directory mirror needs 'path'", key=f"mirrors.{mirror.name}")
-        self.name = mirror.name
+        super().__init__(mirror.name, max_workers=max_workers, thread_prefix=f"dir-{mirror.name}")
         self.root = Path(mirror.path) / check_prefix(mirror)
-        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix=f"dir-{mirror.name}")
-        self._closed = False
-
-    async def __aenter__(self) -> DirectoryBackend:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def put(
         self,
@@ -93,13 +83,6 @@ class DirectoryBackend:
         """See `Backend.list`; temp and lock files, what is not a regular file, and names
         that are not clean edition paths are left out."""
         return await self._run(self._list_sync)
-
-    async def close(self) -> None:
-        """See `Backend.close`; waits for calls in flight."""
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.to_thread(self._executor.shutdown, True)
 
     # -- on the executor's threads ------------------------------------------------------
 
@@ -202,17 +185,11 @@ class DirectoryBackend:
     # -- plumbing ------------------------------------------------------------------------
 
     async def _run(self, func: Callable[..., T], *args: object) -> T:
-        """Run a blocking call on the executor; OSError becomes a PublishError."""
-        self._check_open()
-        loop = asyncio.get_running_loop()
+        """Run a blocking call on the pool; OSError becomes a PublishError."""
         try:
-            return await loop.run_in_executor(self._executor, func, *args)
+            return await self._in_thread(func, *args)
         except OSError as exc:
             raise self._translate(exc) from exc
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"mirror {self.name}: storage backend used after close")
 
     def _file(self, path: str) -> Path:
         self._check_open()

@@ -16,9 +16,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -36,7 +34,13 @@ from mirror.errors import (
     MirrorUnreachableError,
     PublishError,
 )
-from mirror.storage import Capabilities, Stored, check_object_path, check_prefix
+from mirror.storage import (
+    Capabilities,
+    Stored,
+    ThreadedBackend,
+    check_object_path,
+    check_prefix,
+)
 
 T = TypeVar("T")
 
@@ -60,7 +64,7 @@ class NotS3AnswerError(Exception):
     """The endpoint answered with something no S3 store sends (an HTML page, no ETag)."""
 
 
-class S3Backend:
+class S3Backend(ThreadedBackend):
     """The `Backend` of a `type = "s3"` mirror: objects in `bucket` under `prefix`.
 
     ETags are the store's own, quotes included: opaque tokens to pass back as `if_match`.
@@ -70,7 +74,6 @@ class S3Backend:
     def __init__(
         self, mirror: MirrorConfig, *, max_workers: int = 16, limits: S3Limits | None = None
     ) -> None:
-        self.name = mirror.name
         self.bucket = check_bucket(mirror)
         self.prefix = check_prefix(mirror)
         self.limits = limits or S3Limits()
@@ -80,19 +83,7 @@ class S3Backend:
             server_checksums=True,
         )
         self._client = make_client(mirror, max_pool=max_workers, limits=self.limits)
-        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix=f"s3-{mirror.name}")
-        self._closed = False
-
-    async def __aenter__(self) -> S3Backend:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        super().__init__(mirror.name, max_workers=max_workers, thread_prefix=f"s3-{mirror.name}")
 
     async def put(
         self,
@@ -136,12 +127,7 @@ class S3Backend:
         edition paths (folder markers, foreign uploads) are left out."""
         return await self._call(self._list_sync)
 
-    async def close(self) -> None:
-        """See `Backend.close`; waits for calls in flight."""
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.to_thread(self._executor.shutdown, True)
+    def _release(self) -> None:
         self._client.close()
 
     # -- on the executor's threads ------------------------------------------------------
@@ -206,21 +192,15 @@ class S3Backend:
     # -- plumbing ------------------------------------------------------------------------
 
     async def _call(self, func: Callable[..., T], *args: object) -> T:
-        """Run a blocking boto3 call on the executor, translating what it raises."""
-        self._check_open()
-        loop = asyncio.get_running_loop()
+        """Run a blocking boto3 call on the pool, translating what it raises."""
         try:
-            return await loop.run_in_executor(self._executor, func, *args)
+            return await self._in_thread(func, *args)
         except PublishError:
             raise
         except Exception as exc:
             if error_kind(type(exc)) is None and not isinstance(exc, boto_errors.ClientError):
                 raise
             raise translate_error(self.name, exc) from exc
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"mirror {self.name}: storage backend used after close")
 
     def _key(self, path: str) -> str:
         self._check_open()
