@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 import time
 from collections import Counter
@@ -23,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from servekit import start, until_signalled
 
 from mirror.newsroom import images
 from mirror.newsroom.__main__ import parse_args
@@ -125,13 +124,6 @@ def stats_app(tally: Tally, room: Newsroom) -> web.Application:
     return app
 
 
-async def start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, host, port, shutdown_timeout=0.5).start()
-    return runner, int(runner.addresses[0][1])
-
-
 def prerender(room: Newsroom) -> None:
     """Render every page, feed and picture once, as a real origin has them ready on disk."""
     for path in ("/rss.xml", "/atom.xml"):
@@ -157,13 +149,8 @@ async def serve(
     sys.stdout.write(f"newsroom listening on {room.base_url}\n")
     sys.stdout.write(f"stats listening on http://{host}:{stats_bound}/\n")
     sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
         await stats_runner.cleanup()
         await news_runner.cleanup()

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 import time
 from collections import Counter
@@ -27,6 +25,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from servekit import start, until_signalled
 from yarl import URL
 
 # Hop-by-hop headers (RFC 9110 7.6.1), and those the client library recomputes.
@@ -183,13 +182,6 @@ def stats_app(tally: Tally) -> web.Application:
     return app
 
 
-async def start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, host, port, shutdown_timeout=0.5, backlog=1024).start()
-    return runner, int(runner.addresses[0][1])
-
-
 async def serve(args: argparse.Namespace) -> None:
     proxy = Proxy(args.upstream, args.latency_ms / 1000)
     await proxy.open()
@@ -200,13 +192,8 @@ async def serve(args: argparse.Namespace) -> None:
     sys.stdout.write(f"proxy listening on http://{args.host}:{bound}\n")
     sys.stdout.write(f"stats listening on http://{args.host}:{stats_bound}/\n")
     sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
         await stats_runner.cleanup()
         await proxy_runner.cleanup()
