@@ -754,14 +754,15 @@ def add_demo(commands: Any) -> None:
         commands,
         "demo",
         cmd_demo,
-        "the whole pipeline offline against a built-in sample newsroom, served on loopback",
+        "the whole pipeline offline against a built-in sample newsroom, served on loopback "
+        "(the digest goes to an outbox folder)",
     )
     parser.add_argument(
         "--dir", default="mirror-demo", help="folder for the demo's config, store and mirrors"
     )
     parser.add_argument("--articles", type=int, default=24, help="articles in the sample newsroom")
     parser.add_argument(
-        "--no-serve", action="store_true", help="exit after verifying instead of serving"
+        "--no-serve", action="store_true", help="exit after the digest instead of serving"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
 

@@ -1,6 +1,7 @@
 """`mirror demo`: the whole pipeline offline, against the built-in sample newsroom on
 loopback: fetch, keygen, build and sign, publish to two directory mirrors served on
-loopback, verify them as a reader would, and serve them until Ctrl-C.
+loopback, verify them as a reader would, mail the digest to two sample subscribers
+(into the outbox folder: no SMTP), and serve the mirrors until Ctrl-C.
 
 The demo folder is the demo's own: each run starts it afresh (the sample newsroom gets
 a new port every time, so an old store would point nowhere).
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from aiohttp import web
 
 from mirror.build import BuildReport, build_edition
 from mirror.config import load_config
+from mirror.digest_run import DigestReport, send_digest
 from mirror.errors import UsageError
 from mirror.fetch import FetchReport, fetch_articles
 from mirror.keyring import build_inputs, make_keys
@@ -35,6 +38,11 @@ DEMO_MARKER = ".mirror-demo"
 
 
 MIRROR_NAMES = ("mirror-a", "mirror-b")
+SUBSCRIBERS = (("reader-en@example.org", "en"), ("reader-ru@example.org", "ru"))
+DIGEST_KEYS = """[digest]
+from = "The Zarechensk Courier <digest@courier.example.org>"
+unsubscribe_url = "https://courier.example.org/unsubscribe"
+"""
 
 
 @dataclass
@@ -48,6 +56,8 @@ class DemoReport:
     verified: dict[str, VerifyReport]
     urls: dict[str, str]
     public_key: Path
+    digest: DigestReport
+    outbox: Path
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +69,7 @@ class DemoReport:
             "publish": {"mirrors": [result.to_json() for result in self.mirrors]},
             "verify": {name: report.to_json() for name, report in self.verified.items()},
             "urls": self.urls,
+            "digest": {**self.digest.to_json(), "outbox": str(self.outbox)},
         }
 
     def lines(self) -> list[str]:
@@ -72,6 +83,7 @@ class DemoReport:
             lines.append(f"publish {result.name}: {state}, {result.uploaded} files uploaded")
         for name, report in self.verified.items():
             lines.append(f"verify {name}: {report.summary()}")
+        lines.append(f"{self.digest.summary()}: one .eml file each in {self.outbox}")
         for name, url in self.urls.items():
             lines.append(f"open {url}index.html  ({name})")
         first = next(iter(self.urls.values()), "")
@@ -83,7 +95,8 @@ class DemoReport:
     def failed(self) -> bool:
         mirrors_failed = any(not result.ok for result in self.mirrors)
         verify_failed = any(not report.ok for report in self.verified.values())
-        return bool(self.fetch.failed) or mirrors_failed or verify_failed
+        digest_failed = bool(self.digest.failed) or bool(self.digest.deferred)
+        return bool(self.fetch.failed) or mirrors_failed or verify_failed or digest_failed
 
 
 def prepare_folder(folder: Path) -> None:
@@ -112,7 +125,7 @@ def demo_config(newsroom_url: str, mirrors_url: str, folder: Path) -> str:
         f'path = "mirrors/{name}"\npublic_url = "{mirrors_url}{name}/"\n'
         for name in MIRROR_NAMES
     )
-    return config_for(newsroom_url, folder) + tables
+    return config_for(newsroom_url, folder).replace("[digest]\n", DIGEST_KEYS, 1) + tables
 
 
 async def run_demo(
@@ -145,9 +158,14 @@ async def run_demo(
             name: await verify_target(url, str(public), now=now, state_dir=folder / "cache")
             for name, url in urls.items()
         }
+        with RunLock(config.state.path), Store(config.state.path) as store:
+            for email, lang in SUBSCRIBERS:
+                store.add_subscriber(email, lang, now)
+            # the demo's own unsubscribe secret, made afresh each run and never shown
+            digest = await send_digest(config, store, now=now, secret=secrets.token_bytes(32))
         report = DemoReport(
             folder, config_path, newsroom.base_url, fetched, built, published, verified, urls,
-            public,
+            public, digest, config.digest.outbox_dir,
         )  # fmt: skip
         if on_ready:
             on_ready(report)

@@ -112,11 +112,13 @@ def due(store: Store, config: Config, now: datetime) -> bool:
 class DigestRun:
     """One run of `mirror digest send` over an open store."""
 
-    def __init__(self, config: Config, store: Store, *, now: datetime) -> None:
+    def __init__(
+        self, config: Config, store: Store, *, now: datetime, secret: bytes | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.now = now
-        self.secret = secret_from(config)
+        self.secret = secret if secret is not None else secret_from(config)
         self.report = DigestReport()
         self._articles: dict[int, list[EditionArticle]] = {}
 
@@ -309,9 +311,11 @@ async def send_digest(
     now: datetime,
     dry_run: bool = False,
     transport: Transport | None = None,
+    secret: bytes | None = None,
 ) -> DigestReport:
-    """Mail the digest of what is new to every subscriber (or, dry, show one)."""
-    run = DigestRun(config, store, now=now)
+    """Mail the digest of what is new to every subscriber (or, dry, show one). The
+    unsubscribe secret is `secret` if given (the demo's own), else from the environment."""
+    run = DigestRun(config, store, now=now, secret=secret)
     if dry_run:
         return run.dry_run()
     if transport is not None:

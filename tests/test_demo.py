@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 from pathlib import Path
 
@@ -26,6 +28,17 @@ def test_demo_runs_the_whole_pipeline_offline(
         assert url.startswith("http://127.0.0.1:")
     assert (folder / "mirrors" / "mirror-a" / "index.html").is_file()
     assert "open http://127.0.0.1:" in out.err
+    # the digest went to the two sample subscribers, as files in the outbox
+    assert report["digest"]["sent"] == 2 and report["digest"]["failed"] == []
+    messages = [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in sorted(Path(report["digest"]["outbox"]).glob("*.eml"))
+    ]
+    assert sorted(m["To"] for m in messages) == ["reader-en@example.org", "reader-ru@example.org"]
+    for message in messages:
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        body = message.get_content()
+        assert "RW" in body and report["urls"]["mirror-a"].split("//")[1] in body
     # a second demo starts afresh in its own folder
     assert run(["demo", "--dir", str(folder), "--articles", "3", "--no-serve", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["fetch"]["new"] == 3
