@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tqdm import tqdm
 
@@ -31,6 +31,9 @@ from mirror.errors import (
     VerifyError,
 )
 from mirror.store import RunLock, Store
+
+if TYPE_CHECKING:  # publish loads boto3's neighbours lazily: only for the annotation
+    from mirror.publish import MirrorResult
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_VERIFY = 0, 1, 2, 3
 log = logging.getLogger("mirror")
@@ -444,7 +447,15 @@ def run_publish(config: Config, args: argparse.Namespace) -> int:
             )  # fmt: skip
         else:
             log.error("%s: FAILED: %s", result.name, result.error)
+        log_warnings(result)
     return EXIT_OK if all(result.ok for result in results) else EXIT_PARTIAL
+
+
+def log_warnings(result: MirrorResult) -> None:
+    """What a publish found wrong on the mirror and worked around (a live manifest taken
+    as empty, an odd pointer): at warning level, so cron mail shows it."""
+    for warning in result.warnings:
+        log.warning("%s: %s", result.name, warning)
 
 
 def selected_mirrors(config: Config, names: list[str]) -> list[MirrorConfig]:
@@ -501,6 +512,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         emit_json(report.to_json())
     for line in report.lines():
         log.info("%s", line)
+    for result in report.mirrors:
+        log_warnings(result)
     return EXIT_OK if report.ok else EXIT_PARTIAL
 
 
@@ -555,7 +568,7 @@ def cmd_mirrors_setup(args: argparse.Namespace) -> int:
     if not mirror or mirror[0].type != "s3":
         raise UsageError(f"{args.name}: only enabled s3 mirrors need setting up")
     for step in setup_mirror(mirror[0], args.provider or ""):
-        log.info("%s: %s", args.name, step)
+        print(f"{args.name}: {step}")  # the command's answer (R2's manual steps): stdout
     return EXIT_OK
 
 

@@ -293,6 +293,13 @@ def _validate(config: Config, path: str) -> None:
             path=path,
             key="digest.ehlo_name",
         )
+    if config.digest.unsubscribe_url and not config.digest.unsubscribe_url.startswith("https://"):
+        raise ConfigError(
+            "must be an https:// URL (mail clients offer one-click unsubscribe only over "
+            "https, RFC 8058), or empty",
+            path=path,
+            key="digest.unsubscribe_url",
+        )
     if config.digest.content not in DIGEST_CONTENT:
         raise ConfigError(f"must be one of {DIGEST_CONTENT}", path=path, key="digest.content")
     if config.edition.gone_articles not in GONE_POLICIES:

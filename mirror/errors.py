@@ -202,6 +202,11 @@ class MirrorUnreachableError(PublishError):
     retryable = True
 
 
+class ObjectTooLargeError(MirrorUnreachableError):
+    """A stored object is larger than what we ever write there (a live manifest, a
+    pointer): the store answers with something that is not ours."""
+
+
 class MirrorAccessError(PublishError):
     """Credentials missing or refused, or no such bucket."""
 

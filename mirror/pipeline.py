@@ -8,6 +8,7 @@ such bucket) is reported like one that fails half-way, and never stops the other
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -169,7 +170,9 @@ async def run_sync(
     with Store(config.state.path) as store:
         report = SyncReport(await fetch_articles(config, store, now=now, progress=progress))
         async with opened(mirrors) as mirrors_open:
-            live = [await publish.live_version(b, key) for b in mirrors_open.backends]
+            live = await asyncio.gather(
+                *(publish.live_version(b, key) for b in mirrors_open.backends)
+            )  # at once: a dead mirror's timeout must not hold up the others
             inputs = build_inputs(
                 config, now=now, live_version=max(live, default=0), retired=store.retired_mirrors()
             )

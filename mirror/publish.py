@@ -46,6 +46,7 @@ from mirror.errors import (
     ConflictError,
     ManifestError,
     MirrorUnreachableError,
+    ObjectTooLargeError,
     PublishError,
     ShrinkGuardError,
     SignatureError,
@@ -463,8 +464,12 @@ async def _live_parts(
 
 
 async def _get_required(backend: Backend, path: str, max_bytes: int) -> bytes:
-    """A live file's bytes; ManifestError when it is missing."""
-    stored = await backend.get(path, max_bytes=max_bytes)
+    """A live file's bytes; ManifestError when it is missing or larger than any we write
+    (unreadable, like a bad signature: not the mirror failing)."""
+    try:
+        stored = await backend.get(path, max_bytes=max_bytes)
+    except ObjectTooLargeError as exc:
+        raise ManifestError(f"{path} is over {max_bytes} bytes") from exc
     if stored is None:
         raise ManifestError(f"{path} is missing")
     return stored.data

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirror.errors import ConflictError, MirrorUnreachableError
+from mirror.errors import ConflictError, ObjectTooLargeError
 from mirror.storage import Capabilities, Stored, check_object_path
 
 Hook = Callable[[str, str], Awaitable[None]]
@@ -64,7 +64,7 @@ class MemoryBackend:
         if found is None:
             return None
         if len(found.data) > max_bytes:
-            raise MirrorUnreachableError(self.name, f"{path} is larger than {max_bytes} bytes")
+            raise ObjectTooLargeError(self.name, f"{path} is larger than {max_bytes} bytes")
         return Stored(found.data, found.etag)
 
     async def delete(self, paths: Sequence[str]) -> None:

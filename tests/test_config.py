@@ -67,6 +67,11 @@ def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
         ("[source]\nproxy = 'socks5://p:1'\n", "source.proxy", "proxy"),
         ("[edition]\ngone_articles = 'drop'\n", "edition.gone_articles", "one of"),
         ("[digest]\nehlo_name = 'my host'\n", "digest.ehlo_name", "host name"),
+        (
+            "[digest]\nunsubscribe_url = 'http://x.example/u'\n",
+            "digest.unsubscribe_url",
+            "https://",
+        ),
         ("[digest]\nehlo_name = 'a\\r\\nMAIL'\n", "digest.ehlo_name", "host name"),
         ("[[mirrors]]\nname = 'a'\ntype = 's3'\n", "mirrors[0]", "missing 'public_url'"),
         (

@@ -10,7 +10,7 @@ from test_verify import make_edition, verify
 from mirror import sign
 from mirror.config import MirrorConfig
 from mirror.errors import BuildError, MirrorUnreachableError
-from mirror.manifest import manifest_path
+from mirror.manifest import MAX_MANIFEST_BYTES, manifest_path
 from mirror.publish import (
     MirrorResult,
     PublishPlan,
@@ -224,6 +224,25 @@ async def test_a_wrongly_signed_live_manifest_is_reported_and_taken_as_empty(
     assert result.ok, result.error
     assert any("live manifest 1 taken as empty" in warning for warning in result.warnings)
     assert result.uploaded == 46 + 2 + 3  # everything
+    report = await verify_memory(backend, tmp_path, key, state)
+    assert report.version == 2 and not report.missing and not report.tampered
+
+
+async def test_an_oversized_live_manifest_is_reported_and_taken_as_empty(
+    v1: Path, v2: Path, key: sign.SecretKey, tmp_path: Path, state: Path
+) -> None:
+    """Larger than any manifest we write: unreadable, like a bad signature, so the mirror
+    gets everything again instead of failing."""
+    backend = MemoryBackend()
+    await publish_mirror(backend, v1, key.public)
+    await backend.put(
+        manifest_path(1), b" " * (MAX_MANIFEST_BYTES + 1), content_type="", cache_control=""
+    )
+    result = await publish_mirror(backend, v2, key.public)
+    assert result.ok, result.error
+    assert any("live manifest 1 taken as empty" in w and "over" in w for w in result.warnings), (
+        result.warnings
+    )
     report = await verify_memory(backend, tmp_path, key, state)
     assert report.version == 2 and not report.missing and not report.tampered
 

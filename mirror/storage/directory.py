@@ -26,6 +26,7 @@ from mirror.errors import (
     ConflictError,
     MirrorAccessError,
     MirrorUnreachableError,
+    ObjectTooLargeError,
     PublishError,
 )
 from mirror.storage import (
@@ -198,8 +199,8 @@ class DirectoryBackend(ThreadedBackend):
     def _shown(self, target: Path) -> str:
         return target.relative_to(self.root).as_posix()
 
-    def _too_large(self, target: Path, max_bytes: int) -> MirrorUnreachableError:
-        return MirrorUnreachableError(
+    def _too_large(self, target: Path, max_bytes: int) -> ObjectTooLargeError:
+        return ObjectTooLargeError(
             self.name, f"{self._shown(target)} is larger than {max_bytes} bytes"
         )
 

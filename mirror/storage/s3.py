@@ -32,6 +32,7 @@ from mirror.errors import (
     ConflictError,
     MirrorAccessError,
     MirrorUnreachableError,
+    ObjectTooLargeError,
     PublishError,
 )
 from mirror.storage import (
@@ -211,8 +212,8 @@ class S3Backend(ThreadedBackend):
             return {"ChecksumSHA256": _b64(hashlib.sha256(data).digest())}
         return {"ContentMD5": _b64(hashlib.md5(data, usedforsecurity=False).digest())}
 
-    def _too_large(self, key: str, max_bytes: int) -> MirrorUnreachableError:
-        return MirrorUnreachableError(self.name, f"{key} is larger than {max_bytes} bytes")
+    def _too_large(self, key: str, max_bytes: int) -> ObjectTooLargeError:
+        return ObjectTooLargeError(self.name, f"{key} is larger than {max_bytes} bytes")
 
 
 # -- configuration -----------------------------------------------------------------------

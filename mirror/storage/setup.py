@@ -89,9 +89,12 @@ def r2_manual_steps(mirror: MirrorConfig, prefix: str) -> list[str]:
         "3. Under 'R2.dev subdomain' click Allow (and type 'allow' to confirm); or under "
         "'Custom Domains' connect a domain of yours.",
         "4. Copy the 'Public R2.dev Bucket URL' it shows (https://pub-<id>.r2.dev) and set "
-        f'mirrors.{mirror.name}.public_url = "https://pub-<id>.r2.dev/{prefix}": the '
-        "r2.dev URL (objects as paths on Cloudflare's shared hostname) is costlier to block "
-        "than a custom domain, which DNS filtering can take out alone.",
+        f'mirrors.{mirror.name}.public_url = "https://pub-<id>.r2.dev/{prefix}".',
+        "   Know what that URL is: R2 has no public path-style URL on a shared hostname. The "
+        "pub-<id>.r2.dev name belongs to this bucket alone and shows in DNS and in TLS SNI, "
+        "so a censor can block it without blocking anything else (a custom domain: the "
+        "same). Keep R2 as one mirror among others; prefer AWS S3 or B2 path-style URLs for "
+        "mirrors that must outlast a block.",
         "   Note: Cloudflare rate-limits r2.dev URLs; a custom domain is not rate-limited.",
     ]
 
