@@ -567,8 +567,12 @@ def cmd_mirrors_setup(args: argparse.Namespace) -> int:
     mirror = [m for m in config.mirrors if m.name == args.name and m.enabled]
     if not mirror or mirror[0].type != "s3":
         raise UsageError(f"{args.name}: only enabled s3 mirrors need setting up")
+    from mirror.storage.s3 import detect_provider
+
+    manual = (args.provider or detect_provider(mirror[0].endpoint_url)) == "r2"
     for step in setup_mirror(mirror[0], args.provider or ""):
-        print(f"{args.name}: {step}")  # the command's answer (R2's manual steps): stdout
+        # R2's steps are for a person to do: a warning, not a report of work done
+        log.log(logging.WARNING if manual else logging.INFO, "%s: %s", args.name, step)
     return EXIT_OK
 
 

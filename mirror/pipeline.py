@@ -44,12 +44,18 @@ class OpenedMirrors:
 async def opened(mirrors: list[MirrorConfig]) -> AsyncIterator[OpenedMirrors]:
     """Open every mirror's backend; close them all at the end."""
     result = OpenedMirrors()
-    for mirror in mirrors:
-        try:
-            result.backends.append(open_backend(mirror))
+
+    async def one(mirror: MirrorConfig) -> None:
+        try:  # in a thread: making a boto3 client reads credential files and config
+            result.backends.append(await asyncio.to_thread(open_backend, mirror))
         except (ConfigError, PublishError) as exc:
             result.failed.append(MirrorResult(mirror.name, False, error=str(exc)))
+
+    order = {mirror.name: index for index, mirror in enumerate(mirrors)}
     try:
+        await asyncio.gather(*(one(mirror) for mirror in mirrors))
+        result.backends.sort(key=lambda backend: order[backend.name])
+        result.failed.sort(key=lambda failed: order[failed.name])
         yield result
     finally:
         for backend in result.backends:
