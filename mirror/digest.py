@@ -53,6 +53,7 @@ from lxml.etree import ParserError
 from mirror.errors import DigestError, SubscriberError
 from mirror.mailer import data_payload, dot_stuffed, end_of_data
 from mirror.templating import TemplateLoader
+from mirror.urls import without_trackers
 
 WIDTH = 72  # columns of wrapped text (URLs and keys are never broken)
 TEMPLATE_FOLDER = "digest"  # in mirror.templates, beside the edition's
@@ -1041,7 +1042,7 @@ def _link_target(href: str) -> str:
     href = _CONTROLS.sub("", href).strip()
     if urlsplit(href).scheme.lower() not in _LINK_SCHEMES:
         return ""
-    return _SPACES.sub("%20", href)
+    return _SPACES.sub("%20", without_trackers(href))
 
 
 def _same_link(text: str, href: str) -> bool:

@@ -1,8 +1,8 @@
 """Article bodies made safe to publish: an allow-list of tags and attributes.
 
 `sanitise_body(html, base_url)` returns a fragment that holds only plain text
-markup, links (http/https) and images, every URL made absolute against
-`base_url` so later stages can rewrite them. Embedded players (iframe, video,
+markup, links (http/https, tracking parameters removed) and images, every URL made
+absolute against `base_url` so later stages can rewrite them. Embedded players (iframe, video,
 embed, object) become a paragraph with a link: a static mirror plays no video.
 The same input always gives the same output.
 """
@@ -16,6 +16,8 @@ import lxml.html
 import nh3
 from lxml import etree
 from lxml.etree import ParserError
+
+from mirror.urls import without_trackers
 
 ALLOWED_TAGS = frozenset(
     {
@@ -66,8 +68,14 @@ def sanitise_body(html: str, base_url: str) -> str:
         url_relative=("rewrite_with_base", base_url),
         link_rel=None,
         strip_comments=True,
+        attribute_filter=_untracked_links,
     )
     return cleaned.strip()
+
+
+def _untracked_links(tag: str, attribute: str, value: str) -> str:
+    """Links lose their tracking parameters (utm_*, fbclid, yclid, ...)."""
+    return without_trackers(value) if (tag, attribute) == ("a", "href") else value
 
 
 def _prepare(html: str, base_url: str) -> str:

@@ -19,6 +19,7 @@ from mirror.manifest import MAX_POINTER_BYTES, parse_pointer
 from mirror.verify import load_manifest, load_trust, open_reader, signed_keys_json, verify_target
 
 STATUS_TIMEOUT_S = 20.0
+SHOWN_PATHS = 5  # tampered files named in the human summary (all of them in --json)
 
 
 @dataclass
@@ -53,7 +54,13 @@ class MirrorStatus:
             return f"{self.name}: UNREACHABLE ({self.error})"
         state = "STALE" if self.stale else "fresh"
         age = f", {self.age_s / 3600:.1f} h old" if self.age_s is not None else ""
-        problems = f", {len(self.tampered)} tampered" if self.tampered else ""
+        shown = ", ".join(self.tampered[:SHOWN_PATHS])
+        more = (
+            f" and {len(self.tampered) - SHOWN_PATHS} more"
+            if len(self.tampered) > SHOWN_PATHS
+            else ""
+        )
+        problems = f", {len(self.tampered)} tampered: {shown}{more}" if self.tampered else ""
         note = f" ({self.error})" if self.error else ""
         return f"{self.name}: {state}, version {self.version}{age}{problems}{note}"
 

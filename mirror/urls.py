@@ -14,6 +14,7 @@ import socket
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import idna
+from courlan.clean import TRACKERS_RE  # utm_*, fbclid, gclid, yclid, mc_eid, ...: a kept list
 
 from mirror.errors import BadURLError
 
@@ -157,3 +158,25 @@ def _remove_dot_segments(path: str) -> str:
     if segments and segments[-1] in (".", ".."):
         kept.append("")
     return "/" + "/".join(kept)
+
+
+def without_trackers(url: str) -> str:
+    """`url` without the query parameters that only track (campaign tags, click ids).
+
+    The rest of the query keeps its order and its exact bytes; a URL with nothing to
+    drop comes back unchanged. Used on the links we publish and mail: a reader who
+    follows one tells the other site nothing about where the click came from."""
+    base, hash_mark, fragment = url.partition("#")
+    head, mark, query = base.partition("?")
+    if not mark or not query:
+        return url
+    pairs = query.split("&")
+    kept = [pair for pair in pairs if not _is_tracker(pair.partition("=")[0])]
+    if len(kept) == len(pairs):
+        return url
+    rest = hash_mark + fragment
+    return f"{head}?{'&'.join(kept)}{rest}" if kept else head + rest
+
+
+def _is_tracker(name: str) -> bool:
+    return bool(name) and TRACKERS_RE.search(unquote(name).lower()) is not None

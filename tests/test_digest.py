@@ -395,6 +395,14 @@ def test_a_different_secret_chooses_differently() -> None:
     ]
 
 
+def test_body_links_lose_tracking_parameters() -> None:
+    tracked = article(
+        body_html='<p>See <a href="https://other.example/r?id=3&utm_source=x">this</a>.</p>'
+    )
+    text = text_of(parsed(compose(context(), READER, [tracked])))
+    assert "https://other.example/r?id=3" in text and "utm_source" not in text
+
+
 def test_mirror_links_have_no_query_strings() -> None:
     for mirror in choose_mirrors(context(), READER):
         assert "?" not in mirror.url

@@ -358,6 +358,17 @@ def test_sanitise_removes_everything_dangerous() -> None:
     assert "span text" in body
 
 
+def test_sanitise_strips_tracking_parameters_from_links() -> None:
+    html = (
+        '<p><a href="https://other.example/r?id=7&utm_source=news&fbclid=X1">one</a> '
+        '<a href="/p?yclid=55#part">two</a> <a href="https://other.example/q?page=2">three</a></p>'
+    )
+    body = sanitise_body(html, "https://www.example.org/news/a.html")
+    assert '<a href="https://other.example/r?id=7">one</a>' in body
+    assert '<a href="https://www.example.org/p#part">two</a>' in body
+    assert '<a href="https://other.example/q?page=2">three</a>' in body
+
+
 def test_sanitise_turns_embeds_into_video_links() -> None:
     body = sanitise_body(HOSTILE, "https://www.example.org/news/a.html")
     assert '<p>Video: <a href="https://evil.example/frame">https://evil.example/frame</a></p>' in (

@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 
 from mirror.errors import BadURLError
-from mirror.urls import canonical_host, host_of, is_allowed_host, normalise_url
+from mirror.urls import (
+    canonical_host,
+    host_of,
+    is_allowed_host,
+    normalise_url,
+    without_trackers,
+)
 
 BASE = "https://www.example.org/news/2024/story.html"
 
@@ -174,3 +180,19 @@ def test_is_allowed_host(host: str, allowed: tuple[str, ...], expected: bool) ->
 def test_canonical_host_rejects_garbage() -> None:
     with pytest.raises(ValueError):
         canonical_host("a..b")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://x.example/a?utm_source=n&id=5&fbclid=abc#f", "https://x.example/a?id=5#f"),
+        ("https://x.example/a?utm_medium=a#top", "https://x.example/a#top"),
+        ("https://x.example/a?b=1&yclid=2&c=%20x", "https://x.example/a?b=1&c=%20x"),
+        ("https://x.example/a?gclid=1&mc_eid=2&lang=ru", "https://x.example/a?lang=ru"),
+        ("https://x.example/a?id=5&page=2", "https://x.example/a?id=5&page=2"),  # untouched
+        ("https://x.example/a#x?utm_source=1", "https://x.example/a#x?utm_source=1"),  # fragment
+        ("https://x.example/watch?v=a%2Fb&t=10", "https://x.example/watch?v=a%2Fb&t=10"),
+    ],
+)
+def test_without_trackers_drops_only_tracking_parameters(url: str, expected: str) -> None:
+    assert without_trackers(url) == expected
