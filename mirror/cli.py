@@ -608,7 +608,12 @@ def add_subscribers(commands: Any) -> None:
     remove.set_defaults(handler=cmd_subscribers_remove)
     listing = actions.add_parser("list", help="the subscribers (addresses: on stdout only)")
     add_common(listing, sub=True)
-    listing.add_argument("--json", action="store_true", help="print JSON on stdout")
+    listing.add_argument(
+        "--json", action="store_true", help="print JSON on stdout (ids, no addresses)"
+    )
+    listing.add_argument(
+        "--addresses", action="store_true", help="with --json: include the addresses too"
+    )
     listing.add_argument("--all", action="store_true", help="include those who left")
     listing.set_defaults(handler=cmd_subscribers_list)
     importing = actions.add_parser(
@@ -656,7 +661,11 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     with Store(config.state.path) as store:
         rows = store.subscribers(active_only=not getattr(args, "all", False))
     if getattr(args, "json", False):
-        emit_json({"subscribers": rows})
+        # JSON goes to monitoring and logs: subscribers by id unless asked (an export)
+        keep = (
+            rows if args.addresses else [{k: v for k, v in r.items() if k != "email"} for r in rows]
+        )
+        emit_json({"subscribers": keep})
     else:
         for row in rows:
             left = f"\tleft {row['unsubscribed_at']}" if row["unsubscribed_at"] else ""

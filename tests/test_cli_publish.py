@@ -5,11 +5,14 @@ setup and retire, and sync against the live sample newsroom."""
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import http.server
 import json
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -18,7 +21,8 @@ import pytest
 
 from mirror import sign
 from mirror.cli import run
-from mirror.newsroom import NewsroomOptions, config_for, serve_newsroom
+from mirror.newsroom import NewsroomOptions, RunningNewsroom, config_for, serve_newsroom
+from mirror.newsroom.state import DEFAULT_REFERENCE
 
 from moto_server import create_bucket, new_bucket_name
 from servers import closed_port
@@ -49,6 +53,7 @@ def web_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     thread.start()
     yield root, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
+    server.server_close()
 
 
 def mirror_table(name: str, **values: str) -> str:
@@ -212,35 +217,55 @@ def test_retire_empties_a_mirror_and_drops_it_from_the_list(
     assert not (root / "old" / "index.html").exists()
 
 
+@pytest.fixture
+def newsroom() -> Iterator[RunningNewsroom]:
+    """The sample newsroom (5 articles, all in the feed) served on 127.0.0.1 from a
+    thread of its own (the CLI runs its own loop), stopped at the end."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    stop = asyncio.Event()
+    holder: list[RunningNewsroom] = []
+
+    async def serve() -> None:
+        async with serve_newsroom(NewsroomOptions(articles=5, feed_items=0)) as running:
+            holder.append(running)
+            started.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert started.wait(30)
+    yield holder[0]
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(10)
+    loop.close()
+
+
+def sync_config(
+    folder: Path, newsroom: RunningNewsroom, web_root: tuple[Path, str], digest: str = ""
+) -> str:
+    """A config fetching from `newsroom`, publishing to one folder mirror ("site") under
+    `web_root`, mailing into the outbox; `digest`: more lines for [digest]."""
+    root, base = web_root
+    tables = mirror_table("site", type="directory", path=str(root / "s"), public_url=base + "s/")
+    path = write_config(folder, newsroom.base_url, tables)
+    path.write_text(
+        path.read_text().replace(
+            "[digest]\n", '[digest]\nunsubscribe_url = "https://n.example.org/u"\n' + digest
+        )
+    )
+    return str(path)
+
+
 def test_sync_fetches_builds_publishes_and_mails_when_due(
     tmp_path: Path,
     web_root: tuple[Path, str],
+    newsroom: RunningNewsroom,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    root, base = web_root
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder: dict[str, object] = {}
-
-    async def newsroom() -> None:
-        async with serve_newsroom(NewsroomOptions(articles=5, feed_items=0)) as running:
-            holder["running"] = running
-            started.set()
-            await asyncio.Event().wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(newsroom(),), daemon=True)
-    thread.start()
-    assert started.wait(30)
-    running = holder["running"]
-    tables = mirror_table("site", type="directory", path=str(root / "s"), public_url=base + "s/")
-    path = write_config(tmp_path, running.base_url, tables)  # type: ignore[attr-defined]
-    path.write_text(
-        path.read_text().replace(
-            "[digest]\n", '[digest]\nunsubscribe_url = "https://n.example.org/u"\n'
-        )
-    )
-    config = str(path)
+    root, _ = web_root
+    config = sync_config(tmp_path, newsroom, web_root)
     monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", "a-long-enough-unsubscribe-secret")
     assert cli(capsys, "-c", config, "subscribers", "add", "reader@example.org")[0] == 0
     status, report, _ = cli(capsys, "-c", config, "sync", "--json")
@@ -254,3 +279,92 @@ def test_sync_fetches_builds_publishes_and_mails_when_due(
     assert report["publish"]["mirrors"][0]["uploaded"] == 0
     assert report["digest"] is None  # min_interval_h has not passed
     assert (root / "s" / "current").read_text() == "1\n"
+
+
+def test_a_disabled_mirror_is_neither_published_nor_checked(
+    tmp_path: Path,
+    fetched_store: Path,  # noqa: F811
+    web_root: tuple[Path, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, base = web_root
+    tables = (
+        mirror_table("on", type="directory", path=str(root / "on"), public_url=base + "on/")
+        + mirror_table("off", type="directory", path=str(root / "off"), public_url=base + "off/")
+        + "enabled = false\n"
+    )
+    config = str(with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store))
+    assert cli(capsys, "-c", config, "build")[0] == 0
+
+    status, report, err = cli(capsys, "-c", config, "publish", "--json")
+    assert status == 0 and [m["name"] for m in report["mirrors"]] == ["on"]
+    assert report["mirrors"][0]["ok"] and (root / "on" / "current").read_text() == "1\n"
+    assert "off: skipped (enabled = false)" in err
+    status, report, err = cli(capsys, "-c", config, "publish", "--json", "--mirror", "off")
+    assert status == 0 and report["mirrors"] == []  # named, still not written to
+    assert "off: skipped (enabled = false)" in err
+    assert not (root / "off").exists()
+
+    status, report, err = cli(capsys, "-c", config, "status", "--json")
+    assert status == 0  # an empty disabled mirror would be unreachable/stale if checked
+    assert [m["name"] for m in report["mirrors"]] == ["on"]
+    assert report["mirrors"][0]["version"] == 1 and not report["mirrors"][0]["stale"]
+    assert "off:" not in err
+
+
+class Clock:
+    """Stands in for `mirror.cli.utc_now`, the one clock every command reads."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_sync_mails_again_once_min_interval_has_passed_since_the_last_digest(
+    tmp_path: Path,
+    web_root: tuple[Path, str],
+    newsroom: RunningNewsroom,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start = DEFAULT_REFERENCE + timedelta(hours=6)
+    clock = Clock(start)
+    monkeypatch.setattr("mirror.cli.utc_now", clock)
+    monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", "a-long-enough-unsubscribe-secret")
+    config = sync_config(tmp_path, newsroom, web_root, "min_interval_h = 1\n")
+    assert cli(capsys, "-c", config, "subscribers", "add", "reader@example.org")[0] == 0
+    outbox = tmp_path / "outbox"
+    mailed: set[Path] = set()
+
+    def sync_at(after: timedelta) -> dict:  # type: ignore[type-arg]
+        clock.now = start + after
+        status, report, _ = cli(capsys, "-c", config, "sync", "--json")
+        assert status == 0 and report["ok"], report
+        return report
+
+    def new_mail() -> str:
+        (found,) = set(outbox.glob("*.eml")) - mailed
+        mailed.add(found)
+        message = email.message_from_bytes(found.read_bytes(), policy=email.policy.default)
+        return f"{message['Subject']}\n{message.get_content()}"
+
+    assert sync_at(timedelta(0))["digest"]["sent"] == 1
+    assert "5 new articles" in new_mail()
+    # the newsroom's server is idle between runs: mutating it from here is safe
+    flood = newsroom.newsroom.add_article(title="Flood barrier finished a year late", lang="en")
+    report = sync_at(timedelta(hours=1, seconds=-1))
+    assert report["fetch"]["new"] == 1 and report["build"]["new_version"]
+    assert report["digest"] is None  # published, not mailed: an hour has not passed
+    assert set(outbox.glob("*.eml")) == mailed
+
+    assert sync_at(timedelta(hours=1))["digest"]["sent"] == 1
+    text = new_mail()
+    assert "1 new article" in text and flood.title in text
+
+    buses = newsroom.newsroom.add_article(title="Bus depot to close in spring", lang="en")
+    assert sync_at(timedelta(hours=2, seconds=-1))["digest"] is None  # from the LAST digest
+    assert sync_at(timedelta(hours=2))["digest"]["sent"] == 1
+    text = new_mail()
+    assert "1 new article" in text and buses.title in text and flood.title not in text

@@ -7,11 +7,14 @@ import email
 import email.policy
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -80,7 +83,7 @@ def send(config: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple
 
 
 def parse(content: bytes) -> email.message.EmailMessage:
-    return email.message_from_bytes(content, policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(content, policy=email.policy.default)
 
 
 def test_digest_reaches_every_subscriber_once_in_their_language(
@@ -262,3 +265,98 @@ def test_an_invalid_address_in_the_list_is_reported_and_skipped(
         assert status == 1 and report["sent"] == 1
         assert len(report["failed"]) == 1 and "evil" not in report["failed"][0]["reason"]
         assert [r.rcpt_tos for r in server.handler.received] == [("good@example.org",)]
+
+
+MIRROR_LINK = re.compile(
+    r"^  https://(?:a\.example\.net/m|hidden\.example\.com)/(articles/\S+)\r?$", re.M
+)
+
+
+def linked_paths(message: email.message.EmailMessage) -> list[str]:
+    """The edition paths the message links to, in the order they come."""
+    return list(dict.fromkeys(MIRROR_LINK.findall(message.get_content())))
+
+
+def published_articles(config: Path) -> list[tuple[str, str]]:
+    """(edition path, language) of every article in the edition, oldest first."""
+    with Store(config.parent / "state" / "mirror.db") as store:
+        rows = store.execute(
+            """SELECT a.path, r.language, r.published_at FROM articles a JOIN revisions r
+               ON r.article_id = a.id AND r.revision = a.revision
+               WHERE a.path IS NOT NULL ORDER BY r.published_at"""
+        ).fetchall()
+    return [(row["path"], row["language"].split("-")[0]) for row in rows]
+
+
+def test_articles_come_in_the_order_published_in_the_subscribers_language(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    articles = published_articles(built)  # the sample's ids run newest first: not this order
+    assert len(articles) == 8 and {lang for _, lang in articles} == {"en", "ru"}
+    with smtp_server() as server:
+        with_smtp(built, server.port)
+        subscribe(
+            built, ("en@example.org", "en"), ("ru@example.org", "ru"), ("all@example.org", "any")
+        )
+        capsys.readouterr()
+        assert send(built, capsys)[1]["sent"] == 3
+        messages = {r.rcpt_tos[0]: parse(r.content) for r in server.handler.received}
+    english = [path for path, lang in articles if lang == "en"]
+    russian = [path for path, lang in articles if lang == "ru"]
+    assert linked_paths(messages["en@example.org"]) == english
+    assert linked_paths(messages["ru@example.org"]) == russian
+    assert linked_paths(messages["all@example.org"]) == [path for path, _ in articles]
+    assert ": 4 new articles, " in messages["en@example.org"]["Subject"]
+    assert ": 4 новые статьи, " in messages["ru@example.org"]["Subject"]
+    assert ": 8 new articles, " in messages["all@example.org"]["Subject"]
+
+
+def revise(config: Path, path: str) -> str:
+    """Store a new revision of the article at `path` (as a fetch of a corrected page
+    would); returns its new title."""
+    with Store(config.parent / "state" / "mirror.db") as store:
+        article_id = store.execute("SELECT id FROM articles WHERE path = ?", (path,)).fetchone()[0]
+        current = store.revision(article_id)
+        assert current is not None
+        corrected = replace(
+            current,
+            content_hash="corrected-" + current.content_hash,
+            title=current.title + " (corrected)",
+            body_html=current.body_html + "<p>Correction: the vote was on Friday.</p>",
+        )
+        outcome = store.save_revision(
+            article_id, corrected, etag=None, last_modified=None, at=datetime.now(UTC)
+        )
+        assert outcome == "changed"
+    return corrected.title
+
+
+@pytest.mark.parametrize("send_revisions", [False, True], ids=["default", "send_revisions"])
+def test_a_revised_article_is_mailed_again_only_with_send_revisions(
+    built: Path, capsys: pytest.CaptureFixture[str], send_revisions: bool
+) -> None:
+    """An article revised in a later edition: by default not mailed again; with
+    `send_revisions = true`, mailed again (the new revision, alone)."""
+    with smtp_server() as server:
+        with_smtp(built, server.port)
+        if send_revisions:  # else the key is left out: the default
+            text = built.read_text(encoding="utf-8")
+            built.write_text(text.replace("[digest]\n", "[digest]\nsend_revisions = true\n"))
+        subscribe(built, ("a@example.org", "any"))
+        capsys.readouterr()
+        assert send(built, capsys)[1]["sent"] == 1
+        path = published_articles(built)[2][0]
+        title = revise(built, path)
+        assert run(["-c", str(built), "build", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["version"] == 2
+        status, report = send(built, capsys)
+        assert status == 0 and report["failed"] == []
+        received = [parse(r.content) for r in server.handler.received]
+    if not send_revisions:
+        assert report["nothing_new"] and report["sent"] == 0 and len(received) == 1
+        return
+    assert report["sent"] == 1 and len(received) == 2
+    again = received[1]
+    body = again.get_content()
+    assert linked_paths(again) == [path] and ": 1 new article, " in again["Subject"]
+    assert title in body and "Correction: the vote was on Friday." in body
