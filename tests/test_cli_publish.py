@@ -170,6 +170,32 @@ def test_status_reports_a_forbidden_mirror_as_not_public(
 
 
 @pytest.mark.usefixtures("aws_env")
+def test_a_damaged_mirror_is_repaired_with_a_warning_and_status_full_names_what_differs(
+    tmp_path: Path,
+    fetched_store: Path,  # noqa: F811
+    web_root: tuple[Path, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, base = web_root
+    tables = mirror_table("dir-a", type="directory", path=str(root / "a"), public_url=base + "a/")
+    config = str(with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store))
+    assert cli(capsys, "-c", config, "build")[0] == 0
+    assert cli(capsys, "-c", config, "publish")[0] == 0
+
+    (root / "a" / "index.html").write_text("<p>forged</p>", encoding="utf-8")
+    status, report, err = cli(capsys, "-c", config, "status", "--full", "--json")
+    assert status == 1 and report["mirrors"][0]["tampered"] == ["index.html"]
+    status, _, err = cli(capsys, "-c", config, "status", "--full")
+    assert status == 1 and "1 tampered: index.html" in err
+
+    (root / "a" / "manifests" / "1.json").write_bytes(b"{}")  # unreadable: badly signed
+    status, report, err = cli(capsys, "-c", config, "publish")
+    assert status == 0
+    assert "dir-a: live manifest 1 taken as empty" in err  # seen without --json
+    status, report, _ = cli(capsys, "-c", config, "status", "--full", "--json")
+    assert status == 0 and report["mirrors"][0]["tampered"] == []
+
+
 def test_setup_creates_a_public_bucket_and_missing_credentials_are_named(
     tmp_path: Path, moto_endpoint: str, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
