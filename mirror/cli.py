@@ -693,7 +693,11 @@ def cmd_subscribers_import(args: argparse.Namespace) -> int:
         log.warning("row %d skipped: %s", bad["row"], bad["reason"])
     log.info("%d added, %d updated, %d bad rows", report.added, report.updated, len(report.bad))
     if report.watched:
-        log.warning("%d addresses: %s", report.watched, WATCHED_WARNING.removeprefix("warning: "))
+        log.warning(
+            "warning: %d of these addresses are at mail providers under the censor's "
+            "jurisdiction, which see every digest they receive (digest.watched_domains)",
+            report.watched,
+        )
     return EXIT_PARTIAL if report.bad else EXIT_OK
 
 

@@ -105,6 +105,24 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
         assert store.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0
 
 
+def test_a_failed_write_is_a_store_error_and_leaves_nothing_half_done(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    with Store(tmp_path / "m.db") as store:
+        store.add_subscriber("first@example.org", "en", now)
+        # as a full disk would: the second insert of one transaction fails
+        store.execute(
+            "CREATE TRIGGER full AFTER INSERT ON subscribers WHEN NEW.email LIKE 'b%'"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        full = pytest.raises(StoreError, match="could not be written: database or disk is full")
+        with full, store.transaction():
+            store.add_subscriber("a@example.org", "en", now)
+            store.add_subscriber("b@example.org", "en", now)
+        assert [row["email"] for row in store.subscribers()] == ["first@example.org"]
+        store.add_subscriber("c@example.org", "en", now)  # the store still works
+        assert len(store.subscribers()) == 2
+
+
 def test_images_are_kept_once_per_content_hash(tmp_path: Path) -> None:
     image = StoredImage("ab" * 32, "image/jpeg", 10, 5, 3)
     with Store(tmp_path / "m.db") as store:

@@ -194,7 +194,7 @@ def test_cli_import_warns_about_watched_providers_without_naming_anyone(
     out = capsys.readouterr()
     assert json.loads(out.out)["watched"] == 2
     warnings = [line for line in out.err.splitlines() if "censor's jurisdiction" in line]
-    assert len(warnings) == 1 and "2 addresses" in warnings[0]
+    assert len(warnings) == 1 and "2 of these addresses" in warnings[0]
     assert "secret" not in out.err and "mail.ru" not in out.err and "example" not in out.err
 
     csv_file.write_text("boris@example.org\nyandex.user@yandex.ru\n", encoding="utf-8")
