@@ -32,7 +32,7 @@ import hmac
 import itertools
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from email.headerregistry import Address
@@ -127,6 +127,10 @@ class DigestContext:
     neutral_subject: str
     secret: bytes = field(repr=False)  # HMAC key: tokens, Message-IDs, mirror choice
     timezone: str = "UTC"  # IANA name: the dates shown
+    # origin URL -> edition path of every article the edition holds: a body's link to
+    # one of the outlet's own articles points to that article on a mirror, not to the
+    # blocked site
+    internal_links: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- tokens, ids, mirror choice --------------------------------------------------------
@@ -573,7 +577,7 @@ def _digest_view(
         heading=_one_line(f"{name} — {date}"),
         chrome=chrome,
         articles=tuple(
-            replace(_article_view(a, chrome, context.timezone), links=_links(a, mirrors))
+            _on_mirrors(_article_view(a, chrome, context.timezone), mirrors, context)
             for a in articles
         ),
         mirrors=mirrors,
@@ -587,6 +591,29 @@ def _digest_view(
         else "",
         verify_url=(mirrors[0].url if mirrors else "") + "verify.html",
     )
+
+
+def _on_mirrors(
+    view: _ArticleView, mirrors: Sequence[DigestMirror], context: DigestContext
+) -> _ArticleView:
+    """The view with its mirror links, and its body's links to the outlet's own articles
+    (the "[n] URL" list) pointing to the first of them."""
+    links = _links(view.article, mirrors)
+    if not mirrors or not context.internal_links or not view.body:
+        return replace(view, links=links)
+
+    def on_mirror(found: re.Match[str]) -> str:
+        url = found[2]
+        path = context.internal_links.get(url) or context.internal_links.get(url.split("#")[0])
+        if path is None:
+            return found[0]
+        fragment = "#" + url.split("#", 1)[1] if "#" in url else ""
+        return f"{found[1]}{mirrors[0].url}{quote(path, safe='/')}{fragment}"
+
+    return replace(view, links=links, body=_FOOTNOTE_LINK.sub(on_mirror, view.body))
+
+
+_FOOTNOTE_LINK = re.compile(r"(?m)^(\[\d+\] )(\S+)$")
 
 
 def _links(article: DigestArticle, mirrors: Sequence[DigestMirror]) -> tuple[str, ...]:

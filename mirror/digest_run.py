@@ -168,7 +168,18 @@ class DigestRun:
             neutral_sender=digest.neutral_sender,
             neutral_subject=digest.neutral_subject,
             secret=self.secret,
+            internal_links=self.internal_links(),
         )
+
+    def internal_links(self) -> dict[str, str]:
+        """Origin URL (fetched and canonical) -> edition path, as the build rewrites them."""
+        links: dict[str, str] = {}
+        keeps_gone = self.config.edition.gone_articles == "keep"  # as the build decides
+        for article in self.store.edition_articles(include_gone=keeps_gone):
+            if article.path:
+                links[article.url] = article.path
+                links.setdefault(article.revision.canonical_url, article.path)
+        return links
 
     def latest(self) -> tuple[int, str]:
         edition = self.store.latest_edition()

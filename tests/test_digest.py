@@ -395,6 +395,21 @@ def test_a_different_secret_chooses_differently() -> None:
     ]
 
 
+def test_links_to_the_outlets_own_articles_point_to_a_mirror() -> None:
+    linking = article(
+        body_html='<p>As <a href="https://www.example.org/2026/11/bridge-2#vote">we wrote</a>'
+        ' and <a href="https://other.example.net/x">they said</a>.</p>'
+    )
+    shared = context(
+        internal_links={"https://www.example.org/2026/11/bridge-2": "articles/b-2.html"}
+    )
+    text = text_of(parsed(compose(shared, READER, [linking])))
+    first = choose_mirrors(shared, READER)[0].url
+    assert f"] {first}articles/b-2.html#vote" in text
+    assert "] https://other.example.net/x" in text  # not ours: as it was
+    assert "https://www.example.org/2026/11/bridge-2" not in text.split("Original:")[0]
+
+
 def test_body_links_lose_tracking_parameters() -> None:
     tracked = article(
         body_html='<p>See <a href="https://other.example/r?id=3&utm_source=x">this</a>.</p>'
@@ -503,7 +518,10 @@ def test_readable_preview_decodes_the_body() -> None:
 def test_the_fast_composer_makes_exactly_the_bytes_compose_makes() -> None:
     from mirror.digest import Composer
 
-    shared = context(max_message_bytes=10_000_000)
+    shared = context(
+        max_message_bytes=10_000_000,
+        internal_links={"https://www.example.org/council": "articles/council.html"},
+    )
     composer = Composer(shared)
     people = [
         Recipient(7, "reader@example.com", "en"),
