@@ -169,7 +169,6 @@ def test_status_reports_a_forbidden_mirror_as_not_public(
     assert states["empty"]["version"] is None and states["empty"]["stale"]
 
 
-@pytest.mark.usefixtures("aws_env")
 def test_a_damaged_mirror_is_repaired_with_a_warning_and_status_full_names_what_differs(
     tmp_path: Path,
     fetched_store: Path,  # noqa: F811
@@ -196,6 +195,7 @@ def test_a_damaged_mirror_is_repaired_with_a_warning_and_status_full_names_what_
     assert status == 0 and report["mirrors"][0]["tampered"] == []
 
 
+@pytest.mark.usefixtures("aws_env")
 def test_setup_creates_a_public_bucket_and_missing_credentials_are_named(
     tmp_path: Path, moto_endpoint: str, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
