@@ -744,13 +744,14 @@ def add_serve_unsubscribe(commands: Any) -> None:
 
 
 def cmd_serve_unsubscribe(args: argparse.Namespace) -> int:
-    from mirror.digest_run import secret_from
+    from mirror.digest_run import previous_secrets, secret_from
     from mirror.unsubscribe import serve_unsubscribe
 
     config = config_from(args)
+    secret, previous = secret_from(config), previous_secrets(config)
     log.info("serving unsubscribe on http://%s:%d/unsubscribe", args.host, args.port)
     serve_unsubscribe(
-        config.state.path, secret_from(config), publication=config.publication.name,
+        config.state.path, secret, publication=config.publication.name, previous=previous,
         host=args.host, port=args.port,
     )  # fmt: skip
     log.info("stopped")

@@ -106,6 +106,8 @@ class DigestConfig:
     unsubscribe_url: str = ""
     unsubscribe_mailto: str = ""
     unsubscribe_secret_env: str = "MIRROR_UNSUBSCRIBE_SECRET"  # noqa: S105 (a variable name)
+    # earlier secrets, separated by spaces: their links still unsubscribe after a rotation
+    unsubscribe_previous_secrets_env: str = "MIRROR_UNSUBSCRIBE_PREVIOUS_SECRETS"
     content: str = "full"  # full | summary: what each article brings
     max_message_bytes: int = 200_000  # past this, the rest of the articles go as summaries
     max_articles: int = 30  # the newest this many of what is new; the rest: on the mirrors

@@ -144,16 +144,22 @@ def unsubscribe_token(secret: bytes, subscriber_id: int) -> str:
     return f"{subscriber_id}.{_token_mac(secret, subscriber_id)}"
 
 
-def token_subscriber(secret: bytes, token: str) -> int | None:
-    """The subscriber id a token was made for; None for a bad, forged or overlong one."""
-    if len(secret) < MIN_SECRET_BYTES or len(token) > TOKEN_MAX_CHARS:
+def token_subscriber(secret: bytes, token: str, *, previous: Sequence[bytes] = ()) -> int | None:
+    """The subscriber id a token was made for, with `secret` or one of the `previous`
+    secrets (links in mail sent before a rotation keep working); None for a bad,
+    forged or overlong one."""
+    if len(token) > TOKEN_MAX_CHARS:
         return None
     found = _TOKEN.fullmatch(token)
     if found is None:
         return None
     subscriber_id = int(found[1])
-    expected = _token_mac(secret, subscriber_id)
-    return subscriber_id if hmac.compare_digest(expected, found[2]) else None
+    for key in (secret, *previous):
+        if len(key) >= MIN_SECRET_BYTES and hmac.compare_digest(
+            _token_mac(key, subscriber_id), found[2]
+        ):
+            return subscriber_id
+    return None
 
 
 def message_id(context: DigestContext, recipient: Recipient) -> str:

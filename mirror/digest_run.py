@@ -87,6 +87,19 @@ def secret_from(config: Config) -> bytes:
     return value.encode("utf-8")
 
 
+def previous_secrets(config: Config) -> tuple[bytes, ...]:
+    """The secrets in use before the last rotations (none when the variable is unset)."""
+    name = config.digest.unsubscribe_previous_secrets_env
+    values = os.environ.get(name, "").split()
+    if any(len(value) < 16 for value in values):
+        raise ConfigError(
+            f"${name} holds a secret shorter than 16 characters",
+            path=str(config.path),
+            key="digest.unsubscribe_previous_secrets_env",
+        )
+    return tuple(value.encode("utf-8") for value in values)
+
+
 def smtp_password(config: Config) -> str | None:
     if not config.digest.smtp_url or not config.digest.smtp_username:
         return None

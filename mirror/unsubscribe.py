@@ -58,12 +58,21 @@ class _Settings:
     """What the handlers need: the store, the token secret, the outlet's name, a clock."""
 
     def __init__(
-        self, store_path: Path, secret: bytes, publication: str, now: Callable[[], datetime]
+        self,
+        store_path: Path,
+        secret: bytes,
+        previous: tuple[bytes, ...],
+        publication: str,
+        now: Callable[[], datetime],
     ) -> None:
         self.store_path = store_path
         self.secret = secret
+        self.previous = previous  # secrets before a rotation: their links still work
         self.publication = publication
         self.now = now
+
+    def subscriber(self, token: str) -> int | None:
+        return token_subscriber(self.secret, token, previous=self.previous)
 
 
 SETTINGS = web.AppKey("unsubscribe_settings", _Settings)
@@ -74,13 +83,14 @@ def make_app(
     secret: bytes,
     *,
     publication: str,
+    previous: tuple[bytes, ...] = (),
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> web.Application:
     """The unsubscribe web app over the store at `store_path` (which must exist)."""
     if not store_path.is_file():
         raise StoreError(f"no store at {store_path}")
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app[SETTINGS] = _Settings(store_path, secret, publication, now)
+    app[SETTINGS] = _Settings(store_path, secret, previous, publication, now)
     app.router.add_get("/unsubscribe", confirm_page)
     app.router.add_post("/unsubscribe", unsubscribe)
     app.on_response_prepare.append(_security_headers)
@@ -92,11 +102,12 @@ def serve_unsubscribe(
     secret: bytes,
     *,
     publication: str,
+    previous: tuple[bytes, ...] = (),
     host: str = "127.0.0.1",
     port: int = 8080,
 ) -> None:
     """Serve the app on host:port until interrupted (no access log, no banner)."""
-    app = make_app(store_path, secret, publication=publication)
+    app = make_app(store_path, secret, publication=publication, previous=previous)
     web.run_app(app, host=host, port=port, access_log=None, print=None, shutdown_timeout=5)
 
 
@@ -104,7 +115,7 @@ async def confirm_page(request: web.Request) -> web.Response:
     """GET: the confirmation button for a valid token; nothing changes."""
     settings = request.app[SETTINGS]
     token = request.query.get("token", "")
-    if token_subscriber(settings.secret, token) is None:
+    if settings.subscriber(token) is None:
         return _plain(INVALID_LINK, 400)
     return _page(settings.publication, _confirm_html(token))
 
@@ -113,7 +124,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
     """POST: record the unsubscribe of the token's subscriber (again: no change)."""
     settings = request.app[SETTINGS]
     token = await _posted_token(request)
-    subscriber_id = token_subscriber(settings.secret, token)
+    subscriber_id = settings.subscriber(token)
     if subscriber_id is None:
         return _plain(INVALID_LINK, 400)
     try:

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from mirror.digest import unsubscribe_token
-from mirror.errors import StoreError
+from mirror.errors import ConfigError, StoreError
 from mirror.store import Store
 from mirror.unsubscribe import CONTENT_SECURITY_POLICY, MAX_BODY_BYTES, make_app
 
@@ -176,3 +176,37 @@ async def test_nothing_identifying_is_logged(base: str, caplog: pytest.LogCaptur
 def test_missing_store_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         make_app(tmp_path / "nothing.db", SECRET, publication="x")
+
+
+async def test_links_made_before_a_rotation_still_work_when_their_secret_is_listed(
+    store_path: Path,
+) -> None:
+    old, older, new = b"old-secret-0123456789ab", b"older-secret-0123456789", SECRET
+    app = make_app(store_path, new, publication="x", previous=(old,), now=Clock())
+    async with serve(app) as port:
+        url = f"http://127.0.0.1:{port}/unsubscribe"
+        forgotten = await fetch("POST", url, data={"token": unsubscribe_token(older, 2)})
+        assert forgotten.status == 400  # a secret dropped from the list: its links are dead
+        assert (await fetch("POST", url, data={"token": unsubscribe_token(old, 1)})).status == 200
+    assert unsubscribed(store_path) == {"reader@example.com": LATER.isoformat(),
+                                        "other@example.com": None}  # fmt: skip
+
+
+def test_previous_secrets_come_from_their_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirror.config import load_config
+    from mirror.digest_run import previous_secrets
+
+    (tmp_path / "mirror.toml").write_text("[digest]\n", encoding="utf-8")
+    config = load_config(tmp_path / "mirror.toml")
+    monkeypatch.delenv("MIRROR_UNSUBSCRIBE_PREVIOUS_SECRETS", raising=False)
+    assert previous_secrets(config) == ()
+    monkeypatch.setenv(
+        "MIRROR_UNSUBSCRIBE_PREVIOUS_SECRETS", " first-secret-0123456 second-secret-012345 "
+    )
+    assert previous_secrets(config) == (b"first-secret-0123456", b"second-secret-012345")
+    monkeypatch.setenv("MIRROR_UNSUBSCRIBE_PREVIOUS_SECRETS", "tiny-k3y")
+    with pytest.raises(ConfigError, match="shorter than 16") as caught:
+        previous_secrets(config)
+    assert "tiny-k3y" not in str(caught.value)  # never the secret itself
