@@ -151,15 +151,21 @@ class Forker:
         assert await process.stdout.readline() == b"ready\n"
         return cls(process)
 
-    async def publish(self, edition: Path, kill_after_s: float | None) -> dict[str, object] | None:
-        """One publish in a child process, SIGKILLed `kill_after_s` after it started.
-        Its result, unless it was killed first."""
+    async def publish(
+        self, edition: Path, kill_after_s: float | None, *, kill_when: Path | None = None
+    ) -> dict[str, object] | None:
+        """One publish in a child process, SIGKILLed `kill_after_s` after it started, or
+        as soon as `kill_when` exists (within `kill_after_s`). Its result, unless it was
+        killed first."""
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(f"{edition}\n".encode())
         await self.process.stdin.drain()
         pid = int(await self.process.stdout.readline())
         if kill_after_s is not None:
-            await asyncio.sleep(kill_after_s)
+            if kill_when is None:
+                await asyncio.sleep(kill_after_s)
+            else:
+                await asyncio.to_thread(_appears, kill_when, kill_after_s)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         return await asyncio.to_thread(_result_once_gone, pid, edition)
@@ -168,6 +174,13 @@ class Forker:
         assert self.process.stdin is not None
         self.process.stdin.close()
         await self.process.wait()
+
+
+def _appears(path: Path, within_s: float) -> None:
+    """Return once `path` exists (polled every 0.2 ms), or after `within_s`."""
+    deadline = time.monotonic() + within_s
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.0002)
 
 
 def _result_once_gone(pid: int, edition: Path) -> dict[str, object] | None:
@@ -216,7 +229,11 @@ async def test_sigkill_at_any_moment_leaves_a_mirror_that_verifies(tmp_path: Pat
     outcomes: dict[str, int] = {"killed": 0, "finished": 0, "pending left": 0}
     try:
         for version in range(3, KILLS + 3):
-            result = await forker.publish(edition(version), rng.uniform(0, duration))
+            pending = folder / "pending"
+            if version % 5 == 0 and not pending.exists():  # aimed at `pending` appearing
+                result = await forker.publish(edition(version), 10 * duration, kill_when=pending)
+            else:  # the rest at random moments
+                result = await forker.publish(edition(version), rng.uniform(0, duration))
             outcomes["killed" if result is None else "finished"] += 1
             outcomes["pending left"] += (folder / "pending").exists()
             problem = await verifier.problem()
