@@ -534,7 +534,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         emit_json({"mirrors": [status.to_json() for status in statuses]})
     for status in statuses:
         log.info("%s", status.summary())
-    healthy = all(s.reachable and not s.stale and not s.tampered for s in statuses)
+    healthy = all(status.healthy for status in statuses)
     return EXIT_OK if healthy else EXIT_PARTIAL
 
 

@@ -1,5 +1,5 @@
 """`mirror status`: each mirror seen as a reader sees it, through its public URL with
-plain GETs: reachable or not (a 403 is "not public"), the live version and its age,
+plain GETs: reachable or not, public or not (a 403), the live version and its age,
 stale or not, and (with `full`) every file whose bytes don't match."""
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class MirrorStatus:
     name: str
     url: str
     reachable: bool = False
+    public: bool = True  # False: it answers, but 403 to a reader (a bucket not made public)
     version: int | None = None
     age_s: float | None = None
     expires: str | None = None
@@ -40,6 +41,7 @@ class MirrorStatus:
             "name": self.name,
             "url": self.url,
             "reachable": self.reachable,
+            "public": self.public,
             "version": self.version,
             "age_s": self.age_s,
             "expires": self.expires,
@@ -49,7 +51,13 @@ class MirrorStatus:
             "error": self.error,
         }
 
+    @property
+    def healthy(self) -> bool:
+        return self.reachable and self.public and not self.stale and not self.tampered
+
     def summary(self) -> str:
+        if not self.public:
+            return f"{self.name}: NOT PUBLIC ({self.error}; see `mirror mirrors setup`)"
         if not self.reachable:
             return f"{self.name}: UNREACHABLE ({self.error})"
         state = "STALE" if self.stale else "fresh"
@@ -86,6 +94,10 @@ async def mirrors_status(
     )  # fmt: skip
 
 
+class NotPublicError(MirrorError):
+    """The mirror answers, but refuses readers (403)."""
+
+
 async def mirror_status(
     mirror: MirrorConfig,
     key: sign.PublicKey,
@@ -107,6 +119,8 @@ async def mirror_status(
         status.stale = status.version < local_version
         if full:
             await full_check(status, key, now, state_dir)
+    except NotPublicError as exc:
+        status.reachable, status.public, status.error = True, False, str(exc)
     except (MirrorError, aiohttp.ClientError, TimeoutError) as exc:
         status.error = str(exc) or type(exc).__name__
     return status
@@ -120,7 +134,7 @@ async def read_current(url: str) -> int | None:
         session.get(url + "current", allow_redirects=False) as answer,
     ):
         if answer.status == 403:
-            raise MirrorError("not public: the mirror answers 403 Forbidden")
+            raise NotPublicError("not public: the mirror answers 403 Forbidden")
         if answer.status == 404:
             return None
         if answer.status != 200:

@@ -163,10 +163,15 @@ def test_status_reports_a_forbidden_mirror_as_not_public(
     config = str(with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store))
     cli(capsys, "-c", config, "build")
     assert cli(capsys, "-c", config, "publish", "--mirror", "private")[0] == 0
-    _, report, _ = cli(capsys, "-c", config, "status", "--json")
+    status, report, _ = cli(capsys, "-c", config, "status", "--json")
     states = {m["name"]: m for m in report["mirrors"]}
+    assert status == 1
     assert "not public" in states["private"]["error"]
+    assert states["private"]["reachable"] and not states["private"]["public"]  # it answers
     assert states["empty"]["version"] is None and states["empty"]["stale"]
+    assert states["empty"]["public"]
+    _, _, err = cli(capsys, "-c", config, "status")
+    assert "private: NOT PUBLIC" in err and "mirrors setup" in err
 
 
 def test_a_damaged_mirror_is_repaired_with_a_warning_and_status_full_names_what_differs(
