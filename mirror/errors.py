@@ -23,7 +23,9 @@
     ├── BuildError                   the edition cannot be built
     ├── PublishError                 one mirror could not be brought up to date (has mirror)
     │   ├── MirrorUnreachableError   refused, reset, timed out, 5xx after retries, HTML pages
+    │   │   └── ObjectTooLargeError  an object larger than any we write (not ours)
     │   ├── MirrorAccessError        credentials missing or refused, no such bucket
+    │   ├── NotPublicError           readers get 403 from the mirror's public URL (status)
     │   ├── ConflictError            a conditional write lost: another publish got there first
     │   └── ShrinkGuardError         the publish would delete too much of the mirror
     ├── DigestError                  the digest cannot be composed or sent at all
@@ -205,6 +207,12 @@ class MirrorUnreachableError(PublishError):
 class ObjectTooLargeError(MirrorUnreachableError):
     """A stored object is larger than what we ever write there (a live manifest, a
     pointer): the store answers with something that is not ours."""
+
+
+class NotPublicError(PublishError):
+    """The mirror answers its readers 403: the bucket is not public."""
+
+    retryable = False
 
 
 class MirrorAccessError(PublishError):

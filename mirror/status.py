@@ -14,7 +14,7 @@ import aiohttp
 
 from mirror import sign
 from mirror.config import MirrorConfig
-from mirror.errors import MirrorError, VerifyError
+from mirror.errors import MirrorError, NotPublicError, VerifyError
 from mirror.manifest import MAX_POINTER_BYTES, parse_pointer
 from mirror.verify import load_manifest, load_trust, open_reader, signed_keys_json, verify_target
 
@@ -94,10 +94,6 @@ async def mirrors_status(
     )  # fmt: skip
 
 
-class NotPublicError(MirrorError):
-    """The mirror answers, but refuses readers (403)."""
-
-
 async def mirror_status(
     mirror: MirrorConfig,
     key: sign.PublicKey,
@@ -120,7 +116,7 @@ async def mirror_status(
         if full:
             await full_check(status, key, now, state_dir)
     except NotPublicError as exc:
-        status.reachable, status.public, status.error = True, False, str(exc)
+        status.reachable, status.public, status.error = True, False, exc.reason
     except (MirrorError, aiohttp.ClientError, TimeoutError) as exc:
         status.error = str(exc) or type(exc).__name__
     return status
@@ -134,7 +130,7 @@ async def read_current(url: str) -> int | None:
         session.get(url + "current", allow_redirects=False) as answer,
     ):
         if answer.status == 403:
-            raise NotPublicError("not public: the mirror answers 403 Forbidden")
+            raise NotPublicError(url, "not public: the mirror answers 403 Forbidden")
         if answer.status == 404:
             return None
         if answer.status != 200:
