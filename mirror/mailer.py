@@ -406,7 +406,9 @@ class _Session(asyncio.Protocol):
 
     @property
     def is_open(self) -> bool:
-        return self._error is None and not self._transport.is_closing()
+        """Usable for a new command: connected, and no reply waiting that nobody asked
+        for (a server's unsolicited "421 going away" would put later replies out of step)."""
+        return self._error is None and not self._transport.is_closing() and not self._replies
 
     def supports(self, extension: str) -> bool:
         return extension in self.extensions

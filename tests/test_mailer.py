@@ -630,3 +630,17 @@ async def test_a_server_that_stops_answering_times_out() -> None:
         (delivery,) = await send_all(smtp(server.port, timeout_s=0.5), [outgoing(1)], retries=0)
     assert not delivery.ok and "timed out" in delivery.reason
     assert time.monotonic() - started < 4
+
+
+async def test_an_unsolicited_reply_between_messages_is_not_taken_for_the_next_ones() -> None:
+    """A server may say "421" unasked and keep the line open a while: the session is
+    dropped and a new one carries the next message, never with replies out of step."""
+    answer = {b".": b"250 queued\r\n421 4.3.2 going away soon\r\n"}
+    async with Scripted(answer, PIPELINING_EHLO) as server:
+        deliveries = await send_all(
+            smtp(server.port, connections=1), [outgoing(1), outgoing(2)], concurrency=1
+        )
+    assert [d.ok for d in deliveries] == [True, True]
+    assert len(server.messages) == 2
+    mails = [line for line in server.reads if line.startswith(b"MAIL")]
+    assert len(mails) == 2  # no attempt went out on the stale session
