@@ -466,11 +466,12 @@ def selected_mirrors(config: Config, names: list[str]) -> list[MirrorConfig]:
             raise UsageError(f"no mirror named {name!r} in the config (known: {sorted(known)})")
     chosen = [known[name] for name in names] if names else list(config.mirrors)
     retired = retired_mirrors(config)
+    say = log.warning if names else log.info  # named on the command line: worth a warning
     for mirror in chosen:
         if not mirror.enabled:
-            log.info("%s: skipped (enabled = false)", mirror.name)
+            say("%s: skipped (enabled = false)", mirror.name)
         elif mirror.name in retired:
-            log.info("%s: skipped (retired)", mirror.name)
+            say("%s: skipped (retired)", mirror.name)
     return [m for m in chosen if m.enabled and m.name not in retired]
 
 
