@@ -32,7 +32,7 @@ from mirror.errors import ContentError
 from mirror.pictures import data_uri, mime_of, shrink_image
 from mirror.progress import NoProgress, Progress
 from mirror.slugs import article_path
-from mirror.store import EditionArticle, EditionFile, EditionRecord, Store
+from mirror.store import EditionArticle, EditionFile, EditionRecord, Store, link_map
 from mirror.templating import template_root
 from mirror.workers import ParserPool
 
@@ -207,9 +207,9 @@ class Builder:
         self.fingerprint = template_fingerprint()
 
     async def run(self) -> BuildReport:
-        articles = self.assign_paths(self.store.edition_articles(self.keeps_gone()))
+        articles = self.assign_paths(self.store.edition_articles(self.edition.keeps_gone))
         site = self.site(articles)
-        links = self.link_map(articles)
+        links = link_map(articles)
         self.progress.add_total(len(articles))
         await self.article_pages(articles, site, links)
         self.shared_pages(articles, site)
@@ -218,9 +218,6 @@ class Builder:
             assert previous is not None
             return self.unchanged(previous)
         return self.new_version(articles, site, previous)
-
-    def keeps_gone(self) -> bool:
-        return self.edition.gone_articles == "keep"
 
     def assign_paths(self, articles: list[EditionArticle]) -> list[EditionArticle]:
         """Give each new article its edition path, once and forever."""
@@ -251,15 +248,6 @@ class Builder:
             languages=tuple(languages),
             root_key_line=self.inputs.root_key_line,
         )
-
-    def link_map(self, articles: list[EditionArticle]) -> dict[str, str]:
-        """Origin URL (fetched and canonical) -> edition path, for link rewriting."""
-        links: dict[str, str] = {}
-        for article in articles:
-            assert article.path is not None
-            links[article.url] = article.path
-            links.setdefault(article.revision.canonical_url, article.path)
-        return links
 
     # article pages
 

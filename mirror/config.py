@@ -63,6 +63,11 @@ class EditionConfig:
     page_budget_bytes: int = 300_000
     gone_articles: str = "keep"  # keep | hide: an article the origin answers 404/410 for
 
+    @property
+    def keeps_gone(self) -> bool:
+        """Whether the edition (and so the digest's links) keeps articles gone at origin."""
+        return self.gone_articles == "keep"
+
 
 @dataclass(frozen=True)
 class SigningConfig:

@@ -34,7 +34,7 @@ from mirror.digest import (
 from mirror.errors import ConfigError, DigestError, SubscriberError
 from mirror.keyring import load_public_key
 from mirror.mailer import Delivery, Outgoing, Transport, deliver, transport_for
-from mirror.store import EditionArticle, Store
+from mirror.store import EditionArticle, Store, link_map
 
 log = logging.getLogger("mirror.digest")
 DONE_STATES = ("sent", "failed", "skipped")
@@ -181,18 +181,8 @@ class DigestRun:
             neutral_sender=digest.neutral_sender,
             neutral_subject=digest.neutral_subject,
             secret=self.secret,
-            internal_links=self.internal_links(),
+            internal_links=link_map(self.store.edition_articles(self.config.edition.keeps_gone)),
         )
-
-    def internal_links(self) -> dict[str, str]:
-        """Origin URL (fetched and canonical) -> edition path, as the build rewrites them."""
-        links: dict[str, str] = {}
-        keeps_gone = self.config.edition.gone_articles == "keep"  # as the build decides
-        for article in self.store.edition_articles(include_gone=keeps_gone):
-            if article.path:
-                links[article.url] = article.path
-                links.setdefault(article.revision.canonical_url, article.path)
-        return links
 
     def latest(self) -> tuple[int, str]:
         edition = self.store.latest_edition()

@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,6 +169,17 @@ class EditionArticle:
     revision_number: int
     gone: bool
     revision: Revision
+
+
+def link_map(articles: Iterable[EditionArticle]) -> dict[str, str]:
+    """Origin URL (fetched and canonical) -> edition path of each article that has one:
+    how links to the outlet's own articles are rewritten (pages, digests)."""
+    links: dict[str, str] = {}
+    for article in articles:
+        if article.path is not None:
+            links[article.url] = article.path
+            links.setdefault(article.revision.canonical_url, article.path)
+    return links
 
 
 @dataclass(frozen=True)
