@@ -36,7 +36,7 @@ import aiosmtplib
 from aiosmtplib.response import SMTPResponse
 from aiosmtplib.typing import SMTPStatus
 
-from mirror.config import DigestConfig
+from mirror.config import EHLO_NAME, DigestConfig
 from mirror.errors import (
     DeliveryError,
     DigestError,
@@ -54,7 +54,6 @@ CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
 FORBIDDEN_IN_PATH = re.compile(r"[\s<>\x00-\x1f\x7f]")  # would break out of <...>
 QUIT_TIMEOUT_S = 2.0  # a polite QUIT at close is not worth waiting for longer
-EHLO_SAFE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 MAX_REPLY_LINE = 2048  # bytes: RFC 5321 allows 512; a server sending more is broken
 MAX_REPLY_LINES = 100  # lines of one multi-line reply
 
@@ -243,10 +242,10 @@ class SmtpTransport:
         ehlo_name: str = "",
     ) -> None:
         self._endpoint = parse_smtp_url(smtp_url)
-        self._sender = sender
+        self._sender = _envelope(sender)  # as MAIL FROM carries it: made once
         # never socket.getfqdn(), aiosmtplib's default: the relay would write the ops
         # host's name into every digest's Received header
-        self._ehlo_name = ehlo_name or _domain_name(sender)
+        self._ehlo_name = ehlo_name or _domain_name(self._sender)
         self._username = username
         self._password = password
         self._timeout_s = timeout_s
@@ -312,9 +311,9 @@ class SmtpTransport:
         session = slot.session
         assert session is not None
         slot.data_started = False
-        sender, recipient = _envelope(self._sender), _envelope(out.address)
-        options, encoding = _mail_options(session, out, sender + recipient)
-        mail = b" ".join([b"MAIL FROM:" + _path(sender, encoding), *options]) + b"\r\n"
+        recipient = _envelope(out.address)
+        options, encoding = _mail_options(session, out, self._sender + recipient)
+        mail = b" ".join([b"MAIL FROM:" + _path(self._sender, encoding), *options]) + b"\r\n"
         rcpt = b"RCPT TO:" + _path(recipient, encoding) + b"\r\n"
         if session.pipelining:
             session.write(mail + rcpt + b"DATA\r\n")
@@ -492,14 +491,11 @@ class _Session(asyncio.Protocol):
             self._waiter.set_result(None)
 
 
-def _domain_name(address: str) -> str:
-    """The address's domain as EHLO can carry it (IDNA), or "localhost"."""
-    domain = address.rpartition("@")[2]
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return "localhost"
-    return ascii_domain if EHLO_SAFE.fullmatch(ascii_domain) else "localhost"
+def _domain_name(envelope_address: str) -> str:
+    """The domain of an address in its envelope form (`_envelope`), if EHLO can carry
+    it as the config's `ehlo_name` could; else "localhost"."""
+    domain = envelope_address.rpartition("@")[2]
+    return domain if EHLO_NAME.fullmatch(domain) else "localhost"
 
 
 async def _start_tls(client: aiosmtplib.SMTP) -> None:
