@@ -562,15 +562,13 @@ def add_mirrors(commands: Any) -> None:
 
 
 def cmd_mirrors_setup(args: argparse.Namespace) -> int:
-    from mirror.storage.setup import setup_mirror
+    from mirror.storage.setup import BY_HAND, provider_of, setup_mirror
 
     config = config_from(args)
     mirror = [m for m in config.mirrors if m.name == args.name and m.enabled]
     if not mirror or mirror[0].type != "s3":
         raise UsageError(f"{args.name}: only enabled s3 mirrors need setting up")
-    from mirror.storage.s3 import detect_provider
-
-    manual = (args.provider or detect_provider(mirror[0].endpoint_url)) == "r2"
+    manual = provider_of(mirror[0], args.provider or "") in BY_HAND
     for step in setup_mirror(mirror[0], args.provider or ""):
         # R2's steps are for a person to do: a warning, not a report of work done
         log.log(logging.WARNING if manual else logging.INFO, "%s: %s", args.name, step)

@@ -44,6 +44,18 @@ PUBLIC_ACCESS_OFF = {
 }
 
 
+BY_HAND = frozenset({"r2"})  # providers whose public access is not in the S3 API
+
+
+def provider_of(mirror: MirrorConfig, provider: str = "") -> str:
+    """`provider` if given, else what the mirror's `endpoint_url` says; UsageError for
+    an unknown one."""
+    provider = provider or detect_provider(mirror.endpoint_url)
+    if provider not in PROVIDERS:
+        raise UsageError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+    return provider
+
+
 def setup_mirror(mirror: MirrorConfig, provider: str = "") -> list[str]:
     """Make the mirror's bucket (or folder) exist and be publicly readable; returns one
     line per step done, or, for R2, the steps to do by hand. `provider` ("aws", "minio",
@@ -53,10 +65,8 @@ def setup_mirror(mirror: MirrorConfig, provider: str = "") -> list[str]:
         return _setup_directory(mirror)
     bucket = check_bucket(mirror)
     prefix = check_prefix(mirror)
-    provider = provider or detect_provider(mirror.endpoint_url)
-    if provider not in PROVIDERS:
-        raise UsageError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
-    if provider == "r2":
+    provider = provider_of(mirror, provider)
+    if provider in BY_HAND:
         return r2_manual_steps(mirror, prefix)
     client = make_client(mirror, max_pool=1)
     try:
