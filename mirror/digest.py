@@ -610,11 +610,11 @@ def _on_mirrors(
 
     def on_mirror(found: re.Match[str]) -> str:
         url = found[2]
-        path = context.internal_links.get(url) or context.internal_links.get(url.split("#")[0])
+        address, mark, fragment = url.partition("#")
+        path = context.internal_links.get(url) or context.internal_links.get(address)
         if path is None:
             return found[0]
-        fragment = "#" + url.split("#", 1)[1] if "#" in url else ""
-        return f"{found[1]}{mirrors[0].url}{quote(path, safe='/')}{fragment}"
+        return f"{found[1]}{mirrors[0].url}{quote(path, safe='/')}{mark}{fragment}"
 
     return replace(view, links=links, body=_FOOTNOTE_LINK.sub(on_mirror, view.body))
 

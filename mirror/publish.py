@@ -78,9 +78,8 @@ PENDING = "pending"
 POINTERS = frozenset({CURRENT, PENDING})
 DEFAULT_SHRINK_LIMIT = 0.10  # share of the live files a publish may delete unasked
 DEFAULT_CONCURRENCY = 16  # requests at once, per mirror
-INLINE_READ_BYTES = (
-    64 * 1024
-)  # read smaller files on the loop: a thread hop costs more than the read
+# Edition files this small are read on the event loop: a thread hop costs more than the read.
+INLINE_READ_BYTES = 64 * 1024
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 SHORT_CACHE = "public, max-age=300"
 POINTER_CACHE = "no-cache"

@@ -89,7 +89,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ABSENT_STATUSES = frozenset({403, 404, 410})  # S3 answers 403 for a missing public object
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 # ---------------------------------------------------------------- the report
