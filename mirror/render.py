@@ -54,7 +54,12 @@ MIRRORS_HTML = "mirrors.html"
 MIRRORS_JSON = "mirrors.json"
 VERIFY_HTML = "verify.html"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+# form-action and base-uri do not fall back to default-src: an injected <form> or <base>
+# must be refused by name.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "form-action 'none'; base-uri 'none'"
+)
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 _LANGUAGE_INDEX = re.compile(r"index-[a-z]{2,3}(?:-[a-z0-9]{2,8})*\.html")
 _MONTH = re.compile(r"\d{4}-(?:0[1-9]|1[0-2])")

@@ -128,6 +128,14 @@ def addresses(page: bytes) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", PAGES)
+def test_every_page_forbids_forms_and_base_urls(kind: str) -> None:
+    _, render = PAGES[kind]
+    (csp,) = parsed(render()).head.xpath('meta[@http-equiv="Content-Security-Policy"]/@content')
+    directives = {part.strip() for part in csp.split(";")}
+    assert {"form-action 'none'", "base-uri 'none'", "default-src 'none'"} <= directives
+
+
+@pytest.mark.parametrize("kind", PAGES)
 def test_every_page_forbids_requests_and_referrers(kind: str) -> None:
     _, render = PAGES[kind]
     page = render()
