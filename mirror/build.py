@@ -32,7 +32,14 @@ from mirror.errors import ContentError
 from mirror.pictures import data_uri, mime_of, shrink_image
 from mirror.progress import NoProgress, Progress
 from mirror.slugs import article_path
-from mirror.store import EditionArticle, EditionFile, EditionRecord, Store, link_map
+from mirror.store import (
+    EditionArticle,
+    EditionFile,
+    EditionRecord,
+    Store,
+    link_map,
+    with_own_canonicals,
+)
 from mirror.templating import template_root
 from mirror.workers import ParserPool
 
@@ -207,7 +214,8 @@ class Builder:
         self.fingerprint = template_fingerprint()
 
     async def run(self) -> BuildReport:
-        articles = self.assign_paths(self.store.edition_articles(self.edition.keeps_gone))
+        found = self.store.edition_articles(self.edition.keeps_gone)
+        articles = with_own_canonicals(self.assign_paths(found))
         site = self.site(articles)
         links = link_map(articles)
         self.progress.add_total(len(articles))
@@ -279,6 +287,7 @@ class Builder:
             path=path,
             content=article.revision.content_hash,
             revision=article.revision_number,
+            original=article.revision.canonical_url,
             gone=article.gone,
             links=used,
             images=self.image_hashes(article),
@@ -290,9 +299,7 @@ class Builder:
             return
         page = await self.fitted_page(article, site, links)
         self.folder.write(path, page, key)
-        comment = manifest.page_comment(
-            path, article.revision_number, article.revision.canonical_url
-        )
+        comment = manifest.page_comment(path, article.revision_number, article.url)
         self.folder.write(path + ".minisig", sign.sign(self.inputs.key, page, comment), key)
 
     def image_hashes(self, article: EditionArticle) -> list[str | None]:
@@ -331,6 +338,7 @@ class Builder:
             language=revision.language,
             body_html=revision.body_html,
             canonical_url=revision.canonical_url,
+            url=article.url,
             revision=article.revision_number,
             images=images,
         )

@@ -155,7 +155,7 @@ class PageComment:
 
     path: str
     revision: int
-    url: str  # the canonical URL, percent-encoded
+    url: str  # the article's fetched origin URL, percent-encoded
 
 
 # ---------------------------------------------------------------- paths
@@ -374,8 +374,9 @@ def check_manifest_comment(manifest: Manifest, comment: str) -> None:
         )
 
 
-def page_comment(path: str, revision: int, canonical_url: str) -> str:
-    """The trusted comment of an article page's signature: its path, revision and URL.
+def page_comment(path: str, revision: int, url: str) -> str:
+    """The trusted comment of an article page's signature: its path, revision and the
+    URL it was fetched from (its identity: never a canonical URL the page claims).
 
     The URL is percent-encoded where it is not printable ASCII (spaces, newlines,
     non-ASCII), so the comment is one line; ManifestError when over MAX_COMMENT_CHARS.
@@ -383,8 +384,8 @@ def page_comment(path: str, revision: int, canonical_url: str) -> str:
     check_path(path)
     if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
         raise ManifestError(f"revision {revision!r} is not a non-negative integer")
-    url = quote(canonical_url, safe=_URL_SAFE)
-    comment = f"mirror-page path:{path} revision:{revision} url:{url}"
+    quoted = quote(url, safe=_URL_SAFE)
+    comment = f"mirror-page path:{path} revision:{revision} url:{quoted}"
     if len(comment) > MAX_COMMENT_CHARS:
         raise ManifestError(f"page comment for {path} over {MAX_COMMENT_CHARS} characters")
     return comment

@@ -103,6 +103,8 @@ class Listed(Protocol):
     def language(self) -> str: ...
     @property
     def canonical_url(self) -> str: ...
+    @property
+    def url(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class ArticleSummary:
     lead: str
     language: str
     canonical_url: str
+    url: str = ""  # the fetched origin URL: the article's identity (its feed entry id)
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class ArticleView:
     canonical_url: str  # "" for no "original" link
     revision: int
     images: Mapping[str, str | None] = field(default_factory=dict)
+    url: str = ""  # the fetched origin URL: the article's identity (its feed entry id)
 
     def summary(self) -> ArticleSummary:
         """This article as lists and feeds show it."""
@@ -151,6 +155,7 @@ class ArticleView:
             lead=self.lead,
             language=self.language,
             canonical_url=self.canonical_url,
+            url=self.url,
         )
 
 
@@ -356,7 +361,8 @@ def render_feed(
 
     Every link is relative to the feed's own location, so a reader resolves it inside
     whichever mirror served the feed. Entry ids are stable URNs made from the
-    canonical URL, so the origin's address is not a link in the feed.
+    article's fetched URL (unique, unlike the canonical URL a page claims), so the
+    origin's address is not a link in the feed.
     """
     chrome = language or site.language
     updated = updated or _newest(articles)
@@ -644,7 +650,7 @@ def _entry(item: Listed, fallback: datetime) -> _Entry:
     newest = item.updated or item.published or fallback
     return _Entry(
         item,
-        _urn(item.canonical_url or item.path),
+        _urn(item.url or item.path),  # never the canonical URL: a page may claim another's
         _lang_attribute(item.language),
         _rfc3339(item.published) if item.published else None,
         _rfc3339(newest),

@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -180,6 +180,27 @@ def link_map(articles: Iterable[EditionArticle]) -> dict[str, str]:
             links[article.url] = article.path
             links.setdefault(article.revision.canonical_url, article.path)
     return links
+
+
+def with_own_canonicals(articles: Iterable[EditionArticle]) -> list[EditionArticle]:
+    """The articles, a canonical URL another article holds replaced by the article's own.
+
+    A page may name any URL as canonical (`<link rel=canonical>`, og:url). It stands only
+    when it is no other article's fetched URL and no article with a lower id claimed it
+    first, so no two articles show, or are linked to as, the same original."""
+    listed = list(articles)
+    fetched = {article.url for article in listed}
+    claimed: set[str] = set()
+    own: dict[int, EditionArticle] = {}
+    for article in sorted(listed, key=lambda a: a.id):
+        canonical = article.revision.canonical_url
+        if canonical != article.url and (canonical in fetched or canonical in claimed):
+            article = replace(
+                article, revision=replace(article.revision, canonical_url=article.url)
+            )
+        claimed.add(article.revision.canonical_url)
+        own[article.id] = article
+    return [own[article.id] for article in listed]
 
 
 @dataclass(frozen=True)
