@@ -16,6 +16,7 @@ from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
 from mirror.errors import ConfigError
+from mirror.urls import AllowedHosts
 
 
 @dataclass(frozen=True)
@@ -317,17 +318,21 @@ def _validate(config: Config, path: str) -> None:
 
 
 def _validate_source(source: SourceConfig, path: str) -> None:
+    try:
+        allowed = AllowedHosts.parse(source.allowed_hosts, source.feeds + source.sitemaps)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{exc} (entries are host, host:port, [IPv6] or [IPv6]:port)",
+            path=path,
+            key="source.allowed_hosts",
+        ) from exc
     for key in ("feeds", "sitemaps"):
         for url in getattr(source, key):
             if not _is_http_url(url):
                 raise ConfigError(f"{url!r} is not an http(s) URL", path=path, key=f"source.{key}")
-            host = (urlsplit(url).hostname or "").lower()
-            if host not in {h.lower() for h in source.allowed_hosts}:
-                raise ConfigError(
-                    f"host {host!r} of {url!r} is not in source.allowed_hosts",
-                    path=path,
-                    key=f"source.{key}",
-                )
+            refusal = allowed.refusal(url, "source.allowed_hosts")
+            if refusal is not None:
+                raise ConfigError(f"{url!r}: {refusal}", path=path, key=f"source.{key}")
     if source.proxy and not source.proxy.startswith(("http://", "https://")):
         raise ConfigError("must be an http(s):// proxy URL", path=path, key="source.proxy")
 

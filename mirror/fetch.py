@@ -105,7 +105,7 @@ async def fetch_articles(
     """Run one fetch: read every feed and sitemap, then fetch what is new or due."""
     report = FetchReport()
     with ParserPool(config.source.workers) as pool:
-        async with OriginClient(config.source) as client:
+        async with OriginClient(config.source, home_url=config.publication.home_url) as client:
             fetcher = Fetcher(config, store, client, pool, now, progress or NoProgress(), report)
             await fetcher.run()
     return report

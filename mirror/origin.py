@@ -1,10 +1,10 @@
 """The origin client: every request mirror makes to the outlet goes through here.
 
 `OriginClient` is an `async with` object holding one aiohttp session. `get()` makes a
-bounded, checked GET: only allowed hosts (every redirect hop and every resolved
-address checked), a byte cap on the decompressed body, connect/read/total time limits,
-retries with backoff on connection errors, timeouts, 429 and 5xx. aiohttp and asyncio
-exceptions become mirror's `FetchError`s in one place, `map_aiohttp_errors`.
+bounded, checked GET: only allowed hosts and ports (every redirect hop and every
+resolved address checked), a byte cap on the decompressed body, connect/read/total
+time limits, retries with backoff on connection errors, timeouts, 429 and 5xx. aiohttp
+and asyncio exceptions become mirror's `FetchError`s in one place, `map_aiohttp_errors`.
 
 `decode_html` turns a page's bytes into text (header charset, `<meta>`, BOM, detection).
 """
@@ -43,7 +43,7 @@ from mirror.errors import (
     ResponseTooLargeError,
     TooManyRedirectsError,
 )
-from mirror.urls import host_of, is_allowed_host, normalise_url
+from mirror.urls import AllowedHosts, host_of, is_allowed_host, normalise_url
 
 ACCEPT_ENCODING = "gzip, deflate, br" if HAS_BROTLI else "gzip, deflate"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -61,6 +61,11 @@ KEPT_HEADERS = (
 CHUNK_BYTES = 64 * 1024
 METADATA_ADDRESSES = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+)
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # ::a.b.c.d (deprecated, still routed by some)
+NAT64_PREFIXES = (  # RFC 6052's well-known prefix, RFC 8215's local-use one
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
 )
 
 
@@ -149,13 +154,45 @@ async def map_aiohttp_errors(url: str) -> AsyncIterator[None]:
 
 
 def is_public_address(address: str) -> bool:
-    """Whether an IP address is a public, unicast one (not loopback, private, metadata…)."""
+    """Whether an IP address is a public, unicast one (not loopback, private, metadata…).
+
+    An IPv6 address standing for an IPv4 one (IPv4-mapped, IPv4-compatible, NAT64) is
+    judged as that IPv4 address; a 6to4 one must wrap a public IPv4 address as well.
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is not None and not is_public_address(str(embedded)):
+        embedded = embedded_ipv4(ip)
+        if embedded is not None:
+            return is_public_address(str(embedded)) and _local_nat64_public(ip)
+        if ip.sixtofour is not None and not is_public_address(str(ip.sixtofour)):
             return False
     return ip.is_global and not ip.is_multicast and ip not in METADATA_ADDRESSES
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address `ip` reaches: IPv4-mapped, IPv4-compatible or NAT64 (its /96 form)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    compatible = ip in IPV4_COMPATIBLE and int(ip) > 1  # not :: or ::1
+    if compatible or any(ip in prefix for prefix in NAT64_PREFIXES):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    return None
+
+
+def _local_nat64_public(ip: ipaddress.IPv6Address) -> bool:
+    """Outside 64:ff9b:1::/48, or public however long the local NAT64 prefix is.
+
+    A local-use prefix may be /48, /56 or /64 as well as /96 (RFC 6052 puts the IPv4
+    address at a different place for each), so every reading must be public.
+    """
+    if ip not in NAT64_PREFIXES[1]:
+        return True
+    high, low = int(ip) >> 64, int(ip) & (1 << 56) - 1  # without bits 64-71 (the u octet)
+    joined = high << 56 | low
+    readings = (
+        ipaddress.IPv4Address(joined >> (88 - length) & 0xFFFF_FFFF) for length in (48, 56, 64)
+    )
+    return all(is_public_address(str(reading)) for reading in readings)
 
 
 class CheckedResolver(AbstractResolver):
@@ -163,8 +200,10 @@ class CheckedResolver(AbstractResolver):
 
     Loopback, private, link-local, multicast, reserved, unspecified and cloud metadata
     addresses are dropped unless the address itself is in `allowed`, or the name is
-    `localhost` (listed in `allowed`) and the address is loopback. A name left with no
-    address raises HostNotAllowedError; the connection is never attempted.
+    `localhost` (listed in `allowed`) and the address is loopback. An IPv6 address that
+    embeds an IPv4 one (::ffff:127.0.0.1, ::127.0.0.1, 64:ff9b::7f00:1) is judged, and
+    allowed, as that IPv4 address. A name left with no address raises
+    HostNotAllowedError; the connection is never attempted.
     """
 
     def __init__(self, inner: AbstractResolver, allowed: tuple[str, ...]) -> None:
@@ -188,12 +227,22 @@ class CheckedResolver(AbstractResolver):
 
     def _may_connect(self, host: str, address: str) -> bool:
         """Whether `host`, resolved to `address`, may be connected to."""
-        if is_public_address(address) or is_allowed_host(address, self._allowed):
+        if is_public_address(address):
             return True
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        ip = _as_ipv4(ipaddress.ip_address(address.split("%", 1)[0]))
+        if is_allowed_host(str(ip), self._allowed):
+            return True
         name = host.rstrip(".").lower()
         is_localhost = name == "localhost" or name.endswith(".localhost")
         return is_localhost and ip.is_loopback and is_allowed_host(host, self._allowed)
+
+
+def _as_ipv4(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IPv4 address an IPv6 one embeds (so the allowances apply to it alike), else `ip`."""
+    embedded = embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    return embedded or ip
 
 
 # ---------------------------------------------------------------- the client
@@ -202,9 +251,14 @@ class CheckedResolver(AbstractResolver):
 class OriginClient:
     """Bounded, checked GETs to the origin; use as `async with OriginClient(cfg) as c:`."""
 
-    def __init__(self, config: SourceConfig, *, resolver: AbstractResolver | None = None) -> None:
-        """`resolver`: the name resolver whose answers are checked; default aiohttp's."""
+    def __init__(
+        self, config: SourceConfig, *, resolver: AbstractResolver | None = None, home_url: str = ""
+    ) -> None:
+        """`resolver`: the name resolver whose answers are checked; default aiohttp's.
+        `home_url`: the publication's, whose port a host listed without one may use too."""
         self._config = config
+        configured = (*config.feeds, *config.sitemaps, *([home_url] if home_url else []))
+        self._allowed = AllowedHosts.parse(config.allowed_hosts, configured)
         self._inner_resolver = resolver
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
@@ -265,7 +319,7 @@ class OriginClient:
     def _new_session(self) -> aiohttp.ClientSession:
         """The one session: limits, timeouts, checked resolver, identifying headers."""
         config = self._config
-        allowed = config.allowed_hosts + _proxy_hosts(config.proxy)
+        allowed = self._allowed.names + _proxy_hosts(config.proxy)
         inner = self._inner_resolver or aiohttp.DefaultResolver()
         connector = aiohttp.TCPConnector(
             limit=config.concurrency,
@@ -284,10 +338,11 @@ class OriginClient:
         )
 
     def _checked_url(self, url: str, base: str | None) -> str:
-        """`url` normalised (against `base`), its host in allowed_hosts."""
+        """`url` normalised (against `base`), its host and port allowed by allowed_hosts."""
         normal = normalise_url(url, base, max_length=self._config.max_url_length)
-        if not is_allowed_host(host_of(normal), self._config.allowed_hosts):
-            raise HostNotAllowedError(normal, f"host {host_of(normal)} is not in allowed_hosts")
+        refusal = self._allowed.refusal(normal)
+        if refusal is not None:
+            raise HostNotAllowedError(normal, refusal)
         return normal
 
     async def _with_retries(self, url: str, headers: dict[str, str], max_bytes: int) -> _Hop:

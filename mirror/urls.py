@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import idna
@@ -65,6 +67,95 @@ def is_allowed_host(host: str, allowed_hosts: tuple[str, ...] | list[str]) -> bo
     """Whether `host` is exactly one of `allowed_hosts` (case-insensitive, no subdomains)."""
     wanted = _comparable(host)
     return bool(wanted) and any(_comparable(entry) == wanted for entry in allowed_hosts)
+
+
+@dataclass(frozen=True)
+class AllowedHost:
+    """One host of `source.allowed_hosts` and the ports it may be reached on."""
+
+    host: str  # canonical_host form
+    ports: frozenset[int]  # listed with the host, or used by a configured URL on it
+    scheme_default: bool  # listed without a port: a URL's default port (80, 443) too
+
+
+@dataclass(frozen=True)
+class AllowedHosts:
+    """`source.allowed_hosts` parsed: the only hosts, and ports, mirror ever requests.
+
+    An entry is `host`, `host:port`, `[v6]` or `[v6]:port` (a bare IPv6 address takes
+    no port). A host listed without a port may be reached on its scheme's default port
+    and on the ports the configured URLs (feeds, sitemaps, home_url) use on it; one
+    listed with ports, only on those.
+    """
+
+    hosts: tuple[AllowedHost, ...]
+
+    @classmethod
+    def parse(cls, entries: Iterable[str], configured_urls: Iterable[str] = ()) -> AllowedHosts:
+        """The entries as rules (ValueError naming a bad entry)."""
+        ports: dict[str, set[int]] = {}
+        portless: set[str] = set()
+        for entry in entries:
+            host, port = parse_allowed_host(entry)
+            ports.setdefault(host, set()).update([port] if port is not None else [])
+            if port is None:
+                portless.add(host)
+        for url in configured_urls:
+            host, port = _host_and_port(url)
+            if host in portless and port is not None:
+                ports[host].add(port)
+        hosts = (AllowedHost(host, frozenset(p), host in portless) for host, p in ports.items())
+        return cls(tuple(hosts))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The hosts alone (what the resolver compares names and addresses with)."""
+        return tuple(allowed.host for allowed in self.hosts)
+
+    def refusal(self, url: str, key: str = "allowed_hosts") -> str | None:
+        """Why `url` may not be requested, or None when it may (`key`: the list's name)."""
+        host, port = _host_and_port(url)
+        found = next((allowed for allowed in self.hosts if allowed.host == host), None)
+        if found is None:
+            return f"host {host or '(none)'} is not in {key}"
+        default = port == _SCHEMES.get(urlsplit(url).scheme.lower())
+        if port in found.ports or (default and found.scheme_default):
+            return None
+        listed = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return f"port {port} of host {host} is not in {key} (list {listed} to allow it)"
+
+
+def parse_allowed_host(entry: str) -> tuple[str, int | None]:
+    """An allowed_hosts entry as (canonical host, port or None); ValueError if malformed."""
+    text = entry.strip()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{entry!r} is not [IPv6] or [IPv6]:port")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, None
+    if port_text is not None and not (port_text.isascii() and port_text.isdigit()):
+        raise ValueError(f"{entry!r}: port {port_text!r} is not a number")
+    port = int(port_text) if port_text is not None else None
+    if port is not None and not 1 <= port <= 65_535:
+        raise ValueError(f"{entry!r}: port {port} is not in 1-65535")
+    try:
+        return canonical_host(host), port
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{entry!r}: {exc}") from exc
+
+
+def _host_and_port(url: str) -> tuple[str, int | None]:
+    """Canonical host and port (the scheme's default if none) of a URL; '' and None if bad."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _SCHEMES.get(parts.scheme.lower())
+    except ValueError:
+        return "", None
+    return _comparable(parts.hostname or ""), port
 
 
 def canonical_host(host: str) -> str:

@@ -143,3 +143,31 @@ def test_find_config_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIRROR_CONFIG", "/etc/mirror/x.toml")
     assert find_config(None) == Path("/etc/mirror/x.toml")
     assert find_config("given.toml") == Path("given.toml")
+
+
+def test_allowed_hosts_take_ports(tmp_path: Path) -> None:
+    text = """
+[source]
+feeds = ["http://news.example.org:8080/rss"]
+sitemaps = ["https://[2001:db8::1]:8443/sitemap.xml"]
+allowed_hosts = ["news.example.org:8080", "[2001:db8::1]:8443", "static.example.org"]
+"""
+    config = load_config(write(tmp_path, text))
+    assert config.source.allowed_hosts[0] == "news.example.org:8080"
+
+
+@pytest.mark.parametrize(
+    ("allowed", "key", "message"),
+    [
+        ('"news.example.org:http"', "source.allowed_hosts", "'news.example.org:http'"),
+        ('"[::1"', "source.allowed_hosts", "'[::1'"),
+        ('"news.example.org:99999"', "source.allowed_hosts", "1-65535"),
+        ('"news.example.org:8080"', "source.feeds", "port 443 of host news.example.org"),
+    ],
+)
+def test_bad_allowed_hosts_are_named(tmp_path: Path, allowed: str, key: str, message: str) -> None:
+    text = f'[source]\nfeeds = ["https://news.example.org/rss"]\nallowed_hosts = [{allowed}]\n'
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert caught.value.key == key
+    assert message in str(caught.value)

@@ -1,4 +1,5 @@
-"""The origin's edges, end to end on 127.0.0.1: a page claiming another page's URL."""
+"""The network's and the origin's edges, end to end on 127.0.0.1: a redirect to another
+local service on a listed host's other port, and a page claiming another page's URL."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from mirror.build import build_edition
 from mirror.config import Config, load_config
 from mirror.fetch import FetchReport, fetch_articles
 from mirror.keyring import build_inputs
-from mirror.newsroom import config_for
+from mirror.newsroom import NewsroomOptions, RunningNewsroom, config_for, serve_newsroom
 from mirror.newsroom.state import DEFAULT_REFERENCE
 from mirror.store import Store
 
@@ -37,6 +38,64 @@ def write_config(tmp_path: Path, base_url: str, **replacements: str) -> Config:
 async def fetch(config: Config) -> FetchReport:
     with Store(config.state.path) as store:
         return await fetch_articles(config, store, now=NOW)
+
+
+# ---------------------------------------------------------------- ports of a listed host
+
+
+@pytest.fixture
+async def newsroom() -> AsyncIterator[RunningNewsroom]:
+    async with serve_newsroom(NewsroomOptions(articles=4, feed_items=0)) as running:
+        yield running
+
+
+@pytest.fixture
+async def other_service() -> AsyncIterator[tuple[int, list[str]]]:
+    """Another service on 127.0.0.1 (an admin page, say), on a port of its own."""
+    hits: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        paragraphs = "".join(f"<p>Internal paragraph {n} of the admin page.</p>" for n in range(9))
+        page = (
+            f"<html><head><title>Admin</title></head><body><article class='post'>"
+            f"<h1>Admin</h1><div class='entry-content'>{paragraphs}</div></article></body></html>"
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    async with serve(app) as port:
+        yield port, hits
+
+
+async def test_redirect_to_another_port_of_a_listed_host_is_refused(
+    newsroom: RunningNewsroom, other_service: tuple[int, list[str]], tmp_path: Path
+) -> None:
+    port, hits = other_service
+    config = write_config(tmp_path, newsroom.base_url)
+    assert config.source.allowed_hosts == ("127.0.0.1",)  # no port: the feeds' port only
+    moved = newsroom.newsroom.articles[0]
+    moved_url = newsroom.newsroom.url_of(moved)
+    newsroom.newsroom.move_article(moved.id, f"http://127.0.0.1:{port}/admin")
+    report = await fetch(config)
+    assert hits == []
+    assert [failure.url for failure in report.failed] == [moved_url]
+    assert f"port {port} of host 127.0.0.1 is not in allowed_hosts" in report.failed[0].reason
+    assert report.new == 3
+
+
+async def test_a_port_listed_with_the_host_is_followed(
+    newsroom: RunningNewsroom, other_service: tuple[int, list[str]], tmp_path: Path
+) -> None:
+    port, hits = other_service
+    listed = f'allowed_hosts = ["127.0.0.1", "127.0.0.1:{port}"]'
+    config = write_config(tmp_path, newsroom.base_url, **{'allowed_hosts = ["127.0.0.1"]': listed})
+    moved = newsroom.newsroom.articles[0]
+    newsroom.newsroom.move_article(moved.id, f"http://127.0.0.1:{port}/moved")
+    report = await fetch(config)
+    assert report.failed == []
+    assert (report.new, hits) == (4, ["/moved"])
 
 
 # ---------------------------------------------------------------- a claimed canonical URL

@@ -218,8 +218,10 @@ async def newsroom(bomb_bytes: bytes) -> AsyncIterator[Newsroom]:
         yield room
 
 
-def config(**changes: object) -> SourceConfig:
+def config(room: Newsroom | None, **changes: object) -> SourceConfig:
+    """A client config; with `room`, a feed on it (so a port-less 127.0.0.1 reaches it)."""
     base = SourceConfig(
+        feeds=(url(room, "/rss"),) if room else (),
         allowed_hosts=("127.0.0.1",),
         timeout_s=3.0,
         connect_timeout_s=1.0,
@@ -236,7 +238,7 @@ def url(room: Newsroom, path: str, host: str = "127.0.0.1") -> str:
 
 
 async def fetch(room: Newsroom, path: str, max_bytes: int = 100_000, **changes: object) -> Response:
-    async with OriginClient(config(**changes)) as client:
+    async with OriginClient(config(room, **changes)) as client:
         return await client.get(url(room, path), max_bytes=max_bytes)
 
 
@@ -269,7 +271,7 @@ class FakeResolver(AbstractResolver):
 
 
 async def test_get_returns_body_validators_and_sends_identity(newsroom: Newsroom) -> None:
-    async with OriginClient(config(user_agent="mirror-test/1")) as client:
+    async with OriginClient(config(newsroom, user_agent="mirror-test/1")) as client:
         response = await client.get(url(newsroom, "/ok"), max_bytes=1000)
     assert response.status == 200
     assert response.body == b"<p>hello</p>"
@@ -284,7 +286,7 @@ async def test_get_returns_body_validators_and_sends_identity(newsroom: Newsroom
 
 
 async def test_conditional_get_returns_304_with_the_validators(newsroom: Newsroom) -> None:
-    async with OriginClient(config()) as client:
+    async with OriginClient(config(newsroom)) as client:
         response = await client.get(url(newsroom, "/ok"), max_bytes=1000, etag='"v1"')
     assert (response.status, response.body, response.etag) == (304, b"", '"v1"')
     assert newsroom.headers[0]["If-None-Match"] == '"v1"'
@@ -301,7 +303,8 @@ async def test_redirect_chain_within_limit(newsroom: Newsroom) -> None:
 
 
 async def test_localhost_reaches_loopback_when_listed(newsroom: Newsroom) -> None:
-    async with OriginClient(config(allowed_hosts=("localhost",))) as client:
+    cfg = config(newsroom, allowed_hosts=(f"localhost:{newsroom.port}",))
+    async with OriginClient(cfg) as client:
         response = await client.get(url(newsroom, "/ok", "localhost"), max_bytes=1000)
     assert response.status == 200
 
@@ -342,7 +345,7 @@ async def test_too_many_redirects(newsroom: Newsroom) -> None:
     "bad", ["file:///etc/passwd", "ftp://127.0.0.1/x", "javascript:alert(1)", "data:,x"]
 )
 async def test_refused_schemes_make_no_request(newsroom: Newsroom, bad: str) -> None:
-    async with OriginClient(config()) as client:
+    async with OriginClient(config(newsroom)) as client:
         with pytest.raises(BadURLError):
             await client.get(bad, max_bytes=1000)
     assert sum(newsroom.hits.values()) == 0
@@ -351,7 +354,7 @@ async def test_refused_schemes_make_no_request(newsroom: Newsroom, bad: str) -> 
 async def test_dot_segments_and_unicode_are_normalised_before_the_request(
     newsroom: Newsroom,
 ) -> None:
-    async with OriginClient(config()) as client:
+    async with OriginClient(config(newsroom)) as client:
         for path in ("/a/../ok", "/%2e%2e/%2E%2e/ok", "/новости/../ok"):
             response = await client.get(url(newsroom, path), max_bytes=1000)
             assert response.url == url(newsroom, "/ok")
@@ -359,7 +362,7 @@ async def test_dot_segments_and_unicode_are_normalised_before_the_request(
 
 
 async def test_over_long_url_makes_no_request(newsroom: Newsroom) -> None:
-    async with OriginClient(config()) as client:
+    async with OriginClient(config(newsroom)) as client:
         with pytest.raises(BadURLError):
             await client.get(url(newsroom, "/ok?q=" + "a" * 2_100), max_bytes=1000)
     assert sum(newsroom.hits.values()) == 0
@@ -371,23 +374,31 @@ async def test_over_long_url_makes_no_request(newsroom: Newsroom) -> None:
 async def test_unlisted_name_for_a_listed_address_is_refused(
     newsroom: Newsroom, host: str, allowed: tuple[str, ...]
 ) -> None:
-    async with OriginClient(config(allowed_hosts=allowed)) as client:
+    with_port = tuple(f"{host}:{newsroom.port}" for host in allowed)
+    async with OriginClient(config(newsroom, allowed_hosts=with_port)) as client:
         with pytest.raises(HostNotAllowedError):
             await client.get(url(newsroom, "/ok", host), max_bytes=1000)
     assert sum(newsroom.hits.values()) == 0
 
 
 @pytest.mark.parametrize(
-    "address", ["127.0.0.1", "10.1.2.3", "192.168.0.7", "169.254.169.254", "fd00:ec2::254"]
-)
+    "address",
+    [
+        "127.0.0.1", "10.1.2.3", "192.168.0.7", "169.254.169.254", "fd00:ec2::254",
+        "::ffff:127.0.0.1", "64:ff9b::7f00:1", "::127.0.0.1", "64:ff9b::10.0.0.1",
+        "64:ff9b::169.254.169.254", "64:ff9b:1::a00:1",
+    ],
+)  # fmt: skip
 async def test_listed_name_resolving_inside_the_network_is_refused_at_connect(
     newsroom: Newsroom, address: str
 ) -> None:
     resolver = FakeResolver({"news.test": [address]})
-    async with OriginClient(config(allowed_hosts=("news.test",)), resolver=resolver) as client:
+    cfg = config(newsroom, allowed_hosts=(f"news.test:{newsroom.port}",))
+    async with OriginClient(cfg, resolver=resolver) as client:
         with pytest.raises(HostNotAllowedError) as caught:
             await client.get(url(newsroom, "/ok", "news.test"), max_bytes=1000)
     assert caught.value.url == url(newsroom, "/ok", "news.test")
+    assert "resolves to a refused address" in caught.value.reason
     assert not caught.value.retryable
     assert sum(newsroom.hits.values()) == 0
 
@@ -396,8 +407,46 @@ async def test_private_address_allowed_when_the_address_itself_is_listed(
     newsroom: Newsroom,
 ) -> None:
     resolver = FakeResolver({"news.test": ["127.0.0.1"]})
-    allowed = ("news.test", "127.0.0.1")
-    async with OriginClient(config(allowed_hosts=allowed), resolver=resolver) as client:
+    allowed = (f"news.test:{newsroom.port}", "127.0.0.1")
+    async with OriginClient(config(newsroom, allowed_hosts=allowed), resolver=resolver) as client:
+        response = await client.get(url(newsroom, "/ok", "news.test"), max_bytes=1000)
+    assert response.status == 200
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::ffff:10.0.0.1", "::127.0.0.1", "::192.168.0.7", "64:ff9b::7f00:1", "64:ff9b::10.0.0.1",
+     "64:ff9b::169.254.169.254", "64:ff9b:1::a00:1", "64:ff9b:1::7f00:1"],
+)  # fmt: skip
+async def test_resolver_refuses_ipv6_forms_of_inner_ipv4_addresses(address: str) -> None:
+    inner = FakeResolver({"news.test": [address]})
+    with pytest.raises(HostNotAllowedError, match="resolves to a refused address"):
+        await CheckedResolver(inner, ("news.test",)).resolve("news.test", 80)
+
+
+@pytest.mark.parametrize("address", ["::ffff:127.0.0.1", "::127.0.0.1", "64:ff9b::7f00:1"])
+async def test_embedded_loopback_allowed_exactly_as_plain_127_0_0_1(address: str) -> None:
+    inner = FakeResolver({"news.test": [address], "localhost": [address]})
+    refused = CheckedResolver(inner, ("news.test",))
+    with pytest.raises(HostNotAllowedError):
+        await refused.resolve("news.test", 80)
+    for allowed, name in ((("news.test", "127.0.0.1"), "news.test"), (("localhost",), "localhost")):
+        answers = await CheckedResolver(inner, allowed).resolve(name, 80)
+        assert [answer["host"] for answer in answers] == [address]
+
+
+async def test_localhost_still_reaches_ipv6_loopback() -> None:
+    inner = FakeResolver({"localhost": ["::1"]})
+    answers = await CheckedResolver(inner, ("localhost",)).resolve("localhost", 80)
+    assert [answer["host"] for answer in answers] == ["::1"]
+
+
+async def test_mapped_loopback_reaches_the_server_when_127_0_0_1_is_listed(
+    newsroom: Newsroom,
+) -> None:
+    resolver = FakeResolver({"news.test": ["::ffff:127.0.0.1"]})
+    allowed = (f"news.test:{newsroom.port}", "127.0.0.1")
+    async with OriginClient(config(newsroom, allowed_hosts=allowed), resolver=resolver) as client:
         response = await client.get(url(newsroom, "/ok", "news.test"), max_bytes=1000)
     assert response.status == 200
 
@@ -434,6 +483,18 @@ async def test_resolver_refuses_localhost_when_only_its_address_is_not_listed() 
         ("240.0.0.1", False),
         ("::ffff:10.0.0.1", False),
         ("2002:7f00:1::", False),  # 6to4 wrapping 127.0.0.1
+        ("::ffff:127.0.0.1", False),
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("::10.0.0.1", False),
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::10.0.0.1", False),
+        ("64:ff9b::169.254.169.254", False),
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64 (RFC 8215), /96 form
+        ("64:ff9b:1:0:a:0:100:0", False),  # the same 10.0.0.1 under a /64 local prefix
+        ("64:ff9b::5db8:d70e", True),  # DNS64 of a public address: reachable as before
+        ("::ffff:93.184.215.14", True),
+        ("::1", False),
+        ("::", False),
     ],
 )
 def test_is_public_address(address: str, public: bool) -> None:
@@ -519,7 +580,8 @@ async def test_client_errors_are_not_retried(newsroom: Newsroom, code: int) -> N
 
 async def test_connection_refused_after_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     port = closed_port()
-    async with OriginClient(config(retries=2)) as client:
+    cfg = config(None, allowed_hosts=(f"127.0.0.1:{port}",), retries=2)
+    async with OriginClient(cfg) as client:
         attempts = 0
         real_attempt = client._attempt
 
@@ -547,7 +609,8 @@ def test_parse_retry_after() -> None:
 
 
 async def test_global_and_per_host_limits(newsroom: Newsroom) -> None:
-    cfg = config(allowed_hosts=("127.0.0.1", "localhost"), concurrency=3, per_host_concurrency=2)
+    allowed = ("127.0.0.1", f"localhost:{newsroom.port}")
+    cfg = config(newsroom, allowed_hosts=allowed, concurrency=3, per_host_concurrency=2)
     async with OriginClient(cfg) as client:
         urls = [url(newsroom, "/slow", host) for host in ("127.0.0.1", "localhost") * 6]
         await asyncio.gather(*(client.get(u, max_bytes=100) for u in urls))
@@ -560,7 +623,7 @@ async def test_global_and_per_host_limits(newsroom: Newsroom) -> None:
 
 
 async def test_use_before_open_and_after_close_is_refused(newsroom: Newsroom) -> None:
-    client = OriginClient(config())
+    client = OriginClient(config(newsroom))
     with pytest.raises(RuntimeError):
         await client.get(url(newsroom, "/ok"), max_bytes=100)
     async with client:
@@ -684,7 +747,7 @@ async def test_requests_go_through_the_configured_proxy(newsroom: Newsroom) -> N
     proxy_app = web.Application()
     proxy_app.router.add_route("GET", "/{tail:.*}", forward)
     async with serve(proxy_app) as proxy_port:
-        cfg = config(proxy=f"http://127.0.0.1:{proxy_port}")
+        cfg = config(newsroom, proxy=f"http://127.0.0.1:{proxy_port}")
         async with OriginClient(cfg) as client:
             response = await client.get(url(newsroom, "/ok"), max_bytes=1000)
     assert response.body == b"<p>hello</p>"

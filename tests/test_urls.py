@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mirror.errors import BadURLError
 from mirror.urls import (
+    AllowedHosts,
     canonical_host,
     host_of,
     is_allowed_host,
     normalise_url,
+    parse_allowed_host,
     without_trackers,
 )
 
@@ -196,3 +200,62 @@ def test_canonical_host_rejects_garbage() -> None:
 )
 def test_without_trackers_drops_only_tracking_parameters(url: str, expected: str) -> None:
     assert without_trackers(url) == expected
+
+
+# ---------------------------------------------------------------- allowed hosts and ports
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("www.example.org", ("www.example.org", None)),
+        ("WWW.Example.ORG:8080", ("www.example.org", 8080)),
+        ("127.0.0.1:443", ("127.0.0.1", 443)),
+        ("[::1]:8443", ("::1", 8443)),
+        ("[2001:DB8::1]", ("2001:db8::1", None)),
+        ("2001:db8::1", ("2001:db8::1", None)),  # bare IPv6: no port
+    ],
+)
+def test_allowed_host_entries(entry: str, expected: tuple[str, int | None]) -> None:
+    assert parse_allowed_host(entry) == expected
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["example.org:", "example.org:http", "example.org:0", "example.org:65536", ":8080",
+     "[::1", "[::1]8080", "[::1]:x", "exa mple.org:80", "example.org:８０"],
+)  # fmt: skip
+def test_bad_allowed_host_entries(entry: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(entry))):  # the message names it
+        parse_allowed_host(entry)
+
+
+def test_a_host_without_a_port_allows_the_default_and_the_configured_ports() -> None:
+    allowed = AllowedHosts.parse(
+        ["news.example", "static.example"], ["http://news.example:8080/rss.xml"]
+    )
+    assert allowed.refusal("https://news.example/a") is None
+    assert allowed.refusal("http://news.example/a") is None
+    assert allowed.refusal("http://news.example:8080/a") is None
+    assert allowed.refusal("http://static.example/i.png") is None
+    assert allowed.refusal("http://news.example:6379/") == (
+        "port 6379 of host news.example is not in allowed_hosts "
+        "(list news.example:6379 to allow it)"
+    )
+    assert allowed.refusal("http://news.example:443/") is not None  # not http's default
+    assert allowed.refusal("http://static.example:8080/") is not None  # the feed's host only
+    assert allowed.refusal("http://other.example/") == "host other.example is not in allowed_hosts"
+
+
+def test_a_host_with_ports_allows_only_those() -> None:
+    allowed = AllowedHosts.parse(
+        ["news.example:8080", "[::1]:8443"], ["http://news.example:9090/rss.xml"]
+    )
+    assert allowed.refusal("http://news.example:8080/") is None
+    assert allowed.refusal("https://[::1]:8443/") is None
+    assert allowed.refusal("http://news.example/") is not None
+    assert allowed.refusal("http://news.example:9090/") is not None  # listed with a port
+    assert allowed.refusal("https://[::1]/") == (
+        "port 443 of host ::1 is not in allowed_hosts (list [::1]:443 to allow it)"
+    )
+    assert allowed.names == ("news.example", "::1")

@@ -99,6 +99,7 @@ class Newsroom:
         built = build_articles(self.options.articles, self.options.seed, self.options.reference)
         self._articles: dict[int, Article] = {a.id: self._with_image(a) for a in built}
         self._gone: dict[int, int] = {}  # article id -> 404 | 410
+        self._moved: dict[int, str] = {}  # article id -> where its page redirects
         self._cache: dict[tuple[str, str], Resource] = {}
         self._reindex()
 
@@ -174,6 +175,11 @@ class Newsroom:
         self._gone[article_id] = status
         self._changed()
 
+    def move_article(self, article_id: int, location: str) -> None:
+        """Move an article: its page answers 301 to `location` (any URL) from now on."""
+        self._moved[article_id] = location
+        self._changed()
+
     # ---- rendering ------------------------------------------------------------
 
     def resource(self, path: str, base_url: str) -> Resource | None:
@@ -224,6 +230,8 @@ class Newsroom:
         }
 
     def _article_resource(self, article_id: int, base_url: str) -> Resource:
+        if article_id in self._moved:
+            return Resource(b"", "text/html", status=301, location=self._moved[article_id])
         if article_id in self._gone:
             status = self._gone[article_id]
             return Resource(f"<h1>{status}</h1>".encode(), "text/html", status=status)
