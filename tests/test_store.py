@@ -195,3 +195,30 @@ def test_backup_is_consistent_while_writes_go_on(tmp_path: Path) -> None:
     assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     copied = copy.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
     assert 50 <= copied <= len(written)
+
+
+def test_a_claimed_canonical_url_gives_way_to_the_articles_own() -> None:
+    from dataclasses import replace
+
+    from mirror.store import EditionArticle, link_map, with_own_canonicals
+
+    def article(number: int, canonical: str) -> EditionArticle:
+        url = f"https://news.example.org/{number}"
+        claimed = replace(revision(), canonical_url=canonical)
+        return EditionArticle(number, url, f"articles/{number}.html", 1, False, claimed)
+
+    given = [
+        article(3, "https://news.example.org/shared"),  # claims what 2 claimed first
+        article(1, "https://news.example.org/1?utm_source=rss"),  # no other article holds it: kept
+        article(2, "https://news.example.org/shared"),
+        article(4, "https://news.example.org/1"),  # another article's fetched URL
+    ]
+    own = with_own_canonicals(given)
+    assert [a.id for a in own] == [3, 1, 2, 4]  # order kept
+    assert [a.revision.canonical_url for a in own] == [
+        "https://news.example.org/3",
+        "https://news.example.org/1?utm_source=rss",
+        "https://news.example.org/shared",
+        "https://news.example.org/4",
+    ]
+    assert link_map(own)["https://news.example.org/1"] == "articles/1.html"
