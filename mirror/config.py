@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -255,24 +256,39 @@ def _coerce(value: Any, hint: Any, path: str, key: str, base: Path) -> Any:
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"must be a whole number, not {value!r}", path=path, key=key)
+        _check_range(value, path, key)
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"must be a number, not {value!r}", path=path, key=key)
+        if not math.isfinite(value):
+            raise ConfigError(f"must be a finite number, not {value!r}", path=path, key=key)
+        _check_range(value, path, key)
         return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"must be a string, not {value!r}", path=path, key=key)
         return value
     if hint in (Path, Path | None):
-        if not isinstance(value, str):
-            raise ConfigError(f"must be a path string, not {value!r}", path=path, key=key)
-        return (base / value) if value else None
+        return _path(value, hint is Path, path, key, base)
     if hint == tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError("must be a list of strings", path=path, key=key)
         return tuple(value)
     raise ConfigError(f"unsupported type {hint}", path=path, key=key)  # pragma: no cover
+
+
+def _path(value: Any, required: bool, path: str, key: str, base: Path) -> Path | None:
+    """A path resolved against the config's folder; empty: None where a path is optional."""
+    if not isinstance(value, str):
+        raise ConfigError(f"must be a path string, not {value!r}", path=path, key=key)
+    if "\0" in value:
+        raise ConfigError("must not contain a NUL character", path=path, key=key)
+    if not value:
+        if required:
+            raise ConfigError("must not be empty (a path is needed here)", path=path, key=key)
+        return None
+    return base / value
 
 
 def _build_mirrors(items: Any, path: str, base: Path) -> tuple[MirrorConfig, ...]:
@@ -294,7 +310,6 @@ def _build_mirrors(items: Any, path: str, base: Path) -> tuple[MirrorConfig, ...
 def _validate(config: Config, path: str) -> None:
     """Checks across values that types alone cannot make."""
     _validate_source(config.source, path)
-    _validate_positive(config, path)
     if config.digest.ehlo_name and not EHLO_NAME.fullmatch(config.digest.ehlo_name):
         raise ConfigError(
             "must be a host name (mail.example.org) or an address literal ([192.0.2.1])",
@@ -341,30 +356,78 @@ EHLO_NAME = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"|\[[0-9A-Fa-f:.]{2,45}\]"
 )
-POSITIVE_KEYS = (
-    "source.concurrency", "source.per_host_concurrency", "source.timeout_s",
-    "source.connect_timeout_s", "source.read_timeout_s", "source.max_feed_bytes",
-    "source.max_page_bytes", "source.max_image_bytes", "source.max_image_pixels",
-    "source.max_url_length", "source.max_feed_items", "source.max_sitemap_urls",
-    "source.max_sitemaps",
-    "edition.image_max_width", "edition.page_budget_bytes", "signing.expires_days",
-    "digest.rate_per_s", "digest.links_per_article", "digest.max_message_bytes",
-    "digest.max_articles",
-    "digest.connections", "digest.per_domain_rate_per_s", "digest.timeout_s",
-)  # fmt: skip
-NON_NEGATIVE_KEYS = (
-    "source.retries", "source.backoff_s", "source.max_retry_after_s", "source.max_redirects",
-    "source.revalidate_days", "source.workers", "source.max_images_per_article",
-    "digest.min_interval_h", "digest.retries",
-)  # fmt: skip
 
 
-def _validate_positive(config: Config, path: str) -> None:
-    for keys, ok, word in ((POSITIVE_KEYS, 0, "above 0"), (NON_NEGATIVE_KEYS, -1, "0 or more")):
-        for key in keys:
-            section, name = key.split(".")
-            if not getattr(getattr(config, section), name) > ok:
-                raise ConfigError(f"must be {word}", path=path, key=key)
+@dataclass(frozen=True)
+class Range:
+    """The values a number in the config may take: `low` to `high`, both included
+    unless `above` (then the value must be greater than `low`)."""
+
+    low: float
+    high: float
+    above: bool = False
+
+    def allows(self, value: float) -> bool:
+        if not self.low <= value <= self.high:
+            return False
+        return not (self.above and value == self.low)
+
+    def describe(self) -> str:
+        low = f"above {_number(self.low)}" if self.above else f"{_number(self.low)} or more"
+        return f"must be {low} and at most {_number(self.high)}"
+
+
+def _number(value: float) -> str:
+    return f"{int(value):_}" if value == int(value) else str(value)
+
+
+TIMEOUT_S = Range(0, 3600, above=True)  # a time limit of 0 s or of hours means nothing
+COUNT = Range(1, 100_000)
+BYTES = Range(1, 1_000_000_000)
+RATE_PER_S = Range(0, 100_000, above=True)
+# Every number of every section, by "section.key" (mirrors: "mirrors.key"); a number
+# without a row here is refused by tests/test_config.py, so new keys must add theirs.
+RANGES: dict[str, Range] = {
+    "source.concurrency": Range(1, 1_000),
+    "source.per_host_concurrency": Range(1, 1_000),
+    "source.timeout_s": TIMEOUT_S,
+    "source.connect_timeout_s": TIMEOUT_S,
+    "source.read_timeout_s": TIMEOUT_S,
+    "source.retries": Range(0, 20),
+    "source.backoff_s": Range(0, 600),
+    "source.max_retry_after_s": Range(0, 3600),
+    "source.max_redirects": Range(0, 50),
+    "source.max_feed_bytes": BYTES,
+    "source.max_page_bytes": BYTES,
+    "source.max_image_bytes": BYTES,
+    "source.max_image_pixels": Range(1, 1_000_000_000),
+    "source.max_url_length": Range(1, 100_000),
+    "source.max_feed_items": Range(1, 1_000_000),
+    "source.max_sitemap_urls": Range(1, 10_000_000),
+    "source.max_sitemaps": COUNT,
+    "source.max_images_per_article": Range(0, 10_000),
+    "source.revalidate_days": Range(0, 3660),
+    "source.workers": Range(0, 1_024),  # 0: one per core
+    "edition.image_max_width": Range(1, 20_000),
+    "edition.page_budget_bytes": Range(1, 100_000_000),
+    "signing.expires_days": Range(1, 366),
+    "digest.rate_per_s": RATE_PER_S,
+    "digest.min_interval_h": Range(0, 366 * 24),
+    "digest.links_per_article": Range(1, 100),
+    "digest.max_message_bytes": Range(1, 100_000_000),
+    "digest.max_articles": COUNT,
+    "digest.connections": Range(1, 1_000),
+    "digest.per_domain_rate_per_s": RATE_PER_S,
+    "digest.retries": Range(0, 100),
+    "digest.timeout_s": TIMEOUT_S,
+}
+
+
+def _check_range(value: float, path: str, key: str) -> None:
+    """A number outside its key's range (RANGES) is a ConfigError naming the key."""
+    allowed = RANGES.get(key)
+    if allowed is not None and not allowed.allows(value):
+        raise ConfigError(f"{allowed.describe()}, not {value!r}", path=path, key=key)
 
 
 def _validate_mirrors(mirrors: tuple[MirrorConfig, ...], path: str) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
         ("[source]\nconcurency = 3\n", "source.concurency", "did you mean 'source.concurrency'"),
         ("[sorce]\n", "sorce", "did you mean 'source'"),
         ("[source]\nconcurrency = 'many'\n", "source.concurrency", "whole number"),
-        ("[source]\nconcurrency = 0\n", "source.concurrency", "above 0"),
+        ("[source]\nconcurrency = 0\n", "source.concurrency", "1 or more"),
         ("[source]\nretries = -1\n", "source.retries", "0 or more"),
         ("[source]\nfeeds = ['ftp://x.org/rss']\n", "source.feeds", "not an http(s) URL"),
         (
@@ -171,3 +172,73 @@ def test_bad_allowed_hosts_are_named(tmp_path: Path, allowed: str, key: str, mes
         load_config(write(tmp_path, text))
     assert caught.value.key == key
     assert message in str(caught.value)
+
+
+def numeric_keys() -> list[tuple[str, dataclasses.Field]]:  # type: ignore[type-arg]
+    """Every int or float field of every section, as "section.key"."""
+    sections = {**config_module.SECTIONS, "mirrors": config_module.MirrorConfig}
+    found = []
+    for section, cls in sections.items():
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if hints[field.name] in (int, float):
+                found.append((f"{section}.{field.name}", field))
+    return found
+
+
+def test_every_number_has_a_range_its_default_is_in() -> None:
+    keys = numeric_keys()
+    assert len(keys) >= 30
+    for key, field in keys:
+        assert key in config_module.RANGES, f"{key} has no row in config.RANGES"
+        if field.default is not dataclasses.MISSING:
+            assert config_module.RANGES[key].allows(field.default), key
+    stale = set(config_module.RANGES) - {key for key, _ in keys}
+    assert stale == set(), stale
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("[edition]\noutput_dir = ''\n", "edition.output_dir", "must not be empty"),
+        ("[state]\npath = ''\n", "state.path", "must not be empty"),
+        ("[signing]\nsecret_key_file = ''\n", "signing.secret_key_file", "must not be empty"),
+        ("[signing]\npublic_key_file = ''\n", "signing.public_key_file", "must not be empty"),
+        ("[signing]\ncertificate_file = ''\n", "signing.certificate_file", "must not be empty"),
+        ("[digest]\noutbox_dir = ''\n", "digest.outbox_dir", "must not be empty"),
+        ('[state]\npath = "a\\u0000b"\n', "state.path", "NUL"),
+        ("[signing]\nexpires_days = 999999999\n", "signing.expires_days", "at most 366"),
+        ("[signing]\nexpires_days = 0\n", "signing.expires_days", "1 or more"),
+        ("[source]\ntimeout_s = inf\n", "source.timeout_s", "finite"),
+        ("[source]\ntimeout_s = nan\n", "source.timeout_s", "finite"),
+        ("[source]\ntimeout_s = 0\n", "source.timeout_s", "above 0"),
+        ("[source]\ntimeout_s = 3601\n", "source.timeout_s", "at most 3_600"),
+        ("[digest]\nrate_per_s = -inf\n", "digest.rate_per_s", "finite"),
+        ("[digest]\nmin_interval_h = 1e300\n", "digest.min_interval_h", "at most"),
+        ("[source]\nmax_page_bytes = 10_000_000_000_000\n", "source.max_page_bytes", "at most"),
+        ("[source]\nconcurrency = 123456789\n", "source.concurrency", "at most 1_000"),
+        ("[edition]\nimage_max_width = -5\n", "edition.image_max_width", "1 or more"),
+    ],
+)
+def test_out_of_range_numbers_and_empty_paths_are_named(
+    tmp_path: Path, text: str, key: str, words: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == key
+    assert words in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_an_empty_optional_path_means_none(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[signing]\nroot_public_key_file = ''\n"))
+    assert config.signing.root_public_key_file is None
+
+
+def test_numbers_at_the_ends_of_their_ranges_load(tmp_path: Path) -> None:
+    text = (
+        "[source]\ntimeout_s = 3600\nretries = 0\n[signing]\nexpires_days = 366\n"
+        "[digest]\nmin_interval_h = 0\n"
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.source.timeout_s == 3600.0 and config.signing.expires_days == 366
