@@ -330,6 +330,7 @@ def _validate(config: Config, path: str) -> None:
     if not _is_http_url(config.publication.home_url):
         raise ConfigError("must be an http(s) URL", path=path, key="publication.home_url")
     _validate_mirrors(config.mirrors, path)
+    _validate_output_dir(config, path)
 
 
 def _validate_source(source: SourceConfig, path: str) -> None:
@@ -455,6 +456,45 @@ def _validate_mirrors(mirrors: tuple[MirrorConfig, ...], path: str) -> None:
             )
         if mirror.checksums not in CHECKSUM_MODES:
             raise ConfigError(f"must be one of {CHECKSUM_MODES}", path=path, key=f"{key}.checksums")
+
+
+def _validate_output_dir(config: Config, path: str) -> None:
+    """The build writes and deletes in edition.output_dir: refuse a folder that is,
+    contains or lies inside one holding the config, keys, store, outbox or a mirror."""
+    output = config.edition.output_dir.resolve()
+    home = config.path.parent.resolve()
+    for what, folder, is_mirror in _guarded_folders(config):
+        folder = folder.resolve()
+        if output == folder:
+            relation = "is"
+        elif folder.is_relative_to(output):
+            relation = "contains"
+        elif output.is_relative_to(folder) and (is_mirror or not home.is_relative_to(folder)):
+            relation = "lies inside"  # yet the edition may be a subfolder of the config's
+        else:
+            continue
+        raise ConfigError(
+            f"{output} {relation} {what} ({folder}); the edition needs a folder of its own",
+            path=path,
+            key="edition.output_dir",
+        )
+
+
+def _guarded_folders(config: Config) -> list[tuple[str, Path, bool]]:
+    """(what, folder, is a mirror's) of everything a build must never write over or delete."""
+    signing = config.signing
+    files = {
+        "signing.secret_key_file": signing.secret_key_file,
+        "signing.public_key_file": signing.public_key_file,
+        "signing.root_public_key_file": signing.root_public_key_file,
+        "signing.certificate_file": signing.certificate_file,
+        "state.path": config.state.path,
+    }
+    guarded = [("the config file's folder", config.path.parent, False)]
+    guarded += [(f"the folder of {key}", file.parent, False) for key, file in files.items() if file]
+    guarded.append(("digest.outbox_dir", config.digest.outbox_dir, False))
+    guarded += [(f"the path of mirror {m.name!r}", m.path, True) for m in config.mirrors if m.path]
+    return guarded
 
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

@@ -157,3 +157,55 @@ def test_verify_a_mirror_over_http(config_path: Path, capsys: pytest.CaptureFixt
 
     report = asyncio.run(check())
     assert report.ok and report.version == 1
+
+
+def set_key(config_path: Path, section: str, line: str) -> None:
+    """Put `line` at the top of `[section]` (TOML takes the first of a key only once:
+    the sample config's own line for that key is dropped)."""
+    key = line.split("=")[0].strip()
+    kept = [
+        row
+        for row in config_path.read_text(encoding="utf-8").splitlines()
+        if row.split("=")[0].strip() != key
+    ]
+    text = "\n".join(kept) + "\n"
+    if f"[{section}]\n" not in text:
+        text += f"[{section}]\n"
+    config_path.write_text(text.replace(f"[{section}]\n", f"[{section}]\n{line}\n", 1))
+
+
+def test_build_into_the_config_folder_is_refused_and_deletes_nothing(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = str(config_path)
+    assert cli(capsys, "-c", c, "keygen")[0] == 0
+    set_key(config_path, "edition", 'output_dir = "."')
+    folder = config_path.parent
+    before = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    (folder / "notes.txt").write_text("ops' own notes\n")
+    status, out, err = cli(capsys, "-c", c, "build", "--json")
+    assert status == 2 and out == ""
+    assert "edition.output_dir" in err and "is the config file's folder" in err
+    assert "Traceback" not in err
+    after = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    assert after == sorted([*before, "notes.txt"])
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "key"),
+    [
+        ("edition", 'output_dir = ""', "edition.output_dir"),
+        ("state", 'path = ""', "state.path"),
+        ("signing", "expires_days = 999999999", "signing.expires_days"),
+        ("source", "timeout_s = inf", "source.timeout_s"),
+    ],
+)
+def test_bad_values_are_named_with_exit_2_not_a_traceback(
+    config_path: Path, capsys: pytest.CaptureFixture[str], section: str, line: str, key: str
+) -> None:
+    assert cli(capsys, "-c", str(config_path), "keygen")[0] == 0
+    set_key(config_path, section, line)
+    for command in (["build"], ["fetch"], ["status"]):
+        status, _, err = cli(capsys, "-c", str(config_path), *command)
+        assert status == 2, (command, err)
+        assert key in err and "Traceback" not in err

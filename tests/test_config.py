@@ -242,3 +242,66 @@ def test_numbers_at_the_ends_of_their_ranges_load(tmp_path: Path) -> None:
     )
     config = load_config(write(tmp_path, text))
     assert config.source.timeout_s == 3600.0 and config.signing.expires_days == 366
+
+
+MIRROR = "[[mirrors]]\nname = 'www'\ntype = 'directory'\npublic_url = 'https://m.org/'\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[edition]\noutput_dir = '.'\n", "is the config file's folder"),
+        ("[edition]\noutput_dir = '..'\n", "contains the config file's folder"),
+        ("[edition]\noutput_dir = 'keys'\n", "is the folder of signing.secret_key_file"),
+        ("[edition]\noutput_dir = 'keys/edition'\n", "lies inside the folder of signing.secret"),
+        (
+            "[edition]\noutput_dir = 'pub'\n[signing]\npublic_key_file = 'pub/k.pub'\n",
+            "is the folder of signing.public_key_file",
+        ),
+        (
+            "[edition]\noutput_dir = 'root'\n[signing]\nroot_public_key_file = 'root/r/k.pub'\n",
+            "contains the folder of signing.root_public_key_file",
+        ),
+        (
+            "[edition]\noutput_dir = 'c/e'\n[signing]\ncertificate_file = 'c/keys.json'\n",
+            "lies inside the folder of signing.certificate_file",
+        ),
+        ("[edition]\noutput_dir = 'state'\n", "is the folder of state.path"),
+        ("[edition]\noutput_dir = 'state/edition'\n", "lies inside the folder of state.path"),
+        ("[edition]\noutput_dir = 'outbox'\n", "is digest.outbox_dir"),
+        ("[edition]\noutput_dir = 'edition'\n" + MIRROR + "path = 'edition'\n", "is the path"),
+        ("[edition]\noutput_dir = 'e'\n" + MIRROR + "path = 'e/www'\n", "contains the path"),
+        ("[edition]\noutput_dir = 'w/e'\n" + MIRROR + "path = 'w'\n", "lies inside the path"),
+        ("[edition]\noutput_dir = 'e'\n" + MIRROR + "path = '.'\n", "lies inside the path"),
+    ],
+)
+def test_output_dir_that_would_hold_what_the_build_must_not_touch_is_refused(
+    tmp_path: Path, text: str, words: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == "edition.output_dir"
+    assert words in str(caught.value)
+
+
+def test_output_dir_clash_is_seen_through_symbolic_links(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "elsewhere").symlink_to(tmp_path / "state")
+    with pytest.raises(ConfigError, match=r"is the folder of state\.path"):
+        load_config(write(tmp_path, "[edition]\noutput_dir = 'elsewhere'\n"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[edition]\noutput_dir = 'edition'\n",  # a subfolder of the config's: the default
+        "[edition]\noutput_dir = 'edition'\n[signing]\nsecret_key_file = 'mirror.key'\n"
+        "public_key_file = 'mirror.pub'\n[state]\npath = 'mirror.db'\n",
+        "[edition]\noutput_dir = 'edition'\n" + MIRROR + "path = 'public'\n",
+        "[edition]\noutput_dir = 'edition-2'\n" + MIRROR + "path = 'edition'\n",
+    ],
+)
+def test_output_dir_of_its_own_loads(tmp_path: Path, text: str) -> None:
+    config = load_config(write(tmp_path, text))
+    assert config.edition.output_dir.parent == tmp_path.resolve()
