@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ import PIL
 from mirror import __version__, keys, manifest, pictures, render, sign
 from mirror.atomic import write_atomic
 from mirror.config import Config
-from mirror.errors import ContentError
+from mirror.errors import ContentError, ManifestError
 from mirror.pictures import data_uri, mime_of, shrink_image
 from mirror.progress import NoProgress, Progress
 from mirror.slugs import article_path
@@ -48,6 +49,8 @@ log = logging.getLogger("mirror.build")
 # Image steps tried in turn until an article page fits its byte budget; then none.
 IMAGE_STEPS: tuple[tuple[int, int], ...] = ((1, 70), (2, 55), (4, 45))  # (width divisor, quality)
 POINTERS = ("current", "pending")
+STAGE_PREFIX = ".mirror-build-"  # staged files: a housekeeping name verify never counts
+MAX_FOREIGN_COUNTED = 100_000  # files of others in output_dir: counted up to this
 HREF = re.compile(r'href="([^"]+)"')
 INDEX_PAGE = re.compile(r"index-[a-z0-9-]+\.html")
 
@@ -66,6 +69,7 @@ class BuildReport:
     largest: list[tuple[str, int]] = field(default_factory=list)
     over_budget: list[str] = field(default_factory=list)
     images_dropped: int = 0
+    foreign: int = 0  # files in the folder no build wrote: left alone
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,49 +106,118 @@ class BuildInputs:
 
 
 class EditionFolder:
-    """The local edition folder: atomic writes, skipping files whose bytes are the same."""
+    """The local edition folder, holding a whole edition that verifies at every instant.
 
-    def __init__(self, root: Path, known: dict[str, EditionFile]) -> None:
+    A build stages what is new or changed in `.mirror-build-<n>` files at the folder's
+    top, then moves them into place in the publishing order (manifests, `pending`, the
+    files, `current`): an exception before that leaves the previous edition as it was.
+    Only files the store records as written by an earlier build are ever deleted.
+    """
+
+    def __init__(self, root: Path, known: dict[str, EditionFile], version: int | None) -> None:
         self.root = root
         self.known = known
         self.produced: dict[str, EditionFile] = {}
         self.written: list[str] = []
+        self.staged: dict[str, Path] = {}
+        self.pointers = {name: read_pointer(root / name) for name in POINTERS}
+        # the folder is as the store last left it; else (a build died between moving its
+        # files and recording them) every file is checked by its hash, not just its size
+        self.trusted = self.pointers == {"current": version, "pending": None}
 
     def reusable(self, path: str, render_key: str) -> bool:
         """The file was made from the same inputs and is still on disk, whole."""
         known = self.known.get(path)
-        if known is None or known.render_key != render_key:
-            return False
-        target = self.root / path
-        if not target.is_file() or target.stat().st_size != known.size:
+        if known is None or known.render_key != render_key or not self.on_disk(known):
             return False
         self.produced[path] = known
         return True
 
+    def on_disk(self, entry: EditionFile) -> bool:
+        """The file is on disk as recorded (its size; its hash too when not trusted)."""
+        target = self.root / entry.path
+        if target.is_symlink() or not target.is_file() or target.stat().st_size != entry.size:
+            return False
+        return self.trusted or hashlib.sha256(target.read_bytes()).hexdigest() == entry.sha256
+
     def write(self, path: str, data: bytes, render_key: str | None = None) -> EditionFile:
+        """Stage `data` for `path` unless the folder holds these very bytes already."""
         digest = hashlib.sha256(data).hexdigest()
         entry = EditionFile(path, digest, len(data), render_key)
         known = self.known.get(path)
-        target = self.root / path
-        same = known is not None and known.sha256 == digest
-        if not (same and target.is_file() and target.stat().st_size == len(data)):
-            write_atomic(target, data)
+        if known is None or known.sha256 != digest or not self.on_disk(known):
+            staged = self.staged.get(path) or self.root / f"{STAGE_PREFIX}{len(self.staged)}"
+            write_atomic(staged, data)
+            self.staged[path] = staged
             self.written.append(path)
         self.produced[path] = entry
         return entry
 
+    def intact(self) -> bool:
+        """Every file of the last edition not produced again is still there, whole."""
+        return all(
+            self.on_disk(entry) for path, entry in self.known.items() if path not in self.produced
+        )
+
+    def commit(self, version: int) -> None:
+        """Move the staged files into place, in the order that keeps the folder verifying."""
+        self._move([path for path in self.staged if path.startswith(manifest.UNCOVERED_PREFIX)])
+        write_atomic(self.root / "pending", manifest.pointer_bytes(version))
+        self._move([path for path in self.staged if path != "current"])
+        self._move(list(self.staged))
+        (self.root / "pending").unlink(missing_ok=True)
+
+    def _move(self, paths: list[str]) -> None:
+        for path in paths:
+            target = self.root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.staged.pop(path), target)
+
+    def discard(self) -> None:
+        """Remove what is still staged, and what a killed build left staged."""
+        self.staged.clear()
+        for pattern in (f"{STAGE_PREFIX}*", f".{STAGE_PREFIX}*.tmp"):  # and write_atomic's
+            for leftover in self.root.glob(pattern):
+                if not leftover.is_dir():
+                    leftover.unlink(missing_ok=True)
+
     def remove_stale(self) -> list[str]:
-        """Delete every file of the folder this build did not produce."""
-        removed = []
-        for target in sorted(self.root.rglob("*")):
-            relative = target.relative_to(self.root).as_posix()
-            if target.is_file() and relative not in self.produced:
-                target.unlink()
-                removed.append(relative)
-        for folder in sorted(self.root.rglob("*"), reverse=True):
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+        """Delete the files an earlier build wrote that this one did not produce."""
+        removed = sorted(path for path in self.known if path not in self.produced)
+        for path in removed:
+            self._remove(path)
         return removed
+
+    def _remove(self, path: str) -> None:
+        target = self.root / path
+        if not target.parent.resolve().is_relative_to(self.root.resolve()):
+            log.warning("not removing %s: it lies outside %s", target, self.root)
+            return
+        target.unlink(missing_ok=True)
+        for folder in target.parents:
+            if folder == self.root or not folder.is_dir() or any(folder.iterdir()):
+                break
+            folder.rmdir()
+
+    def foreign(self) -> int:
+        """How many files here no build wrote (left alone), counted up to a limit."""
+        count = 0
+        for folder, _dirs, names in os.walk(self.root):
+            base = Path(folder).relative_to(self.root).as_posix()
+            paths = (name if base == "." else f"{base}/{name}" for name in names)
+            count += sum(path not in self.produced and path not in POINTERS for path in paths)
+            if count >= MAX_FOREIGN_COUNTED:
+                break
+        return count
+
+
+def read_pointer(path: Path) -> int | None:
+    """The version a local `current` or `pending` file names; None when absent or garbled."""
+    try:
+        with path.open("rb") as handle:
+            return manifest.parse_pointer(handle.read(manifest.MAX_POINTER_BYTES + 1))
+    except (OSError, ManifestError):
+        return None
 
 
 def render_key(**parts: Any) -> str:
@@ -183,11 +256,16 @@ async def build_edition(
     now: datetime,
     progress: Progress | None = None,
 ) -> BuildReport:
-    """Render, sign and write the edition; a new version only when something changed."""
+    """Render, sign and write the edition; a new version only when something changed.
+    Should it stop half-way, the folder keeps the previous edition, whole."""
     config.edition.output_dir.mkdir(parents=True, exist_ok=True)
     with ParserPool(config.source.workers) as pool:
         builder = Builder(config, store, inputs, now, pool, progress or NoProgress())
-        return await builder.run()
+        builder.folder.discard()  # what a killed build left staged
+        try:
+            return await builder.run()
+        finally:
+            builder.folder.discard()
 
 
 class Builder:
@@ -209,7 +287,12 @@ class Builder:
         self.now = now
         self.pool = pool
         self.progress = progress
-        self.folder = EditionFolder(self.edition.output_dir, store.edition_files())
+        self.previous = store.latest_edition()
+        self.folder = EditionFolder(
+            self.edition.output_dir,
+            store.edition_files(),
+            self.previous.version if self.previous else None,
+        )
         self.report = BuildReport()
         self.fingerprint = template_fingerprint()
 
@@ -221,7 +304,7 @@ class Builder:
         self.progress.add_total(len(articles))
         await self.article_pages(articles, site, links)
         self.shared_pages(articles, site)
-        previous = self.store.latest_edition()
+        previous = self.previous
         if not self.needs_version(previous):
             assert previous is not None
             return self.unchanged(previous)
@@ -413,6 +496,8 @@ class Builder:
     def needs_version(self, previous: EditionRecord | None) -> bool:
         if previous is None or self.folder.written or self.inputs.live_version > previous.version:
             return True
+        if not (self.folder.trusted and self.folder.intact()):
+            return True  # index, `current` or manifests gone, or a build died: repair
         if any(self.dropped(path) for path in self.folder.known):
             return True  # an article was hidden or taken down
         half_life = (previous.expires - previous.created) / 2
@@ -438,7 +523,8 @@ class Builder:
         site: render.Site,
         previous: EditionRecord | None,
     ) -> BuildReport:
-        version = max(previous.version if previous else 0, self.inputs.live_version) + 1
+        on_disk = [v for v in self.folder.pointers.values() if v is not None]
+        version = max(previous.version if previous else 0, self.inputs.live_version, *on_disk) + 1
         expires = self.now + timedelta(days=self.config.signing.expires_days)
         summaries = self.summaries(articles)
         months = sorted(self.by_month(summaries), reverse=True)
@@ -473,23 +559,25 @@ class Builder:
             manifest_path + ".minisig", sign.sign(self.inputs.key, built.manifest, comment)
         )
         self.folder.write("current", manifest.pointer_bytes(version))
-        self.store.mark_published(version, [(a.id, a.revision_number) for a in articles])
-        self.store.save_edition(
-            EditionRecord(
-                version=version,
-                created=self.now,
-                expires=expires,
-                manifest_sha256=hashlib.sha256(built.manifest).hexdigest(),
-                epoch=self.inputs.epoch,
-                files=len(listed),
-            )
+        self.folder.commit(version)
+        record = EditionRecord(
+            version=version,
+            created=self.now,
+            expires=expires,
+            manifest_sha256=hashlib.sha256(built.manifest).hexdigest(),
+            epoch=self.inputs.epoch,
+            files=len(listed),
         )
-        return self.finish(version, new=True)
+        with self.store.transaction():
+            self.store.mark_published(version, [(a.id, a.revision_number) for a in articles])
+            self.store.save_edition(record)
+            return self.finish(version, new=True)
 
     def finish(self, version: int, *, new: bool) -> BuildReport:
         report = self.report
         report.removed = self.folder.remove_stale()
         report.written = list(self.folder.written)
+        report.foreign = self.folder.foreign()
         self.store.save_edition_files(list(self.folder.produced.values()), report.removed)
         listed = [e for e in self.folder.produced.values() if manifest.is_listed(e.path)]
         report.version, report.new_version = version, new

@@ -237,6 +237,12 @@ def run_build(config: Config, store: Store, args: argparse.Namespace, live_versi
         emit_json(report.to_json())
     for path in report.over_budget:
         log.warning("over the page budget even without images: %s", path)
+    if report.foreign:
+        log.warning(
+            "%s holds %d file(s) no build wrote: left alone",
+            config.edition.output_dir,
+            report.foreign,
+        )
     log.info("%s", report.summary())
     log.info("edition: %s", config.edition.output_dir)
     return EXIT_OK

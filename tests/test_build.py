@@ -6,20 +6,24 @@ import asyncio
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from mirror import manifest, sign
+from mirror import build as build_module
+from mirror import manifest, render, sign
 from mirror.build import BuildReport, build_edition
 from mirror.config import Config, load_config
+from mirror.errors import StoreError
 from mirror.fetch import fetch_articles
 from mirror.keyring import build_inputs
 from mirror.newsroom import NewsroomOptions, config_for, serve_newsroom
 from mirror.newsroom.state import DEFAULT_REFERENCE
 from mirror.store import Revision, Store
+from mirror.verify import VerifyReport, verify_target
 
 NOW = DEFAULT_REFERENCE + timedelta(hours=6)
 
@@ -210,3 +214,156 @@ def test_stock_minisign_accepts_the_manifest_and_every_page(config: Config) -> N
     (out / page).write_bytes((out / page).read_bytes() + b"<!-- forged -->")
     forged = subprocess.run([binary, "-Vm", str(out / page), "-p", public], capture_output=True)
     assert forged.returncode != 0
+
+
+# the build touches only its own files, and a build that dies leaves the last edition whole
+
+
+def verify_folder(config: Config, now=NOW) -> VerifyReport:  # type: ignore[no-untyped-def]
+    """`mirror verify FOLDER` as a reader runs it, with a memory of its own."""
+    key = str(config.signing.public_key_file)
+    state = config.path.parent / "reader"
+    return asyncio.run(verify_target(str(config.edition.output_dir), key, now=now, state_dir=state))
+
+
+def test_build_deletes_only_files_it_wrote(config: Config) -> None:
+    out = config.edition.output_dir
+    foreign = {
+        "notes.txt": "ops' own notes\n",
+        ".well-known/security.txt": "Contact: mailto:security@example.org\n",
+        "articles/README": "not an article\n",
+        "manifests/mine.txt": "not a manifest\n",
+    }
+    for path, text in foreign.items():
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_text(text)
+    (out / "empty").mkdir()
+    first = build(config)
+    assert first.removed == [] and first.foreign == len(foreign)
+    with Store(config.state.path) as store:
+        victim = store.list_articles()[0]
+        store.hide_article(str(victim["id"]), NOW)
+    second = build(config, NOW + timedelta(hours=1))
+    assert victim["path"] in second.removed and not (out / victim["path"]).exists()
+    assert "manifests/1.json" in second.removed and (out / "manifests/2.json").exists()
+    assert all((out / path).read_text() == text for path, text in foreign.items())
+    assert (out / "empty").is_dir()
+    assert second.foreign == len(foreign)
+
+
+def renamed(config: Config) -> Config:
+    """The outlet renamed: every page is rendered again, to other bytes."""
+    return replace(config, publication=replace(config.publication, name="The River Courier"))
+
+
+def fail_on_call(number: int, real: Callable[..., bytes], error: BaseException) -> Callable:  # type: ignore[type-arg]
+    calls = []
+
+    def failing(*args: object, **kwargs: object) -> bytes:
+        calls.append(1)
+        if len(calls) == number:
+            raise error
+        return real(*args, **kwargs)
+
+    return failing
+
+
+@pytest.mark.parametrize(
+    ("function", "number", "error"),
+    [
+        ("render_article", 5, RuntimeError("a template broke")),
+        ("render_article", 3, KeyboardInterrupt()),
+        ("render_index", 1, KeyboardInterrupt()),
+        ("render_mirrors_json", 1, OSError(28, "No space left on device")),
+    ],
+)
+def test_a_build_that_dies_half_way_leaves_the_last_edition_whole(
+    config: Config,
+    monkeypatch: pytest.MonkeyPatch,
+    function: str,
+    number: int,
+    error: BaseException,
+) -> None:
+    build(config)
+    out = config.edition.output_dir
+    before = tree(out)
+    assert verify_folder(config).ok
+    config = renamed(config)
+    real = getattr(render, function)
+    monkeypatch.setattr(render, function, fail_on_call(number, real, error))
+    with pytest.raises(type(error)):
+        build(config, NOW + timedelta(hours=1))
+    assert tree(out) == before  # nothing staged is left behind either
+    report = verify_folder(config, NOW + timedelta(hours=1))
+    assert report.ok and report.version == 1
+    monkeypatch.setattr(render, function, real)
+    again = build(config, NOW + timedelta(hours=2))
+    assert again.new_version and again.version == 2
+    assert verify_folder(config, NOW + timedelta(hours=2)).ok
+
+
+def test_a_build_that_dies_while_moving_its_files_leaves_a_folder_that_verifies(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(config)
+    config = renamed(config)
+    real = build_module.EditionFolder._move
+    moves: list[int] = []
+
+    def dies_in_the_middle(self: build_module.EditionFolder, paths: list[str]) -> None:
+        moves.append(len(paths))
+        if len(moves) == 2:  # the pages, after `pending`: half of them, then Ctrl-C
+            real(self, paths[: len(paths) // 2])
+            raise KeyboardInterrupt
+        real(self, paths)
+
+    monkeypatch.setattr(build_module.EditionFolder, "_move", dies_in_the_middle)
+    with pytest.raises(KeyboardInterrupt):
+        build(config, NOW + timedelta(hours=1))
+    out = config.edition.output_dir
+    assert (out / "pending").read_text() == "2\n" and (out / "current").read_text() == "1\n"
+    report = verify_folder(config, NOW + timedelta(hours=1))
+    assert report.ok and report.pending == 2
+    assert not list(out.glob(".mirror-build-*"))
+    monkeypatch.setattr(build_module.EditionFolder, "_move", real)
+    again = build(config, NOW + timedelta(hours=2))
+    assert again.new_version and again.version == 3  # past the pending 2 it left
+    assert not (out / "pending").exists()
+    report = verify_folder(config, NOW + timedelta(hours=2))
+    assert report.ok and report.version == 3 and report.pending is None
+
+
+def test_a_build_that_dies_before_the_store_records_it_is_repaired(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(config)
+    config = renamed(config)
+
+    def store_fails(self: Store, record: object) -> None:
+        raise StoreError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Store, "save_edition", store_fails)
+        with pytest.raises(StoreError):
+            build(config, NOW + timedelta(hours=1))
+    out = config.edition.output_dir
+    assert (out / "current").read_text() == "2\n"  # on disk, yet not in the store
+    assert verify_folder(config, NOW + timedelta(hours=1)).ok
+    again = build(config, NOW + timedelta(hours=2))
+    assert again.new_version and again.version == 3
+    assert verify_folder(config, NOW + timedelta(hours=2)).ok
+    assert not build(config, NOW + timedelta(hours=3)).new_version
+
+
+@pytest.mark.parametrize("lost", ["index.html", "current", "manifests", "manifests/1.json"])
+def test_next_build_repairs_a_folder_that_lost_its_index_pointer_or_manifests(
+    config: Config, lost: str
+) -> None:
+    build(config)
+    target = config.edition.output_dir / lost
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    report = build(config, NOW + timedelta(hours=1))
+    assert report.new_version and report.version == 2
+    assert (config.edition.output_dir / "index.html").is_file()
+    assert verify_folder(config, NOW + timedelta(hours=1)).ok
+    assert not build(config, NOW + timedelta(hours=2)).new_version

@@ -209,3 +209,24 @@ def test_bad_values_are_named_with_exit_2_not_a_traceback(
         status, _, err = cli(capsys, "-c", str(config_path), *command)
         assert status == 2, (command, err)
         assert key in err and "Traceback" not in err
+
+
+def test_build_warns_once_about_files_it_did_not_write_and_keeps_them(
+    config_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = str(config_path)
+    assert cli(capsys, "-c", c, "keygen")[0] == 0
+    edition = config_path.parent / "edition"
+    edition.mkdir()
+    (edition / "robots.txt").write_text("User-agent: *\n")
+    (edition / "archive").mkdir()
+    (edition / "archive" / "old.html").write_text("<p>an older site's page</p>\n")
+    status, _, err = cli(capsys, "-c", c, "build")
+    assert status == 0
+    assert err.count("no build wrote") == 1 and "holds 2 file(s) no build wrote" in err
+    assert (edition / "robots.txt").read_text() == "User-agent: *\n"
+    assert (edition / "archive" / "old.html").exists()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(config_path.parent / "cache"))
+    key = str(config_path.parent / "keys" / "mirror.pub")
+    status, out, _ = cli(capsys, "verify", str(edition), "--key", key, "--json")
+    assert status == 3 and json.loads(out)["extra"] == ["archive/old.html", "robots.txt"]
