@@ -34,7 +34,7 @@ from mirror.digest import (
 from mirror.errors import ConfigError, DigestError, SubscriberError
 from mirror.keyring import load_public_key
 from mirror.mailer import Delivery, Outgoing, Transport, deliver, transport_for
-from mirror.store import EditionArticle, Store, link_map
+from mirror.store import EditionArticle, Store, link_map, with_own_canonicals
 
 log = logging.getLogger("mirror.digest")
 DONE_STATES = ("sent", "failed", "skipped")
@@ -134,6 +134,7 @@ class DigestRun:
         self.secret = secret if secret is not None else secret_from(config)
         self.report = DigestReport()
         self._articles: dict[int, list[EditionArticle]] = {}
+        self._edition: list[EditionArticle] | None = None
 
     def recipients(self, upto: int) -> Iterator[tuple[Recipient, list[DigestArticle]]]:
         """Active subscribers and what is new for each of them, in the order published."""
@@ -151,8 +152,18 @@ class DigestRun:
     def new_articles(self, after: int, upto: int) -> list[EditionArticle]:
         if after not in self._articles:
             revisions = self.config.digest.send_revisions
-            self._articles[after] = self.store.digest_articles(after, upto, revisions=revisions)
+            found = self.store.digest_articles(after, upto, revisions=revisions)
+            own = {a.id: a for a in self.edition_articles()}
+            self._articles[after] = [own.get(a.id, a) for a in found]
         return self._articles[after]
+
+    def edition_articles(self) -> list[EditionArticle]:
+        """The edition's articles, each with the canonical URL the pages show (a page that
+        claims another article's URL as canonical keeps its own, as in the build)."""
+        if self._edition is None:
+            found = self.store.edition_articles(self.config.edition.keeps_gone)
+            self._edition = with_own_canonicals(found)
+        return self._edition
 
     def context(self, digest_id: int, created: datetime, version: int, sha: str) -> DigestContext:
         digest, publication = self.config.digest, self.config.publication
@@ -181,7 +192,7 @@ class DigestRun:
             neutral_sender=digest.neutral_sender,
             neutral_subject=digest.neutral_subject,
             secret=self.secret,
-            internal_links=link_map(self.store.edition_articles(self.config.edition.keeps_gone)),
+            internal_links=link_map(self.edition_articles()),
         )
 
     def latest(self) -> tuple[int, str]:

@@ -360,3 +360,25 @@ def test_a_revised_article_is_mailed_again_only_with_send_revisions(
     body = again.get_content()
     assert linked_paths(again) == [path] and ": 1 new article, " in again["Subject"]
     assert title in body and "Correction: the vote was on Friday." in body
+
+
+def test_a_page_claiming_another_articles_url_keeps_its_own_original_in_the_digest(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As on the pages: a canonical URL that is another article's fetched URL gives way to
+    the article's own, so the digest never shows one article as another's original."""
+    with Store(built.parent / "state" / "mirror.db") as store:
+        rows = store.execute("SELECT id, url FROM articles ORDER BY id LIMIT 2").fetchall()
+        (first_id, first_url), (second_id, second_url) = rows
+        store.execute(
+            "UPDATE revisions SET canonical_url = ? WHERE article_id = ?", (first_url, second_id)
+        )
+    with smtp_server() as server:
+        with_smtp(built, server.port)
+        subscribe(built, ("all@example.org", "any"))
+        capsys.readouterr()
+        assert send(built, capsys)[1]["sent"] == 1
+        body = parse(server.handler.received[0].content).get_content()
+    originals = re.findall(r"^  (https?://127\.0\.0\.1:\d+/\S+)$", body, re.MULTILINE)
+    assert originals.count(first_url) == 1
+    assert second_url in originals
