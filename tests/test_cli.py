@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -78,9 +80,15 @@ def test_unreachable_feed_is_a_partial_run_reported_in_json(
 def test_backup_copies_the_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_config(tmp_path)
     assert run(["-c", str(path), "backup", str(tmp_path / "copy.db")]) == 2  # no store yet
-    run(["-c", str(path), "fetch"])
-    assert run(["-c", str(path), "backup", str(tmp_path / "copy.db")]) == 0
+    previous = os.umask(0o022)
+    try:
+        run(["-c", str(path), "fetch"])
+        assert run(["-c", str(path), "backup", str(tmp_path / "copy.db")]) == 0
+    finally:
+        os.umask(previous)
     assert (tmp_path / "copy.db").stat().st_size > 0
+    assert stat.S_IMODE((tmp_path / "copy.db").stat().st_mode) == 0o600  # subscribers inside
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
