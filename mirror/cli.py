@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from tqdm import tqdm
 
-from mirror import __version__
+from mirror import __version__, sandbox
 from mirror.config import Config, MirrorConfig, find_config, load_config
 from mirror.errors import (
     ConfigError,
     MirrorError,
+    SandboxError,
     SigningError,
     StoreError,
     UsageError,
@@ -45,13 +46,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 def run(argv: list[str] | None = None) -> int:
     """Parse the command line, run one command, return its exit status."""
+    # Before any secret is read: no process of this user may read our memory or
+    # /proc/<pid>/environ (parser workers, confined apart, are kept out even as root).
+    sandbox.make_non_dumpable()
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose - args.quiet)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (ConfigError, UsageError, StoreError, SigningError) as exc:
+    except (ConfigError, UsageError, StoreError, SigningError, SandboxError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
     except VerifyError as exc:
