@@ -78,6 +78,7 @@ class SigningConfig:
     certificate_file: Path = Path("keys/keys.json")  # written by `mirror keys certify`
     expires_days: int = 7
     passphrase_env: str = ""  # optional: env var holding the secret key's passphrase
+    passphrase_file: Path | None = None  # optional: file holding it (wins over passphrase_env)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class DigestConfig:
     smtp_url: str = ""
     smtp_username: str = ""
     smtp_password_env: str = "MIRROR_SMTP_PASSWORD"  # noqa: S105 (a variable name)
+    smtp_password_file: Path | None = None  # a file holding it instead (wins over the variable)
     ehlo_name: str = ""  # the name given to the relay (it lands in Received headers); empty:
     # the domain of `from`, never this machine's host name
     outbox_dir: Path = Path("outbox")
@@ -112,8 +114,10 @@ class DigestConfig:
     unsubscribe_url: str = ""
     unsubscribe_mailto: str = ""
     unsubscribe_secret_env: str = "MIRROR_UNSUBSCRIBE_SECRET"  # noqa: S105 (a variable name)
+    unsubscribe_secret_file: Path | None = None  # a file holding it instead (wins)
     # earlier secrets, separated by spaces: their links still unsubscribe after a rotation
     unsubscribe_previous_secrets_env: str = "MIRROR_UNSUBSCRIBE_PREVIOUS_SECRETS"
+    unsubscribe_previous_secrets_file: Path | None = None  # a file instead (wins)
     content: str = "full"  # full | summary: what each article brings
     max_message_bytes: int = 200_000  # past this, the rest of the articles go as summaries
     max_articles: int = 30  # the newest this many of what is new; the rest: on the mirrors
