@@ -4,7 +4,7 @@ workers confined by Landlock to reading the Python installation.
 The parent calls `make_non_dumpable()` first thing: then processes of the same user can
 neither read its `/proc/<pid>/environ` or `/proc/<pid>/mem` nor attach a debugger. A
 worker calls `confine_worker(read_only)` before touching hostile input: afterwards it can
-read files only beneath `read_only` (the interpreter, the site-packages, mirror's own
+read files only beneath `read_only` (the standard library, the site-packages, mirror's own
 package, the system's shared libraries), write nowhere, open no TCP connection, reach no
 abstract Unix socket, signal no process outside itself, and (when running as root) holds
 no capabilities. Landlock restricts root as well, and a confined process cannot ptrace
@@ -24,6 +24,7 @@ import os
 import site
 import stat
 import sys
+import sysconfig
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -102,10 +103,12 @@ def landlock_abi() -> int:
 
 
 def worker_read_roots() -> tuple[str, ...]:
-    """What a parser worker may read: Python, its packages, mirror itself, shared libraries."""
+    """What a parser worker may read: the standard library, the site-packages, mirror
+    itself, shared libraries; not the whole prefix (`/usr` may hold `/usr/local/etc`)."""
     import mirror
 
-    roots = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+    paths = sysconfig.get_paths()
+    roots = {paths[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
     roots.update(site.getsitepackages())
     if site.ENABLE_USER_SITE:
         roots.add(site.getusersitepackages())
