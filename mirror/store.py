@@ -862,22 +862,26 @@ def make_private_folder(folder: Path) -> None:
 
 
 def make_private_file(path: Path) -> None:
-    """Create `path` empty and 0600 if missing; an existing one loses any group or other access."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    """Create `path` empty and 0600 if missing; an existing one of ours loses any group or
+    other access."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
     try:
-        if os.fstat(fd).st_mode & 0o077:
+        info = os.fstat(fd)
+        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
             os.fchmod(fd, PRIVATE_FILE_MODE)
     finally:
         os.close(fd)
 
 
 def tighten(path: Path) -> None:
-    """An existing file (a store made by an older mirror) loses any group or other access."""
+    """An existing file of ours (a store made by an older mirror) loses any group or other
+    access."""
     try:
-        if path.stat().st_mode & 0o077:
-            path.chmod(PRIVATE_FILE_MODE)
+        info = path.stat()
     except FileNotFoundError:
-        pass
+        return
+    if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+        path.chmod(PRIVATE_FILE_MODE)
 
 
 ARTICLE_SELECT = """SELECT a.id, a.url, a.guid, a.state, a.revision, a.etag, a.last_modified,
