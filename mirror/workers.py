@@ -7,7 +7,7 @@ finds no keys, credentials or passwords there. Each worker then confines itself 
 Landlock (`mirror.sandbox`) before it parses anything: it can read only the Python
 installation, so neither the signing key nor the parent's `/proc/<pid>/environ` is
 within its reach, though it runs as the same user. Where Landlock is unavailable the
-pool logs a warning once and runs unconfined.
+pool warns as it starts and runs unconfined.
 """
 
 from __future__ import annotations
