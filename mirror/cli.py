@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from tqdm import tqdm
 
-from mirror import __version__
+from mirror import __version__, sandbox
 from mirror.config import Config, MirrorConfig, find_config, load_config
 from mirror.errors import (
     ConfigError,
     MirrorError,
+    SandboxError,
     SigningError,
     StoreError,
     UsageError,
@@ -45,13 +46,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 def run(argv: list[str] | None = None) -> int:
     """Parse the command line, run one command, return its exit status."""
+    # Before any secret is read: no process of this user may read our memory or
+    # /proc/<pid>/environ (parser workers, confined apart, are kept out even as root).
+    sandbox.make_non_dumpable()
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose - args.quiet)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (ConfigError, UsageError, StoreError, SigningError) as exc:
+    except (ConfigError, UsageError, StoreError, SigningError, SandboxError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
     except VerifyError as exc:
@@ -296,9 +300,20 @@ def add_keygen(commands: Any) -> None:
         help="folder for the key files (default: the [signing] files of the config; "
         "with --root: the current folder)",
     )
-    parser.add_argument(
+    protection = parser.add_mutually_exclusive_group()
+    protection.add_argument(
         "--passphrase-env",
         help="encrypt the secret key with the passphrase in this environment variable",
+    )
+    protection.add_argument(
+        "--passphrase-file",
+        help="encrypt the secret key with the passphrase in this file (one line)",
+    )
+    protection.add_argument(
+        "--no-passphrase",
+        action="store_true",
+        help="with --root: leave the root key unencrypted (refused otherwise); the online "
+        "key is unencrypted by default, since it must sign unattended",
     )
 
 
@@ -306,7 +321,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     from mirror.keyring import make_keys
 
     config = None if args.out or args.root else config_from(args)
-    written = make_keys(config, root=args.root, out=args.out, passphrase_env=args.passphrase_env)
+    written = make_keys(
+        config, root=args.root, out=args.out, passphrase_env=args.passphrase_env,
+        passphrase_file=args.passphrase_file, unencrypted_root=args.no_passphrase,
+    )  # fmt: skip
     log.info("secret key: %s (mode 0600; never share it)", written.secret_path)
     log.info("public key: %s", written.public_path)
     log.info("public key line: %s", written.public_line)
@@ -333,9 +351,11 @@ def add_keys(commands: Any) -> None:
         action="store_true",
         help="start a new epoch: manifests may start over from version 1",
     )
-    certify.add_argument(
+    passphrase = certify.add_mutually_exclusive_group()
+    passphrase.add_argument(
         "--passphrase-env", help="the root key's passphrase is in this environment variable"
     )
+    passphrase.add_argument("--passphrase-file", help="the root key's passphrase is in this file")
 
 
 def cmd_keys_certify(args: argparse.Namespace) -> int:
@@ -349,6 +369,7 @@ def cmd_keys_certify(args: argparse.Namespace) -> int:
         revoke=tuple(args.revoke),
         reset_versions=args.reset_versions,
         passphrase_env=args.passphrase_env,
+        passphrase_file=args.passphrase_file,
         now=utc_now(),
     )
     log.info("%s", result)

@@ -79,6 +79,7 @@ class SigningConfig:
     certificate_file: Path = Path("keys/keys.json")  # written by `mirror keys certify`
     expires_days: int = 7
     passphrase_env: str = ""  # optional: env var holding the secret key's passphrase
+    passphrase_file: Path | None = None  # optional: file holding it (wins over passphrase_env)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class DigestConfig:
     smtp_url: str = ""
     smtp_username: str = ""
     smtp_password_env: str = "MIRROR_SMTP_PASSWORD"  # noqa: S105 (a variable name)
+    smtp_password_file: Path | None = None  # a file holding it instead (wins over the variable)
     ehlo_name: str = ""  # the name given to the relay (it lands in Received headers); empty:
     # the domain of `from`, never this machine's host name
     outbox_dir: Path = Path("outbox")
@@ -113,8 +115,10 @@ class DigestConfig:
     unsubscribe_url: str = ""
     unsubscribe_mailto: str = ""
     unsubscribe_secret_env: str = "MIRROR_UNSUBSCRIBE_SECRET"  # noqa: S105 (a variable name)
+    unsubscribe_secret_file: Path | None = None  # a file holding it instead (wins)
     # earlier secrets, separated by spaces: their links still unsubscribe after a rotation
     unsubscribe_previous_secrets_env: str = "MIRROR_UNSUBSCRIBE_PREVIOUS_SECRETS"
+    unsubscribe_previous_secrets_file: Path | None = None  # a file instead (wins)
     content: str = "full"  # full | summary: what each article brings
     max_message_bytes: int = 200_000  # past this, the rest of the articles go as summaries
     max_articles: int = 30  # the newest this many of what is new; the rest: on the mirrors
@@ -488,6 +492,10 @@ def _guarded_folders(config: Config) -> list[tuple[str, Path, bool]]:
         "signing.public_key_file": signing.public_key_file,
         "signing.root_public_key_file": signing.root_public_key_file,
         "signing.certificate_file": signing.certificate_file,
+        "signing.passphrase_file": signing.passphrase_file,
+        "digest.smtp_password_file": config.digest.smtp_password_file,
+        "digest.unsubscribe_secret_file": config.digest.unsubscribe_secret_file,
+        "digest.unsubscribe_previous_secrets_file": config.digest.unsubscribe_previous_secrets_file,
         "state.path": config.state.path,
     }
     guarded = [("the config file's folder", config.path.parent, False)]

@@ -13,7 +13,6 @@ per connection. A digest is finished when everyone has a sent, failed or skipped
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from mirror.config import Config
+from mirror.credentials import SecretSource
 from mirror.digest import (
     Composer,
     DigestArticle,
@@ -75,42 +75,56 @@ class DigestReport:
 
 
 def secret_from(config: Config) -> bytes:
-    name = config.digest.unsubscribe_secret_env
-    value = os.environ.get(name, "")
+    digest = config.digest
+    source = SecretSource(
+        "digest.unsubscribe_secret", digest.unsubscribe_secret_file, digest.unsubscribe_secret_env
+    )
+    value = source.read(str(config.path)) or ""
     if len(value) < 16:
         raise ConfigError(
-            f"the environment variable ${name} is not set (or shorter than 16 characters): "
-            "it holds the secret that signs every unsubscribe link",
+            f"{source.where()} must hold a secret of 16 characters or more: it signs every "
+            "unsubscribe link",
             path=str(config.path),
-            key="digest.unsubscribe_secret_env",
+            key=source.key_used(),
         )
     return value.encode("utf-8")
 
 
 def previous_secrets(config: Config) -> tuple[bytes, ...]:
-    """The secrets in use before the last rotations (none when the variable is unset)."""
-    name = config.digest.unsubscribe_previous_secrets_env
-    values = os.environ.get(name, "").split()
+    """The secrets in use before the last rotations (none when the variable is unset);
+    separated by spaces or newlines."""
+    digest = config.digest
+    source = SecretSource(
+        "digest.unsubscribe_previous_secrets",
+        digest.unsubscribe_previous_secrets_file,
+        digest.unsubscribe_previous_secrets_env,
+    )
+    values = (source.read(str(config.path)) or "").split()
     if any(len(value) < 16 for value in values):
         raise ConfigError(
-            f"${name} holds a secret shorter than 16 characters",
+            f"{source.where()} holds a secret shorter than 16 characters",
             path=str(config.path),
-            key="digest.unsubscribe_previous_secrets_env",
+            key=source.key_used(),
         )
     return tuple(value.encode("utf-8") for value in values)
 
 
 def smtp_password(config: Config) -> str | None:
-    if not config.digest.smtp_url or not config.digest.smtp_username:
+    digest = config.digest
+    if not digest.smtp_url or not digest.smtp_username:
         return None
-    name = config.digest.smtp_password_env
-    if name not in os.environ:
+    source = SecretSource(
+        "digest.smtp_password", digest.smtp_password_file, digest.smtp_password_env
+    )
+    value = source.read(str(config.path))
+    if value is None:
         raise ConfigError(
-            f"the environment variable ${name} (the SMTP password) is not set",
+            f"{source.where()} (the SMTP password) is not set "
+            "(or name a file in digest.smtp_password_file)",
             path=str(config.path),
-            key="digest.smtp_password_env",
+            key=source.key_used(),
         )
-    return os.environ[name]
+    return value
 
 
 def due(store: Store, config: Config, now: datetime) -> bool:

@@ -5,6 +5,7 @@
     ├── UsageError                   the command line is wrong (exit 2)
     ├── StoreError                   the store cannot be opened, migrated or written
     │   └── StoreLockedError         another run holds the store's lock (exit 2)
+    ├── SandboxError                 a parser worker cannot be confined as it must be (exit 2)
     ├── FetchError                   one request to the origin failed (has url, reason)
     │   ├── BadURLError              the URL is malformed, too long or of a refused scheme
     │   ├── HostNotAllowedError      host outside allowed_hosts, or it resolves to a
@@ -75,6 +76,10 @@ class StoreError(MirrorError):
 
 class StoreLockedError(StoreError):
     """Another run holds the store's lock."""
+
+
+class SandboxError(MirrorError):
+    """A parser worker cannot be confined (Landlock present but refusing the rules)."""
 
 
 class FetchError(MirrorError):

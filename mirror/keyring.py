@@ -12,6 +12,7 @@ from mirror import keys, sign
 from mirror.atomic import write_atomic
 from mirror.build import BuildInputs
 from mirror.config import Config
+from mirror.credentials import read_secret_file
 from mirror.errors import BuildError, ConfigError, KeyCertificateError, KeyFileError, UsageError
 from mirror.render import MirrorLink
 
@@ -23,8 +24,11 @@ class WrittenKeys:
     public_line: str
 
 
-def passphrase_from(env_name: str | None) -> str | None:
-    """The passphrase in the named environment variable (never in files or arguments)."""
+def passphrase_from(env_name: str | None, file: str | None = None) -> str | None:
+    """The passphrase in the named file (which wins) or environment variable; never in
+    arguments, where `ps` would show it."""
+    if file:
+        return read_secret_file(Path(file), key="--passphrase-file")
     if not env_name:
         return None
     value = os.environ.get(env_name)
@@ -34,9 +38,23 @@ def passphrase_from(env_name: str | None) -> str | None:
 
 
 def make_keys(
-    config: Config | None, *, root: bool, out: str | None, passphrase_env: str | None
+    config: Config | None,
+    *,
+    root: bool,
+    out: str | None,
+    passphrase_env: str | None,
+    passphrase_file: str | None = None,
+    unencrypted_root: bool = False,
 ) -> WrittenKeys:
-    """A new key pair, written where the config (or --out) says; never overwrites."""
+    """A new key pair, written where the config (or --out) says; never overwrites. A root
+    key without a passphrase needs `unencrypted_root` (UsageError otherwise)."""
+    passphrase = passphrase_from(passphrase_env, passphrase_file)
+    if root and passphrase is None and not unencrypted_root:
+        raise UsageError(
+            "the root key certifies every signing key readers trust: give it a passphrase "
+            "(--passphrase-env VAR or --passphrase-file FILE), or say --no-passphrase if it "
+            "lives only on encrypted offline storage"
+        )
     if config is not None:
         secret_path, public_path = config.signing.secret_key_file, config.signing.public_key_file
     else:
@@ -44,13 +62,21 @@ def make_keys(
         stem = "root" if root else "mirror"
         secret_path, public_path = folder / f"{stem}.key", folder / f"{stem}.pub"
     key = sign.generate_key()
-    sign.write_key_pair(key, secret_path, public_path, passphrase_from(passphrase_env))
+    sign.write_key_pair(key, secret_path, public_path, passphrase)
     return WrittenKeys(secret_path, public_path, key.public.line())
 
 
 def load_signing_key(config: Config) -> sign.SecretKey:
+    """The online signing key; its passphrase (if any) from signing.passphrase_file, which
+    wins, or signing.passphrase_env."""
     signing = config.signing
-    return sign.load_secret_key(signing.secret_key_file, passphrase_from(signing.passphrase_env))
+    if signing.passphrase_file is not None:
+        passphrase: str | None = read_secret_file(
+            signing.passphrase_file, key="signing.passphrase_file", config_path=str(config.path)
+        )
+    else:
+        passphrase = passphrase_from(signing.passphrase_env)
+    return sign.load_secret_key(signing.secret_key_file, passphrase)
 
 
 def load_public_key(text_or_path: str) -> sign.PublicKey:
@@ -135,11 +161,12 @@ def certify_signing_key(
     reset_versions: bool,
     passphrase_env: str | None,
     now: datetime,
+    passphrase_file: str | None = None,
 ) -> str:
     """Write keys.json + signature: the root certifies the config's signing key."""
     if days <= 0:
         raise UsageError("--days must be above 0")
-    root = sign.load_secret_key(root_key_file, passphrase_from(passphrase_env))
+    root = sign.load_secret_key(root_key_file, passphrase_from(passphrase_env, passphrase_file))
     configured = config.signing.root_public_key_file
     if configured is not None and load_public_key(str(configured)) != root.public:
         raise KeyFileError(f"{root_key_file} is not the root named in signing.root_public_key_file")

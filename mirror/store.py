@@ -251,7 +251,10 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_folder(path.parent)
+            make_private_file(path)  # SQLite gives its -wal and -shm files the store's mode
+            for suffix in ("-wal", "-shm"):
+                tighten(path.with_name(path.name + suffix))
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {path}: {exc}") from exc
@@ -832,6 +835,8 @@ class Store:
             raise StoreError(f"{dest} is the store itself; pick another destination")
         temp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         try:
+            temp.unlink(missing_ok=True)  # a leftover of a killed backup: made afresh, 0600
+            make_private_file(temp)
             target = sqlite3.connect(temp)
             try:
                 self._db.backup(target)
@@ -841,6 +846,42 @@ class Store:
         except (OSError, sqlite3.Error) as exc:
             temp.unlink(missing_ok=True)
             raise StoreError(f"backup to {dest} failed: {exc}") from exc
+
+
+PRIVATE_FILE_MODE = 0o600  # the store holds the subscribers: the owner only, whatever the umask
+PRIVATE_FOLDER_MODE = 0o700
+
+
+def make_private_folder(folder: Path) -> None:
+    """Create `folder` (and missing parents) 0700; an existing folder keeps its mode, since
+    it may be shared (the config's own folder, say): the files in it are 0600 anyway."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    for created in missing:
+        created.chmod(PRIVATE_FOLDER_MODE)
+
+
+def make_private_file(path: Path) -> None:
+    """Create `path` empty and 0600 if missing; an existing one of ours loses any group or
+    other access."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    try:
+        info = os.fstat(fd)
+        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def tighten(path: Path) -> None:
+    """An existing file of ours (a store made by an older mirror) loses any group or other
+    access."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+        path.chmod(PRIVATE_FILE_MODE)
 
 
 ARTICLE_SELECT = """SELECT a.id, a.url, a.guid, a.state, a.revision, a.etag, a.last_modified,
@@ -911,8 +952,9 @@ class RunLock:
         self._handle: IO[str] | None = None
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
+        make_private_folder(self.path.parent)
+        make_private_file(self.path)
+        handle = self.path.open("r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -3,13 +3,18 @@
 Origin HTML, feeds and images are hostile input parsed by C libraries (libxml2,
 Pillow). They run in processes started fresh (spawn, not fork: no copy of the
 parent's memory) with an environment reduced to an allow-list, so a parser exploit
-finds no keys, credentials or passwords there.
+finds no keys, credentials or passwords there. Each worker then confines itself with
+Landlock (`mirror.sandbox`) before it parses anything: it can read only the Python
+installation, so neither the signing key nor the parent's `/proc/<pid>/environ` is
+within its reach, though it runs as the same user. Where Landlock is unavailable the
+pool warns as it starts and runs unconfined.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import os
 import threading
@@ -17,10 +22,18 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from mirror import sandbox
+from mirror.errors import SandboxError
+
 T = TypeVar("T")
 
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
 _environ_lock = threading.Lock()
+log = logging.getLogger("mirror.workers")
+UNCONFINED_WARNING = (
+    "parser workers run unconfined: this kernel has no Landlock (Linux 5.13 or later with "
+    "landlock in lsm=), so a parser exploit could read any file this user can read"
+)
 
 
 @contextlib.contextmanager
@@ -42,15 +55,35 @@ def safe_environment_of(environ: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in environ.items() if key in SAFE_ENV}
 
 
-def _clear_secrets() -> None:
-    """Worker initializer: a second guard should a variable slip through."""
+class _Confinement:
+    """What the worker's initializer achieved: the Landlock ABI in force, or its failure."""
+
+    abi = 0
+    error = ""
+
+
+def _start_worker(read_only: tuple[str, ...]) -> None:
+    """Worker initializer: drop any variable that slipped through, then confine."""
     for key in list(os.environ):
         if key not in SAFE_ENV:
             del os.environ[key]
+    try:
+        _Confinement.abi = sandbox.confine_worker(read_only)
+    except SandboxError as exc:
+        _Confinement.error = str(exc)  # every task then refuses to run (see _confined)
+
+
+def _confined(function: Callable[..., T], *args: Any) -> T:
+    """Run one task, unless this worker failed to confine itself."""
+    if _Confinement.error:
+        raise SandboxError(f"parser worker not confined: {_Confinement.error}")
+    return function(*args)
 
 
 def _warm_up() -> int:
-    return os.getpid()
+    if _Confinement.error:
+        raise SandboxError(f"parser worker not confined: {_Confinement.error}")
+    return _Confinement.abi
 
 
 class ParserPool:
@@ -63,13 +96,21 @@ class ParserPool:
     def __enter__(self) -> ParserPool:
         context = multiprocessing.get_context("spawn")
         executor = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=context, initializer=_clear_secrets
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(sandbox.worker_read_roots(),),
         )
-        with _scrubbed_environ():
-            # Every worker is started now, while the environment is scrubbed.
-            futures = [executor.submit(_warm_up) for _ in range(self.workers)]
-            for future in futures:
-                future.result()
+        try:
+            with _scrubbed_environ():
+                # Every worker is started now, while the environment is scrubbed.
+                futures = [executor.submit(_warm_up) for _ in range(self.workers)]
+                confined = [future.result() for future in futures]
+        except BaseException:
+            executor.shutdown(wait=True, cancel_futures=True)
+            raise
+        if not all(confined):
+            log.warning("%s", UNCONFINED_WARNING)
         self._executor = executor
         return self
 
@@ -83,4 +124,4 @@ class ParserPool:
         if self._executor is None:
             raise RuntimeError("the parser pool is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, function, *args)
+        return await loop.run_in_executor(self._executor, _confined, function, *args)

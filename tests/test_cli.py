@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -78,9 +80,15 @@ def test_unreachable_feed_is_a_partial_run_reported_in_json(
 def test_backup_copies_the_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_config(tmp_path)
     assert run(["-c", str(path), "backup", str(tmp_path / "copy.db")]) == 2  # no store yet
-    run(["-c", str(path), "fetch"])
-    assert run(["-c", str(path), "backup", str(tmp_path / "copy.db")]) == 0
+    previous = os.umask(0o022)
+    try:
+        run(["-c", str(path), "fetch"])
+        assert run(["-c", str(path), "backup", str(tmp_path / "copy.db")]) == 0
+    finally:
+        os.umask(previous)
     assert (tmp_path / "copy.db").stat().st_size > 0
+    assert stat.S_IMODE((tmp_path / "copy.db").stat().st_mode) == 0o600  # subscribers inside
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,3 +98,51 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     for command in ("fetch", "backup", "demo"):
         assert command in out
     assert "Exit status" in out
+
+
+AS_A_PLAIN_USER = (  # root or not, a process of this uid with no capabilities (no ptrace)
+    "import sys\nfrom mirror import sandbox\nsandbox._drop_capabilities(sandbox._libc())\n"
+)
+READER = (
+    AS_A_PLAIN_USER
+    + """
+try:
+    data = open(f"/proc/{sys.argv[1]}/environ", "rb").read()
+    print("read", b"hunter2" in data)
+except PermissionError:
+    print("denied")
+"""
+)
+
+
+def environ_seen_by_a_same_uid_process(target_code: str, config: Path) -> str:
+    env = {**os.environ, "MIRROR_SMTP_PASSWORD": "hunter2-smtp"}
+    target = subprocess.Popen(
+        [sys.executable, "-c", AS_A_PLAIN_USER + target_code, str(config)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert target.stdout is not None and target.stdout.readline().strip() == "ready"
+        reader = subprocess.run(
+            [sys.executable, "-c", READER, str(target.pid)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return reader.stdout.strip() or reader.stderr
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_no_process_of_the_same_user_reads_the_secrets_in_mirrors_environment(
+    tmp_path: Path,
+) -> None:
+    """The CLI makes itself non-dumpable before it reads a secret, so /proc/<pid>/environ
+    (and memory) is closed to other processes of its user; a plain process is not."""
+    plain = "print('ready', flush=True)\nsys.stdin.read()\n"
+    assert environ_seen_by_a_same_uid_process(plain, tmp_path) == "read True"
+    through_cli = (
+        "from mirror.cli import run\n"
+        "run(['-c', sys.argv[1], 'fetch'])\n"  # a missing config: exits 2, process stays
+        "print('ready', flush=True)\nsys.stdin.read()\n"
+    )
+    assert environ_seen_by_a_same_uid_process(through_cli, tmp_path / "no.toml") == "denied"

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from mirror.cli import run
+from mirror.errors import KeyFileError
 from mirror.newsroom import config_for
 
 from servers import serve
@@ -87,7 +88,7 @@ def test_root_certifies_then_revokes_the_signing_key(
     c = str(config_path)
     folder = config_path.parent
     offline = folder / "offline"
-    assert cli(capsys, "keygen", "--root", "--out", str(offline))[0] == 0
+    assert cli(capsys, "keygen", "--root", "--out", str(offline), "--no-passphrase")[0] == 0
     cli(capsys, "-c", c, "keygen")
     with_root(config_path, offline / "root.pub")
     status, _, err = cli(capsys, "-c", c, "build")
@@ -118,6 +119,49 @@ def test_root_certifies_then_revokes_the_signing_key(
         capsys, "verify", str(edition), "--key", str(offline / "root.pub"), "--json"
     )
     assert status == 0 and json.loads(out)["ok"] is True
+
+
+def test_an_unencrypted_root_key_needs_saying_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    offline = tmp_path / "offline"
+    status, _, err = cli(capsys, "keygen", "--root", "--out", str(offline))
+    assert status == 2 and "--no-passphrase" in err and "--passphrase-file" in err
+    assert not offline.exists() or not any(offline.iterdir())  # nothing written
+    with pytest.raises(SystemExit) as caught:  # one way of protecting it, not two
+        run(["keygen", "--root", "--out", str(offline), "--no-passphrase",
+             "--passphrase-env", "ROOT_PASS"])  # fmt: skip
+    assert caught.value.code == 2
+
+
+def test_the_root_key_is_encrypted_with_a_passphrase_from_a_file(
+    config_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functools import partial
+
+    from mirror import sign
+
+    monkeypatch.setattr(  # scrypt at minisign's cost takes 1 GiB: a cheaper one for the test
+        sign, "write_key_pair",
+        partial(sign.write_key_pair, kdf_opslimit=524_288, kdf_memlimit=16_777_216),
+    )  # fmt: skip
+    c, offline = str(config_path), config_path.parent / "offline"
+    passphrase = config_path.parent / "root.pass"
+    passphrase.write_text("correct horse battery\n", encoding="utf-8")
+    passphrase.chmod(0o600)
+    assert cli(capsys, "keygen", "--root", "--out", str(offline),
+               "--passphrase-file", str(passphrase))[0] == 0  # fmt: skip
+    with pytest.raises(KeyFileError, match="passphrase"):
+        sign.load_secret_key(offline / "root.key", None)
+    assert sign.load_secret_key(offline / "root.key", "correct horse battery")
+    cli(capsys, "-c", c, "keygen")
+    root_key = str(offline / "root.key")
+    status, _, err = cli(capsys, "-c", c, "keys", "certify", "--root-key", root_key)
+    assert status == 2 and "passphrase" in err
+    status, _, err = cli(capsys, "-c", c, "keys", "certify", "--root-key", root_key,
+                         "--passphrase-file", str(passphrase))  # fmt: skip
+    assert status == 0, err
+    assert "correct horse" not in err
 
 
 def test_hide_takes_an_article_down(config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -269,6 +269,10 @@ MIRROR = "[[mirrors]]\nname = 'www'\ntype = 'directory'\npublic_url = 'https://m
         ("[edition]\noutput_dir = 'state'\n", "is the folder of state.path"),
         ("[edition]\noutput_dir = 'state/edition'\n", "lies inside the folder of state.path"),
         ("[edition]\noutput_dir = 'outbox'\n", "is digest.outbox_dir"),
+        (
+            "[edition]\noutput_dir = 's'\n[digest]\nsmtp_password_file = 's/smtp'\n",
+            "is the folder of digest.smtp_password_file",
+        ),
         ("[edition]\noutput_dir = 'edition'\n" + MIRROR + "path = 'edition'\n", "is the path"),
         ("[edition]\noutput_dir = 'e'\n" + MIRROR + "path = 'e/www'\n", "contains the path"),
         ("[edition]\noutput_dir = 'w/e'\n" + MIRROR + "path = 'w'\n", "lies inside the path"),

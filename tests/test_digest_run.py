@@ -369,7 +369,7 @@ def test_a_page_claiming_another_articles_url_keeps_its_own_original_in_the_dige
     the article's own, so the digest never shows one article as another's original."""
     with Store(built.parent / "state" / "mirror.db") as store:
         rows = store.execute("SELECT id, url FROM articles ORDER BY id LIMIT 2").fetchall()
-        (first_id, first_url), (second_id, second_url) = rows
+        (_, first_url), (second_id, second_url) = rows
         store.execute(
             "UPDATE revisions SET canonical_url = ? WHERE article_id = ?", (first_url, second_id)
         )

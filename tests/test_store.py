@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -222,3 +225,46 @@ def test_a_claimed_canonical_url_gives_way_to_the_articles_own() -> None:
         "https://news.example.org/4",
     ]
     assert link_map(own)["https://news.example.org/1"] == "articles/1.html"
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_store_lock_and_backup_are_private_whatever_the_umask(
+    tmp_path: Path, umask_022: None
+) -> None:
+    path = tmp_path / "state" / "m.db"
+    with RunLock(path), Store(path) as store:
+        store.add_subscriber("reader@example.org", "en", NOW)
+        for name in ("m.db", "m.db-wal", "m.db-shm", "m.db.lock"):
+            assert mode(path.parent / name) == 0o600, name
+        store.backup(tmp_path / "backup.db")
+        (tmp_path / "folder").mkdir()
+        store.backup(tmp_path / "folder")
+    assert mode(path.parent) == 0o700
+    assert mode(tmp_path / "backup.db") == 0o600
+    assert mode(tmp_path / "folder" / "m.db") == 0o600
+
+
+def test_a_store_made_readable_by_others_is_tightened_when_opened(
+    tmp_path: Path, umask_022: None
+) -> None:
+    path = tmp_path / "m.db"
+    Store(path).close()
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        extra = path.with_name(path.name + suffix)
+        extra.touch()
+        extra.chmod(0o644)
+    with RunLock(path), Store(path):
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            assert mode(path.with_name(path.name + suffix)) == 0o600, suffix
