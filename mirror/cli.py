@@ -546,6 +546,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         log.info("%s", line)
     for result in report.mirrors:
         log_warnings(result)
+    for line in report.keys.due() if report.keys else []:
+        log.warning("warning: %s", line)
     return EXIT_OK if report.ok else EXIT_PARTIAL
 
 

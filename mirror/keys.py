@@ -50,6 +50,7 @@ MAX_REVOKED_KEYS = 500
 MAX_VALIDITY_DAYS = 180  # a certificate's longest life: how long a revoked key may fool
 #                          a reader who never saw the revocation
 DEFAULT_VALIDITY_DAYS = 45
+ALERT_DAYS = 7  # `status` and `sync` report a keys.json that expires within this many days
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 TIME_PATTERN = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 COMMENT_PATTERN = re.compile(
@@ -108,6 +109,11 @@ class KeyCertificate:
                 )
             return entry.key
         raise KeyCertificateError(f"signing key {hex_id} is not certified by the root in keys.json")
+
+
+def expires_soon(expires: datetime, now: datetime, *, within_days: int = ALERT_DAYS) -> bool:
+    """Whether a certificate expiring at `expires` is expired or due for renewal at `now`."""
+    return expires - _utc(now) < timedelta(days=within_days)
 
 
 def trusted_comment(serial: int, epoch: int, expires: datetime | None) -> str:
