@@ -75,6 +75,25 @@ def read_certificate(config: Config) -> tuple[bytes, bytes] | None:
         raise BuildError(f"cannot read the key certificate: {exc}") from exc
 
 
+def published_keys(config: Config) -> tuple[str, int]:
+    """The root's "RW..." line and the serial of the edition's keys.json, for the digest:
+    ("", 0) without a root key; serial 0 when the edition holds no keys.json the root
+    signed."""
+    if config.signing.root_public_key_file is None:
+        return "", 0
+    root = load_public_key(str(config.signing.root_public_key_file))
+    folder = config.edition.output_dir
+    try:
+        with (
+            (folder / keys.KEYS_FILE).open("rb") as data,
+            (folder / keys.KEYS_SIGNATURE_FILE).open("rb") as signature,
+        ):
+            files = data.read(keys.MAX_CERTIFICATE_BYTES + 1), signature.read(65_536)
+        return root.line(), keys.read_signed_certificate(root, *files).serial
+    except (OSError, KeyCertificateError):
+        return root.line(), 0
+
+
 def build_inputs(
     config: Config,
     *,
