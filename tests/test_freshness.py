@@ -204,3 +204,25 @@ async def test_unreachable_and_false_mirrors_are_reported_not_fatal(
     assert by_url[dead].serial is None and "unreachable" in by_url[dead].error
     assert by_url[false_url].serial is None and "not signed by the root" in by_url[false_url].error
     assert by_url[attack.attacker_url].serial == 1
+
+
+async def test_an_expired_keys_json_is_refused_by_verify_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    root, signing = sign.generate_key(), sign.generate_key()
+    data, signature = keys.certify(root, signing.public, now=now - 50 * DAY, days=45)
+    expired_at = keys.format_time(now - 5 * DAY)
+    files = {**SITE, "keys.json": data, "keys.json.minisig": signature}
+    times = {"created": now - DAY, "expires": now + DAY}  # the manifest itself is fresh
+    make_edition(tmp_path / "e", signing, 1, files, **times)
+    with pytest.raises(KeyCertificateError, match=rf"keys\.json expired at {expired_at}"):
+        await verify_target(str(tmp_path / "e"), root.public, now=now, state_dir=tmp_path)
+    app = web.Application()
+    app.router.add_static("/e/", tmp_path / "e")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    async with serve(app) as port:
+        url = f"http://127.0.0.1:{port}/e/"
+        args = ["verify", url, "--key", root.public.line()]
+        assert await asyncio.to_thread(run, args) == 3
+    assert f"keys.json expired at {expired_at}" in capsys.readouterr().err
