@@ -268,18 +268,35 @@ def add_verify(commands: Any) -> None:
         required=True,
         help="the root public key (follows keys.json) or the signing key: a .pub file or RW...",
     )
+    parser.add_argument(
+        "--min-serial",
+        type=int,
+        default=0,
+        metavar="N",
+        help="refuse a keys.json older than serial N (the digest prints the current one); "
+        "needs the root key",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from mirror.verify import verify_target
 
-    report = asyncio.run(verify_target(args.target, args.key, now=utc_now()))
+    if args.min_serial < 0:
+        raise UsageError("--min-serial must be 0 or more")
+    report = asyncio.run(
+        verify_target(args.target, args.key, now=utc_now(), min_serial=args.min_serial)
+    )
     if args.json:
         emit_json(report.to_json())
     for kind in ("missing", "tampered", "extra"):
         for path in getattr(report, kind):
             log.warning("%s: %s", kind, path)
+    for peer in report.peers:
+        if peer.error:
+            log.warning("other mirror %s: %s", peer.url, peer.error)
+    if report.keys_serial is not None:
+        log.info("%s", report.keys_summary())
     log.info("%s", report.summary())
     return EXIT_OK if report.ok else EXIT_VERIFY
 
@@ -342,7 +359,13 @@ def add_keys(commands: Any) -> None:
     )
     add_common(certify, sub=True)
     certify.add_argument("--root-key", required=True, help="the offline root's secret key file")
-    certify.add_argument("--days", type=int, default=365, help="how long the certificate lasts")
+    certify.add_argument(
+        "--days",
+        type=int,
+        default=45,
+        help="how long the certificate lasts (1 to 180, default 45): a revoked key can fool "
+        "a reader who never saw the revocation until then, so renew monthly",
+    )
     certify.add_argument(
         "--revoke", action="append", default=[], help="revoke this public key (file or RW...)"
     )
@@ -372,7 +395,9 @@ def cmd_keys_certify(args: argparse.Namespace) -> int:
         passphrase_file=args.passphrase_file,
         now=utc_now(),
     )
-    log.info("%s", result)
+    log.info("%s", result.summary())
+    for warning in result.warnings:
+        log.warning("warning: %s", warning)
     return EXIT_OK
 
 
@@ -542,6 +567,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         log.info("%s", line)
     for result in report.mirrors:
         log_warnings(result)
+    for line in report.keys.due() if report.keys else []:
+        log.warning("warning: %s", line)
     return EXIT_OK if report.ok else EXIT_PARTIAL
 
 

@@ -11,7 +11,10 @@ The message, top to bottom:
     the list of articles, then each article: title, byline, date (in the article's own
     language), the full text (or the lead), its mirror links and its original URL as text
     a footer: the mirrors, the signing public key, the live manifest version and its
-    sha256 with how to check them (the verify page, minisign), how to unsubscribe
+    sha256 with how to check them (the verify page, minisign); with a root key, the root
+    key, keys.json's serial (for `mirror verify --min-serial`) and the two minisign
+    commands (keys.json with the root key, then a page with the signing key); how to
+    unsubscribe
 
 Full text by default; past `max_message_bytes` the rest of the articles go as summaries
 (lead and links). Links go straight to the mirrors: no redirect, no query string, no
@@ -131,6 +134,8 @@ class DigestContext:
     # one of the outlet's own articles points to that article on a mirror, not to the
     # blocked site
     internal_links: Mapping[str, str] = field(default_factory=dict)
+    root_key_line: str = ""  # the offline root's "RW..." when it certifies the signing key
+    keys_serial: int = 0  # the edition's keys.json serial (0: none known)
 
 
 # --- tokens, ids, mirror choice --------------------------------------------------------
@@ -739,6 +744,20 @@ MESSAGES: dict[str, dict[str, Any]] = {
             "manifests/{version}.json.minisig from a mirror and run:"
         ),
         "check_sum": "The file's SHA-256 (sha256sum {version}.json) should match the one above.",
+        "root_key": (
+            "Root public key (minisign), kept offline: it certifies the signing key in "
+            "keys.json on every mirror:"
+        ),
+        "keys_serial": (
+            "The current keys.json has serial {serial}; a copy with a lower one may use a "
+            "revoked key. Check a whole mirror with:"
+        ),
+        "check_keys": (
+            "Or with minisign alone: download keys.json and keys.json.minisig from a "
+            "mirror and check them with the root key (the trusted comment shows the serial "
+            "and the expiry), then check a page, with its .minisig beside it, with the "
+            "signing key keys.json lists:"
+        ),
         "unsubscribe": "To unsubscribe, open this link and press the button:",
         "unsubscribe_mail": (
             'or send an email to {address} with the subject "unsubscribe {token}".'
@@ -778,6 +797,20 @@ MESSAGES: dict[str, dict[str, Any]] = {
             "manifests/{version}.json.minisig и выполните:"
         ),
         "check_sum": ("SHA-256 файла (sha256sum {version}.json) должен совпасть с указанным выше."),
+        "root_key": (
+            "Корневой открытый ключ (minisign), хранится вне сети: он заверяет ключ подписи "
+            "в keys.json на каждом зеркале:"
+        ),
+        "keys_serial": (
+            "Текущий keys.json имеет номер {serial}; копия с меньшим номером может "
+            "использовать отозванный ключ. Проверить всё зеркало:"
+        ),
+        "check_keys": (
+            "Или одним minisign: скачайте с зеркала keys.json и keys.json.minisig и "
+            "проверьте их корневым ключом (доверенный комментарий показывает номер и срок "
+            "действия), затем проверьте страницу (рядом с её .minisig) ключом подписи из "
+            "keys.json:"
+        ),
         "unsubscribe": "Чтобы отписаться, откройте ссылку и нажмите кнопку:",
         "unsubscribe_mail": ("или отправьте письмо на {address} с темой «unsubscribe {token}»."),
         "unsubscribe_mail_only": (

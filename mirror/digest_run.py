@@ -32,7 +32,7 @@ from mirror.digest import (
     readable,
 )
 from mirror.errors import ConfigError, DigestError, SubscriberError
-from mirror.keyring import load_public_key
+from mirror.keyring import load_public_key, published_keys
 from mirror.mailer import Delivery, Outgoing, Transport, deliver, transport_for
 from mirror.store import EditionArticle, Store, link_map, with_own_canonicals
 
@@ -182,6 +182,7 @@ class DigestRun:
     def context(self, digest_id: int, created: datetime, version: int, sha: str) -> DigestContext:
         digest, publication = self.config.digest, self.config.publication
         retired = self.store.retired_mirrors()
+        root_key_line, keys_serial = published_keys(self.config)
         return DigestContext(
             digest_id=digest_id,
             date=created,
@@ -207,6 +208,8 @@ class DigestRun:
             neutral_subject=digest.neutral_subject,
             secret=self.secret,
             internal_links=link_map(self.edition_articles()),
+            root_key_line=root_key_line,
+            keys_serial=keys_serial,
         )
 
     def latest(self) -> tuple[int, str]:

@@ -39,6 +39,7 @@
         ├── KeyCertificateError      keys.json not signed by the root, expired, or revoking
         ├── ExpiredError             the manifest is past its expiry (a freeze)
         ├── RollbackError            the version is older than one seen before for this key
+        │   └── StaleKeysError       keys.json older than another mirror's or --min-serial
         ├── ManifestError            a manifest is malformed: bad paths, duplicates, too large
         └── TargetError              the copy cannot be read: unreachable, redirected away
 
@@ -181,6 +182,11 @@ class ExpiredError(VerifyError):
 
 class RollbackError(VerifyError):
     """The version is older than one already seen for this key."""
+
+
+class StaleKeysError(RollbackError):
+    """The copy's keys.json has a lower serial than another mirror serves, or than the
+    reader was told (--min-serial): it may certify a key the root has since revoked."""
 
 
 class ManifestError(VerifyError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from mirror import keys, sign
@@ -15,6 +15,8 @@ from mirror.config import Config
 from mirror.credentials import read_secret_file
 from mirror.errors import BuildError, ConfigError, KeyCertificateError, KeyFileError, UsageError
 from mirror.render import MirrorLink
+
+RENEW_WARNING_DAYS = 14  # `keys certify` warns when what it writes ends sooner than this
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,25 @@ def read_certificate(config: Config) -> tuple[bytes, bytes] | None:
         raise BuildError(f"cannot read the key certificate: {exc}") from exc
 
 
+def published_keys(config: Config) -> tuple[str, int]:
+    """The root's "RW..." line and the serial of the edition's keys.json, for the digest:
+    ("", 0) without a root key; serial 0 when the edition holds no keys.json the root
+    signed."""
+    if config.signing.root_public_key_file is None:
+        return "", 0
+    root = load_public_key(str(config.signing.root_public_key_file))
+    folder = config.edition.output_dir
+    try:
+        with (
+            (folder / keys.KEYS_FILE).open("rb") as data,
+            (folder / keys.KEYS_SIGNATURE_FILE).open("rb") as signature,
+        ):
+            files = data.read(keys.MAX_CERTIFICATE_BYTES + 1), signature.read(65_536)
+        return root.line(), keys.read_signed_certificate(root, *files).serial
+    except (OSError, KeyCertificateError):
+        return root.line(), 0
+
+
 def build_inputs(
     config: Config,
     *,
@@ -152,6 +173,24 @@ def checked_certificate(
     return files, certificate.epoch
 
 
+@dataclass(frozen=True)
+class Certified:
+    """What `keys certify` wrote, and what ops should hear about it."""
+
+    path: Path
+    signing_line: str
+    days: int
+    serial: int
+    expires: datetime
+    warnings: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        return (
+            f"{self.path} written: {self.signing_line} certified for {self.days} days "
+            f"(serial {self.serial}, expires {keys.format_time(self.expires)})"
+        )
+
+
 def certify_signing_key(
     config: Config,
     *,
@@ -162,16 +201,19 @@ def certify_signing_key(
     passphrase_env: str | None,
     now: datetime,
     passphrase_file: str | None = None,
-) -> str:
+) -> Certified:
     """Write keys.json + signature: the root certifies the config's signing key."""
-    if days <= 0:
-        raise UsageError("--days must be above 0")
+    if not 0 < days <= keys.MAX_VALIDITY_DAYS:
+        raise UsageError(
+            f"--days must be 1 to {keys.MAX_VALIDITY_DAYS}, not {days}: the certificate's "
+            "life bounds how long a revoked key can fool a reader who never saw the revocation"
+        )
     root = sign.load_secret_key(root_key_file, passphrase_from(passphrase_env, passphrase_file))
     configured = config.signing.root_public_key_file
     if configured is not None and load_public_key(str(configured)) != root.public:
         raise KeyFileError(f"{root_key_file} is not the root named in signing.root_public_key_file")
     signing = load_public_key(str(config.signing.public_key_file))
-    previous = _previous_certificate(config, root.public, now)
+    previous = _previous_certificate(config, root.public)
     data, signature = keys.certify(
         root,
         signing,
@@ -184,13 +226,38 @@ def certify_signing_key(
     data_path, sig_path = certificate_paths(config)
     write_atomic(data_path, data)
     write_atomic(sig_path, signature)
-    return f"{data_path} written: {signing.line()} certified for {days} days"
+    written = keys.check_certificate(root.public, data, signature, now=now)
+    return Certified(
+        data_path, signing.line(), days, written.serial, written.expires,
+        renewal_warnings(previous, written, now),
+    )  # fmt: skip
 
 
-def _previous_certificate(
-    config: Config, root: sign.PublicKey, now: datetime
-) -> keys.KeyCertificate | None:
+def renewal_warnings(
+    previous: keys.KeyCertificate | None, written: keys.KeyCertificate, now: datetime
+) -> tuple[str, ...]:
+    """What ops should know after a certification: the new certificate is due for renewal
+    soon, or the one it replaces had already expired (readers refused the edition)."""
+    warnings = []
+    if written.expires - now < timedelta(days=RENEW_WARNING_DAYS):
+        warnings.append(
+            f"the signing key is due for renewal: {keys.KEYS_FILE} expires at "
+            f"{keys.format_time(written.expires)}, within {RENEW_WARNING_DAYS} days; "
+            "certify again before then"
+        )
+    if previous is not None and previous.expires <= now:
+        warnings.append(
+            f"the previous {keys.KEYS_FILE} (serial {previous.serial}) expired at "
+            f"{keys.format_time(previous.expires)}: readers refused the edition since then; "
+            "build and publish now"
+        )
+    return tuple(warnings)
+
+
+def _previous_certificate(config: Config, root: sign.PublicKey) -> keys.KeyCertificate | None:
+    """The current keys.json, even expired or from before expiries: its revocations, serial
+    and epoch carry forward."""
     files = read_certificate(config)
     if files is None:
         return None
-    return keys.check_certificate(root, files[0], files[1], now=now)
+    return keys.read_signed_certificate(root, files[0], files[1], legacy=True)

@@ -1,6 +1,7 @@
 """The stages chained for ops: publish the edition to the configured mirrors, `sync`
-(fetch, build, publish, and the digest when `min_interval_h` has passed), status of
-every mirror, and retiring a mirror.
+(fetch, build, publish, and the digest when `min_interval_h` has passed, then when
+keys.json expires in the edition and on each mirror), status of every mirror, and
+retiring a mirror.
 
 Each mirror gets its own backend; one that cannot even be opened (bad credentials, no
 such bucket) is reported like one that fails half-way, and never stops the others.
@@ -16,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mirror import publish
+from mirror import keys, publish, sign
 from mirror.config import Config, MirrorConfig
-from mirror.errors import ConfigError, DigestError, PublishError
+from mirror.errors import ConfigError, DigestError, KeyCertificateError, PublishError
 from mirror.progress import Progress
 from mirror.publish import MirrorResult
 from mirror.sign import PublicKey, read_public_key
@@ -119,19 +120,94 @@ async def collect_garbage(
     return replace(result, deleted=result.deleted + removed)
 
 
+@dataclass(frozen=True)
+class KeysExpiry:
+    """When keys.json expires in the edition and on each mirror (None: none readable)."""
+
+    now: datetime
+    edition: datetime | None
+    mirrors: tuple[tuple[str, datetime | None], ...]
+
+    def due(self) -> list[str]:
+        """A line for each keys.json that expires within keys.ALERT_DAYS days (or has)."""
+        places = [("the edition", self.edition)] + [
+            (f"mirror {name}", expires) for name, expires in self.mirrors
+        ]
+        return [
+            f"keys.json of {place} expires at {keys.format_time(expires)}: renew it now "
+            "(`mirror keys certify` on the offline machine, then copy keys.json and "
+            "keys.json.minisig here)"
+            for place, expires in places
+            if expires is not None and keys.expires_soon(expires, self.now)
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        def spelled(value: datetime | None) -> str | None:
+            return keys.format_time(value) if value else None
+
+        return {
+            "edition_expires": spelled(self.edition),
+            "mirrors": [
+                {"name": name, "keys_expires": spelled(expires)} for name, expires in self.mirrors
+            ],
+            "due": bool(self.due()),
+        }
+
+
+async def keys_expiry(
+    config: Config,
+    backends: list[Backend],
+    edition: tuple[bytes, bytes] | None,
+    now: datetime,
+) -> KeysExpiry | None:
+    """keys.json's expiry: in the edition (keys.json and its signature given) and on each
+    mirror, read from its store, all at once; None when no root key is configured."""
+    if config.signing.root_public_key_file is None:
+        return None
+    root = read_public_key(str(config.signing.root_public_key_file))
+
+    async def on_mirror(backend: Backend) -> tuple[str, datetime | None]:
+        try:
+            data = await backend.get(keys.KEYS_FILE, max_bytes=keys.MAX_CERTIFICATE_BYTES)
+            signature = await backend.get(
+                keys.KEYS_SIGNATURE_FILE, max_bytes=sign.MAX_SIGNATURE_FILE_BYTES
+            )
+        except PublishError:
+            return backend.name, None  # the publish result already names the failure
+        if data is None or signature is None:
+            return backend.name, None
+        return backend.name, _expires(root, (data.data, signature.data))
+
+    mirrors = await asyncio.gather(*(on_mirror(backend) for backend in backends))
+    return KeysExpiry(now, _expires(root, edition), tuple(mirrors))
+
+
+def _expires(root: PublicKey, files: tuple[bytes, bytes] | None) -> datetime | None:
+    """The expiry of a keys.json the root signed; None for none, or another's."""
+    if files is None:
+        return None
+    try:
+        return keys.read_signed_certificate(root, *files).expires
+    except KeyCertificateError:
+        return None
+
+
 @dataclass
 class SyncReport:
     fetch: FetchReport
     build: BuildReport | None = None
     mirrors: list[MirrorResult] = field(default_factory=list)
     digest: DigestReport | None = None
+    keys: KeysExpiry | None = None
     error: str = ""
 
     @property
     def ok(self) -> bool:
         mirrors_ok = all(result.ok for result in self.mirrors)
         digest_ok = (self.digest is None or not self.digest.failed) and not self.error
-        return not self.fetch.failed and self.build is not None and mirrors_ok and digest_ok
+        keys_ok = self.keys is None or not self.keys.due()
+        built = self.build is not None
+        return not self.fetch.failed and built and mirrors_ok and digest_ok and keys_ok
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -140,6 +216,7 @@ class SyncReport:
             "build": self.build.to_json() if self.build else None,
             "publish": {"mirrors": [result.to_json() for result in self.mirrors]},
             "digest": self.digest.to_json() if self.digest else None,
+            "keys": self.keys.to_json() if self.keys else None,
             "error": self.error,
         }
 
@@ -186,6 +263,7 @@ async def run_sync(
             report.mirrors = await publish_opened(
                 config, mirrors_open, key, allow_shrink, repair, gc
             )
+            report.keys = await keys_expiry(config, mirrors_open.backends, inputs.keys_files, now)
         if due(store, config, now):
             try:
                 report.digest = await send_digest(config, store, now=now)

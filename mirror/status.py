@@ -1,6 +1,7 @@
 """`mirror status`: each mirror seen as a reader sees it, through its public URL with
 plain GETs: reachable or not, public or not (a 403), the live version and its age,
-stale or not, and (with `full`) every file whose bytes don't match."""
+stale or not, when its keys.json expires (due for renewal within keys.ALERT_DAYS days),
+and (with `full`) every file whose bytes don't match."""
 
 from __future__ import annotations
 
@@ -12,11 +13,21 @@ from typing import Any
 
 import aiohttp
 
-from mirror import sign
+from mirror import keys, sign
 from mirror.config import MirrorConfig
-from mirror.errors import MirrorError, NotPublicError, VerifyError
+from mirror.errors import KeyCertificateError, MirrorError, NotPublicError, VerifyError
 from mirror.manifest import MAX_POINTER_BYTES, parse_pointer
-from mirror.verify import load_manifest, load_trust, open_reader, signed_keys_json, verify_target
+from mirror.verify import (
+    MAX_KEYS_BYTES,
+    MAX_SIGNATURE_BYTES,
+    EditionReader,
+    load_manifest,
+    load_trust,
+    open_reader,
+    read_required,
+    signed_keys_json,
+    verify_target,
+)
 
 STATUS_TIMEOUT_S = 20.0
 SHOWN_PATHS = 5  # tampered files named in the human summary (all of them in --json)
@@ -34,6 +45,8 @@ class MirrorStatus:
     stale: bool = True
     tampered: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    keys_expires: str | None = None  # keys.json's expiry, when checked with the root key
+    keys_due: bool = False  # keys.json expires within keys.ALERT_DAYS days (or has)
     error: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -48,12 +61,15 @@ class MirrorStatus:
             "stale": self.stale,
             "tampered": self.tampered,
             "missing": self.missing,
+            "keys_expires": self.keys_expires,
+            "keys_due": self.keys_due,
             "error": self.error,
         }
 
     @property
     def healthy(self) -> bool:
-        return self.reachable and self.public and not self.stale and not self.tampered
+        healthy = self.reachable and self.public and not self.stale and not self.tampered
+        return healthy and not self.keys_due
 
     def summary(self) -> str:
         if not self.public:
@@ -70,7 +86,13 @@ class MirrorStatus:
         )
         problems = f", {len(self.tampered)} tampered: {shown}{more}" if self.tampered else ""
         note = f" ({self.error})" if self.error else ""
-        return f"{self.name}: {state}, version {self.version}{age}{problems}{note}"
+        renew = (
+            f", KEYS.JSON EXPIRES {self.keys_expires}: renew it (`mirror keys certify` on the "
+            "offline machine)"
+            if self.keys_due
+            else ""
+        )
+        return f"{self.name}: {state}, version {self.version}{age}{problems}{renew}{note}"
 
 
 async def mirrors_status(
@@ -145,6 +167,8 @@ async def read_manifest(status: MirrorStatus, key: sign.PublicKey, now: datetime
     try:
         async with open_reader(status.url) as reader:
             is_root = await signed_keys_json(reader, key)
+            if is_root:
+                await read_keys_expiry(status, reader, key, now)
             trust = await load_trust(reader, key, is_root=is_root, now=now)
             manifest = await load_manifest(reader, status.version, trust, now)
     except VerifyError as exc:
@@ -154,11 +178,34 @@ async def read_manifest(status: MirrorStatus, key: sign.PublicKey, now: datetime
     status.expires = manifest.expires.isoformat()
 
 
+async def read_keys_expiry(
+    status: MirrorStatus, reader: EditionReader, root: sign.PublicKey, now: datetime
+) -> None:
+    """When the mirror's keys.json expires, and whether that is within keys.ALERT_DAYS;
+    MirrorError (not tampering) when it has expired. A keys.json the root did not sign is
+    left for `load_trust` to refuse."""
+    try:
+        data = await read_required(
+            reader, keys.KEYS_FILE, max_bytes=MAX_KEYS_BYTES, error=KeyCertificateError
+        )
+        signature = await read_required(
+            reader, keys.KEYS_SIGNATURE_FILE, max_bytes=MAX_SIGNATURE_BYTES,
+            error=KeyCertificateError,
+        )  # fmt: skip
+        certificate = keys.read_signed_certificate(root, data, signature)
+    except KeyCertificateError:
+        return
+    status.keys_expires = keys.format_time(certificate.expires)
+    status.keys_due = keys.expires_soon(certificate.expires, now)
+    if now >= certificate.expires:
+        raise MirrorError(f"{keys.KEYS_FILE} expired at {status.keys_expires}: readers refuse it")
+
+
 async def full_check(
     status: MirrorStatus, key: sign.PublicKey, now: datetime, state_dir: Path | None
 ) -> None:
     """Every file's bytes, as `mirror verify` checks them."""
-    report = await verify_target(status.url, key, now=now, state_dir=state_dir)
+    report = await verify_target(status.url, key, now=now, state_dir=state_dir, ask_peers=False)
     status.tampered = list(report.tampered)
     status.missing = list(report.missing)
     if not report.ok:

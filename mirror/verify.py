@@ -8,8 +8,10 @@ command line, telling a root key from a signing key by keys.json's signature):
    else `key` is the signing key itself;
 2. each manifest's signature, its trusted comment against the manifest, the version
    against its pointer, the epoch against keys.json, the expiry against `now`;
-3. rollback: the version (and keys.json's serial) is not older than the newest seen
-   for this key, remembered in `<state_dir>/seen.json`;
+3. freshness (with a root key): keys.json's serial is not below `--min-serial` nor, for
+   a mirror's URL, below what the other mirrors listed in the signed mirrors.json serve
+   (mirror.freshness); then rollback: the version (and keys.json's serial) is not older
+   than the newest seen for this key, remembered in `<state_dir>/seen.json`;
 4. each sub-manifest against its hash;
 5. every listed file's size and SHA-256, streamed (bounded memory, capped at the listed
    size + 1 bytes); while `pending` exists a file may match either manifest;
@@ -36,7 +38,7 @@ import os
 import re
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +59,13 @@ from mirror.errors import (
     SignatureError,
     TargetError,
     VerifyError,
+)
+from mirror.freshness import (
+    MAX_MIRRORS_JSON_BYTES,
+    PEER_DEADLINE_S,
+    PeerKeys,
+    check_serial,
+    peer_urls,
 )
 from mirror.manifest import (
     MAX_MANIFEST_BYTES,
@@ -106,6 +115,9 @@ class VerifyReport:
     extra: list[str]  # folders only: present, listed by no manifest
     errors: list[str]  # other per-file problems: article page signatures
     pending: int | None = None  # the pending manifest's version, mid-publish
+    keys_serial: int | None = None  # keys.json's, when checked with the root key
+    keys_expires: datetime | None = None
+    peers: list[PeerKeys] = field(default_factory=list)  # other mirrors' keys.json
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` document."""
@@ -118,7 +130,17 @@ class VerifyReport:
             "tampered": self.tampered,
             "extra": self.extra,
             "errors": self.errors,
+            "keys_serial": self.keys_serial,
+            "keys_expires": format_time(self.keys_expires) if self.keys_expires else None,
+            "peers": [peer.to_json() for peer in self.peers],
         }
+
+    def keys_summary(self) -> str:
+        """One line for people: keys.json's serial and expiry, and the other mirrors'."""
+        expires = format_time(self.keys_expires) if self.keys_expires else "?"
+        agreed = sum(1 for peer in self.peers if peer.serial is not None)
+        others = f"; {agreed} of {len(self.peers)} other mirrors confirm it is the newest"
+        return f"keys.json serial {self.keys_serial} (expires {expires}){others}"
 
     def summary(self) -> str:
         """One line for people: the version, its expiry, and what was found."""
@@ -792,6 +814,7 @@ async def verify_edition(
     state_dir: Path | None = None,
     is_root: bool,
     http: HttpSettings | None = None,
+    freshness: Freshness | None = None,
 ) -> VerifyReport:
     """Check the copy of the edition at `target` (a folder or an http(s) URL).
 
@@ -803,7 +826,10 @@ async def verify_edition(
         raise ValueError("now must be timezone-aware")
     seen_path = (state_dir or default_state_dir()) / SEEN_FILE
     async with open_reader(target, http) as reader:
-        return await _verify(reader, key, now=now, seen_path=seen_path, is_root=is_root)
+        return await _verify(
+            reader, key, now=now, seen_path=seen_path, is_root=is_root,
+            freshness=freshness or Freshness(),
+        )  # fmt: skip
 
 
 async def verify_target(
@@ -813,20 +839,28 @@ async def verify_target(
     now: datetime,
     state_dir: Path | None = None,
     http: HttpSettings | None = None,
+    min_serial: int = 0,
+    ask_peers: bool = True,
 ) -> VerifyReport:
     """As `verify_edition`, for the command line: the root or the signing key, told apart.
 
     `key` may be a .pub file, an "RW..." line or a PublicKey. It is taken as the root when
     it signed the copy's keys.json, else as the signing key (failing closed: a root key
-    taken for a signing key matches no manifest signature).
+    taken for a signing key matches no manifest signature). keys.json's serial must be
+    `min_serial` or more and, for a mirror's URL (when `ask_peers`), no older than the
+    other mirrors' (see mirror.freshness).
     """
     public = key if isinstance(key, sign.PublicKey) else sign.read_public_key(key)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     seen_path = (state_dir or default_state_dir()) / SEEN_FILE
+    is_url = target.startswith(("http://", "https://"))
+    freshness = Freshness(min_serial, target if is_url and ask_peers else "")
     async with open_reader(target, http) as reader:
         is_root = await signed_keys_json(reader, public)
-        return await _verify(reader, public, now=now, seen_path=seen_path, is_root=is_root)
+        return await _verify(
+            reader, public, now=now, seen_path=seen_path, is_root=is_root, freshness=freshness
+        )
 
 
 async def signed_keys_json(reader: EditionReader, key: sign.PublicKey) -> bool:
@@ -843,7 +877,13 @@ async def signed_keys_json(reader: EditionReader, key: sign.PublicKey) -> bool:
 
 
 async def _verify(
-    reader: EditionReader, key: sign.PublicKey, *, now: datetime, seen_path: Path, is_root: bool
+    reader: EditionReader,
+    key: sign.PublicKey,
+    *,
+    now: datetime,
+    seen_path: Path,
+    is_root: bool,
+    freshness: Freshness,
 ) -> VerifyReport:
     """The steps of `verify_edition` on an open reader."""
     current_version = await load_pointer(reader, "current")
@@ -852,8 +892,9 @@ async def _verify(
     pending_version = await load_pointer(reader, "pending")
     trust = await load_trust(reader, key, is_root=is_root, now=now)
     manifests = await _load_manifests(reader, trust, now, current_version, pending_version)
-    _check_and_remember(seen_path, trust, manifests[0])
     listings = await load_entries(reader, manifests)
+    peers = await check_freshness(reader, trust, listings, freshness, now)
+    _check_and_remember(seen_path, trust, manifests[0])
     expected = expected_files(listings)
     paths = sorted(expected)
     checked = await map_bounded(
@@ -862,7 +903,7 @@ async def _verify(
     results = {result.path: result for result in checked}
     found = await reader.list_files()
     errors = page_signature_errors(results, trust, now, listings)
-    return _report(manifests, results, errors, found)
+    return _with_keys(_report(manifests, results, errors, found), trust, peers)
 
 
 async def _load_manifests(
@@ -908,4 +949,104 @@ def _report(
         extra=extra,
         errors=errors,
         pending=manifests[1].version if len(manifests) > 1 else None,
+    )
+
+
+# ---------------------------------------------------------------- keys.json's freshness
+
+MIRRORS_JSON = "mirrors.json"
+PEER_HTTP = HttpSettings(
+    timeout_s=15.0, connect_timeout_s=5.0, read_timeout_s=10.0, concurrency=2, retries=0
+)  # reading another mirror's keys.json: short, one try
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What keys.json's serial is checked against, beyond the rollback memory."""
+
+    min_serial: int = 0  # the reader was told this serial (the digest prints it)
+    own_url: str = ""  # the copy's mirror URL: ask the other mirrors it lists ("" no)
+    http: HttpSettings = PEER_HTTP
+
+
+async def check_freshness(
+    reader: EditionReader,
+    trust: Trust,
+    listings: Sequence[Mapping[str, FileEntry]],
+    freshness: Freshness,
+    now: datetime,
+) -> list[PeerKeys]:
+    """The other mirrors' keys.json, read; StaleKeysError when this copy's is older than
+    one of theirs or than `min_serial`. Nothing to compare without a root key."""
+    if trust.certificate is None:
+        if freshness.min_serial:
+            raise KeyCertificateError(
+                "--min-serial needs the root key: the key given did not sign this copy's "
+                f"{keys.KEYS_FILE}"
+            )
+        return []
+    peers: list[PeerKeys] = []
+    if freshness.own_url:
+        listed = await read_listed(reader, MIRRORS_JSON, listings)
+        urls = peer_urls(listed, freshness.own_url) if listed else []
+        peers = await read_peers(urls, trust.anchor, now, freshness.http)
+    check_serial(trust.certificate.serial, peers, min_serial=freshness.min_serial)
+    return peers
+
+
+async def read_listed(
+    reader: EditionReader, path: str, listings: Sequence[Mapping[str, FileEntry]]
+) -> bytes | None:
+    """A small file's bytes when they are what a manifest lists, else None (a tampered
+    file is reported by the file check)."""
+    candidates = [listing[path] for listing in listings if path in listing]
+    if not candidates or max(entry.size for entry in candidates) > MAX_MIRRORS_JSON_BYTES:
+        return None
+    size = max(entry.size for entry in candidates)
+    try:
+        data = await read_small(reader, path, max_bytes=size, error=ManifestError)
+    except ManifestError:
+        return None
+    digest = FileDigest(blake2b=False, keep_bytes=0)
+    digest.update(data or b"")
+    matched = data is not None and any(digest.matches(entry) for entry in candidates)
+    return data if matched else None
+
+
+async def read_peers(
+    urls: Sequence[str], root: sign.PublicKey, now: datetime, http: HttpSettings
+) -> list[PeerKeys]:
+    """Each URL's keys.json, at once."""
+    return list(await asyncio.gather(*(read_peer(url, root, now, http) for url in urls)))
+
+
+async def read_peer(url: str, root: sign.PublicKey, now: datetime, http: HttpSettings) -> PeerKeys:
+    """One other mirror's keys.json: its serial when the root signed it (even expired:
+    the serial is still the root's word that a newer certificate exists)."""
+    try:
+        async with asyncio.timeout(PEER_DEADLINE_S), HttpReader(url, http) as peer:
+            data = await read_required(
+                peer, keys.KEYS_FILE, max_bytes=MAX_KEYS_BYTES, error=KeyCertificateError
+            )
+            signature = await read_required(
+                peer, keys.KEYS_SIGNATURE_FILE, max_bytes=MAX_SIGNATURE_BYTES,
+                error=KeyCertificateError,
+            )  # fmt: skip
+        certificate = keys.read_signed_certificate(root, data, signature)
+    except TimeoutError:
+        return PeerKeys(url, error=f"no answer within {PEER_DEADLINE_S:g} s")
+    except VerifyError as exc:
+        return PeerKeys(url, error=str(exc)[:300])
+    expires = keys.format_time(certificate.expires)
+    note = f"its {keys.KEYS_FILE} expired at {expires}" if now >= certificate.expires else ""
+    return PeerKeys(url, certificate.serial, expires, note)
+
+
+def _with_keys(report: VerifyReport, trust: Trust, peers: list[PeerKeys]) -> VerifyReport:
+    """The report with keys.json's serial and expiry, and what the other mirrors serve."""
+    if trust.certificate is None:
+        return report
+    certificate = trust.certificate
+    return replace(
+        report, keys_serial=certificate.serial, keys_expires=certificate.expires, peers=peers
     )

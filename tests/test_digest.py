@@ -254,6 +254,22 @@ def test_body_has_article_parts_and_footer() -> None:
     assert "\n-- \n" in body  # the signature delimiter
 
 
+def test_the_footer_gives_the_root_key_the_serial_and_two_minisign_commands() -> None:
+    root = "RWROOTKEY" + "A" * 47
+    plain = text_of(compose(context(), READER, [article()]))
+    assert "keys.json" not in plain and "--min-serial" not in plain
+    body = text_of(compose(context(root_key_line=root, keys_serial=7), READER, [article()]))
+    assert f"\n  {root}\n" in body
+    assert "The current keys.json has serial 7" in body
+    assert f"  mirror verify MIRROR-URL --key {root} --min-serial 7\n" in body
+    assert f"  minisign -Vm keys.json -P {root}\n  minisign -Vm PAGE.html -P {KEY}\n" in body
+    ru_reader = Recipient(5, "r@example.com", "ru")
+    russian = text_of(compose(context(root_key_line=root, keys_serial=7), ru_reader, [article()]))
+    assert "Текущий keys.json имеет номер 7" in russian
+    unknown = text_of(compose(context(root_key_line=root), READER, [article()]))
+    assert "--min-serial" not in unknown and f"minisign -Vm keys.json -P {root}" in unknown
+
+
 def test_no_markup_and_no_links_but_mirrors_originals_and_unsubscribe() -> None:
     ctx = context()
     articles = [article(1), russian(2)]

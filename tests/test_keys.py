@@ -21,6 +21,7 @@ from mirror.keys import (
     canonical_json,
     certify,
     check_certificate,
+    read_signed_certificate,
 )
 from mirror.sign import SecretKey, generate_key
 
@@ -59,8 +60,11 @@ def resign(
     root: SecretKey, document: dict[str, object], comment: str | None = None
 ) -> tuple[bytes, bytes]:
     data = canonical_json(document)
-    serial, epoch = document["serial"], document["epoch"]
-    return data, sign.sign(root, data, comment or f"mirror-keys serial:{serial} epoch:{epoch}")
+    serial, epoch, expires = document["serial"], document["epoch"], document.get("expires")
+    default = f"mirror-keys serial:{serial} epoch:{epoch}" + (
+        f" expires:{expires}" if expires else ""
+    )
+    return data, sign.sign(root, data, comment or default)
 
 
 def test_certify_and_check_round_trip(root: SecretKey, online: SecretKey) -> None:
@@ -70,8 +74,11 @@ def test_certify_and_check_round_trip(root: SecretKey, online: SecretKey) -> Non
     assert certificate.root == root.public
     assert certificate.created == NOW
     assert certificate.revoked == ()
+    assert certificate.expires == NOW + 90 * DAY
     assert certificate.signing_key_for(online.key_id, NOW + DAY) == online.public
-    assert sign.parse_signature(signature).trusted_comment == "mirror-keys serial:1 epoch:0"
+    assert sign.parse_signature(signature).trusted_comment == (
+        "mirror-keys serial:1 epoch:0 expires:2027-02-18T12:00:00Z"
+    )
 
 
 def test_keys_json_is_canonical_and_readable(root: SecretKey, online: SecretKey) -> None:
@@ -81,6 +88,7 @@ def test_keys_json_is_canonical_and_readable(root: SecretKey, online: SecretKey)
     assert document == {
         "created": "2026-11-20T12:00:00Z",
         "epoch": 0,
+        "expires": "2026-11-21T12:00:00Z",
         "revoked": [],
         "root": root.public.line(),
         "serial": 1,
@@ -115,7 +123,10 @@ def test_real_minisign_verifies_keys_json(
         text=True,
         timeout=60,
     )
-    assert (result.returncode, result.stdout) == (0, "mirror-keys serial:1 epoch:0\n")
+    assert (result.returncode, result.stdout) == (
+        0,
+        "mirror-keys serial:1 epoch:0 expires:2027-02-18T12:00:00Z\n",
+    )
 
 
 def test_rotation_carries_serial_epoch_and_keeps_the_old_key_until_it_expires(
@@ -143,7 +154,9 @@ def test_reset_versions_raises_the_epoch(root: SecretKey, online: SecretKey) -> 
     )
     two = check_certificate(root.public, data, signature, now=NOW + DAY)
     assert (two.serial, two.epoch) == (2, 1)
-    assert sign.parse_signature(signature).trusted_comment == "mirror-keys serial:2 epoch:1"
+    assert sign.parse_signature(signature).trusted_comment == (
+        "mirror-keys serial:2 epoch:1 expires:2027-02-19T12:00:00Z"
+    )
     data, signature = certify(root, online.public, now=NOW + 2 * DAY, days=90, previous=two)
     assert check_certificate(root.public, data, signature, now=NOW + 2 * DAY).epoch == 1
 
@@ -188,21 +201,69 @@ def test_unknown_signing_key(root: SecretKey, online: SecretKey) -> None:
         first(root, online).signing_key_for(stranger.key_id, NOW)
 
 
-def test_expired_certificate_names_the_key_and_can_be_renewed(
+def test_expired_certificate_is_refused_naming_keys_json_and_can_be_renewed(
     root: SecretKey, online: SecretKey
 ) -> None:
     data, signature = certify(root, online.public, now=NOW, days=7, revoke=(generate_key().public,))
+    assert check_certificate(root.public, data, signature, now=NOW + 7 * DAY - timedelta(seconds=1))
     later = NOW + 30 * DAY
-    expired = check_certificate(root.public, data, signature, now=later)
+    with pytest.raises(KeyCertificateError, match=r"keys\.json expired at 2026-11-27T12:00:00Z"):
+        check_certificate(root.public, data, signature, now=later)
+    expired = read_signed_certificate(root.public, data, signature)  # the root's side
     with pytest.raises(KeyCertificateError, match="expired at 2026-11-27T12:00:00Z"):
         expired.signing_key_for(online.key_id, later)
-    with pytest.raises(KeyCertificateError, match="not valid before 2026-11-20T12:00:00Z"):
-        expired.signing_key_for(online.key_id, NOW - DAY)
     data, signature = certify(root, online.public, now=later, days=7, previous=expired)
     renewed = check_certificate(root.public, data, signature, now=later)
     assert renewed.serial == 2
     assert renewed.revoked == expired.revoked
     assert renewed.signing_key_for(online.key_id, later) == online.public
+
+
+def test_the_certificate_expires_even_if_a_kept_key_lasts_longer(
+    root: SecretKey, online: SecretKey
+) -> None:
+    one = first(root, online)  # online: valid for 90 days
+    data, signature = certify(root, generate_key().public, now=NOW + DAY, days=10, previous=one)
+    two = check_certificate(root.public, data, signature, now=NOW + DAY)
+    assert two.expires == NOW + 11 * DAY
+    assert two.signing_key_for(online.key_id, NOW + 2 * DAY) == online.public
+    with pytest.raises(KeyCertificateError, match=r"keys\.json expired"):
+        check_certificate(root.public, data, signature, now=NOW + 11 * DAY)
+
+
+def legacy_certificate(root: SecretKey, online: SecretKey) -> tuple[bytes, bytes]:
+    """A keys.json as mirror wrote it before certificates expired: no "expires"."""
+    document = good_document(root, online)
+    del document["expires"]
+    return resign(root, document)
+
+
+def test_a_keys_json_without_expiry_is_refused_but_the_root_renews_it(
+    root: SecretKey, online: SecretKey
+) -> None:
+    data, signature = legacy_certificate(root, online)
+    assert sign.parse_signature(signature).trusted_comment == "mirror-keys serial:1 epoch:0"
+    with pytest.raises(KeyCertificateError, match="no expiry"):
+        check_certificate(root.public, data, signature, now=NOW)
+    with pytest.raises(KeyCertificateError, match="no expiry"):
+        read_signed_certificate(root.public, data, signature)
+    revoked = generate_key().public
+    document = json.loads(data) | {"revoked": [revoked.line()]}
+    data, signature = resign(root, document)
+    old = read_signed_certificate(root.public, data, signature, legacy=True)
+    assert old.expires == NOW + 90 * DAY  # its last key's end
+    data, signature = certify(root, online.public, now=NOW + DAY, days=45, previous=old)
+    renewed = check_certificate(root.public, data, signature, now=NOW + DAY)
+    assert (renewed.serial, renewed.revoked) == (2, (revoked,))
+
+
+def test_the_expiry_must_be_signed_in_the_trusted_comment_too(
+    root: SecretKey, online: SecretKey
+) -> None:
+    document = good_document(root, online)
+    data, signature = resign(root, document, "mirror-keys serial:1 epoch:0")
+    with pytest.raises(KeyCertificateError, match="trusted comment"):
+        check_certificate(root.public, data, signature, now=NOW)
 
 
 def test_wrong_root(root: SecretKey, online: SecretKey) -> None:
@@ -246,6 +307,9 @@ def test_previous_from_another_root_is_refused(root: SecretKey, online: SecretKe
 def test_bad_arguments(root: SecretKey, online: SecretKey) -> None:
     with pytest.raises(SigningError, match="days"):
         certify(root, online.public, now=NOW, days=0)
+    with pytest.raises(SigningError, match="1 to 180 days, not 181"):
+        certify(root, online.public, now=NOW, days=181)
+    assert certify(root, online.public, now=NOW, days=180)
     with pytest.raises(SigningError, match="time zone"):
         certify(root, online.public, now=datetime(2026, 1, 1), days=1)
 
@@ -273,6 +337,9 @@ MALFORMED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     ),
     "twice": lambda d: d | {"signing_keys": d["signing_keys"] * 2},
     "revoked key": lambda d: d | {"revoked": [d["signing_keys"][0]["key"]]},
+    "after created": lambda d: d | {"expires": d["created"]},
+    "more than 180 days": lambda d: d | {"expires": "2027-05-20T12:00:01Z"},
+    "expires must be a UTC time": lambda d: d | {"expires": 1},
 }
 
 
@@ -281,8 +348,8 @@ def test_malformed_certificates_signed_by_the_root(
     root: SecretKey, online: SecretKey, message: str
 ) -> None:
     document = MALFORMED[message](good_document(root, online))
-    serial = document.get("serial")
-    comment = f"mirror-keys serial:{serial} epoch:{document.get('epoch')}"
+    serial, expires = document.get("serial"), document.get("expires")
+    comment = f"mirror-keys serial:{serial} epoch:{document.get('epoch')} expires:{expires}"
     data, signature = resign(root, document, comment)
     with pytest.raises(KeyCertificateError, match=message):
         check_certificate(root.public, data, signature, now=NOW)
@@ -307,7 +374,7 @@ def test_garbage_signed_by_the_root(root: SecretKey, data: bytes) -> None:
 def test_non_canonical_spelling_is_refused(root: SecretKey, online: SecretKey) -> None:
     document = good_document(root, online)
     data = json.dumps(document, indent=2).encode()
-    signature = sign.sign(root, data, "mirror-keys serial:1 epoch:0")
+    signature = sign.sign(root, data, f"mirror-keys serial:1 epoch:0 expires:{document['expires']}")
     with pytest.raises(KeyCertificateError, match="canonical"):
         check_certificate(root.public, data, signature, now=NOW)
 

@@ -401,10 +401,21 @@ def test_verify_page_shows_key_and_commands() -> None:
     assert KEY in text
     assert f"minisign -Vm manifests/N.json -P {KEY}" in text
     assert f"minisign -Vm name.html -P {KEY}" in text
+    assert "keys.json" not in text and "revocation" not in text
     rooted = replace(SITE, root_key_line="RWROOTKEY", language="ru")
     text = parsed(render_verify_page(rooted)).text_content()
     assert "minisign -Vm keys.json -P RWROOTKEY" in text
     assert "Проверить одну страницу" in text
+    assert "Что даёт отзыв ключа и чего не даёт" in text
+    text = parsed(render_verify_page(replace(SITE, root_key_line="RWROOTKEY"))).text_content()
+    steps = (
+        text.index("minisign -Vm keys.json -P RWROOTKEY"),
+        text.rindex(f"minisign -Vm name.html -P {KEY}"),
+    )
+    assert steps[0] < steps[1]  # keys.json with the root key first, then a page
+    assert "What revocation does, and does not do" in text
+    assert "knows no serial can be fooled until" in text
+    assert "--min-serial N" in text
 
 
 def test_fit_article_shrinks_then_drops_images() -> None:
