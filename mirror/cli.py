@@ -289,9 +289,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     if args.json:
         emit_json(report.to_json())
-    for kind in ("missing", "tampered", "extra"):
+    for kind in ("missing", "tampered", "extra", "symlinks"):
         for path in getattr(report, kind):
-            log.warning("%s: %s", kind, path)
+            log.warning("%s: %s", kind.removesuffix("s"), path)
     for peer in report.peers:
         if peer.error:
             log.warning("other mirror %s: %s", peer.url, peer.error)

@@ -42,6 +42,8 @@
         │   └── StaleKeysError       keys.json older than another mirror's or --min-serial
         ├── ManifestError            a manifest is malformed: bad paths, duplicates, too large
         └── TargetError              the copy cannot be read: unreachable, redirected away
+            ├── DeadlineError        checking one copy took longer than its deadline
+            └── TooSlowError         a transfer stayed under the minimum rate
 
 Whether to retry is a property of the error (`retryable`, `retry_after_s`), never a
 match on its text.
@@ -195,6 +197,14 @@ class ManifestError(VerifyError):
 
 class TargetError(VerifyError):
     """The copy cannot be read: unreachable, or redirected to another host."""
+
+
+class DeadlineError(TargetError):
+    """Checking one copy (a folder or a mirror) took longer than its deadline."""
+
+
+class TooSlowError(TargetError):
+    """A transfer from the copy stayed under the minimum rate (a trickling server)."""
 
 
 class PublishError(MirrorError):

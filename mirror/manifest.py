@@ -64,6 +64,9 @@ SIGNATURE_SUFFIX = ".minisig"
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 _MONTH_PATH = re.compile(r"articles/(?:([0-9]{4})/([0-9]{2})|undated)/")
 _ARTICLE_PAGE = re.compile(r"articles/(?:[0-9]{4}/[0-9]{2}|undated)/[^/]+\.html")
+_MANIFEST_FILE = re.compile(
+    r"manifests/(?:(?:0|[1-9][0-9]{0,17})\.json(?:\.minisig)?|parts/[0-9a-f]{64}\.json)"
+)
 _PART_NAME = re.compile(r"site|undated|[0-9]{4}-[0-9]{2}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _KEY_ID = re.compile(r"[0-9A-F]{16}")
@@ -188,6 +191,12 @@ def _check_segment(segment: str, shown: str) -> None:
 def is_listed(path: str) -> bool:
     """Whether the manifest lists `path` (all but `current`, `pending`, `manifests/**`)."""
     return path not in UNCOVERED_FILES and not path.startswith(UNCOVERED_PREFIX)
+
+
+def is_manifest_file(path: str) -> bool:
+    """Whether `path` may be in `manifests/`: "<N>.json", "<N>.json.minisig" or
+    "parts/<sha256>.json" (nothing else belongs there)."""
+    return _MANIFEST_FILE.fullmatch(path) is not None
 
 
 def is_article_page(path: str) -> bool:

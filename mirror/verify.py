@@ -17,14 +17,20 @@ command line, telling a root key from a signing key by keys.json's signature):
    size + 1 bytes); while `pending` exists a file may match either manifest;
 6. each article page's detached signature against the page (its trusted comment names
    the page's path);
-7. for folders, files no manifest lists (`extra`).
+7. for folders, files no manifest lists (`extra`: only manifest and part names may be in
+   `manifests/`, a directory mirror's lock and temp files only at the top) and symbolic
+   links, which are never followed (`symlinks`: a web server might follow them out).
 
 Steps 1-4, and a copy that cannot be read, raise a VerifyError subclass (errors.py);
-per-file problems land in the `VerifyReport` (ok=False).
+per-file problems land in the `VerifyReport` (ok=False). The whole check of one copy has
+a deadline (DeadlineError), and over HTTP each body a minimum rate (TooSlowError), so a
+trickling mirror cannot hold a run.
 
 The I/O seam is `EditionReader` (`read_into` one file, optionally `list_files`), with a
 folder and an HTTP implementation; aiohttp's exceptions become TargetError in one place,
-`map_http_errors`. Everything else here is checking.
+`map_http_errors`. The HTTP reader follows a redirect only when the target, normalised
+as a server would (escapes of unreserved characters decoded, dot segments resolved),
+stays under the mirror's base URL. Everything else here is checking.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import contextlib
 import enum
 import hashlib
 import json
+import math
 import os
 import re
 import stat
@@ -43,7 +50,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
 import platformdirs
@@ -52,12 +59,14 @@ from mirror import keys, sign
 from mirror.atomic import write_atomic
 from mirror.bounded import map_bounded
 from mirror.errors import (
+    DeadlineError,
     ExpiredError,
     KeyCertificateError,
     ManifestError,
     RollbackError,
     SignatureError,
     TargetError,
+    TooSlowError,
     VerifyError,
 )
 from mirror.freshness import (
@@ -71,6 +80,7 @@ from mirror.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_PART_BYTES,
     MAX_POINTER_BYTES,
+    UNCOVERED_FILES,
     FileEntry,
     Manifest,
     PartRef,
@@ -79,7 +89,7 @@ from mirror.manifest import (
     check_part,
     format_time,
     is_article_page,
-    is_listed,
+    is_manifest_file,
     manifest_entries,
     manifest_path,
     parse_manifest,
@@ -87,6 +97,7 @@ from mirror.manifest import (
     parse_pointer,
     signature_path,
 )
+from mirror.storage.directory import is_housekeeping
 
 MAX_SIGNATURE_BYTES = sign.MAX_SIGNATURE_FILE_BYTES  # bytes, one .minisig
 MAX_KEYS_BYTES = keys.MAX_CERTIFICATE_BYTES  # bytes, keys.json
@@ -95,6 +106,11 @@ CHUNK_BYTES = 1024 * 1024  # bytes read from a file at a time
 HTTP_CHUNK_BYTES = 64 * 1024  # bytes read from a response at a time
 SEEN_FILE = "seen.json"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DEFAULT_DEADLINE_S = 300.0  # seconds, checking one copy (a folder or a mirror) end to end
+DEFAULT_PORTS = {"http": 80, "https": 443}
+UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+HIDDEN_SEPARATORS = frozenset({"2F", "5C", "00"})  # "/", "\\" and NUL, escaped in a path
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 ABSENT_STATUSES = frozenset({403, 404, 410})  # S3 answers 403 for a missing public object
 
 T = TypeVar("T")
@@ -118,6 +134,7 @@ class VerifyReport:
     keys_serial: int | None = None  # keys.json's, when checked with the root key
     keys_expires: datetime | None = None
     peers: list[PeerKeys] = field(default_factory=list)  # other mirrors' keys.json
+    symlinks: list[str] = field(default_factory=list)  # folders only: links, never followed
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` document."""
@@ -129,6 +146,7 @@ class VerifyReport:
             "missing": self.missing,
             "tampered": self.tampered,
             "extra": self.extra,
+            "symlinks": self.symlinks,
             "errors": self.errors,
             "keys_serial": self.keys_serial,
             "keys_expires": format_time(self.keys_expires) if self.keys_expires else None,
@@ -153,7 +171,8 @@ class VerifyReport:
             f"{len(self.missing)} missing, {len(self.tampered)} tampered, "
             f"{len(self.extra)} extra, {len(self.errors)} other problems"
         )
-        return f"{head}: FAILED, {counts}"
+        links = f", {len(self.symlinks)} symbolic links" if self.symlinks else ""
+        return f"{head}: FAILED, {counts}{links}"
 
 
 # ---------------------------------------------------------------- the reader seam
@@ -168,6 +187,14 @@ class ReadOutcome(enum.Enum):
 
 
 Sink = Callable[[bytes], None]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a folder holds, as relative "/"-separated paths."""
+
+    files: list[str]  # everything but folders and symbolic links
+    symlinks: list[str]  # symbolic links (to files or folders), never followed
 
 
 @dataclass(frozen=True)
@@ -193,8 +220,8 @@ class EditionReader(Protocol):
         """
         ...
 
-    async def list_files(self) -> list[str] | None:
-        """Every file's path (relative, "/"-separated), or None when it cannot list."""
+    async def list_files(self) -> Listing | None:
+        """Every file and symbolic link, or None when it cannot list."""
         ...
 
 
@@ -213,8 +240,8 @@ class FolderReader:
         """Read the file in a worker thread (hashing there too, off the event loop)."""
         return await asyncio.to_thread(_read_file, self._root / path, sink, max_bytes)
 
-    async def list_files(self) -> list[str]:
-        """Every regular file under the folder (symbolic links to folders not followed)."""
+    async def list_files(self) -> Listing:
+        """Every file and symbolic link under the folder (links never followed)."""
         return await asyncio.to_thread(_walk, self._root)
 
 
@@ -250,13 +277,26 @@ def _pump(fd: int, sink: Sink, max_bytes: int) -> ReadOutcome:
     return ReadOutcome.READ
 
 
-def _walk(root: Path) -> list[str]:
-    """Relative paths of the regular files under `root`."""
-    found: list[str] = []
-    for folder, _dirs, names in os.walk(root):
-        base = Path(folder).relative_to(root)
-        found.extend((base / name).as_posix() for name in names)
-    return found
+def _walk(root: Path) -> Listing:
+    """The files and symbolic links under `root`; TargetError when a folder is unreadable."""
+    files: list[str] = []
+    links: list[str] = []
+    folders = [""]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(root / folder) as found:
+                for entry in found:
+                    path = folder + entry.name
+                    if entry.is_symlink():
+                        links.append(path)
+                    elif entry.is_dir(follow_symlinks=False):
+                        folders.append(path + "/")
+                    else:
+                        files.append(path)
+        except OSError as exc:
+            raise TargetError(f"{root / folder}: cannot list: {exc.strerror}") from exc
+    return Listing(sorted(files), sorted(links))
 
 
 @dataclass(frozen=True)
@@ -271,13 +311,18 @@ class HttpSettings:
     retries: int = 2  # after a timeout, a refused connection, 429 or 5xx
     backoff_s: float = 0.25  # doubled each retry
     user_agent: str = "mirror-verify"
+    # A body slower than this, averaged over each window once the grace (counted from
+    # the answer's headers) is over, is TooSlowError; 0: no floor.
+    min_bytes_per_s: float = 100.0
+    rate_window_s: float = 30.0
+    rate_grace_s: float = 10.0
 
 
 class HttpReader:
     """An edition served at a base URL ("https://host/bucket/"); `async with` it."""
 
     def __init__(self, base_url: str, settings: HttpSettings | None = None) -> None:
-        self._base = checked_base_url(base_url)
+        self._base = normalised_url(checked_base_url(base_url))
         self._settings = settings or HttpSettings()
         self.concurrency = self._settings.concurrency
         self.retry = RetryPolicy(self._settings.retries, self._settings.backoff_s)
@@ -310,7 +355,7 @@ class HttpReader:
             session = self._open()
             async with map_http_errors(url), session.get(url, allow_redirects=False) as answer:
                 if answer.status not in REDIRECT_STATUSES:
-                    return await _read_answer(url, answer, sink, max_bytes)
+                    return await _read_answer(url, answer, sink, max_bytes, self._settings)
                 url = self._redirect_target(url, answer.headers.get("Location", ""))
         raise TargetError(f"{url}: more than {self._settings.max_redirects} redirects")
 
@@ -319,9 +364,15 @@ class HttpReader:
         return None
 
     def _redirect_target(self, url: str, location: str) -> str:
-        """Where a redirect leads; TargetError when it leaves the mirror's base URL."""
-        target = urljoin(url, location)
-        if not location or not target.startswith(self._base):
+        """Where a redirect leads, normalised; TargetError when that leaves the mirror's
+        base URL, or is no URL at all."""
+        if not location:
+            raise TargetError(f"{url} redirects nowhere (no Location)")
+        try:
+            target = normalised_url(urljoin(url, location))
+        except (TargetError, ValueError) as exc:
+            raise TargetError(f"{url} redirects to {location[:200]!r}, not a URL: {exc}") from exc
+        if not target.startswith(self._base):
             raise TargetError(f"{url} redirects to {target[:200]!r}, away from {self._base}")
         return target
 
@@ -362,8 +413,60 @@ def checked_base_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def normalised_url(url: str) -> str:
+    """`url` as a server resolves it, to compare with a base URL: scheme and host in lower
+    case, no default port, escapes of unreserved characters decoded (others upper-cased),
+    dot segments resolved (RFC 3986, 6.2.2), no fragment.
+
+    TargetError for what is not an http(s) URL with a host, has user info, or hides a
+    "/", "\\" or NUL in an escape (or a raw backslash) in its path.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise TargetError(f"{url[:200]!r} is not a URL: {exc}") from exc
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in DEFAULT_PORTS or not host or "@" in parts.netloc:
+        raise TargetError(f"{url[:200]!r} is not an http(s) URL with a host and no user")
+    host = f"[{host}]" if ":" in host else host
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = remove_dot_segments(_decode_unreserved(parts.path or "/", url))
+    return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+def _decode_unreserved(path: str, url: str) -> str:
+    """`path` with escaped unreserved characters decoded and other escapes upper-cased."""
+    if "\\" in path:
+        raise TargetError(f"{url[:200]!r}: a backslash in the path")
+
+    def decoded(match: re.Match[str]) -> str:
+        code = match[1].upper()
+        if code in HIDDEN_SEPARATORS:
+            raise TargetError(f"{url[:200]!r}: an escaped separator (%{code}) in the path")
+        character = chr(int(code, 16))
+        return character if character in UNRESERVED else "%" + code
+
+    return _ESCAPE.sub(decoded, path)
+
+
+def remove_dot_segments(path: str) -> str:
+    """An absolute path with its "." and ".." segments resolved (never above "/")."""
+    segments = path.split("/")[1:]
+    kept: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if segments and segments[-1] in (".", ".."):
+        kept.append("")  # "/a/b/.." is the folder "/a/"
+    return "/" + "/".join(kept)
+
+
 async def _read_answer(
-    url: str, answer: aiohttp.ClientResponse, sink: Sink, max_bytes: int
+    url: str, answer: aiohttp.ClientResponse, sink: Sink, max_bytes: int, settings: HttpSettings
 ) -> ReadOutcome:
     """A final (non-redirect) answer's body into `sink`, capped at `max_bytes`."""
     if answer.status in ABSENT_STATUSES:
@@ -376,14 +479,61 @@ async def _read_answer(
     if declared is not None and declared > max_bytes:
         answer.close()
         return ReadOutcome.TOO_LARGE
+    floor = RateFloor(url, settings, asyncio.get_running_loop().time())
     total = 0
-    async for chunk in answer.content.iter_chunked(HTTP_CHUNK_BYTES):
-        total += len(chunk)
-        if total > max_bytes:
-            answer.close()  # drop the connection: the rest is never downloaded
-            return ReadOutcome.TOO_LARGE
-        sink(chunk)
+    try:
+        while chunk := await floor.next_chunk(answer.content):
+            total += len(chunk)
+            if total > max_bytes:
+                answer.close()  # drop the connection: the rest is never downloaded
+                return ReadOutcome.TOO_LARGE
+            sink(chunk)
+    except TooSlowError:
+        answer.close()
+        raise
     return ReadOutcome.READ
+
+
+class RateFloor:
+    """The minimum rate of one body: the bytes of each window (the first one starting
+    when the grace period ends) must average `min_bytes_per_s`, else TooSlowError."""
+
+    def __init__(self, url: str, settings: HttpSettings, started_s: float) -> None:
+        self._url = url
+        self._settings = settings
+        self._window_bytes = 0
+        first_end_s = started_s + settings.rate_grace_s + settings.rate_window_s
+        self.window_end_s = first_end_s if settings.min_bytes_per_s > 0 else math.inf
+
+    async def next_chunk(self, content: aiohttp.StreamReader) -> bytes:
+        """The next chunk of the body (b"" at its end), judging each window as it ends."""
+        loop = asyncio.get_running_loop()
+        while True:
+            timer = asyncio.timeout_at(None if math.isinf(self.window_end_s) else self.window_end_s)
+            try:
+                async with timer:
+                    chunk = await content.read(HTTP_CHUNK_BYTES)
+            except TimeoutError:
+                if not timer.expired():
+                    raise  # aiohttp's own read timeout
+                self.judge(loop.time())
+                continue
+            self.judge(loop.time())
+            if loop.time() >= self.window_end_s - self._settings.rate_window_s:
+                self._window_bytes += len(chunk)
+            return chunk
+
+    def judge(self, now_s: float) -> None:
+        """Close every window that ended by `now_s`; TooSlowError for one under the floor."""
+        settings = self._settings
+        while now_s >= self.window_end_s:
+            if self._window_bytes < settings.min_bytes_per_s * settings.rate_window_s:
+                raise TooSlowError(
+                    f"{self._url}: {self._window_bytes} bytes in {settings.rate_window_s:g} s, "
+                    f"under the floor of {settings.min_bytes_per_s:g} bytes/s"
+                )
+            self._window_bytes = 0
+            self.window_end_s += settings.rate_window_s
 
 
 @contextlib.asynccontextmanager
@@ -790,17 +940,15 @@ def page_signature_error(
     return None
 
 
-HOUSEKEEPING = re.compile(r"(?:^|/)\.mirror[.-][^/]*$")  # a directory mirror's lock, temps
-
-
 def extra_files(found: Iterable[str], expected: Mapping[str, object]) -> list[str]:
-    """Files present that no manifest lists (pointers, manifests/ and a directory mirror's
-    own `.mirror.lock` / `.mirror-tmp-*` files are never extra)."""
-    return sorted(
-        path
-        for path in found
-        if is_listed(path) and path not in expected and not HOUSEKEEPING.search(path)
-    )
+    """Files present that no manifest lists, other than the pointers, manifest and part
+    names under `manifests/`, and a directory mirror's own lock and temp files at the top."""
+    return sorted(path for path in found if path not in expected and not is_unlisted_own(path))
+
+
+def is_unlisted_own(path: str) -> bool:
+    """Whether `path` is one of an edition folder's files that no manifest lists."""
+    return path in UNCOVERED_FILES or is_manifest_file(path) or is_housekeeping(path)
 
 
 # ---------------------------------------------------------------- the whole check
@@ -815,17 +963,19 @@ async def verify_edition(
     is_root: bool,
     http: HttpSettings | None = None,
     freshness: Freshness | None = None,
+    deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> VerifyReport:
     """Check the copy of the edition at `target` (a folder or an http(s) URL).
 
     `key` is the root key when `is_root` (keys.json names the signing keys), else the
     signing key. `now` must be timezone-aware. Raises a VerifyError subclass when the
-    copy cannot be trusted at all; reports per-file problems.
+    copy cannot be trusted at all (DeadlineError past `deadline_s`); reports per-file
+    problems.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     seen_path = (state_dir or default_state_dir()) / SEEN_FILE
-    async with open_reader(target, http) as reader:
+    async with within_deadline(target, deadline_s), open_reader(target, http) as reader:
         return await _verify(
             reader, key, now=now, seen_path=seen_path, is_root=is_root,
             freshness=freshness or Freshness(),
@@ -841,6 +991,7 @@ async def verify_target(
     http: HttpSettings | None = None,
     min_serial: int = 0,
     ask_peers: bool = True,
+    deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> VerifyReport:
     """As `verify_edition`, for the command line: the root or the signing key, told apart.
 
@@ -856,11 +1007,28 @@ async def verify_target(
     seen_path = (state_dir or default_state_dir()) / SEEN_FILE
     is_url = target.startswith(("http://", "https://"))
     freshness = Freshness(min_serial, target if is_url and ask_peers else "")
-    async with open_reader(target, http) as reader:
+    async with within_deadline(target, deadline_s), open_reader(target, http) as reader:
         is_root = await signed_keys_json(reader, public)
         return await _verify(
             reader, public, now=now, seen_path=seen_path, is_root=is_root, freshness=freshness
         )
+
+
+@contextlib.asynccontextmanager
+async def within_deadline(target: str, deadline_s: float) -> AsyncIterator[None]:
+    """Run the body with a deadline of `deadline_s`; DeadlineError when it passes."""
+    if not 0 < deadline_s < math.inf:
+        raise ValueError(f"deadline_s must be positive and finite, not {deadline_s!r}")
+    timer = asyncio.timeout(deadline_s)
+    try:
+        async with timer:
+            yield
+    except TimeoutError as exc:
+        if not timer.expired():
+            raise
+        raise DeadlineError(
+            f"{target[:200]}: not checked within the {deadline_s:g}-second deadline"
+        ) from exc
 
 
 async def signed_keys_json(reader: EditionReader, key: sign.PublicKey) -> bool:
@@ -931,7 +1099,7 @@ def _report(
     manifests: Sequence[Manifest],
     results: Mapping[str, FileResult],
     errors: list[str],
-    found: list[str] | None,
+    found: Listing | None,
 ) -> VerifyReport:
     """The report of a verification whose manifests held."""
 
@@ -939,9 +1107,10 @@ def _report(
         return sorted(path for path, result in results.items() if result.status is status)
 
     missing, tampered = having(FileStatus.MISSING), having(FileStatus.TAMPERED)
-    extra = extra_files(found, results) if found is not None else []
+    extra = extra_files(found.files, results) if found is not None else []
+    symlinks = list(found.symlinks) if found is not None else []
     return VerifyReport(
-        ok=not (missing or tampered or extra or errors),
+        ok=not (missing or tampered or extra or errors or symlinks),
         version=manifests[0].version,
         expires=manifests[0].expires,
         missing=missing,
@@ -949,6 +1118,7 @@ def _report(
         extra=extra,
         errors=errors,
         pending=manifests[1].version if len(manifests) > 1 else None,
+        symlinks=symlinks,
     )
 
 

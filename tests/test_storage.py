@@ -20,7 +20,9 @@ import boto3
 import pytest
 from aiohttp import web
 from botocore import exceptions as boto_errors
+from test_verify import SITE, make_edition, verify
 
+from mirror import sign
 from mirror.config import MirrorConfig
 from mirror.errors import (
     ConfigError,
@@ -29,7 +31,9 @@ from mirror.errors import (
     MirrorUnreachableError,
     PublishError,
 )
+from mirror.publish import gc_mirror, publish_mirror
 from mirror.storage import Backend, open_backend
+from mirror.storage import directory as directory_module
 from mirror.storage import s3 as s3_module
 from mirror.storage.directory import DirectoryBackend
 from mirror.storage.s3 import S3Backend, S3Limits
@@ -286,6 +290,86 @@ async def test_directory_skips_folders_fifos_and_temp_files(tmp_path: Path) -> N
         assert await backend.get("folder.html", max_bytes=10) is None
         assert await asyncio.wait_for(backend.get("pipe.html", max_bytes=10), 5) is None
         assert await backend.list() == ["index.html"]
+
+
+async def test_directory_temp_files_are_written_at_the_top_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renamed: list[tuple[Path, Path]] = []
+    real_replace = os.replace
+
+    def recording(source: Any, target: Any) -> None:
+        renamed.append((Path(source), Path(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(directory_module.os, "replace", recording)
+    root = tmp_path / "public"
+    async with DirectoryBackend(directory_mirror(root)) as backend:
+        await backend.put("articles/2026/11/x.html", b"x", content_type=HTML, cache_control=SHORT)
+        await backend.put("index.html", b"i", content_type=HTML, cache_control=SHORT)
+    assert [(s.parent, s.name[:12], t) for s, t in renamed] == [
+        (root, ".mirror-tmp-", root / "articles/2026/11/x.html"),
+        (root, ".mirror-tmp-", root / "index.html"),
+    ]
+    assert (root / "articles/2026/11/x.html").read_bytes() == b"x"
+
+
+async def test_directory_lists_stray_housekeeping_names_and_symlinks_for_gc(
+    tmp_path: Path,
+) -> None:
+    root, outside = tmp_path / "public", tmp_path / "etc"
+    outside.mkdir()
+    (outside / "passwd").write_bytes(b"root:x:0:0")
+    async with DirectoryBackend(directory_mirror(root)) as backend:
+        await backend.put("articles/2026/11/x.html", b"x", content_type=HTML, cache_control=SHORT)
+        for name in (
+            ".mirror.lock",
+            ".mirror-tmp-abc",
+            ".mirror.evil.html",
+            "articles/.mirror.lock",
+            "articles/2026/11/.mirror-tmp-abc",
+        ):
+            (root / name).write_bytes(b"stray")  # fmt: skip
+        (root / "etc").symlink_to(outside, target_is_directory=True)
+        (root / "articles/2026/passwd").symlink_to(outside / "passwd")
+        listed = await backend.list()
+        assert listed == [
+            ".mirror.evil.html",
+            "articles/.mirror.lock",
+            "articles/2026/11/.mirror-tmp-abc",
+            "articles/2026/11/x.html",
+            "articles/2026/passwd",
+            "etc",
+        ]
+        await backend.delete([path for path in listed if not path.endswith("x.html")])
+        assert await backend.list() == ["articles/2026/11/x.html"]
+    assert (outside / "passwd").read_bytes() == b"root:x:0:0"  # links go, not their targets
+    assert sorted(path.name for path in root.iterdir()) == [".mirror-tmp-abc", ".mirror.lock",
+                                                            "articles"]  # fmt: skip
+
+
+async def test_directory_gc_removes_what_verify_calls_extra_or_a_link(tmp_path: Path) -> None:
+    key = sign.generate_key()
+    edition, root, outside = tmp_path / "edition", tmp_path / "public", tmp_path / "etc"
+    make_edition(edition, key, 1, SITE)
+    outside.mkdir()
+    (outside / "shadow").write_bytes(b"secret")
+    async with DirectoryBackend(directory_mirror(root)) as backend:
+        assert (await publish_mirror(backend, edition, key.public)).ok
+        for name in (
+            "manifests/evil.html",
+            "manifests/parts/x.json",
+            ".mirror.evil.html",
+            "articles/2026/11/.mirror-tmp-abc",
+        ):
+            (root / name).write_bytes(b"stray")  # fmt: skip
+        (root / "articles" / "etc").symlink_to(outside, target_is_directory=True)
+        report = await verify(root, key.public, tmp_path / "state")
+        assert not report.ok and len(report.extra) == 4 and report.symlinks == ["articles/etc"]
+        assert await gc_mirror(backend, edition, key.public) == 5
+    report = await verify(root, key.public, tmp_path / "state")
+    assert report.ok, report
+    assert (outside / "shadow").read_bytes() == b"secret"
 
 
 async def test_directory_files_are_world_readable_and_etag_is_sha256(tmp_path: Path) -> None:

@@ -226,6 +226,52 @@ async def test_an_added_file_is_extra(edition: Path, key: sign.SecretKey, state:
     assert report.missing == [] and report.tampered == []
 
 
+async def test_only_manifest_names_and_top_level_housekeeping_are_unlisted(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    allowed = {
+        "manifests/7.json": b"{}",
+        "manifests/7.json.minisig": b"sig",
+        f"manifests/parts/{'ab' * 32}.json": b"{}",
+        ".mirror.lock": b"",
+        ".mirror-tmp-k3x_9q": b"half",
+    }
+    strays = {
+        "manifests/evil.html": b"<script>",
+        "manifests/1.json.bak": b"{}",
+        "manifests/parts/x.json": b"{}",
+        "manifests/parts/deep/" + "ab" * 32 + ".json": b"{}",
+        ".mirror.evil.html": b"<form>",
+        ".mirror-tmp-x.html": b"<form>",
+        "archive/.mirror.lock": b"",
+        "articles/2026/11/.mirror-tmp-abc": b"<form>",
+        "articles/current": b"1\n",
+    }
+    write_files(edition, {**allowed, **strays})
+    report = await verify(edition, key.public, state)
+    assert not report.ok
+    assert report.extra == sorted(strays)
+    assert report.missing == [] and report.tampered == [] and report.symlinks == []
+
+
+async def test_symbolic_links_are_reported_and_never_followed(
+    edition: Path, key: sign.SecretKey, state: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "etc"
+    write_files(outside, {"passwd": b"root:x:0:0", "feed.xml": (edition / "feed.xml").read_bytes()})
+    (edition / "etc").symlink_to(outside, target_is_directory=True)
+    (edition / "articles" / "old").symlink_to(outside, target_is_directory=True)
+    (edition / "feed.xml").unlink()
+    (edition / "feed.xml").symlink_to(outside / "feed.xml")  # same bytes, served from elsewhere
+    (edition / "gone.html").symlink_to(tmp_path / "nothing")
+    report = await verify(edition, key.public, state)
+    assert not report.ok
+    assert report.symlinks == ["articles/old", "etc", "feed.xml", "gone.html"]
+    assert report.to_json()["symlinks"] == report.symlinks
+    assert report.extra == [] and report.missing == [] and report.tampered == []
+    assert report.summary().endswith(", 4 symbolic links")
+
+
 async def test_mid_publish_a_file_may_match_the_pending_manifest(
     edition: Path, key: sign.SecretKey, state: Path
 ) -> None:

@@ -3,7 +3,9 @@
 Writes are atomic (a temp file in the same folder, fsync, `os.replace`), so a reader sees
 the old bytes or the new, never a mix. An object's ETag is the sha256 of its bytes.
 Conditional puts and deletes take an exclusive `flock` on a lock file at the top of
-the folder, so they hold across threads and across processes on this host.
+the folder, so they hold across threads and across processes on this host. The lock and
+the temp files (the backend's housekeeping) live only at the top: anywhere else such a
+name, like a symbolic link, is a stray that `list` shows so that --gc removes it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -38,10 +41,10 @@ from mirror.storage import (
 )
 
 LOCK_NAME = ".mirror.lock"  # at the top of the mirror's folder (prefix included)
-TEMP_PREFIX = ".mirror-tmp-"  # temp files being written; never listed
+TEMP_PREFIX = ".mirror-tmp-"  # temp files being written, at the top; never listed there
 FILE_MODE = 0o644  # readable by the web server
 CHUNK_BYTES = 1 << 16
-MKDIR_ATTEMPTS = 3  # a concurrent delete may remove a folder we just made
+_HOUSEKEEPING = re.compile(re.escape(LOCK_NAME) + "|" + re.escape(TEMP_PREFIX) + r"[A-Za-z0-9_]+")
 
 T = TypeVar("T")
 
@@ -81,34 +84,32 @@ class DirectoryBackend(ThreadedBackend):
         await self._run(self._delete_sync, targets)
 
     async def list(self) -> list[str]:
-        """See `Backend.list`; temp and lock files, what is not a regular file, and names
-        that are not clean edition paths are left out."""
+        """See `Backend.list`; the lock and temp files at the top, folders, FIFOs and the
+        like, and names that are not clean edition paths are left out. Symbolic links (to
+        files or folders, never followed) and housekeeping names below the top are in, so
+        that --gc removes them (deleting a link removes the link, not what it points to)."""
         return await self._run(self._list_sync)
 
     # -- on the executor's threads ------------------------------------------------------
 
     def _put_sync(self, target: Path, data: bytes, if_match: str | None, if_none: bool) -> str:
-        temp = self._write_temp(target, data)
+        temp = self._write_temp(data)
         try:
             with self._locked():
                 if if_match is not None or if_none:
                     self._check_condition(target, if_match, if_none)
+                target.parent.mkdir(parents=True, exist_ok=True)  # under the lock: no prune
                 os.replace(temp, target)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
         return hashlib.sha256(data).hexdigest()
 
-    def _write_temp(self, target: Path, data: bytes) -> Path:
-        """A fsynced temp file holding `data`, next to `target` (folders made as needed)."""
-        for attempt in range(MKDIR_ATTEMPTS):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
-                break
-            except FileNotFoundError:
-                if attempt == MKDIR_ATTEMPTS - 1:
-                    raise
+    def _write_temp(self, data: bytes) -> Path:
+        """A fsynced temp file holding `data`, at the top of the mirror's folder (the only
+        place housekeeping names may be; a rename within one file system)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.root)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -160,14 +161,12 @@ class DirectoryBackend(ThreadedBackend):
         found: builtins.list[str] = []
         if not self.root.is_dir():
             return found
-        for dirpath, _dirnames, filenames in os.walk(self.root, onerror=_raise):
+        for dirpath, dirnames, filenames in os.walk(self.root, onerror=_raise):
             base = Path(dirpath).relative_to(self.root)
-            for filename in filenames:
-                if filename == LOCK_NAME or filename.startswith(TEMP_PREFIX):
+            for name in (*dirnames, *filenames):
+                relative = (base / name).as_posix()
+                if is_housekeeping(relative) or not _is_listable(Path(dirpath) / name):
                     continue
-                if not _is_regular(Path(dirpath) / filename):
-                    continue
-                relative = (base / filename).as_posix()
                 with contextlib.suppress(PublishError):
                     found.append(check_object_path(self.name, relative))
         return sorted(found)
@@ -218,11 +217,19 @@ def _raise(exc: OSError) -> None:
     raise exc
 
 
-def _is_regular(target: Path) -> bool:
+def is_housekeeping(path: str) -> bool:
+    """Whether `path` (relative to the mirror's top) is the backend's lock or a temp file:
+    such names at the top only."""
+    return _HOUSEKEEPING.fullmatch(path) is not None
+
+
+def _is_listable(target: Path) -> bool:
+    """A regular file or a symbolic link (to anything); not a folder, FIFO, socket, ..."""
     try:
-        return stat.S_ISREG(target.stat().st_mode)
+        mode = target.lstat().st_mode
     except OSError:
         return False
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
 
 
 def _open_regular(target: Path) -> int | None:
