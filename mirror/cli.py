@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -277,15 +278,45 @@ def add_verify(commands: Any) -> None:
         "needs the root key",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    add_deadline(parser, "give up on the copy")
+
+
+def add_deadline(parser: argparse.ArgumentParser, what: str) -> None:
+    """--deadline-s, for the commands that read mirrors as a reader does."""
+    parser.add_argument(
+        "--deadline-s",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help=f"{what} after this long (default 300), or when a body stays under "
+        "100 bytes/s for 30 s (after 10 s)",
+    )
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from mirror.verify import verify_target
+    from mirror.verify import DEFAULT_DEADLINE_S, verify_target
 
     if args.min_serial < 0:
         raise UsageError("--min-serial must be 0 or more")
+    deadline_s = args.deadline_s or DEFAULT_DEADLINE_S
     report = asyncio.run(
-        verify_target(args.target, args.key, now=utc_now(), min_serial=args.min_serial)
+        verify_target(
+            args.target,
+            args.key,
+            now=utc_now(),
+            min_serial=args.min_serial,
+            deadline_s=deadline_s,
+        )
     )
     if args.json:
         emit_json(report.to_json())
@@ -578,13 +609,18 @@ def add_status(commands: Any) -> None:
     )
     parser.add_argument("--full", action="store_true", help="also check every file's bytes")
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    add_deadline(parser, "report a mirror as unreachable")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from mirror.pipeline import check_status
+    from mirror.verify import DEFAULT_DEADLINE_S
 
     config = config_from(args)
-    statuses = asyncio.run(check_status(config, now=utc_now(), full=args.full))
+    deadline_s = args.deadline_s or DEFAULT_DEADLINE_S
+    statuses = asyncio.run(
+        check_status(config, now=utc_now(), full=args.full, deadline_s=deadline_s)
+    )
     if args.json:
         emit_json({"mirrors": [status.to_json() for status in statuses]})
     for status in statuses:

@@ -272,8 +272,11 @@ async def run_sync(
     return report
 
 
-async def check_status(config: Config, *, now: datetime, full: bool) -> list[MirrorStatus]:
-    """Every enabled mirror as a reader sees it, against the local edition's version."""
+async def check_status(
+    config: Config, *, now: datetime, full: bool, deadline_s: float
+) -> list[MirrorStatus]:
+    """Every enabled mirror as a reader sees it, against the local edition's version
+    (each within `deadline_s`)."""
     from mirror.status import mirrors_status
 
     with Store(config.state.path) as store:
@@ -282,7 +285,7 @@ async def check_status(config: Config, *, now: datetime, full: bool) -> list[Mir
     mirrors = [m for m in config.mirrors if m.enabled and m.name not in retired]
     return await mirrors_status(
         mirrors, trust_anchor(config), now=now, local_version=latest.version if latest else 0,
-        full=full,
+        full=full, deadline_s=deadline_s,
     )  # fmt: skip
 
 

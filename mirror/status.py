@@ -1,7 +1,9 @@
 """`mirror status`: each mirror seen as a reader sees it, through its public URL with
 plain GETs: reachable or not, public or not (a 403), the live version and its age,
 stale or not, when its keys.json expires (due for renewal within keys.ALERT_DAYS days),
-and (with `full`) every file whose bytes don't match."""
+and (with `full`) every file whose bytes don't match. Each mirror has a deadline, and
+bodies a minimum rate (as `mirror verify`): a mirror past either, or that cannot be
+read at all, is unreachable."""
 
 from __future__ import annotations
 
@@ -15,18 +17,27 @@ import aiohttp
 
 from mirror import keys, sign
 from mirror.config import MirrorConfig
-from mirror.errors import KeyCertificateError, MirrorError, NotPublicError, VerifyError
+from mirror.errors import (
+    KeyCertificateError,
+    MirrorError,
+    NotPublicError,
+    TargetError,
+    VerifyError,
+)
 from mirror.manifest import MAX_POINTER_BYTES, parse_pointer
 from mirror.verify import (
+    DEFAULT_DEADLINE_S,
     MAX_KEYS_BYTES,
     MAX_SIGNATURE_BYTES,
     EditionReader,
+    HttpSettings,
     load_manifest,
     load_trust,
     open_reader,
     read_required,
     signed_keys_json,
     verify_target,
+    within_deadline,
 )
 
 STATUS_TIMEOUT_S = 20.0
@@ -103,13 +114,15 @@ async def mirrors_status(
     local_version: int,
     full: bool = False,
     state_dir: Path | None = None,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    http: HttpSettings | None = None,
 ) -> list[MirrorStatus]:
-    """Every mirror's status, checked at once."""
+    """Every mirror's status, checked at once (each within `deadline_s`)."""
     return list(
         await asyncio.gather(
             *(
                 mirror_status(m, key, now=now, local_version=local_version, full=full,
-                              state_dir=state_dir)
+                              state_dir=state_dir, deadline_s=deadline_s, http=http)
                 for m in mirrors
             )
         )
@@ -124,24 +137,44 @@ async def mirror_status(
     local_version: int,
     full: bool = False,
     state_dir: Path | None = None,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    http: HttpSettings | None = None,
 ) -> MirrorStatus:
+    """One mirror's status; unreachable when it cannot be read within `deadline_s`."""
     url = mirror.public_url if mirror.public_url.endswith("/") else mirror.public_url + "/"
     status = MirrorStatus(mirror.name, url)
     try:
-        status.version = await read_current(url)
-        status.reachable = True
-        if status.version is None:
-            status.error = "empty: nothing published yet"
-            return status
-        await read_manifest(status, key, now)
-        status.stale = status.version < local_version
-        if full:
-            await full_check(status, key, now, state_dir)
+        async with within_deadline(url, deadline_s):
+            await _check(status, key, now, local_version, full, state_dir, http, deadline_s)
     except NotPublicError as exc:
         status.reachable, status.public, status.error = True, False, exc.reason
+    except TargetError as exc:  # past the deadline, too slow, redirected away, ...
+        status.reachable, status.error = False, str(exc)
     except (MirrorError, aiohttp.ClientError, TimeoutError) as exc:
         status.error = str(exc) or type(exc).__name__
     return status
+
+
+async def _check(
+    status: MirrorStatus,
+    key: sign.PublicKey,
+    now: datetime,
+    local_version: int,
+    full: bool,
+    state_dir: Path | None,
+    http: HttpSettings | None,
+    deadline_s: float,
+) -> None:
+    """The steps of `mirror_status`, filling in `status` as they go."""
+    status.version = await read_current(status.url)
+    status.reachable = True
+    if status.version is None:
+        status.error = "empty: nothing published yet"
+        return
+    await read_manifest(status, key, now, http)
+    status.stale = status.version < local_version
+    if full:
+        await full_check(status, key, now, state_dir, http, deadline_s)
 
 
 async def read_current(url: str) -> int | None:
@@ -157,20 +190,26 @@ async def read_current(url: str) -> int | None:
             return None
         if answer.status != 200:
             raise MirrorError(f"`current` answered HTTP {answer.status}")
-        data = await answer.content.read(MAX_POINTER_BYTES + 1)
+        data = b""  # to its end: one read() may return only the first bytes
+        while chunk := await answer.content.read(MAX_POINTER_BYTES + 1 - len(data)):
+            data += chunk
         return parse_pointer(data)
 
 
-async def read_manifest(status: MirrorStatus, key: sign.PublicKey, now: datetime) -> None:
+async def read_manifest(
+    status: MirrorStatus, key: sign.PublicKey, now: datetime, http: HttpSettings | None = None
+) -> None:
     """Age and expiry from the live manifest, its signature checked."""
     assert status.version is not None
     try:
-        async with open_reader(status.url) as reader:
+        async with open_reader(status.url, http) as reader:
             is_root = await signed_keys_json(reader, key)
             if is_root:
                 await read_keys_expiry(status, reader, key, now)
             trust = await load_trust(reader, key, is_root=is_root, now=now)
             manifest = await load_manifest(reader, status.version, trust, now)
+    except TargetError:
+        raise  # not read, so not known to be tampered
     except VerifyError as exc:
         status.tampered.append(f"manifests/{status.version}.json")
         raise MirrorError(f"live manifest refused: {exc}") from exc
@@ -202,10 +241,18 @@ async def read_keys_expiry(
 
 
 async def full_check(
-    status: MirrorStatus, key: sign.PublicKey, now: datetime, state_dir: Path | None
+    status: MirrorStatus,
+    key: sign.PublicKey,
+    now: datetime,
+    state_dir: Path | None,
+    http: HttpSettings | None = None,
+    deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> None:
     """Every file's bytes, as `mirror verify` checks them."""
-    report = await verify_target(status.url, key, now=now, state_dir=state_dir, ask_peers=False)
+    report = await verify_target(
+        status.url, key, now=now, state_dir=state_dir, ask_peers=False, http=http,
+        deadline_s=deadline_s,
+    )  # fmt: skip
     status.tampered = list(report.tampered)
     status.missing = list(report.missing)
     if not report.ok:

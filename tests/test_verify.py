@@ -1,28 +1,37 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import subprocess
+import threading
 import time
 import tracemalloc
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from aiohttp import web
+from test_cli_publish import cli, mirror_table, write_config
 
 from mirror import keys, sign
+from mirror.cli import run
+from mirror.config import MirrorConfig
 from mirror.errors import (
+    DeadlineError,
     ExpiredError,
     KeyCertificateError,
     ManifestError,
     RollbackError,
     SignatureError,
     TargetError,
+    TooSlowError,
     VerifyError,
 )
 from mirror.manifest import (
@@ -37,12 +46,14 @@ from mirror.manifest import (
     pointer_bytes,
     signature_path,
 )
+from mirror.status import mirrors_status
 from mirror.verify import (
     HttpSettings,
     Seen,
     VerifyReport,
     check_rollback,
     load_seen,
+    normalised_url,
     remember,
     verify_edition,
     verify_target,
@@ -791,6 +802,259 @@ async def test_a_server_error_is_named(key: sign.SecretKey, state: Path) -> None
     async with serve(app) as port:
         with pytest.raises(TargetError, match="HTTP 503"):
             await verify(f"http://127.0.0.1:{port}/", key.public, state)
+
+
+# ---------------------------------------------------------------- redirects, normalised
+
+
+@pytest.mark.parametrize(
+    ("url", "normal"),
+    [
+        ("http://h/base/%2e%2e/other/x", "http://h/other/x"),
+        ("HTTP://H:80/base/./a/../b", "http://h/base/b"),
+        ("https://h:443/base/%2E%2E/%2e./x", "https://h/x"),
+        ("http://h:8080/base/%7euser/%41%3f", "http://h:8080/base/~user/A%3F"),
+        ("http://h/base/..", "http://h/"),
+        ("http://h/../../x?a=%2e#frag", "http://h/x?a=%2e"),
+        ("http://[::1]:81/a//b/", "http://[::1]:81/a//b/"),
+    ],
+)
+def test_urls_are_normalised_as_a_server_resolves_them(url: str, normal: str) -> None:
+    assert normalised_url(url) == normal
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1/x", "http://h/base/..%2fother/", "http://h/a%5c..%5cb", "http://h/a\\b",
+     "http://h/x%00", "http://user@h/", "ftp://h/", "http:///x", "http://h:99999/"],
+)  # fmt: skip
+def test_urls_that_hide_something_are_refused(url: str) -> None:
+    with pytest.raises(TargetError):
+        normalised_url(url)
+
+
+def escaping_app(base: Path, other: Path, location: str) -> web.Application:
+    """/base/* redirects to `location` + the rest; paths are resolved as nginx does
+    (escapes decoded, dot segments removed), then served from `base` or `other`."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        path = posixpath.normpath(unquote(request.rel_url.raw_path))
+        for prefix, folder in (("/base/", base), ("/other/", other)):
+            if path.startswith(prefix) and prefix == "/base/":  # Location as is (no yarl)
+                return web.Response(status=302, headers={"Location": location + path[6:]})
+            if path.startswith(prefix) and (folder / path.removeprefix(prefix)).is_file():
+                return web.FileResponse(folder / path.removeprefix(prefix))
+        raise web.HTTPNotFound()
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    return app
+
+
+@pytest.mark.parametrize(
+    "location", ["/base/%2e%2e/other/", "/base/%2E./other/", "/base/.%2e/other/", "../other/"]
+)
+async def test_a_redirect_leaving_the_base_after_normalisation_is_refused(
+    tmp_path: Path, key: sign.SecretKey, state: Path, location: str
+) -> None:
+    other = tmp_path / "other"
+    make_edition(other, key, files={**SITE, "index.html": b"<html>someone else's</html>"})
+    async with serve(escaping_app(tmp_path / "base", other, location)) as port:
+        with pytest.raises(TargetError, match="away from"):
+            await verify(f"http://127.0.0.1:{port}/base/", key.public, state)
+
+
+def malformed_redirect_app() -> web.Application:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=302, headers={"Location": "http://[::1/x"})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    return app
+
+
+async def test_a_malformed_redirect_is_a_named_failure(key: sign.SecretKey, state: Path) -> None:
+    async with serve(malformed_redirect_app()) as port:
+        with pytest.raises(TargetError, match="not a URL"):
+            await verify(f"http://127.0.0.1:{port}/base/", key.public, state)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: web.Application) -> Iterator[int]:
+    """`app` on 127.0.0.1 from a loop of its own in a thread (the CLI runs its own loop)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
+
+    async def start() -> int:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return int(runner.addresses[0][1])
+
+    try:
+        yield asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    status = run(list(args))
+    return status, capsys.readouterr().err
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The CLI's rollback memory in a temp folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.mark.usefixtures("cache")
+def test_a_malformed_redirect_exits_3_without_a_traceback(
+    key: sign.SecretKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serve_in_thread(malformed_redirect_app()) as port:
+        status, err = run_cli(
+            capsys, "verify", f"http://127.0.0.1:{port}/base/", "--key", key.public.line()
+        )
+    assert status == 3
+    assert "verification failed" in err and "not a URL" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- slow mirrors
+
+
+def trickling_app(folder: Path, slow: frozenset[str], byte_every_s: float) -> web.Application:
+    """`folder` under /base/, the `slow` files one byte every `byte_every_s`."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        tail = request.match_info["tail"]
+        path = folder / tail
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        if tail not in slow:
+            return web.FileResponse(path)
+        response = web.StreamResponse()
+        response.content_length = path.stat().st_size
+        await response.prepare(request)
+        for byte in path.read_bytes():
+            await response.write(bytes([byte]))
+            await asyncio.sleep(byte_every_s)  # the server's pace, not the test's
+        return response
+
+    app = web.Application()
+    app.router.add_get("/base/{tail:.*}", handler)
+    return app
+
+
+TRICKLE_FLOOR = HttpSettings(
+    retries=0, timeout_s=30, min_bytes_per_s=10, rate_window_s=0.2, rate_grace_s=0.1
+)
+
+
+async def test_a_trickling_file_is_too_slow(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    app = trickling_app(edition, frozenset({"index.html"}), byte_every_s=0.3)
+    async with serve(app) as port:
+        with pytest.raises(TooSlowError, match="under the floor of 10 bytes/s"):
+            await verify_edition(
+                f"http://127.0.0.1:{port}/base/", key.public, now=NOW, state_dir=state,
+                is_root=False, http=TRICKLE_FLOOR, deadline_s=30,
+            )  # fmt: skip
+
+
+async def test_a_fast_enough_file_passes_the_floor(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    slow_but_steady = HttpSettings(min_bytes_per_s=10, rate_window_s=0.3, rate_grace_s=0.0)
+    app = trickling_app(edition, frozenset({"index.html"}), byte_every_s=0.02)  # 50 bytes/s
+    async with serve(app) as port:
+        report = await verify_edition(
+            f"http://127.0.0.1:{port}/base/", key.public, now=NOW, state_dir=state,
+            is_root=False, http=slow_but_steady,
+        )  # fmt: skip
+    assert report.ok, report
+
+
+async def test_a_mirror_past_its_deadline_is_a_named_failure(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    app = trickling_app(edition, frozenset({"index.html"}), byte_every_s=0.1)  # above the floor
+    async with serve(app) as port:
+        with pytest.raises(DeadlineError, match=r"0\.5-second deadline"):
+            await verify_edition(
+                f"http://127.0.0.1:{port}/base/", key.public, now=NOW, state_dir=state,
+                is_root=False, http=FAST, deadline_s=0.5,
+            )  # fmt: skip
+
+
+@pytest.mark.usefixtures("cache")
+def test_verify_deadline_s_exits_3(
+    edition: Path, key: sign.SecretKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serve_in_thread(trickling_app(edition, frozenset({"current"}), 1.0)) as port:
+        status, err = run_cli(
+            capsys, "verify", f"http://127.0.0.1:{port}/base/", "--key", key.public.line(),
+            "--deadline-s", "0.3",
+        )  # fmt: skip
+    assert status == 3
+    assert "0.3-second deadline" in err and "Traceback" not in err
+    for bad in ("0", "-1", "inf", "nan", "soon"):
+        with pytest.raises(SystemExit) as info:
+            run(["verify", str(edition), "--key", "x", "--deadline-s", bad])
+        assert info.value.code == 2
+
+
+def slow_mirror(port: int) -> MirrorConfig:
+    url = f"http://127.0.0.1:{port}/base/"
+    return MirrorConfig(name="slow", type="directory", path=Path("unused"), public_url=url)
+
+
+@pytest.mark.parametrize(
+    ("slow", "full", "deadline_s", "reason"),
+    [
+        ("current", False, 0.2, "0.2-second deadline"),  # "1\n": the "\n" comes at 1 s
+        ("manifests/1.json", False, 30, "under the floor of 10 bytes/s"),
+        ("index.html", True, 30, "under the floor of 10 bytes/s"),
+        ("index.html", True, 0.5, "0.5-second deadline"),
+    ],
+)
+async def test_status_reports_a_slow_mirror_as_unreachable(
+    edition: Path, key: sign.SecretKey, state: Path,
+    slow: str, full: bool, deadline_s: float, reason: str,
+) -> None:  # fmt: skip
+    floor = TRICKLE_FLOOR if deadline_s > 1 else FAST
+    byte_every_s = 1.0 if slow == "current" else 0.3
+    async with serve(trickling_app(edition, frozenset({slow}), byte_every_s)) as port:
+        [status] = await mirrors_status(
+            [slow_mirror(port)], key.public, now=NOW, local_version=1, full=full,
+            state_dir=state, deadline_s=deadline_s, http=floor,
+        )  # fmt: skip
+    assert not status.reachable and not status.healthy
+    assert reason in status.error, status.error
+    assert status.summary().startswith("slow: UNREACHABLE (")
+    assert status.tampered == []
+
+
+def test_status_deadline_s_exits_1(
+    tmp_path: Path, edition: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serve_in_thread(trickling_app(edition, frozenset({"manifests/1.json"}), 0.2)) as port:
+        table = mirror_table(
+            "slow", type="directory", path=str(tmp_path / "unused"),
+            public_url=f"http://127.0.0.1:{port}/base/",
+        )  # fmt: skip
+        config = str(write_config(tmp_path, "http://127.0.0.1:9/", table))
+        status, report, err = cli(capsys, "-c", config, "status", "--json", "--deadline-s", "0.3")
+    assert status == 1
+    [mirror] = report["mirrors"]
+    assert mirror["reachable"] is False and "0.3-second deadline" in mirror["error"]
+    assert "slow: UNREACHABLE (" in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------- the stock minisign
