@@ -518,8 +518,9 @@ class RateFloor:
                     raise  # aiohttp's own read timeout
                 self.judge(loop.time())
                 continue
-            self.judge(loop.time())
-            if loop.time() >= self.window_end_s - self._settings.rate_window_s:
+            now_s = loop.time()
+            self.judge(now_s)
+            if now_s >= self.window_end_s - self._settings.rate_window_s:  # not in the grace
                 self._window_bytes += len(chunk)
             return chunk
 

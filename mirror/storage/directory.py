@@ -1,6 +1,6 @@
 """A mirror that is a folder on this host, served by nginx or any static file server.
 
-Writes are atomic (a temp file in the same folder, fsync, `os.replace`), so a reader sees
+Writes are atomic (a temp file at the mirror's top, fsync, `os.replace`), so a reader sees
 the old bytes or the new, never a mix. An object's ETag is the sha256 of its bytes.
 Conditional puts and deletes take an exclusive `flock` on a lock file at the top of
 the folder, so they hold across threads and across processes on this host. The lock and
