@@ -864,6 +864,23 @@ async def test_a_redirect_leaving_the_base_after_normalisation_is_refused(
             await verify(f"http://127.0.0.1:{port}/base/", key.public, state)
 
 
+async def test_a_redirect_staying_under_the_base_after_normalisation_is_followed(
+    edition: Path, key: sign.SecretKey, state: Path
+) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        tail = request.match_info["tail"]
+        if not tail.startswith("real/"):  # "%72" is "r": /base/real/<tail>, spelt oddly
+            return web.Response(status=302, headers={"Location": f"/base/x/../%72eal/./{tail}"})
+        path = edition / tail.removeprefix("real/")
+        return web.FileResponse(path) if path.is_file() else web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_get("/base/{tail:.*}", handler)
+    async with serve(app) as port:
+        report = await verify(f"http://127.0.0.1:{port}/base/", key.public, state)
+    assert report.ok, report
+
+
 def malformed_redirect_app() -> web.Application:
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(status=302, headers={"Location": "http://[::1/x"})
