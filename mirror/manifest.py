@@ -60,6 +60,11 @@ UNDATED_PART = "undated"
 UNCOVERED_FILES = frozenset({"current", "pending"})
 UNCOVERED_PREFIX = "manifests/"
 SIGNATURE_SUFFIX = ".minisig"
+# Housekeeping: names that may sit at the top of an edition folder or a directory
+# mirror, never listed and never anywhere else.
+LOCK_NAME = ".mirror.lock"  # a directory mirror's lock
+TEMP_PREFIX = ".mirror-tmp-"  # + tempfile's random part: a directory mirror's writes
+STAGE_PREFIX = ".mirror-build-"  # + a number: the build's staged files
 
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 _MONTH_PATH = re.compile(r"articles/(?:([0-9]{4})/([0-9]{2})|undated)/")
@@ -67,6 +72,10 @@ _ARTICLE_PAGE = re.compile(r"articles/(?:[0-9]{4}/[0-9]{2}|undated)/[^/]+\.html"
 _MANIFEST_FILE = re.compile(
     r"manifests/(?:(?:0|[1-9][0-9]{0,17})\.json(?:\.minisig)?|parts/[0-9a-f]{64}\.json)"
 )
+_HOUSEKEEPING = re.compile(
+    rf"{re.escape(LOCK_NAME)}|{re.escape(TEMP_PREFIX)}[A-Za-z0-9_]+"
+    rf"|{re.escape(STAGE_PREFIX)}[0-9]+|\.{re.escape(STAGE_PREFIX)}[0-9]+\.[A-Za-z0-9_]+\.tmp"
+)  # the last: write_atomic's temp file of a staged file
 _PART_NAME = re.compile(r"site|undated|[0-9]{4}-[0-9]{2}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _KEY_ID = re.compile(r"[0-9A-F]{16}")
@@ -197,6 +206,11 @@ def is_manifest_file(path: str) -> bool:
     """Whether `path` may be in `manifests/`: "<N>.json", "<N>.json.minisig" or
     "parts/<sha256>.json" (nothing else belongs there)."""
     return _MANIFEST_FILE.fullmatch(path) is not None
+
+
+def is_housekeeping(path: str) -> bool:
+    """Whether `path` is a housekeeping name at the top (a lock, temp or staged file)."""
+    return _HOUSEKEEPING.fullmatch(path) is not None
 
 
 def is_article_page(path: str) -> bool:

@@ -89,6 +89,7 @@ from mirror.manifest import (
     check_part,
     format_time,
     is_article_page,
+    is_housekeeping,
     is_manifest_file,
     manifest_entries,
     manifest_path,
@@ -97,7 +98,6 @@ from mirror.manifest import (
     parse_pointer,
     signature_path,
 )
-from mirror.storage.directory import is_housekeeping
 
 MAX_SIGNATURE_BYTES = sign.MAX_SIGNATURE_FILE_BYTES  # bytes, one .minisig
 MAX_KEYS_BYTES = keys.MAX_CERTIFICATE_BYTES  # bytes, keys.json

@@ -246,6 +246,8 @@ async def test_only_manifest_names_and_top_level_housekeeping_are_unlisted(
         f"manifests/parts/{'ab' * 32}.json": b"{}",
         ".mirror.lock": b"",
         ".mirror-tmp-k3x_9q": b"half",
+        ".mirror-build-3": b"staged by a build",
+        "..mirror-build-3.k2_x.tmp": b"half staged",
     }
     strays = {
         "manifests/evil.html": b"<script>",
@@ -256,6 +258,8 @@ async def test_only_manifest_names_and_top_level_housekeeping_are_unlisted(
         ".mirror-tmp-x.html": b"<form>",
         "archive/.mirror.lock": b"",
         "articles/2026/11/.mirror-tmp-abc": b"<form>",
+        "articles/.mirror-build-1": b"<form>",
+        ".mirror-build-x.html": b"<form>",
         "articles/current": b"1\n",
     }
     write_files(edition, {**allowed, **strays})

@@ -16,7 +16,6 @@ import errno
 import fcntl
 import hashlib
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +31,7 @@ from mirror.errors import (
     ObjectTooLargeError,
     PublishError,
 )
+from mirror.manifest import LOCK_NAME, TEMP_PREFIX, is_housekeeping
 from mirror.storage import (
     Capabilities,
     Stored,
@@ -40,11 +40,8 @@ from mirror.storage import (
     check_prefix,
 )
 
-LOCK_NAME = ".mirror.lock"  # at the top of the mirror's folder (prefix included)
-TEMP_PREFIX = ".mirror-tmp-"  # temp files being written, at the top; never listed there
 FILE_MODE = 0o644  # readable by the web server
 CHUNK_BYTES = 1 << 16
-_HOUSEKEEPING = re.compile(re.escape(LOCK_NAME) + "|" + re.escape(TEMP_PREFIX) + r"[A-Za-z0-9_]+")
 
 T = TypeVar("T")
 
@@ -215,12 +212,6 @@ class DirectoryBackend(ThreadedBackend):
 
 def _raise(exc: OSError) -> None:
     raise exc
-
-
-def is_housekeeping(path: str) -> bool:
-    """Whether `path` (relative to the mirror's top) is the backend's lock or a temp file:
-    such names at the top only."""
-    return _HOUSEKEEPING.fullmatch(path) is not None
 
 
 def _is_listable(target: Path) -> bool:
