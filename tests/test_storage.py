@@ -372,6 +372,28 @@ async def test_directory_gc_removes_what_verify_calls_extra_or_a_link(tmp_path: 
     assert (outside / "shadow").read_bytes() == b"secret"
 
 
+async def test_directory_never_writes_reads_or_deletes_through_a_link(tmp_path: Path) -> None:
+    """A link planted in the mirror's folder sends none of our files elsewhere and serves
+    nobody else's: writes and deletes below it are named errors, reads find nothing."""
+    root, outside = tmp_path / "public", tmp_path / "etc"
+    outside.mkdir()
+    (outside / "shadow").write_bytes(b"secret")
+    async with DirectoryBackend(directory_mirror(root)) as backend:
+        await backend.put("index.html", b"i", content_type=HTML, cache_control=SHORT)
+        (root / "articles").symlink_to(outside, target_is_directory=True)
+        (root / "current").symlink_to(outside / "shadow")
+        with pytest.raises(PublishError, match="articles is a symbolic link"):
+            await backend.put("articles/x.html", b"x", content_type=HTML, cache_control=SHORT)
+        with pytest.raises(PublishError, match="articles is a symbolic link"):
+            await backend.delete(["articles/shadow"])
+        assert await backend.get("articles/shadow", max_bytes=100) is None
+        assert await backend.get("current", max_bytes=100) is None
+        await backend.put("current", b"1", content_type=HTML, cache_control=SHORT)
+    assert sorted(p.name for p in outside.iterdir()) == ["shadow"]
+    assert (outside / "shadow").read_bytes() == b"secret"
+    assert (root / "current").read_bytes() == b"1" and not (root / "current").is_symlink()
+
+
 async def test_directory_files_are_world_readable_and_etag_is_sha256(tmp_path: Path) -> None:
     async with DirectoryBackend(directory_mirror(tmp_path)) as backend:
         etag = await backend.put("a/b.html", b"hello", content_type=HTML, cache_control=SHORT)

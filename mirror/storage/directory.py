@@ -5,7 +5,10 @@ the old bytes or the new, never a mix. An object's ETag is the sha256 of its byt
 Conditional puts and deletes take an exclusive `flock` on a lock file at the top of
 the folder, so they hold across threads and across processes on this host. The lock and
 the temp files (the backend's housekeeping) live only at the top: anywhere else such a
-name, like a symbolic link, is a stray that `list` shows so that --gc removes it.
+name, like a symbolic link, is a stray that `list` shows so that --gc removes it. No
+operation goes through a symbolic link: a write or delete below a linked folder is a
+`PublishError` naming it, and a read of a link (or below a linked folder) finds nothing,
+so a link planted in the folder can neither send our files elsewhere nor serve another's.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class DirectoryBackend(ThreadedBackend):
         temp = self._write_temp(data)
         try:
             with self._locked():
+                self._refuse_linked_folders(target)
                 if if_match is not None or if_none:
                     self._check_condition(target, if_match, if_none)
                 target.parent.mkdir(parents=True, exist_ok=True)  # under the lock: no prune
@@ -127,7 +131,7 @@ class DirectoryBackend(ThreadedBackend):
             raise ConflictError(self.name, f"{self._shown(target)} changed (ETag differs)")
 
     def _get_sync(self, target: Path, max_bytes: int) -> Stored | None:
-        fd = _open_regular(target)
+        fd = None if self._linked_folder(target) else _open_regular(target)
         if fd is None:
             return None
         with os.fdopen(fd, "rb") as handle:
@@ -141,6 +145,7 @@ class DirectoryBackend(ThreadedBackend):
     def _delete_sync(self, targets: Sequence[Path]) -> None:
         with self._locked():
             for target in targets:
+                self._refuse_linked_folders(target)
                 with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                     target.unlink()
                 self._prune(target.parent)
@@ -167,6 +172,27 @@ class DirectoryBackend(ThreadedBackend):
                 with contextlib.suppress(PublishError):
                     found.append(check_object_path(self.name, relative))
         return sorted(found)
+
+    def _linked_folder(self, target: Path) -> str | None:
+        """The first folder between the mirror's top and `target` that is a symbolic link."""
+        folder = self.root
+        for part in target.relative_to(self.root).parts[:-1]:
+            folder = folder / part
+            try:
+                if stat.S_ISLNK(folder.lstat().st_mode):
+                    return self._shown(folder)
+            except FileNotFoundError:
+                return None
+        return None
+
+    def _refuse_linked_folders(self, target: Path) -> None:
+        linked = self._linked_folder(target)
+        if linked is not None:
+            raise PublishError(
+                self.name,
+                f"{linked} is a symbolic link: mirror never writes through one "
+                "(remove it, or run publish --gc)",
+            )
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -227,9 +253,13 @@ def _open_regular(target: Path) -> int | None:
     """A read descriptor on `target` if it is a regular file; None if absent or not a
     file (O_NONBLOCK: opening a FIFO must not wait for a writer)."""
     try:
-        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link: never followed
+            return None
+        raise
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         return None
