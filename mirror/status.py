@@ -27,14 +27,12 @@ from mirror.errors import (
 from mirror.manifest import MAX_POINTER_BYTES, parse_pointer
 from mirror.verify import (
     DEFAULT_DEADLINE_S,
-    MAX_KEYS_BYTES,
-    MAX_SIGNATURE_BYTES,
     EditionReader,
     HttpSettings,
     load_manifest,
     load_trust,
     open_reader,
-    read_required,
+    read_keys_files,
     signed_keys_json,
     verify_target,
     within_deadline,
@@ -224,13 +222,7 @@ async def read_keys_expiry(
     MirrorError (not tampering) when it has expired. A keys.json the root did not sign is
     left for `load_trust` to refuse."""
     try:
-        data = await read_required(
-            reader, keys.KEYS_FILE, max_bytes=MAX_KEYS_BYTES, error=KeyCertificateError
-        )
-        signature = await read_required(
-            reader, keys.KEYS_SIGNATURE_FILE, max_bytes=MAX_SIGNATURE_BYTES,
-            error=KeyCertificateError,
-        )  # fmt: skip
+        data, signature = await read_keys_files(reader)
         certificate = keys.read_signed_certificate(root, data, signature)
     except KeyCertificateError:
         return

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import idna
-from courlan.clean import TRACKERS_RE  # utm_*, fbclid, gclid, yclid, mc_eid, ...: a kept list
 
 from mirror.errors import BadURLError
 
 _SCHEMES = {"http": 80, "https": 443}
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = "/?%:@!$&'()*+,;=-._~"
 _HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$")
@@ -47,7 +46,7 @@ def normalise_url(url: str, base: str | None = None, *, max_length: int) -> str:
     if "@" in parts.netloc:
         raise BadURLError(url, "URL carries a user name or password")
     netloc = _netloc(url, parts.hostname or "", port, scheme)
-    path = _remove_dot_segments(_normalise_escapes(_quote(parts.path, _PATH_SAFE)))
+    path = remove_dot_segments(_normalise_escapes(_quote(parts.path, _PATH_SAFE)))
     query = _uppercase_escapes(_quote(parts.query, _QUERY_SAFE))
     result = urlunsplit((scheme, netloc, path, query, ""))
     if len(result) > max_length:
@@ -231,13 +230,14 @@ def _normalise_escapes(path: str) -> str:
 
     def one(match: re.Match[str]) -> str:
         char = chr(int(match.group(0)[1:], 16))
-        return char if char in _UNRESERVED else match.group(0).upper()
+        return char if char in UNRESERVED else match.group(0).upper()
 
     return _PERCENT_ESCAPE.sub(one, path)
 
 
-def _remove_dot_segments(path: str) -> str:
-    """The path without `.`/`..` segments; `..` at the root stays at the root."""
+def remove_dot_segments(path: str) -> str:
+    """The path without `.`/`..` segments (RFC 3986 5.2.4); `..` at the root stays at the
+    root; always absolute."""
     segments = path.split("/")[1:] if path.startswith("/") else path.split("/")
     kept: list[str] = []
     for segment in segments:
@@ -270,4 +270,8 @@ def without_trackers(url: str) -> str:
 
 
 def _is_tracker(name: str) -> bool:
+    # courlan keeps the list (utm_*, fbclid, gclid, yclid, mc_eid, ...); imported here, as
+    # it costs ~50 ms and readers of this module (verify, publish) need no tracker rule
+    from courlan.clean import TRACKERS_RE
+
     return bool(name) and TRACKERS_RE.search(unquote(name).lower()) is not None

@@ -98,6 +98,7 @@ from mirror.manifest import (
     parse_pointer,
     signature_path,
 )
+from mirror.urls import UNRESERVED, remove_dot_segments
 
 MAX_SIGNATURE_BYTES = sign.MAX_SIGNATURE_FILE_BYTES  # bytes, one .minisig
 MAX_KEYS_BYTES = keys.MAX_CERTIFICATE_BYTES  # bytes, keys.json
@@ -108,7 +109,6 @@ SEEN_FILE = "seen.json"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_DEADLINE_S = 300.0  # seconds, checking one copy (a folder or a mirror) end to end
 DEFAULT_PORTS = {"http": 80, "https": 443}
-UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 HIDDEN_SEPARATORS = frozenset({"2F", "5C", "00"})  # "/", "\\" and NUL, escaped in a path
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 ABSENT_STATUSES = frozenset({403, 404, 410})  # S3 answers 403 for a missing public object
@@ -450,21 +450,6 @@ def _decode_unreserved(path: str, url: str) -> str:
     return _ESCAPE.sub(decoded, path)
 
 
-def remove_dot_segments(path: str) -> str:
-    """An absolute path with its "." and ".." segments resolved (never above "/")."""
-    segments = path.split("/")[1:]
-    kept: list[str] = []
-    for segment in segments:
-        if segment == "..":
-            if kept:
-                kept.pop()
-        elif segment != ".":
-            kept.append(segment)
-    if segments and segments[-1] in (".", ".."):
-        kept.append("")  # "/a/b/.." is the folder "/a/"
-    return "/" + "/".join(kept)
-
-
 async def _read_answer(
     url: str, answer: aiohttp.ClientResponse, sink: Sink, max_bytes: int, settings: HttpSettings
 ) -> ReadOutcome:
@@ -637,13 +622,19 @@ async def load_trust(
     """The trust to verify with: `key`, or keys.json checked against the root `key`."""
     if not is_root:
         return Trust(key)
+    data, signature = await read_keys_files(reader)
+    return Trust(key, keys.check_certificate(key, data, signature, now=now))
+
+
+async def read_keys_files(reader: EditionReader) -> tuple[bytes, bytes]:
+    """keys.json and its signature, bounded (KeyCertificateError when either is absent)."""
     data = await read_required(
         reader, keys.KEYS_FILE, max_bytes=MAX_KEYS_BYTES, error=KeyCertificateError
     )
     signature = await read_required(
         reader, keys.KEYS_SIGNATURE_FILE, max_bytes=MAX_SIGNATURE_BYTES, error=KeyCertificateError
     )
-    return Trust(key, keys.check_certificate(key, data, signature, now=now))
+    return data, signature
 
 
 @dataclass(frozen=True)
@@ -1196,13 +1187,7 @@ async def read_peer(url: str, root: sign.PublicKey, now: datetime, http: HttpSet
     the serial is still the root's word that a newer certificate exists)."""
     try:
         async with asyncio.timeout(PEER_DEADLINE_S), HttpReader(url, http) as peer:
-            data = await read_required(
-                peer, keys.KEYS_FILE, max_bytes=MAX_KEYS_BYTES, error=KeyCertificateError
-            )
-            signature = await read_required(
-                peer, keys.KEYS_SIGNATURE_FILE, max_bytes=MAX_SIGNATURE_BYTES,
-                error=KeyCertificateError,
-            )  # fmt: skip
+            data, signature = await read_keys_files(peer)
         certificate = keys.read_signed_certificate(root, data, signature)
     except TimeoutError:
         return PeerKeys(url, error=f"no answer within {PEER_DEADLINE_S:g} s")
