@@ -1,7 +1,8 @@
 """The `mirror` command: the only place that prints and picks exit codes.
 
 Exit status: 0 all done; 1 some items, mirrors or recipients failed, the rest done;
-2 bad usage, bad config, or another run holds the store; 3 verification failed.
+2 bad usage, bad config, or another run holds the store; 3 verification failed;
+130 stopped by SIGINT (Ctrl-C), 143 by SIGTERM.
 Human output and progress go to stderr; `--json` documents go to stdout.
 """
 
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import math
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,11 +43,83 @@ if TYPE_CHECKING:  # publish loads boto3's neighbours lazily: only for the annot
     from mirror.publish import MirrorResult
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_VERIFY = 0, 1, 2, 3
+EXIT_SIGNALLED = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number
+STOP_GRACE_S = 1.5  # after a first signal, the longest the run may take to stop cleanly
 log = logging.getLogger("mirror")
 
 
+class Interrupts:
+    """SIGINT and SIGTERM for the `mirror` command. The first stops the run at once (as a
+    KeyboardInterrupt: locks released, bars closed, mirror calls in flight abandoned,
+    workers terminated) and forces the exit STOP_GRACE_S later should stopping hang; a
+    second exits at once. Nothing is lost: writes are atomic, the publishing order keeps
+    every mirror verifying, and the kernel frees the run lock."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def install(self) -> None:
+        for number in EXIT_SIGNALLED:
+            signal.signal(number, self._stop)
+
+    def exit_status(self) -> int:
+        """130 or 143; 130 for a KeyboardInterrupt not raised by these handlers."""
+        return EXIT_SIGNALLED.get(signal.Signals(self.received or signal.SIGINT), 130)
+
+    def finishing(self) -> None:
+        """The run is over, only its exit is left: a signal now ends the process the
+        kernel's way, with no traceback."""
+        for number in EXIT_SIGNALLED:
+            signal.signal(number, signal.SIG_DFL)
+
+    def _stop(self, number: int, frame: object) -> None:
+        if self.received is not None:
+            hard_exit(self.exit_status(), "second interrupt: exiting at once")
+        self.received = number
+        why = f"still stopping after {STOP_GRACE_S:g} s: exiting now"
+        timer = threading.Timer(STOP_GRACE_S, hard_exit, (self.exit_status(), why))
+        timer.daemon = True
+        timer.start()
+        raise KeyboardInterrupt
+
+
+INTERRUPTS = Interrupts()
+
+
+def hard_exit(status: int, why: str) -> NoReturn:
+    """Exit now: worker processes terminated, no thread waited for (the kernel releases
+    the run lock with the process)."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"mirror: {why}\n".encode())
+    if "multiprocessing" in sys.modules:
+        for child in sys.modules["multiprocessing"].active_children():
+            with contextlib.suppress(Exception):
+                child.terminate()
+    os._exit(status)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
-    sys.exit(run(argv))
+    """The `mirror` command: `run`, with signals handled (see `Interrupts`)."""
+    INTERRUPTS.install()
+    try:
+        status = run(argv)
+    except KeyboardInterrupt:  # a signal that came after `run` had caught its own
+        status = INTERRUPTS.exit_status()
+    INTERRUPTS.finishing()
+    leave(status)
+
+
+def leave(status: int) -> NoReturn:
+    """Exit with `status`. A thread still blocked in a mirror's call (abandoned at its
+    timeout, deadline or an interrupt) is not waited for, as Python would at exit."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+        logging.shutdown()
+        os._exit(status)
+    sys.exit(status)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -66,8 +143,9 @@ def run(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return EXIT_PARTIAL
     except KeyboardInterrupt:
-        log.error("interrupted")
-        return 130
+        status = INTERRUPTS.exit_status()
+        log.error("interrupted (%s): stopped", "SIGTERM" if status == 143 else "SIGINT")
+        return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep a blocked news outlet readable: fetch its articles, build a "
         "signed static edition, publish it to mirrors, mail digests.",
         epilog="Exit status: 0 done; 1 partly failed (see the report); 2 bad usage or "
-        "config, or another run holds the store; 3 verification failed.",
+        "config, or another run holds the store; 3 verification failed; 130 stopped by "
+        "SIGINT (Ctrl-C), 143 by SIGTERM.",
     )
     parser.add_argument("--version", action="version", version=f"mirror {__version__}")
     add_common(parser)
@@ -153,21 +232,36 @@ def emit_json(document: dict[str, Any]) -> None:
 
 
 class BarProgress:
-    """A progress bar on stderr when it is a terminal; silent when piped or quiet."""
+    """A progress bar on stderr when it is a terminal; silent when piped or quiet. The
+    bar appears with the first work item (never an empty `0item` bar) and a stage's
+    summary closes it before the summary is logged; the next stage starts a new one."""
 
     def __init__(self, label: str, *, quiet: bool) -> None:
-        enabled = sys.stderr.isatty() and not quiet
-        self._bar = tqdm(total=0, desc=label, unit="item", file=sys.stderr, disable=not enabled)
+        self._label = label
+        self._enabled = sys.stderr.isatty() and not quiet
+        self._bar: tqdm[Any] | None = None
 
     def add_total(self, count: int) -> None:
-        self._bar.total = (self._bar.total or 0) + count
-        self._bar.refresh()
+        if not self._enabled or count <= 0:
+            return
+        if self._bar is None:
+            self._bar = tqdm(total=count, desc=self._label, unit="item", file=sys.stderr)
+        else:
+            self._bar.total = (self._bar.total or 0) + count
+            self._bar.refresh()
 
     def advance(self, count: int = 1) -> None:
-        self._bar.update(count)
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def stage_done(self, summary: str) -> None:
+        self.close()
+        log.info("%s", summary)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 @contextmanager
@@ -594,8 +688,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         )
     if args.json:
         emit_json(report.to_json())
-    for line in report.lines():
-        log.info("%s", line)
+    if report.error:  # each stage's line was logged as the stage ended
+        log.info("%s", report.error)
     for result in report.mirrors:
         log_warnings(result)
     for line in report.keys.due() if report.keys else []:

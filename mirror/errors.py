@@ -24,7 +24,8 @@
     ├── BuildError                   the edition cannot be built
     ├── PublishError                 one mirror could not be brought up to date (has mirror)
     │   ├── MirrorUnreachableError   refused, reset, timed out, 5xx after retries, HTML pages
-    │   │   └── ObjectTooLargeError  an object larger than any we write (not ours)
+    │   │   ├── ObjectTooLargeError  an object larger than any we write (not ours)
+    │   │   └── MirrorDeadlineError  the mirror's publish passed its `deadline_s`
     │   ├── MirrorAccessError        credentials missing or refused, no such bucket
     │   ├── NotPublicError           readers get 403 from the mirror's public URL (status)
     │   ├── ConflictError            a conditional write lost: another publish got there first
@@ -228,6 +229,11 @@ class MirrorUnreachableError(PublishError):
 class ObjectTooLargeError(MirrorUnreachableError):
     """A stored object is larger than what we ever write there (a live manifest, a
     pointer): the store answers with something that is not ours."""
+
+
+class MirrorDeadlineError(MirrorUnreachableError):
+    """The mirror's whole publish took longer than its `deadline_s`: abandoned where it
+    was (the publishing order leaves a mirror that verifies), the others go on."""
 
 
 class NotPublicError(PublishError):

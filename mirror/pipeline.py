@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from mirror import keys, publish, sign
 from mirror.config import Config, MirrorConfig
-from mirror.errors import ConfigError, DigestError, KeyCertificateError, PublishError
-from mirror.progress import Progress
+from mirror.errors import (
+    ConfigError,
+    DigestError,
+    KeyCertificateError,
+    MirrorDeadlineError,
+    PublishError,
+)
+from mirror.progress import NoProgress, Progress
 from mirror.publish import MirrorResult
 from mirror.sign import PublicKey, read_public_key
 from mirror.storage import Backend, open_backend
@@ -35,16 +42,18 @@ if TYPE_CHECKING:  # the heavy stages load only when a sync runs: publish starts
 
 @dataclass
 class OpenedMirrors:
-    """The backends that opened, and a failed result for each that did not."""
+    """The backends that opened, a failed result for each that did not, and what is left
+    of each mirror's `deadline_s` (by name: reading its live version uses some)."""
 
     backends: list[Backend] = field(default_factory=list)
     failed: list[MirrorResult] = field(default_factory=list)
+    deadlines_s: dict[str, float] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager
 async def opened(mirrors: list[MirrorConfig]) -> AsyncIterator[OpenedMirrors]:
     """Open every mirror's backend; close them all at the end."""
-    result = OpenedMirrors()
+    result = OpenedMirrors(deadlines_s={mirror.name: mirror.deadline_s for mirror in mirrors})
 
     async def one(mirror: MirrorConfig) -> None:
         try:  # in a thread: making a boto3 client reads credential files and config
@@ -94,27 +103,38 @@ async def publish_opened(
     allow_shrink: bool,
     repair: bool,
     gc: bool,
+    on_result: Callable[[MirrorResult], None] = lambda _: None,
 ) -> list[MirrorResult]:
+    """Publish to the opened mirrors, each within its deadline; `on_result` hears of each
+    mirror as it ends (with `gc`: once its garbage is collected)."""
+    for failed in mirrors_open.failed:
+        on_result(failed)
     edition = config.edition.output_dir
+    deadlines = mirrors_open.deadlines_s
     results = await publish.publish_all(
-        mirrors_open.backends, edition, key, allow_shrink=allow_shrink, repair=repair
-    )
+        mirrors_open.backends, edition, key, allow_shrink=allow_shrink, repair=repair,
+        deadlines_s=deadlines, on_result=None if gc else on_result,
+    )  # fmt: skip
     if gc:
         results = [
-            await collect_garbage(backend, result, edition, key)
+            await collect_garbage(backend, result, edition, key, deadlines[backend.name])
             for backend, result in zip(mirrors_open.backends, results, strict=True)
         ]
+        for result in results:
+            on_result(result)
     return mirrors_open.failed + results
 
 
 async def collect_garbage(
-    backend: Backend, result: MirrorResult, edition: Path, key: PublicKey
+    backend: Backend, result: MirrorResult, edition: Path, key: PublicKey, deadline_s: float
 ) -> MirrorResult:
-    """After a good publish, remove what no live manifest references (one listing)."""
+    """After a good publish, remove what no live manifest references (one listing),
+    within the mirror's `deadline_s`."""
     if not result.ok:
         return result
     try:
-        removed = await publish.gc_mirror(backend, edition, key)
+        gc = publish.gc_mirror(backend, edition, key)
+        removed = await publish.within_deadline(gc, backend.name, deadline_s)
     except PublishError as exc:
         return replace(result, ok=False, error=f"gc: {exc}")
     return replace(result, deleted=result.deleted + removed)
@@ -192,6 +212,25 @@ def _expires(root: PublicKey, files: tuple[bytes, bytes] | None) -> datetime | N
         return None
 
 
+async def live_versions(mirrors_open: OpenedMirrors, key: PublicKey) -> list[int]:
+    """Each opened mirror's live version (0: none, or unreadable within its deadline),
+    read at once; the time each read takes comes off that mirror's deadline."""
+
+    async def one(backend: Backend) -> int:
+        deadline_s = mirrors_open.deadlines_s[backend.name]
+        started = time.monotonic()
+        try:
+            read = publish.live_version(backend, key)
+            return await publish.within_deadline(read, backend.name, deadline_s)
+        except MirrorDeadlineError:
+            return 0
+        finally:
+            spent_s = time.monotonic() - started
+            mirrors_open.deadlines_s[backend.name] = max(0.0, deadline_s - spent_s)
+
+    return list(await asyncio.gather(*(one(backend) for backend in mirrors_open.backends)))
+
+
 @dataclass
 class SyncReport:
     fetch: FetchReport
@@ -223,14 +262,18 @@ class SyncReport:
     def lines(self) -> list[str]:
         lines = [self.fetch.summary()]
         lines += [self.build.summary()] if self.build else []
-        for result in self.mirrors:
-            state = "ok" if result.ok else f"FAILED: {result.error}"
-            lines.append(
-                f"publish {result.name}: {state}, version {result.version}, "
-                f"{result.uploaded} uploaded, {result.deleted} deleted"
-            )
+        lines += [mirror_line(result) for result in self.mirrors]
         lines += [self.digest.summary()] if self.digest else []
         return lines + ([self.error] if self.error else [])
+
+
+def mirror_line(result: MirrorResult) -> str:
+    """One mirror's publish in a line, for the sync's report."""
+    state = "ok" if result.ok else f"FAILED: {result.error}"
+    return (
+        f"publish {result.name}: {state}, version {result.version}, "
+        f"{result.uploaded} uploaded, {result.deleted} deleted"
+    )
 
 
 async def run_sync(
@@ -243,30 +286,41 @@ async def run_sync(
     gc: bool = False,
     progress: Progress | None = None,
 ) -> SyncReport:
-    """Fetch, build above every live version, publish: one run for cron/systemd."""
+    """Fetch, build above every live version, publish: one run for cron/systemd. Each
+    stage's summary line goes to `progress` as the stage ends (fetch, build, each
+    mirror, the digest), so an interrupted run still says what it did."""
     from mirror.build import build_edition
     from mirror.digest_run import due, send_digest
     from mirror.fetch import fetch_articles
     from mirror.keyring import build_inputs
 
+    stages = progress or NoProgress()
     key = signing_public_key(config)
     with Store(config.state.path) as store:
-        report = SyncReport(await fetch_articles(config, store, now=now, progress=progress))
+        # the keys and their certificate first: a config error stops the run before a fetch
+        inputs = build_inputs(config, now=now, retired=store.retired_mirrors())
+        report = SyncReport(await fetch_articles(config, store, now=now, progress=stages))
+        stages.stage_done(report.fetch.summary())
         async with opened(mirrors) as mirrors_open:
-            live = await asyncio.gather(
-                *(publish.live_version(b, key) for b in mirrors_open.backends)
-            )  # at once: a dead mirror's timeout must not hold up the others
-            inputs = build_inputs(
-                config, now=now, live_version=max(live, default=0), retired=store.retired_mirrors()
-            )
-            report.build = await build_edition(config, store, inputs, now=now, progress=progress)
+            # at once, each within its deadline: a dead mirror must not hold up the others
+            live = await live_versions(mirrors_open, key)
+            inputs = replace(inputs, live_version=max(live, default=0))
+            report.build = await build_edition(config, store, inputs, now=now, progress=stages)
+            stages.stage_done(report.build.summary())
             report.mirrors = await publish_opened(
-                config, mirrors_open, key, allow_shrink, repair, gc
-            )
-            report.keys = await keys_expiry(config, mirrors_open.backends, inputs.keys_files, now)
+                config, mirrors_open, key, allow_shrink, repair, gc,
+                on_result=lambda result: stages.stage_done(mirror_line(result)),
+            )  # fmt: skip
+            # keys.json as each mirror now serves it; a mirror whose publish failed is
+            # reported already, and is not waited for again
+            published = {result.name for result in report.mirrors if result.ok}
+            backends = [b for b in mirrors_open.backends if b.name in published]
+            report.keys = await keys_expiry(config, backends, inputs.keys_files, now)
         if due(store, config, now):
             try:
-                report.digest = await send_digest(config, store, now=now)
+                digest = await send_digest(config, store, now=now)
+                report.digest = digest
+                stages.stage_done(digest.summary())
             except (DigestError, ConfigError) as exc:  # the edition is out; say why no digest
                 report.error = f"digest not sent: {exc}"
     return report

@@ -14,6 +14,10 @@ class Progress(Protocol):
     def advance(self, count: int = 1) -> None:
         """Work items finished."""
 
+    def stage_done(self, summary: str) -> None:
+        """A stage (fetch, build, one mirror's publish, ...) ended; `summary` says what it
+        did, in one line."""
+
 
 class NoProgress:
     """Progress that goes nowhere (tests, piped output)."""
@@ -22,4 +26,7 @@ class NoProgress:
         pass
 
     def advance(self, count: int = 1) -> None:
+        pass
+
+    def stage_done(self, summary: str) -> None:
         pass

@@ -34,10 +34,10 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mirror import sign
 from mirror.bounded import map_bounded
@@ -45,6 +45,7 @@ from mirror.errors import (
     BuildError,
     ConflictError,
     ManifestError,
+    MirrorDeadlineError,
     MirrorUnreachableError,
     ObjectTooLargeError,
     PublishError,
@@ -72,6 +73,8 @@ from mirror.manifest import (
     signature_path,
 )
 from mirror.storage import Backend, Capabilities, Stored
+
+T = TypeVar("T")
 
 CURRENT = "current"
 PENDING = "pending"
@@ -591,15 +594,22 @@ async def publish_mirror(
 
 
 async def publish_loaded(
-    backend: Backend, edition: LocalEdition, key: sign.PublicKey, options: PublishOptions
+    backend: Backend,
+    edition: LocalEdition,
+    key: sign.PublicKey,
+    options: PublishOptions,
+    deadline_s: float | None = None,
 ) -> MirrorResult:
-    """As `publish_mirror`, for an edition already loaded."""
+    """As `publish_mirror`, for an edition already loaded; past `deadline_s` the publish
+    is abandoned where it is (MirrorDeadlineError as the reason)."""
     counted = CountingBackend(backend)
     tally = _Tally()
     started = time.monotonic()
     error: str | None = None
     try:
-        await _publish(counted, edition, key, options, tally)
+        await within_deadline(
+            _publish(counted, edition, key, options, tally), backend.name, deadline_s
+        )
     except PublishError as exc:
         error = exc.reason
     return MirrorResult(
@@ -649,6 +659,21 @@ async def _publish(
         await backend.delete([PENDING])
         tally.pointer_writes += 1
     tally.version = edition.version
+
+
+async def within_deadline(work: Awaitable[T], mirror: str, deadline_s: float | None) -> T:
+    """`work`, cancelled with MirrorDeadlineError once `deadline_s` has passed (None: no
+    deadline). What it had written stays: the publishing order keeps the mirror
+    verifying at every step."""
+    scope = asyncio.timeout(deadline_s)
+    try:
+        async with scope:
+            return await work
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        reason = f"not done within its deadline of {deadline_s:g} s (deadline_s): abandoned"
+        raise MirrorDeadlineError(mirror, reason) from None
 
 
 async def _switch(
@@ -772,19 +797,28 @@ async def publish_all(
     shrink_limit: float = DEFAULT_SHRINK_LIMIT,
     repair: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
+    deadlines_s: Mapping[str, float] | None = None,
+    on_result: Callable[[MirrorResult], None] | None = None,
 ) -> list[MirrorResult]:
     """Publish the edition to every mirror at once; one in order per backend.
 
-    A mirror that fails or hangs (as long as its backend's time limits allow) neither
-    delays nor stops the others. A local problem raises BuildError, after every mirror
-    has finished.
+    A mirror that fails or hangs (until its deadline in `deadlines_s`, by name, or its
+    backend's time limits) neither delays nor stops the others; `on_result` hears of
+    each mirror as it ends. A local problem raises BuildError, after every mirror has
+    finished.
     """
     options = PublishOptions(allow_shrink, shrink_limit, repair, concurrency)
     local = await asyncio.to_thread(load_edition, edition, key)
-    outcomes = await asyncio.gather(
-        *(_publish_guarded(backend, local, key, options) for backend in backends),
-        return_exceptions=True,
-    )
+    deadlines = deadlines_s or {}
+
+    async def one(backend: Backend) -> MirrorResult:
+        deadline_s = deadlines.get(backend.name)
+        result = await _publish_guarded(backend, local, key, options, deadline_s)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    outcomes = await asyncio.gather(*(one(backend) for backend in backends), return_exceptions=True)
     results: list[MirrorResult] = []
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
@@ -794,11 +828,15 @@ async def publish_all(
 
 
 async def _publish_guarded(
-    backend: Backend, edition: LocalEdition, key: sign.PublicKey, options: PublishOptions
+    backend: Backend,
+    edition: LocalEdition,
+    key: sign.PublicKey,
+    options: PublishOptions,
+    deadline_s: float | None,
 ) -> MirrorResult:
     """`publish_loaded`, with an unexpected error from the backend as a failed result."""
     try:
-        return await publish_loaded(backend, edition, key, options)
+        return await publish_loaded(backend, edition, key, options, deadline_s)
     except BuildError:
         raise
     except Exception as exc:

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -63,7 +64,11 @@ class _Confinement:
 
 
 def _start_worker(read_only: tuple[str, ...]) -> None:
-    """Worker initializer: drop any variable that slipped through, then confine."""
+    """Worker initializer: no Ctrl-C, drop any variable that slipped through, then
+    confine. A terminal's Ctrl-C reaches the whole process group; the parent stops the
+    run and terminates its workers, so a worker ignoring it prints no traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     for key in list(os.environ):
         if key not in SAFE_ENV:
             del os.environ[key]
@@ -78,6 +83,25 @@ def _confined(function: Callable[..., T], *args: Any) -> T:
     if _Confinement.error:
         raise SandboxError(f"parser worker not confined: {_Confinement.error}")
     return function(*args)
+
+
+@contextlib.contextmanager
+def _interrupts_blocked() -> Iterator[None]:
+    """SIGINT held back from this thread while it starts workers: they inherit the mask,
+    so a Ctrl-C while one starts up waits until it ignores SIGINT (`_start_worker`)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _stop_now(executor: ProcessPoolExecutor) -> None:
+    """Terminate the workers without waiting for their work (an interrupted run)."""
+    processes = list(executor._processes.values())  # no public way before Python 3.14
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
 
 
 def _warm_up() -> int:
@@ -104,20 +128,28 @@ class ParserPool:
         try:
             with _scrubbed_environ():
                 # Every worker is started now, while the environment is scrubbed.
-                futures = [executor.submit(_warm_up) for _ in range(self.workers)]
+                with _interrupts_blocked():
+                    futures = [executor.submit(_warm_up) for _ in range(self.workers)]
                 confined = [future.result() for future in futures]
         except BaseException:
-            executor.shutdown(wait=True, cancel_futures=True)
+            _stop_now(executor)
             raise
         if not all(confined):
             log.warning("%s", UNCONFINED_WARNING)
         self._executor = executor
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: object, traceback: object
+    ) -> None:
+        """Wait for the workers to finish; interrupted or cancelled, terminate them."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            _stop_now(executor)
+        else:
+            executor.shutdown(wait=True, cancel_futures=True)
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run a picklable function in a worker without blocking the event loop."""

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
 from mirror.config import MirrorConfig
-from mirror.errors import ConfigError, ManifestError, PublishError
+from mirror.errors import ConfigError, ManifestError, MirrorUnreachableError, PublishError
 from mirror.manifest import check_path
 
 
@@ -81,10 +81,19 @@ T = TypeVar("T")
 
 class ThreadedBackend:
     """What backends built on blocking calls share: a pool of `max_workers` threads,
-    `async with`, a close that waits for calls in flight, and refusal after close."""
+    `async with`, a time limit on each call, a close that does not wait, and refusal
+    after close.
 
-    def __init__(self, name: str, *, max_workers: int, thread_prefix: str) -> None:
+    A blocking call cannot be stopped from outside its thread: a call past
+    `call_timeout_s` (or cancelled: a deadline, Ctrl-C) is abandoned, its thread left to
+    end at the call's own socket timeout, and nothing waits for it. The publishing order
+    keeps the mirror consistent whether such a write lands or not."""
+
+    def __init__(
+        self, name: str, *, max_workers: int, thread_prefix: str, call_timeout_s: float | None
+    ) -> None:
         self.name = name
+        self.call_timeout_s = call_timeout_s
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix=thread_prefix)
         self._closed = False
 
@@ -100,20 +109,32 @@ class ThreadedBackend:
         await self.close()
 
     async def close(self) -> None:
-        """See `Backend.close`; waits for calls in flight."""
+        """See `Backend.close`; calls still queued are dropped, calls in flight abandoned."""
         if self._closed:
             return
         self._closed = True
-        await asyncio.to_thread(self._executor.shutdown, True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
         self._release()
 
     def _release(self) -> None:
-        """What a backend frees once no call is in flight (its client)."""
+        """What a backend frees at close (its client)."""
 
-    async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
-        """`func(*args)` on the pool: a blocking call never holds up the event loop."""
+    async def _in_thread(self, func: Callable[..., T], *args: object, timed: bool = True) -> T:
+        """`func(*args)` on the pool: a blocking call never holds up the event loop.
+        `timed`: MirrorUnreachableError once `call_timeout_s` has passed."""
         self._check_open()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+        call = asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+        if not timed or self.call_timeout_s is None:
+            return await call
+        scope = asyncio.timeout(self.call_timeout_s)
+        try:
+            async with scope:
+                return await call
+        except TimeoutError:
+            if not scope.expired():
+                raise  # the call's own (an OSError), not ours
+            reason = f"no answer within {self.call_timeout_s:g} s (timeout_s)"
+            raise MirrorUnreachableError(self.name, reason) from None
 
     def _check_open(self) -> None:
         if self._closed:

@@ -57,7 +57,12 @@ class DirectoryBackend(ThreadedBackend):
     def __init__(self, mirror: MirrorConfig, *, max_workers: int = 16) -> None:
         if mirror.path is None:
             raise ConfigError("a directory mirror needs 'path'", key=f"mirrors.{mirror.name}")
-        super().__init__(mirror.name, max_workers=max_workers, thread_prefix=f"dir-{mirror.name}")
+        super().__init__(
+            mirror.name,
+            max_workers=max_workers,
+            thread_prefix=f"dir-{mirror.name}",
+            call_timeout_s=mirror.timeout_s,
+        )
         self.root = Path(mirror.path) / check_prefix(mirror)
 
     async def put(
@@ -88,7 +93,7 @@ class DirectoryBackend(ThreadedBackend):
         like, and names that are not clean edition paths are left out. Symbolic links (to
         files or folders, never followed) and housekeeping names below the top are in, so
         that --gc removes them (deleting a link removes the link, not what it points to)."""
-        return await self._run(self._list_sync)
+        return await self._run(self._list_sync, timed=False)  # a walk: as long as it takes
 
     # -- on the executor's threads ------------------------------------------------------
 
@@ -207,10 +212,10 @@ class DirectoryBackend(ThreadedBackend):
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _run(self, func: Callable[..., T], *args: object) -> T:
+    async def _run(self, func: Callable[..., T], *args: object, timed: bool = True) -> T:
         """Run a blocking call on the pool; OSError becomes a PublishError."""
         try:
-            return await self._in_thread(func, *args)
+            return await self._in_thread(func, *args, timed=timed)
         except OSError as exc:
             raise self._translate(exc) from exc
 

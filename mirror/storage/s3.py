@@ -49,16 +49,24 @@ DELETE_BATCH = 1000  # keys per DeleteObjects request (the S3 maximum)
 CHUNK_BYTES = 1 << 16  # read size when streaming a body
 SNIFF_BYTES = 1024  # bytes of an answer looked at to tell HTML from XML
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+CONNECT_TIMEOUT_S = 5.0  # the longest a connection may take, whatever `timeout_s` says
 
 
 @dataclass(frozen=True)
 class S3Limits:
     """Time and count bounds of one S3 mirror's calls."""
 
-    connect_timeout_s: float = 5.0
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
     read_timeout_s: float = 30.0  # longest silence while waiting for or reading an answer
+    call_timeout_s: float = 30.0  # one call, botocore's retries included (not a listing)
     max_attempts: int = 3  # botocore "standard" retry mode, the first try included
     max_list_keys: int = 1_000_000  # a listing longer than this is refused
+
+    @classmethod
+    def for_mirror(cls, mirror: MirrorConfig) -> S3Limits:
+        """The limits a mirror's `timeout_s` sets: read and call, and connect (at most 5 s)."""
+        timeout = mirror.timeout_s
+        return cls(min(CONNECT_TIMEOUT_S, timeout), read_timeout_s=timeout, call_timeout_s=timeout)
 
 
 class NotS3AnswerError(Exception):
@@ -77,14 +85,19 @@ class S3Backend(ThreadedBackend):
     ) -> None:
         self.bucket = check_bucket(mirror)
         self.prefix = check_prefix(mirror)
-        self.limits = limits or S3Limits()
+        self.limits = limits or S3Limits.for_mirror(mirror)
         self.checksums = mirror.checksums
         self.capabilities = Capabilities(
             conditional_put=detect_provider(mirror.endpoint_url) != "b2",
             server_checksums=True,
         )
         self._client = make_client(mirror, max_pool=max_workers, limits=self.limits)
-        super().__init__(mirror.name, max_workers=max_workers, thread_prefix=f"s3-{mirror.name}")
+        super().__init__(
+            mirror.name,
+            max_workers=max_workers,
+            thread_prefix=f"s3-{mirror.name}",
+            call_timeout_s=self.limits.call_timeout_s,
+        )
 
     async def put(
         self,
@@ -126,7 +139,7 @@ class S3Backend(ThreadedBackend):
     async def list(self) -> list[str]:
         """See `Backend.list`: ListObjectsV2 pages under the prefix; keys that are not clean
         edition paths (folder markers, foreign uploads) are left out."""
-        return await self._call(self._list_sync)
+        return await self._call(self._list_sync, timed=False)  # pages: each read is timed
 
     def _release(self) -> None:
         self._client.close()
@@ -192,10 +205,10 @@ class S3Backend(ThreadedBackend):
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _call(self, func: Callable[..., T], *args: object) -> T:
+    async def _call(self, func: Callable[..., T], *args: object, timed: bool = True) -> T:
         """Run a blocking boto3 call on the pool, translating what it raises."""
         try:
-            return await self._in_thread(func, *args)
+            return await self._in_thread(func, *args, timed=timed)
         except PublishError:
             raise
         except Exception as exc:
@@ -255,7 +268,7 @@ def make_client(mirror: MirrorConfig, *, max_pool: int = 16, limits: S3Limits | 
     """A boto3 S3 client for the mirror (profile or standard credential chain, endpoint,
     region, addressing style, checksum mode, standard retries, timeouts) that refuses
     answers no S3 store would send. MirrorAccessError if the named profile is missing."""
-    limits = limits or S3Limits()
+    limits = limits or S3Limits.for_mirror(mirror)
     config = Config(
         s3={"addressing_style": mirror.addressing_style},
         request_checksum_calculation=mirror.checksums,
