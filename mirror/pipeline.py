@@ -28,7 +28,7 @@ from mirror.errors import (
     PublishError,
 )
 from mirror.progress import NoProgress, Progress
-from mirror.publish import MirrorResult
+from mirror.publish import Deadline, MirrorResult
 from mirror.sign import PublicKey, read_public_key
 from mirror.storage import Backend, open_backend
 from mirror.store import Store
@@ -42,18 +42,20 @@ if TYPE_CHECKING:  # the heavy stages load only when a sync runs: publish starts
 
 @dataclass
 class OpenedMirrors:
-    """The backends that opened, a failed result for each that did not, and what is left
-    of each mirror's `deadline_s` (by name: reading its live version uses some)."""
+    """The backends that opened, a failed result for each that did not, and each
+    mirror's deadline (by name; reading its live version uses some of it)."""
 
     backends: list[Backend] = field(default_factory=list)
     failed: list[MirrorResult] = field(default_factory=list)
-    deadlines_s: dict[str, float] = field(default_factory=dict)
+    deadlines: dict[str, Deadline] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager
 async def opened(mirrors: list[MirrorConfig]) -> AsyncIterator[OpenedMirrors]:
     """Open every mirror's backend; close them all at the end."""
-    result = OpenedMirrors(deadlines_s={mirror.name: mirror.deadline_s for mirror in mirrors})
+    result = OpenedMirrors(
+        deadlines={mirror.name: Deadline(mirror.deadline_s) for mirror in mirrors}
+    )
 
     async def one(mirror: MirrorConfig) -> None:
         try:  # in a thread: making a boto3 client reads credential files and config
@@ -110,14 +112,16 @@ async def publish_opened(
     for failed in mirrors_open.failed:
         on_result(failed)
     edition = config.edition.output_dir
-    deadlines = mirrors_open.deadlines_s
+    deadlines = mirrors_open.deadlines
     results = await publish.publish_all(
         mirrors_open.backends, edition, key, allow_shrink=allow_shrink, repair=repair,
-        deadlines_s=deadlines, on_result=None if gc else on_result,
+        deadlines=deadlines, on_result=None if gc else on_result,
     )  # fmt: skip
     if gc:
         results = [
-            await collect_garbage(backend, result, edition, key, deadlines[backend.name])
+            await collect_garbage(
+                backend, result, edition, key, deadlines[backend.name].spending(result.seconds)
+            )
             for backend, result in zip(mirrors_open.backends, results, strict=True)
         ]
         for result in results:
@@ -126,15 +130,15 @@ async def publish_opened(
 
 
 async def collect_garbage(
-    backend: Backend, result: MirrorResult, edition: Path, key: PublicKey, deadline_s: float
+    backend: Backend, result: MirrorResult, edition: Path, key: PublicKey, deadline: Deadline
 ) -> MirrorResult:
     """After a good publish, remove what no live manifest references (one listing),
-    within the mirror's `deadline_s`."""
+    within what is left of the mirror's deadline."""
     if not result.ok:
         return result
     try:
         gc = publish.gc_mirror(backend, edition, key)
-        removed = await publish.within_deadline(gc, backend.name, deadline_s)
+        removed = await publish.within_deadline(gc, backend.name, deadline)
     except PublishError as exc:
         return replace(result, ok=False, error=f"gc: {exc}")
     return replace(result, deleted=result.deleted + removed)
@@ -217,16 +221,16 @@ async def live_versions(mirrors_open: OpenedMirrors, key: PublicKey) -> list[int
     read at once; the time each read takes comes off that mirror's deadline."""
 
     async def one(backend: Backend) -> int:
-        deadline_s = mirrors_open.deadlines_s[backend.name]
+        deadline = mirrors_open.deadlines[backend.name]
         started = time.monotonic()
         try:
             read = publish.live_version(backend, key)
-            return await publish.within_deadline(read, backend.name, deadline_s)
+            return await publish.within_deadline(read, backend.name, deadline)
         except MirrorDeadlineError:
             return 0
         finally:
             spent_s = time.monotonic() - started
-            mirrors_open.deadlines_s[backend.name] = max(0.0, deadline_s - spent_s)
+            mirrors_open.deadlines[backend.name] = deadline.spending(spent_s)
 
     return list(await asyncio.gather(*(one(backend) for backend in mirrors_open.backends)))
 

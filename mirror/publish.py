@@ -598,17 +598,17 @@ async def publish_loaded(
     edition: LocalEdition,
     key: sign.PublicKey,
     options: PublishOptions,
-    deadline_s: float | None = None,
+    deadline: Deadline | None = None,
 ) -> MirrorResult:
-    """As `publish_mirror`, for an edition already loaded; past `deadline_s` the publish
-    is abandoned where it is (MirrorDeadlineError as the reason)."""
+    """As `publish_mirror`, for an edition already loaded; past its `deadline` the
+    publish is abandoned where it is (MirrorDeadlineError as the reason)."""
     counted = CountingBackend(backend)
     tally = _Tally()
     started = time.monotonic()
     error: str | None = None
     try:
         await within_deadline(
-            _publish(counted, edition, key, options, tally), backend.name, deadline_s
+            _publish(counted, edition, key, options, tally), backend.name, deadline
         )
     except PublishError as exc:
         error = exc.reason
@@ -661,18 +661,35 @@ async def _publish(
     tally.version = edition.version
 
 
-async def within_deadline(work: Awaitable[T], mirror: str, deadline_s: float | None) -> T:
-    """`work`, cancelled with MirrorDeadlineError once `deadline_s` has passed (None: no
-    deadline). What it had written stays: the publishing order keeps the mirror
-    verifying at every step."""
-    scope = asyncio.timeout(deadline_s)
+@dataclass(frozen=True)
+class Deadline:
+    """A mirror's `deadline_s`, less what earlier steps of the run used of it (in a sync:
+    reading its live version before the build)."""
+
+    seconds: float
+    spent_s: float = 0.0
+
+    @property
+    def left_s(self) -> float:
+        return max(0.0, self.seconds - self.spent_s)
+
+    def spending(self, seconds: float) -> Deadline:
+        """This deadline, `seconds` more of it used."""
+        return Deadline(self.seconds, self.spent_s + seconds)
+
+
+async def within_deadline(work: Awaitable[T], mirror: str, deadline: Deadline | None) -> T:
+    """`work`, cancelled with MirrorDeadlineError once what is left of `deadline` has
+    passed (None: no deadline). What it had written stays: the publishing order keeps
+    the mirror verifying at every step."""
+    scope = asyncio.timeout(None if deadline is None else deadline.left_s)
     try:
         async with scope:
             return await work
     except TimeoutError:
-        if not scope.expired():
+        if deadline is None or not scope.expired():
             raise
-        reason = f"not done within its deadline of {deadline_s:g} s (deadline_s): abandoned"
+        reason = f"not done within its deadline of {deadline.seconds:g} s (deadline_s): abandoned"
         raise MirrorDeadlineError(mirror, reason) from None
 
 
@@ -797,23 +814,23 @@ async def publish_all(
     shrink_limit: float = DEFAULT_SHRINK_LIMIT,
     repair: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
-    deadlines_s: Mapping[str, float] | None = None,
+    deadlines: Mapping[str, Deadline] | None = None,
     on_result: Callable[[MirrorResult], None] | None = None,
 ) -> list[MirrorResult]:
     """Publish the edition to every mirror at once; one in order per backend.
 
-    A mirror that fails or hangs (until its deadline in `deadlines_s`, by name, or its
+    A mirror that fails or hangs (until its deadline in `deadlines`, by name, or its
     backend's time limits) neither delays nor stops the others; `on_result` hears of
     each mirror as it ends. A local problem raises BuildError, after every mirror has
     finished.
     """
     options = PublishOptions(allow_shrink, shrink_limit, repair, concurrency)
     local = await asyncio.to_thread(load_edition, edition, key)
-    deadlines = deadlines_s or {}
+    by_name = deadlines or {}
 
     async def one(backend: Backend) -> MirrorResult:
-        deadline_s = deadlines.get(backend.name)
-        result = await _publish_guarded(backend, local, key, options, deadline_s)
+        deadline = by_name.get(backend.name)
+        result = await _publish_guarded(backend, local, key, options, deadline)
         if on_result is not None:
             on_result(result)
         return result
@@ -832,11 +849,11 @@ async def _publish_guarded(
     edition: LocalEdition,
     key: sign.PublicKey,
     options: PublishOptions,
-    deadline_s: float | None,
+    deadline: Deadline | None,
 ) -> MirrorResult:
     """`publish_loaded`, with an unexpected error from the backend as a failed result."""
     try:
-        return await publish_loaded(backend, edition, key, options, deadline_s)
+        return await publish_loaded(backend, edition, key, options, deadline)
     except BuildError:
         raise
     except Exception as exc:

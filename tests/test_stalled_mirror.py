@@ -1,0 +1,482 @@
+"""A stalled or hostile mirror cannot hold a run.
+
+Tried as ops would: mirrors that accept TCP and never answer (or hang on uploads) next to
+good ones; `mirror sync`/`publish` run in-process, or as real processes (stderr on a
+pseudo-terminal, in a session of their own, so a signal to the process group is a
+terminal's Ctrl-C) that are sent SIGINT or SIGTERM mid-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import io
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from stalled_servers import StalledServer, WriteStalledS3
+from test_cli_publish import cli as run_cli
+from test_cli_publish import mirror_table, with_store, write_config
+
+from mirror import cli, sign
+from mirror.config import MirrorConfig
+from mirror.errors import MirrorDeadlineError, MirrorUnreachableError
+from mirror.newsroom import NewsroomOptions, RunningNewsroom, serve_newsroom
+from mirror.publish import Deadline, within_deadline
+from mirror.storage.directory import LOCK_NAME, DirectoryBackend
+from mirror.storage.s3 import S3Backend
+from mirror.store import Store
+
+from moto_server import REGION, create_bucket
+from test_build import fetched_store  # noqa: F401 (a fixture)
+
+STALL_TIMEOUT_S = 60  # the stalled mirror's own timeout_s in the signal tests
+STOPPED_WITHIN_S = 10.0  # generous for a loaded machine; the target is 2 s (STOP_GRACE_S)
+REACH_S = 180.0  # for a subprocess to get to the point a test waits for
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def s3_table(name: str, endpoint: str, bucket: str, timeout_s: float, deadline_s: float) -> str:
+    return mirror_table(
+        name, type="s3", bucket=bucket, endpoint_url=endpoint, region=REGION,
+        public_url=f"{endpoint}/{bucket}/",
+    ) + f"timeout_s = {timeout_s}\ndeadline_s = {deadline_s}\n"  # fmt: skip
+
+
+def site_table(folder: Path) -> str:
+    return mirror_table("site", type="directory", path=str(folder), public_url="https://s.example/")
+
+
+def aws_environment() -> dict[str, str]:
+    """This process's environment with fake S3 credentials and none of the host's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION, AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+    )  # fmt: skip
+    return env
+
+
+@contextlib.contextmanager
+def newsroom_in_thread(options: NewsroomOptions) -> Iterator[RunningNewsroom]:
+    """The sample newsroom on 127.0.0.1 from a thread of its own, stopped at the end."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    stop = asyncio.Event()
+    holder: list[RunningNewsroom] = []
+
+    async def serve() -> None:
+        async with serve_newsroom(options) as running:
+            holder.append(running)
+            started.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert started.wait(30)
+    try:
+        yield holder[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
+
+
+class MirrorProcess:
+    """`python -m mirror ARGS` in a session of its own, its stderr on a pseudo-terminal
+    (as ops see it: progress bars on)."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mirror", *args], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=slave, env=env, start_new_session=True,
+        )  # fmt: skip
+        os.close(slave)
+        self._master = master
+        self._output = b""
+
+    @property
+    def output(self) -> str:
+        return self._output.decode("utf-8", "replace")
+
+    def read_until(self, text: str, timeout_s: float = REACH_S) -> bool:
+        """Read stderr until `text` shows (True), the process ends or time is up."""
+        deadline = time.monotonic() + timeout_s
+        while text not in self.output:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._read(left):
+                return False
+        return True
+
+    def _read(self, timeout_s: float) -> bool:
+        ready, _, _ = select.select([self._master], [], [], timeout_s)
+        if not ready:
+            return True
+        try:
+            chunk = os.read(self._master, 65536)
+        except OSError:  # EIO: the process and its children are gone
+            return False
+        self._output += chunk
+        return bool(chunk)
+
+    def interrupt(self, number: int = signal.SIGINT) -> float:
+        """Signal the process group, as a terminal's Ctrl-C does; when it was sent."""
+        os.killpg(self.process.pid, number)
+        return time.monotonic()
+
+    def wait(self, timeout_s: float) -> int:
+        """The exit status (killed after `timeout_s`: the test fails), stderr read to the end."""
+        try:
+            status = self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            raise
+        finally:
+            while self._read(0.5):
+                pass
+            os.close(self._master)
+        return status
+
+    def children(self) -> set[int]:
+        """The pids whose parent is this process (its worker processes)."""
+        return children_of(self.process.pid)
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# ---------------------------------------------------------------- timeouts and deadlines
+
+
+async def test_within_deadline_names_the_mirror_that_passed_it() -> None:
+    assert await within_deadline(asyncio.sleep(0, "done"), "fast", Deadline(5)) == "done"
+    started = time.monotonic()
+    with pytest.raises(MirrorDeadlineError, match=r"slow: not done within its deadline of 0\.2 s"):
+        await within_deadline(asyncio.sleep(30), "slow", Deadline(0.2))
+    assert time.monotonic() - started < 5
+    with pytest.raises(MirrorDeadlineError, match="deadline of 60 s"):  # used up earlier
+        await within_deadline(asyncio.sleep(30), "slow", Deadline(60).spending(59.9))
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.usefixtures("aws_env")
+async def test_an_s3_call_past_timeout_s_is_abandoned_and_close_does_not_wait() -> None:
+    with StalledServer() as stalled:
+        mirror = MirrorConfig(
+            name="stalled", type="s3", public_url="https://x.example/", bucket="stalled-bucket",
+            endpoint_url=stalled.url, region=REGION, timeout_s=1,
+        )  # fmt: skip
+        backend = S3Backend(mirror)
+        started = time.monotonic()
+        with pytest.raises(MirrorUnreachableError, match=r"no answer within 1 s \(timeout_s\)"):
+            await backend.get("current", max_bytes=100)
+        assert time.monotonic() - started < 10  # botocore alone: 1 s reads, 3 attempts
+        assert stalled.connected.is_set()
+
+        await backend.close()
+    with StalledServer() as stalled:
+        slow = S3Backend(replace(mirror, name="slow", endpoint_url=stalled.url, timeout_s=60))
+        call = asyncio.create_task(slow.get("current", max_bytes=100))
+        assert await asyncio.to_thread(stalled.connected.wait, 10)
+        await asyncio.sleep(0.2)  # the call is in its thread, blocked on the socket
+        call.cancel()
+        started = time.monotonic()
+        await slow.close()  # calls in flight are abandoned, not waited for
+        assert time.monotonic() - started < 1.0
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+
+async def test_a_directory_call_past_timeout_s_is_abandoned(tmp_path: Path) -> None:
+    mirror = MirrorConfig(
+        name="locked", type="directory", public_url="https://x.example/", path=tmp_path,
+        timeout_s=0.5,
+    )  # fmt: skip
+    backend = DirectoryBackend(mirror)
+    (tmp_path / LOCK_NAME).touch()
+    with (tmp_path / LOCK_NAME).open("r+") as held:  # another process holds the lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with pytest.raises(MirrorUnreachableError, match=r"no answer within 0\.5 s"):
+            await backend.put(
+                "current", b"1\n", content_type="text/plain", cache_control="no-cache",
+                if_none_match=True,
+            )  # fmt: skip
+        assert time.monotonic() - started < 5
+        await backend.close()
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_publish_fails_a_stalled_mirror_at_its_deadline_and_the_good_one_publishes(
+    tmp_path: Path,
+    fetched_store: Path,  # noqa: F811
+    moto_endpoint: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bucket = create_bucket(moto_endpoint)
+    with StalledServer() as stalled:
+        tables = s3_table("good", moto_endpoint, bucket, 30, 120) + s3_table(
+            "stalled", stalled.url, "stalled-bucket", 60, 2
+        )
+        config = str(
+            with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store)
+        )
+        assert run_cli(capsys, "-c", config, "build")[0] == 0
+        started = time.monotonic()
+        status, report, err = run_cli(capsys, "-c", config, "publish", "--json")
+        seconds = time.monotonic() - started
+        assert stalled.connected.is_set()
+    results = {m["name"]: m for m in report["mirrors"]}
+    assert status == 1
+    assert results["good"]["ok"] and results["good"]["uploaded"] > 30
+    assert results["good"]["version"] == 1
+    assert not results["stalled"]["ok"]
+    assert "not done within its deadline of 2 s (deadline_s)" in results["stalled"]["error"]
+    assert "stalled: FAILED: not done within its deadline" in err
+    assert seconds < 20, seconds  # its requests alone may take 60 s each
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_sync_bounds_a_stalled_mirror_by_its_deadline_live_read_included(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with (
+        newsroom_in_thread(NewsroomOptions(articles=3, feed_items=0)) as newsroom,
+        StalledServer() as stalled,
+    ):
+        tables = site_table(tmp_path / "site") + s3_table(
+            "stalled", stalled.url, "stalled-bucket", 60, 3
+        )
+        config = str(write_config(tmp_path, newsroom.base_url, tables))
+        started = time.monotonic()
+        status, report, err = run_cli(capsys, "-c", config, "sync", "--json")
+        seconds = time.monotonic() - started
+    results = {m["name"]: m for m in report["publish"]["mirrors"]}
+    assert status == 1 and results["site"]["ok"] and results["site"]["version"] == 1
+    assert "deadline of 3 s" in results["stalled"]["error"]
+    assert "publish stalled: FAILED: not done within its deadline of 3 s" in err
+    # the live read before the build used the whole deadline: the publish fails at once
+    assert seconds < 40, seconds
+
+
+# ---------------------------------------------------------------- sync reports each stage
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_sync_checks_the_keys_before_it_fetches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with newsroom_in_thread(NewsroomOptions(articles=3, feed_items=0)) as newsroom:
+        path = write_config(tmp_path, newsroom.base_url, site_table(tmp_path / "site"))
+        root = sign.generate_key()
+        sign.write_key_pair(
+            root, tmp_path / "keys" / "root.key", tmp_path / "keys" / "root.pub", None
+        )
+        text = path.read_text().replace(
+            "[signing]\n", '[signing]\nroot_public_key_file = "keys/root.pub"\n'
+        )
+        path.write_text(text)
+        status, _, err = run_cli(capsys, "-c", str(path), "sync")
+        requests = list(newsroom.newsroom.requests.entries)
+    assert status == 2
+    assert "keys.json is missing" in err and "signing.certificate_file" in err
+    assert requests == []  # nothing fetched, so nothing fetched unreported
+    with Store(tmp_path / "state" / "mirror.db") as store:
+        assert store.list_articles() == []
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_waits_for_work_and_each_stage_closes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    screen = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    bar = cli.BarProgress("sync", quiet=False)
+    assert screen.getvalue() == ""  # no frozen `sync: 0item` while nothing is known
+    bar.add_total(0)
+    assert screen.getvalue() == ""
+    bar.add_total(2)
+    bar.advance(2)
+    bar.stage_done("fetch: 2 new")
+    assert "2/2" in screen.getvalue()  # closed: its last state stays on screen
+    shown = len(screen.getvalue())
+    bar.advance()  # between stages: no bar to move
+    bar.close()
+    assert len(screen.getvalue()) == shown
+
+
+# ---------------------------------------------------------------- signals
+
+
+def sync_setup(folder: Path, newsroom: RunningNewsroom, hanging_url: str) -> str:
+    tables = site_table(folder / "site") + s3_table(
+        "hanging", hanging_url, "hanging-bucket", STALL_TIMEOUT_S, 2 * STALL_TIMEOUT_S
+    )
+    return str(write_config(folder, newsroom.base_url, tables))
+
+
+def test_ctrl_c_stops_a_sync_held_by_a_stalled_mirror_and_what_was_done_is_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with (
+        newsroom_in_thread(NewsroomOptions(articles=4, feed_items=0)) as newsroom,
+        WriteStalledS3() as hanging,
+    ):
+        config = sync_setup(tmp_path, newsroom, hanging.url)
+        run = MirrorProcess("-c", config, "sync", env=aws_environment())
+        assert run.read_until("publish site: ok"), run.output
+        assert hanging.writes.wait(REACH_S)  # the hanging mirror's upload is in flight
+        sent = run.interrupt(signal.SIGINT)
+        status = run.wait(STOPPED_WITHIN_S)
+        stopped_s = time.monotonic() - sent
+    output = run.output
+    assert status == 130, output
+    assert stopped_s < STOPPED_WITHIN_S
+    assert "Traceback" not in output, output
+    assert "interrupted (SIGINT): stopped" in output
+    lines = [line for line in output.splitlines() if "mirror: " in line]
+    stages = [line.split("mirror: ", 1)[1].split(":", 1)[0] for line in lines]
+    assert stages[:3] == ["fetch", "build", "publish site"], lines
+    assert "0item" not in output
+    assert (tmp_path / "site" / "current").read_text() == "1\n"
+    # the run lock went with the process: the next run starts (and has nothing to do)
+    status, report, _ = run_cli(capsys, "-c", config, "publish", "--mirror", "site", "--json")
+    assert status == 0 and report["mirrors"][0]["uploaded"] == 0
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_sigterm_stops_a_publish_held_by_a_silent_mirror_with_143(
+    tmp_path: Path,
+    fetched_store: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with StalledServer() as stalled:
+        tables = site_table(tmp_path / "site") + s3_table(
+            "silent", stalled.url, "silent-bucket", STALL_TIMEOUT_S, 2 * STALL_TIMEOUT_S
+        )
+        config = str(
+            with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store)
+        )
+        assert run_cli(capsys, "-c", config, "build")[0] == 0
+        run = MirrorProcess("-c", config, "publish", env=aws_environment())
+        assert stalled.connected.wait(REACH_S), run.output
+        sent = run.interrupt(signal.SIGTERM)
+        status = run.wait(STOPPED_WITHIN_S)
+        stopped_s = time.monotonic() - sent
+    assert status == 143, run.output
+    assert stopped_s < STOPPED_WITHIN_S
+    assert "Traceback" not in run.output and "interrupted (SIGTERM): stopped" in run.output
+    status, _, _ = run_cli(capsys, "-c", config, "publish", "--mirror", "site")
+    assert status == 0  # the lock is free
+
+
+def test_ctrl_c_during_fetch_stops_the_workers_without_tracebacks(tmp_path: Path) -> None:
+    options = NewsroomOptions(articles=6, feed_items=0, latency_s=5.0)
+    with newsroom_in_thread(options) as newsroom:
+        tables = site_table(tmp_path / "site")
+        config = str(write_config(tmp_path, newsroom.base_url, tables))
+        run = MirrorProcess("-c", config, "sync", env=aws_environment())
+        deadline = time.monotonic() + REACH_S
+        while not newsroom.newsroom.requests.entries and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the fetch to start: the pool is up by then
+        assert newsroom.newsroom.requests.entries, run.output
+        workers = run.children()
+        assert workers, "no worker processes"
+        sent = run.interrupt(signal.SIGINT)
+        status = run.wait(STOPPED_WITHIN_S)
+        stopped_s = time.monotonic() - sent
+    assert status == 130, run.output
+    assert stopped_s < STOPPED_WITHIN_S
+    assert "Traceback" not in run.output and "KeyboardInterrupt" not in run.output, run.output
+    gone_by = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < gone_by:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in workers)
+
+
+HANGING_STOP = """
+import sys, time
+from mirror import cli
+cli.INTERRUPTS.install()
+try:
+    print("running", flush=True)
+    time.sleep(60)
+except KeyboardInterrupt:
+    print("stopping", flush=True)
+    time.sleep(60)  # a clean-up that hangs
+"""
+
+
+def hanging_stop() -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", HANGING_STOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline() == "running\n"
+    return process
+
+
+def test_a_stop_that_hangs_is_cut_short_and_a_second_ctrl_c_exits_at_once() -> None:
+    process = hanging_stop()
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(STOPPED_WITHIN_S) == 130
+    stopped_s = time.monotonic() - sent
+    _, err = process.communicate()
+    assert f"still stopping after {cli.STOP_GRACE_S:g} s: exiting now" in err
+    assert cli.STOP_GRACE_S <= stopped_s < STOPPED_WITHIN_S
+
+    process = hanging_stop()
+    assert process.stdout is not None
+    process.send_signal(signal.SIGINT)
+    assert process.stdout.readline() == "stopping\n"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(STOPPED_WITHIN_S) == 130
+    _, err = process.communicate()
+    assert "second interrupt: exiting at once" in err and "still stopping" not in err
+    assert "Traceback" not in err
+
+
+def test_the_exit_statuses_of_signals_are_in_the_readme_and_help() -> None:
+    assert cli.EXIT_SIGNALLED == {signal.SIGINT: 130, signal.SIGTERM: 143}
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("### Exit status", 1)[1].split("###", 1)[0]
+    assert "| 130 |" in table and "| 143 |" in table
+    help_text = " ".join(cli.build_parser().format_help().split())
+    assert "130 stopped by SIGINT (Ctrl-C), 143 by SIGTERM" in help_text
