@@ -24,7 +24,7 @@ from mirror.errors import (
     ConfigError,
     DigestError,
     KeyCertificateError,
-    MirrorDeadlineError,
+    MirrorUnreachableError,
     PublishError,
 )
 from mirror.progress import NoProgress, Progress
@@ -56,10 +56,12 @@ async def opened(mirrors: list[MirrorConfig]) -> AsyncIterator[OpenedMirrors]:
     result = OpenedMirrors(
         deadlines={mirror.name: Deadline(mirror.deadline_s) for mirror in mirrors}
     )
+    every: list[Backend] = []  # to close, whatever `result` holds by then
 
     async def one(mirror: MirrorConfig) -> None:
         try:  # in a thread: making a boto3 client reads credential files and config
-            result.backends.append(await asyncio.to_thread(open_backend, mirror))
+            every.append(await asyncio.to_thread(open_backend, mirror))
+            result.backends.append(every[-1])
         except (ConfigError, PublishError) as exc:
             result.failed.append(MirrorResult(mirror.name, False, error=str(exc)))
 
@@ -70,7 +72,7 @@ async def opened(mirrors: list[MirrorConfig]) -> AsyncIterator[OpenedMirrors]:
         result.failed.sort(key=lambda failed: order[failed.name])
         yield result
     finally:
-        for backend in result.backends:
+        for backend in every:
             await backend.close()
 
 
@@ -217,22 +219,31 @@ def _expires(root: PublicKey, files: tuple[bytes, bytes] | None) -> datetime | N
 
 
 async def live_versions(mirrors_open: OpenedMirrors, key: PublicKey) -> list[int]:
-    """Each opened mirror's live version (0: none, or unreadable within its deadline),
-    read at once; the time each read takes comes off that mirror's deadline."""
+    """Each opened mirror's live version (0: none, or unreadable), read at once; the time
+    each read takes comes off that mirror's deadline. A mirror that does not answer
+    (timed out, past its deadline, refused) moves to `failed`: the publish would only
+    wait for it again."""
+    silent: dict[str, MirrorResult] = {}
 
     async def one(backend: Backend) -> int:
         deadline = mirrors_open.deadlines[backend.name]
         started = time.monotonic()
         try:
-            read = publish.live_version(backend, key)
+            read = publish.read_live_version(backend, key)
             return await publish.within_deadline(read, backend.name, deadline)
-        except MirrorDeadlineError:
+        except MirrorUnreachableError as exc:
+            silent[backend.name] = MirrorResult(backend.name, False, error=exc.reason)
+            return 0
+        except PublishError:  # refused access and the like: the publish reports it
             return 0
         finally:
             spent_s = time.monotonic() - started
             mirrors_open.deadlines[backend.name] = deadline.spending(spent_s)
 
-    return list(await asyncio.gather(*(one(backend) for backend in mirrors_open.backends)))
+    versions = await asyncio.gather(*(one(backend) for backend in mirrors_open.backends))
+    mirrors_open.failed += silent.values()
+    mirrors_open.backends = [b for b in mirrors_open.backends if b.name not in silent]
+    return list(versions)
 
 
 @dataclass

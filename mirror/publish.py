@@ -868,10 +868,14 @@ async def live_version(backend: Backend, key: sign.PublicKey) -> int:
     """The newest version the mirror holds with a good signature by `key` (0: none, or
     the mirror cannot be read), so that a build goes above every live version."""
     try:
-        versions = [await _signed_version(backend, name, key) for name in (CURRENT, PENDING)]
+        return await read_live_version(backend, key)
     except PublishError:
         return 0
-    return max(versions)
+
+
+async def read_live_version(backend: Backend, key: sign.PublicKey) -> int:
+    """As `live_version`, but a mirror that cannot be read raises its PublishError."""
+    return max([await _signed_version(backend, name, key) for name in (CURRENT, PENDING)])
 
 
 async def _signed_version(backend: Backend, pointer: str, key: sign.PublicKey) -> int:

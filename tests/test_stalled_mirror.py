@@ -85,7 +85,15 @@ def newsroom_in_thread(options: NewsroomOptions) -> Iterator[RunningNewsroom]:
             started.set()
             await stop.wait()
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    def run() -> None:
+        loop.run_until_complete(serve())
+        left = asyncio.all_tasks(loop)  # requests still being answered (latency_s)
+        for task in left:
+            task.cancel()
+        if left:
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert started.wait(30)
     try:
