@@ -427,6 +427,8 @@ RANGES: dict[str, Range] = {
     "digest.per_domain_rate_per_s": RATE_PER_S,
     "digest.retries": Range(0, 100),
     "digest.timeout_s": TIMEOUT_S,
+    "mirrors.timeout_s": TIMEOUT_S,
+    "mirrors.deadline_s": Range(0, 86_400, above=True),
 }
 
 
@@ -462,20 +464,6 @@ def _validate_mirrors(mirrors: tuple[MirrorConfig, ...], path: str) -> None:
             )
         if mirror.checksums not in CHECKSUM_MODES:
             raise ConfigError(f"must be one of {CHECKSUM_MODES}", path=path, key=f"{key}.checksums")
-        _validate_mirror_times(mirror, path, key)
-
-
-MAX_MIRROR_TIMEOUT_S = 3600.0
-MAX_MIRROR_DEADLINE_S = 86400.0
-
-
-def _validate_mirror_times(mirror: MirrorConfig, path: str, key: str) -> None:
-    """A mirror's `timeout_s` and `deadline_s`: above 0 and at most an hour / a day."""
-    for name, most in (("timeout_s", MAX_MIRROR_TIMEOUT_S), ("deadline_s", MAX_MIRROR_DEADLINE_S)):
-        if not 0 < getattr(mirror, name) <= most:
-            raise ConfigError(
-                f"must be above 0 and at most {most:g}", path=path, key=f"{key}.{name}"
-            )
 
 
 def _validate_output_dir(config: Config, path: str) -> None:

@@ -14,6 +14,7 @@ import fcntl
 import io
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -30,8 +31,8 @@ from test_cli_publish import cli as run_cli
 from test_cli_publish import mirror_table, with_store, write_config
 
 from mirror import cli, sign
-from mirror.config import MirrorConfig
-from mirror.errors import MirrorDeadlineError, MirrorUnreachableError
+from mirror.config import MirrorConfig, load_config
+from mirror.errors import ConfigError, MirrorDeadlineError, MirrorUnreachableError
 from mirror.newsroom import NewsroomOptions, RunningNewsroom, serve_newsroom
 from mirror.publish import Deadline, within_deadline
 from mirror.storage.directory import LOCK_NAME, DirectoryBackend
@@ -185,6 +186,28 @@ def alive(pid: int) -> bool:
 
 
 # ---------------------------------------------------------------- timeouts and deadlines
+
+
+@pytest.mark.parametrize(
+    ("lines", "words"),
+    [
+        ("deadline_s = 0\n", "mirrors.deadline_s: must be above 0"),
+        ("deadline_s = 100000\n", "mirrors.deadline_s: must be above 0 and at most 86_400"),
+        ("timeout_s = inf\n", "mirrors.timeout_s"),
+        ("timeout_s = -1\n", "mirrors.timeout_s: must be above 0"),
+        ('timeout_s = "5"\n', "mirrors.timeout_s: must be a number"),
+    ],
+)
+def test_a_mirrors_timeout_and_deadline_have_ranges(tmp_path: Path, lines: str, words: str) -> None:
+    path = write_config(tmp_path, "http://127.0.0.1:9/", site_table(tmp_path / "site") + lines)
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        load_config(path)
+
+
+def test_a_mirrors_timeout_and_deadline_default_to_30_and_120_s(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "http://127.0.0.1:9/", site_table(tmp_path / "site"))
+    (mirror,) = load_config(path).mirrors
+    assert (mirror.timeout_s, mirror.deadline_s) == (30.0, 120.0)
 
 
 async def test_within_deadline_names_the_mirror_that_passed_it() -> None:
