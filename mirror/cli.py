@@ -67,10 +67,13 @@ class Interrupts:
         return EXIT_SIGNALLED.get(signal.Signals(self.received or signal.SIGINT), 130)
 
     def finishing(self) -> None:
-        """The run is over, only its exit is left: a signal now ends the process the
-        kernel's way, with no traceback."""
+        """The run is over, only its exit is left: a signal now exits at once."""
         for number in EXIT_SIGNALLED:
-            signal.signal(number, signal.SIG_DFL)
+            signal.signal(number, self._exit_at_once)
+
+    def _exit_at_once(self, number: int, frame: object) -> None:
+        status = self.exit_status() if self.received else EXIT_SIGNALLED[signal.Signals(number)]
+        hard_exit(status, "interrupted while exiting: exiting at once")
 
     def _stop(self, number: int, frame: object) -> None:
         if self.received is not None:
@@ -105,7 +108,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         status = run(argv)
     except KeyboardInterrupt:  # a signal that came after `run` had caught its own
         status = INTERRUPTS.exit_status()
-    INTERRUPTS.finishing()
+    finally:
+        INTERRUPTS.finishing()
     leave(status)
 
 
