@@ -36,11 +36,11 @@ from typing import Any
 
 from fetch_bench import HERE, Results, Server, _listening_url, print_machine
 
-from mirror import build, pictures
+from mirror.build import builder, pictures
 from mirror.newsroom import config_for
 
 try:
-    from mirror.verify import CHUNK_BYTES
+    from mirror.verify.run import CHUNK_BYTES
 except ImportError:  # verify.py still being written: its documented read size
     CHUNK_BYTES = 1024 * 1024
 
@@ -61,8 +61,8 @@ def print_settings() -> None:
     print_machine()
     print(
         f"Encoder: pictures.WEBP_METHOD = {pictures.WEBP_METHOD}, "
-        f"build.IMAGE_STEPS = {build.IMAGE_STEPS} (width divisor, quality), "
-        f"build.RENDITION_FORMAT = {build.RENDITION_FORMAT!r}"
+        f"builder.IMAGE_STEPS = {builder.IMAGE_STEPS} (width divisor, quality), "
+        f"builder.RENDITION_FORMAT = {builder.RENDITION_FORMAT!r}"
     )
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from procmem import TreeSampler
 
-from mirror.fetch import extract_in_worker
+from mirror.fetch.stage import extract_in_worker
 from mirror.newsroom.pages import STYLE_SELECTORS
 from mirror.newsroom.state import Newsroom, NewsroomOptions
 from mirror.workers import ParserPool

@@ -49,7 +49,7 @@ from build_bench import (
 )
 from fetch_bench import HERE, Results, _listening_url, print_machine
 
-from mirror.publish import DEFAULT_CONCURRENCY
+from mirror.publish.publisher import DEFAULT_CONCURRENCY
 
 sys.path.insert(0, str(HERE.parent / "tests"))
 from moto_server import REGION, start_moto, stop_moto

@@ -17,7 +17,7 @@ from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
 from mirror.errors import ConfigError
-from mirror.urls import AllowedHosts
+from mirror.fetch.urls import AllowedHosts
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mirror import keys, publish, sign
 from mirror.config import Config, MirrorConfig
 from mirror.errors import (
     ConfigError,
@@ -28,16 +27,18 @@ from mirror.errors import (
     PublishError,
 )
 from mirror.progress import NoProgress, Progress
-from mirror.publish import Deadline, MirrorResult
-from mirror.sign import PublicKey, read_public_key
+from mirror.publish import publisher
+from mirror.publish.publisher import Deadline, MirrorResult
 from mirror.storage import Backend, open_backend
 from mirror.store import Store
+from mirror.trust import certificate, minisign
+from mirror.trust.minisign import PublicKey, read_public_key
 
 if TYPE_CHECKING:  # the heavy stages load only when a sync runs: publish starts fast
-    from mirror.build import BuildReport
-    from mirror.digest_run import DigestReport
-    from mirror.fetch import FetchReport
-    from mirror.status import MirrorStatus
+    from mirror.build.builder import BuildReport
+    from mirror.digest.run import DigestReport
+    from mirror.fetch.stage import FetchReport
+    from mirror.publish.status import MirrorStatus
 
 
 @dataclass
@@ -115,7 +116,7 @@ async def publish_opened(
         on_result(failed)
     edition = config.edition.output_dir
     deadlines = mirrors_open.deadlines
-    results = await publish.publish_all(
+    results = await publisher.publish_all(
         mirrors_open.backends, edition, key, allow_shrink=allow_shrink, repair=repair,
         deadlines=deadlines, on_result=None if gc else on_result,
     )  # fmt: skip
@@ -139,8 +140,8 @@ async def collect_garbage(
     if not result.ok:
         return result
     try:
-        gc = publish.gc_mirror(backend, edition, key)
-        removed = await publish.within_deadline(gc, backend.name, deadline)
+        gc = publisher.gc_mirror(backend, edition, key)
+        removed = await publisher.within_deadline(gc, backend.name, deadline)
     except PublishError as exc:
         return replace(result, ok=False, error=f"gc: {exc}")
     return replace(result, deleted=result.deleted + removed)
@@ -160,16 +161,16 @@ class KeysExpiry:
             (f"mirror {name}", expires) for name, expires in self.mirrors
         ]
         return [
-            f"keys.json of {place} expires at {keys.format_time(expires)}: renew it now "
+            f"keys.json of {place} expires at {certificate.format_time(expires)}: renew it now "
             "(`mirror keys certify` on the offline machine, then copy keys.json and "
             "keys.json.minisig here)"
             for place, expires in places
-            if expires is not None and keys.expires_soon(expires, self.now)
+            if expires is not None and certificate.expires_soon(expires, self.now)
         ]
 
     def to_json(self) -> dict[str, Any]:
         def spelled(value: datetime | None) -> str | None:
-            return keys.format_time(value) if value else None
+            return certificate.format_time(value) if value else None
 
         return {
             "edition_expires": spelled(self.edition),
@@ -194,9 +195,11 @@ async def keys_expiry(
 
     async def on_mirror(backend: Backend) -> tuple[str, datetime | None]:
         try:
-            data = await backend.get(keys.KEYS_FILE, max_bytes=keys.MAX_CERTIFICATE_BYTES)
+            data = await backend.get(
+                certificate.KEYS_FILE, max_bytes=certificate.MAX_CERTIFICATE_BYTES
+            )
             signature = await backend.get(
-                keys.KEYS_SIGNATURE_FILE, max_bytes=sign.MAX_SIGNATURE_FILE_BYTES
+                certificate.KEYS_SIGNATURE_FILE, max_bytes=minisign.MAX_SIGNATURE_FILE_BYTES
             )
         except PublishError:
             return backend.name, None  # the publish result already names the failure
@@ -213,7 +216,7 @@ def _expires(root: PublicKey, files: tuple[bytes, bytes] | None) -> datetime | N
     if files is None:
         return None
     try:
-        return keys.read_signed_certificate(root, *files).expires
+        return certificate.read_signed_certificate(root, *files).expires
     except KeyCertificateError:
         return None
 
@@ -229,8 +232,8 @@ async def live_versions(mirrors_open: OpenedMirrors, key: PublicKey) -> list[int
         deadline = mirrors_open.deadlines[backend.name]
         started = time.monotonic()
         try:
-            read = publish.read_live_version(backend, key)
-            return await publish.within_deadline(read, backend.name, deadline)
+            read = publisher.read_live_version(backend, key)
+            return await publisher.within_deadline(read, backend.name, deadline)
         except MirrorUnreachableError as exc:
             silent[backend.name] = MirrorResult(backend.name, False, error=exc.reason)
             return 0
@@ -304,10 +307,10 @@ async def run_sync(
     """Fetch, build above every live version, publish: one run for cron/systemd. Each
     stage's summary line goes to `progress` as the stage ends (fetch, build, each
     mirror, the digest), so an interrupted run still says what it did."""
-    from mirror.build import build_edition
-    from mirror.digest_run import due, send_digest
-    from mirror.fetch import fetch_articles
-    from mirror.keyring import build_inputs
+    from mirror.build.builder import build_edition
+    from mirror.digest.run import due, send_digest
+    from mirror.fetch.stage import fetch_articles
+    from mirror.trust.keyfiles import build_inputs
 
     stages = progress or NoProgress()
     key = signing_public_key(config)
@@ -346,7 +349,7 @@ async def check_status(
 ) -> list[MirrorStatus]:
     """Every enabled mirror as a reader sees it, against the local edition's version
     (each within `deadline_s`)."""
-    from mirror.status import mirrors_status
+    from mirror.publish.status import mirrors_status
 
     with Store(config.state.path) as store:
         latest = store.latest_edition()
@@ -365,7 +368,7 @@ async def retire(config: Config, name: str) -> int:
         raise ConfigError(f"no mirror named {name!r}", path=str(config.path), key="mirrors")
     backend = open_backend(chosen[0])
     try:
-        removed = await publish.retire_mirror(backend)
+        removed = await publisher.retire_mirror(backend)
     finally:
         await backend.close()
     with Store(config.state.path) as store:

@@ -739,7 +739,7 @@ class Store:
         at: datetime,
         error: str | None = None,
     ) -> None:
-        """sent | failed | deferred | skipped (see mirror.digest_run)."""
+        """sent | failed | deferred | skipped (see mirror.digest.run)."""
         done = iso(at) if state != "deferred" else None
         with self.transaction() as db:
             db.execute(

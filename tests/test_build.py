@@ -13,17 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from mirror import build as build_module
-from mirror import manifest, render, sign
-from mirror.build import BuildReport, build_edition
+from mirror.build import builder as build_module
+from mirror.build import render
+from mirror.build.builder import BuildReport, build_edition
 from mirror.config import Config, load_config
 from mirror.errors import StoreError
-from mirror.fetch import fetch_articles
-from mirror.keyring import build_inputs
+from mirror.fetch.stage import fetch_articles
 from mirror.newsroom import NewsroomOptions, config_for, serve_newsroom
 from mirror.newsroom.state import DEFAULT_REFERENCE
 from mirror.store import Revision, Store
-from mirror.verify import VerifyReport, verify_target
+from mirror.trust import manifest, minisign
+from mirror.trust.keyfiles import build_inputs
+from mirror.verify.run import VerifyReport, verify_target
 
 NOW = DEFAULT_REFERENCE + timedelta(hours=6)
 
@@ -64,8 +65,10 @@ def config(fetched_store: Path, tmp_path: Path) -> Config:
     config = load_config(path)
     config.state.path.parent.mkdir(parents=True)
     shutil.copy(fetched_store, config.state.path)
-    key = sign.generate_key()
-    sign.write_key_pair(key, config.signing.secret_key_file, config.signing.public_key_file, None)
+    key = minisign.generate_key()
+    minisign.write_key_pair(
+        key, config.signing.secret_key_file, config.signing.public_key_file, None
+    )
     return config
 
 

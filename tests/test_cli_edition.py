@@ -139,11 +139,11 @@ def test_the_root_key_is_encrypted_with_a_passphrase_from_a_file(
 ) -> None:
     from functools import partial
 
-    from mirror import sign
+    from mirror.trust import minisign
 
     monkeypatch.setattr(  # scrypt at minisign's cost takes 1 GiB: a cheaper one for the test
-        sign, "write_key_pair",
-        partial(sign.write_key_pair, kdf_opslimit=524_288, kdf_memlimit=16_777_216),
+        minisign, "write_key_pair",
+        partial(minisign.write_key_pair, kdf_opslimit=524_288, kdf_memlimit=16_777_216),
     )  # fmt: skip
     c, offline = str(config_path), config_path.parent / "offline"
     passphrase = config_path.parent / "root.pass"
@@ -152,8 +152,8 @@ def test_the_root_key_is_encrypted_with_a_passphrase_from_a_file(
     assert cli(capsys, "keygen", "--root", "--out", str(offline),
                "--passphrase-file", str(passphrase))[0] == 0  # fmt: skip
     with pytest.raises(KeyFileError, match="passphrase"):
-        sign.load_secret_key(offline / "root.key", None)
-    assert sign.load_secret_key(offline / "root.key", "correct horse battery")
+        minisign.load_secret_key(offline / "root.key", None)
+    assert minisign.load_secret_key(offline / "root.key", "correct horse battery")
     cli(capsys, "-c", c, "keygen")
     root_key = str(offline / "root.key")
     status, _, err = cli(capsys, "-c", c, "keys", "certify", "--root-key", root_key)
@@ -181,7 +181,7 @@ def test_verify_a_mirror_over_http(config_path: Path, capsys: pytest.CaptureFixt
     import asyncio
     from datetime import UTC, datetime
 
-    from mirror.verify import VerifyReport, verify_target
+    from mirror.verify.run import VerifyReport, verify_target
 
     c = str(config_path)
     cli(capsys, "-c", c, "keygen")

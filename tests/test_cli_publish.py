@@ -19,10 +19,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from mirror import sign
 from mirror.cli import run
 from mirror.newsroom import NewsroomOptions, RunningNewsroom, config_for, serve_newsroom
 from mirror.newsroom.state import DEFAULT_REFERENCE
+from mirror.trust import minisign
 
 from moto_server import create_bucket, new_bucket_name
 from servers import closed_port
@@ -64,8 +64,10 @@ def mirror_table(name: str, **values: str) -> str:
 def write_config(folder: Path, base: str, tables: str) -> Path:
     path = folder / "mirror.toml"
     path.write_text(config_for(base, folder) + tables, encoding="utf-8")
-    key = sign.generate_key()
-    sign.write_key_pair(key, folder / "keys" / "mirror.key", folder / "keys" / "mirror.pub", None)
+    key = minisign.generate_key()
+    minisign.write_key_pair(
+        key, folder / "keys" / "mirror.key", folder / "keys" / "mirror.pub", None
+    )
     return path
 
 

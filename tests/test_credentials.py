@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from mirror import sign
 from mirror.config import load_config
 from mirror.credentials import MAX_SECRET_BYTES, read_secret_file
-from mirror.digest_run import previous_secrets, secret_from, smtp_password
+from mirror.digest.run import previous_secrets, secret_from, smtp_password
 from mirror.errors import ConfigError
-from mirror.keyring import load_signing_key
+from mirror.trust import minisign
+from mirror.trust.keyfiles import load_signing_key
 
 SECRET = "an-unsubscribe-secret-from-a-file"
 FAST_KDF = {"kdf_opslimit": 524_288, "kdf_memlimit": 16_777_216}
@@ -117,9 +117,11 @@ def test_a_missing_or_short_secret_file_names_its_key(
 def test_the_signing_keys_passphrase_comes_from_its_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key = sign.generate_key()
+    key = minisign.generate_key()
     keys = tmp_path / "keys"
-    sign.write_key_pair(key, keys / "mirror.key", keys / "mirror.pub", "correct horse", **FAST_KDF)
+    minisign.write_key_pair(
+        key, keys / "mirror.key", keys / "mirror.pub", "correct horse", **FAST_KDF
+    )
     secret_file(tmp_path, "passphrase", "correct horse\n")
     monkeypatch.setenv("MIRROR_KEY_PASSPHRASE", "wrong horse")
     config = load_config(

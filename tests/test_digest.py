@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from mirror.digest import (
+from mirror.digest.compose import (
     TOKEN_MAX_CHARS,
     UNLISTED_PER_SUBSCRIBER,
     DigestArticle,
@@ -27,7 +27,7 @@ from mirror.digest import (
     unsubscribe_token,
 )
 from mirror.errors import DigestError, SubscriberError
-from mirror.mailer import data_payload
+from mirror.mail.smtp import data_payload
 
 SECRET = b"digest-test-secret-0123456789abcdef"
 KEY = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"
@@ -522,7 +522,7 @@ def test_unsubscribe_url_that_would_break_the_header_is_refused() -> None:
 
 
 def test_readable_preview_decodes_the_body() -> None:
-    from mirror.digest import readable
+    from mirror.digest.compose import readable
 
     reader = Recipient(5, "r@example.com", "ru")
     text = readable(compose(context(), reader, [russian()]))
@@ -532,7 +532,7 @@ def test_readable_preview_decodes_the_body() -> None:
 
 
 def test_the_fast_composer_makes_exactly_the_bytes_compose_makes() -> None:
-    from mirror.digest import Composer
+    from mirror.digest.compose import Composer
 
     shared = context(
         max_message_bytes=10_000_000,
@@ -557,7 +557,7 @@ def test_the_fast_composer_makes_exactly_the_bytes_compose_makes() -> None:
 
 
 def test_the_fast_composer_keeps_to_the_size_cap() -> None:
-    from mirror.digest import Composer
+    from mirror.digest.compose import Composer
 
     capped = context(max_message_bytes=12_000)
     many = [article(n, body_html="<p>" + "word " * 800 + "</p>") for n in range(1, 8)]

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from mirror import sign
 from mirror.cli import run
 from mirror.newsroom import config_for
 from mirror.store import Store
+from mirror.trust import minisign
 
 from smtp_servers import Recorder, smtp_server
 from test_build import fetched_store  # noqa: F401 (a fixture)
@@ -44,8 +44,8 @@ def built(tmp_path: Path, fetched_store: Path, monkeypatch: pytest.MonkeyPatch) 
     path.write_text(text, encoding="utf-8")
     (tmp_path / "state").mkdir()
     shutil.copy(fetched_store, tmp_path / "state" / "mirror.db")
-    key = sign.generate_key()
-    sign.write_key_pair(
+    key = minisign.generate_key()
+    minisign.write_key_pair(
         key, tmp_path / "keys" / "mirror.key", tmp_path / "keys" / "mirror.pub", None
     )
     assert run(["-c", str(path), "build"]) == 0

@@ -9,13 +9,14 @@ import lxml.html
 import pytest
 
 from mirror.errors import ExtractError
-from mirror.extract import (
+from mirror.fetch.extract import (
     ExtractedArticle,
     ImageRef,
     extract_article,
     largest_candidate,
     parse_datetime,
 )
+from mirror.fetch.sanitise import sanitise_body
 from mirror.newsroom.articles import Article, build_articles
 from mirror.newsroom.pages import (
     CHARSETS,
@@ -26,7 +27,6 @@ from mirror.newsroom.pages import (
     PageContext,
     render_article_page,
 )
-from mirror.sanitise import sanitise_body
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EN_URL = "https://www.example.org/news/2024/05/court-dredging?utm_source=rss"

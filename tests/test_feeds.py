@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mirror.errors import FeedError
-from mirror.feeds import FeedEntry, SitemapEntry, parse_feed, parse_sitemap
+from mirror.fetch.feeds import FeedEntry, SitemapEntry, parse_feed, parse_sitemap
 from mirror.newsroom.articles import Article, build_articles
 from mirror.newsroom.feeds import (
     render_atom,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mirror.config import Config, load_config
-from mirror.fetch import FetchReport, fetch_articles
+from mirror.fetch.stage import FetchReport, fetch_articles
 from mirror.newsroom import (
     CHROME_MARKERS,
     NewsroomOptions,

@@ -16,7 +16,7 @@ from aiohttp import web
 from PIL import Image
 
 from mirror.config import Config, SourceConfig, StateConfig
-from mirror.fetch import FetchReport, fetch_articles
+from mirror.fetch.stage import FetchReport, fetch_articles
 from mirror.store import Store
 
 from servers import serve

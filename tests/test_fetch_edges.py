@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from mirror import manifest, sign
-from mirror.build import build_edition
+from mirror.build.builder import build_edition
 from mirror.config import Config, load_config
-from mirror.fetch import FetchReport, fetch_articles
-from mirror.keyring import build_inputs
+from mirror.fetch.stage import FetchReport, fetch_articles
 from mirror.newsroom import NewsroomOptions, RunningNewsroom, config_for, serve_newsroom
 from mirror.newsroom.state import DEFAULT_REFERENCE
 from mirror.store import Store
+from mirror.trust import manifest, minisign
+from mirror.trust.keyfiles import build_inputs
 
 from servers import serve
 
@@ -149,7 +149,7 @@ async def claimed_origin() -> AsyncIterator[str]:
 
 
 def trusted_comment(signature: Path) -> manifest.PageComment:
-    parsed = sign.parse_signature(signature.read_bytes())
+    parsed = minisign.parse_signature(signature.read_bytes())
     return manifest.parse_page_comment(parsed.trusted_comment)
 
 
@@ -157,8 +157,10 @@ async def test_a_page_claiming_another_articles_url_keeps_its_own_identity(
     claimed_origin: str, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, claimed_origin + "/")
-    key = sign.generate_key()
-    sign.write_key_pair(key, config.signing.secret_key_file, config.signing.public_key_file, None)
+    key = minisign.generate_key()
+    minisign.write_key_pair(
+        key, config.signing.secret_key_file, config.signing.public_key_file, None
+    )
     report = await fetch(config)
     assert (report.new, report.failed) == (2, [])
     inputs = build_inputs(config, now=NOW)

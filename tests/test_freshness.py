@@ -14,11 +14,11 @@ import pytest
 from aiohttp import web
 from test_verify import SITE, make_edition
 
-from mirror import keys, sign
 from mirror.cli import run
 from mirror.errors import KeyCertificateError, StaleKeysError
-from mirror.freshness import MAX_PEERS, PeerKeys, check_serial, peer_urls
-from mirror.verify import HttpSettings, verify_target
+from mirror.trust import certificate, minisign
+from mirror.verify.freshness import MAX_PEERS, PeerKeys, check_serial, peer_urls
+from mirror.verify.run import HttpSettings, verify_target
 
 from servers import closed_port, serve
 
@@ -72,8 +72,8 @@ class Attack:
     of A serves an old copy (serial 1, everything re-signed by A) on one mirror; the
     honest mirror, listed in the copy's own mirrors.json, serves serial 2."""
 
-    root: sign.SecretKey
-    b: sign.SecretKey  # the honest signing key
+    root: minisign.SecretKey
+    b: minisign.SecretKey  # the honest signing key
     serial2: dict[str, bytes]  # keys.json and its signature, serial 2
     attacker_url: str
     honest_url: str
@@ -82,12 +82,12 @@ class Attack:
 
 
 def certify_then_revoke(
-    root: sign.SecretKey, a: sign.SecretKey, b: sign.SecretKey, now: datetime
+    root: minisign.SecretKey, a: minisign.SecretKey, b: minisign.SecretKey, now: datetime
 ) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """keys.json serial 1 (certifies A), then serial 2 (revokes A, certifies B)."""
-    data1, sig1 = keys.certify(root, a.public, now=now - 10 * DAY, days=45)
-    one = keys.check_certificate(root.public, data1, sig1, now=now)
-    data2, sig2 = keys.certify(
+    data1, sig1 = certificate.certify(root, a.public, now=now - 10 * DAY, days=45)
+    one = certificate.check_certificate(root.public, data1, sig1, now=now)
+    data2, sig2 = certificate.certify(
         root, b.public, now=now - DAY, days=45, previous=one, revoke=(a.public,)
     )
     serial1 = {"keys.json": data1, "keys.json.minisig": sig1}
@@ -98,7 +98,7 @@ def certify_then_revoke(
 @pytest.fixture
 async def attack(tmp_path: Path) -> AsyncIterator[Attack]:
     now = datetime.now(UTC).replace(microsecond=0)
-    root, a, b = sign.generate_key(), sign.generate_key(), sign.generate_key()
+    root, a, b = minisign.generate_key(), minisign.generate_key(), minisign.generate_key()
     serial1, serial2 = certify_then_revoke(root, a, b, now)
     app = web.Application()
     for name in ("attacker", "honest"):
@@ -180,9 +180,9 @@ async def test_unreachable_and_false_mirrors_are_reported_not_fatal(
     attack: Attack, tmp_path: Path
 ) -> None:
     dead = f"http://127.0.0.1:{closed_port()}/gone/"
-    forged_root = sign.generate_key()
+    forged_root = minisign.generate_key()
     forged = tmp_path / "forged"
-    data, signature = keys.certify(forged_root, forged_root.public, now=datetime.now(UTC),
+    data, signature = certificate.certify(forged_root, forged_root.public, now=datetime.now(UTC),
                                    days=45)  # fmt: skip
     forged.mkdir()
     (forged / "keys.json").write_bytes(data.replace(b'"serial":1', b'"serial":99'))
@@ -210,9 +210,9 @@ async def test_an_expired_keys_json_is_refused_by_verify_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    root, signing = sign.generate_key(), sign.generate_key()
-    data, signature = keys.certify(root, signing.public, now=now - 50 * DAY, days=45)
-    expired_at = keys.format_time(now - 5 * DAY)
+    root, signing = minisign.generate_key(), minisign.generate_key()
+    data, signature = certificate.certify(root, signing.public, now=now - 50 * DAY, days=45)
+    expired_at = certificate.format_time(now - 5 * DAY)
     files = {**SITE, "keys.json": data, "keys.json.minisig": signature}
     times = {"created": now - DAY, "expires": now + DAY}  # the manifest itself is fresh
     make_edition(tmp_path / "e", signing, 1, files, **times)

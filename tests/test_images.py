@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mirror.errors import ImageError
-from mirror.images import ImageInfo, probe_image
+from mirror.fetch.images import ImageInfo, probe_image
 
 LIMIT = 40_000_000  # pixels, as in SourceConfig
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mirror import keys, sign
 from mirror.cli import run
 from mirror.config import load_config
 from mirror.errors import ConfigError
-from mirror.keyring import checked_certificate
 from mirror.newsroom import config_for
+from mirror.trust import certificate, minisign
+from mirror.trust.keyfiles import checked_certificate
 
 DAY = timedelta(days=1)
 
@@ -23,19 +23,19 @@ DAY = timedelta(days=1)
 @dataclass(frozen=True)
 class Setup:
     config: Path
-    root: sign.SecretKey
+    root: minisign.SecretKey
     root_key: Path  # the root's secret key file
-    signing: sign.SecretKey
+    signing: minisign.SecretKey
     keys_json: Path
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Setup:
-    root, signing = sign.generate_key(), sign.generate_key()
+    root, signing = minisign.generate_key(), minisign.generate_key()
     offline = tmp_path / "offline"
-    sign.write_key_pair(root, offline / "root.key", offline / "root.pub", None)
+    minisign.write_key_pair(root, offline / "root.key", offline / "root.pub", None)
     keys_dir = tmp_path / "keys"
-    sign.write_key_pair(signing, keys_dir / "mirror.key", keys_dir / "mirror.pub", None)
+    minisign.write_key_pair(signing, keys_dir / "mirror.key", keys_dir / "mirror.pub", None)
     text = config_for("http://127.0.0.1:9/", tmp_path).replace(
         "[signing]\n", f'[signing]\nroot_public_key_file = "{offline / "root.pub"}"\n'
     )
@@ -92,8 +92,8 @@ def test_an_expired_keys_json_stops_the_build_and_the_root_renews_it(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    revoked = sign.generate_key().public
-    data, signature = keys.certify(
+    revoked = minisign.generate_key().public
+    data, signature = certificate.certify(
         setup.root, setup.signing.public, now=now - 60 * DAY, days=30, revoke=(revoked,)
     )
     put_certificate(setup, data, signature)
@@ -112,11 +112,13 @@ def test_a_keys_json_without_expiry_is_refused_until_certified_again(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    data, _ = keys.certify(setup.root, setup.signing.public, now=now, days=90)
+    data, _ = certificate.certify(setup.root, setup.signing.public, now=now, days=90)
     document = json.loads(data)
     del document["expires"]
-    legacy = keys.canonical_json(document)
-    put_certificate(setup, legacy, sign.sign(setup.root, legacy, "mirror-keys serial:1 epoch:0"))
+    legacy = certificate.canonical_json(document)
+    put_certificate(
+        setup, legacy, minisign.sign(setup.root, legacy, "mirror-keys serial:1 epoch:0")
+    )
     config = load_config(setup.config)
     with pytest.raises(ConfigError, match="no expiry"):
         checked_certificate(config, setup.signing, now)

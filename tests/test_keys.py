@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from mirror import sign
 from mirror.errors import KeyCertificateError, SigningError
-from mirror.keys import (
+from mirror.trust import minisign
+from mirror.trust.certificate import (
     MAX_CERTIFICATE_BYTES,
     KeyCertificate,
     canonical_json,
@@ -23,7 +23,7 @@ from mirror.keys import (
     check_certificate,
     read_signed_certificate,
 )
-from mirror.sign import SecretKey, generate_key
+from mirror.trust.minisign import SecretKey, generate_key
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -64,7 +64,7 @@ def resign(
     default = f"mirror-keys serial:{serial} epoch:{epoch}" + (
         f" expires:{expires}" if expires else ""
     )
-    return data, sign.sign(root, data, comment or default)
+    return data, minisign.sign(root, data, comment or default)
 
 
 def test_certify_and_check_round_trip(root: SecretKey, online: SecretKey) -> None:
@@ -76,7 +76,7 @@ def test_certify_and_check_round_trip(root: SecretKey, online: SecretKey) -> Non
     assert certificate.revoked == ()
     assert certificate.expires == NOW + 90 * DAY
     assert certificate.signing_key_for(online.key_id, NOW + DAY) == online.public
-    assert sign.parse_signature(signature).trusted_comment == (
+    assert minisign.parse_signature(signature).trusted_comment == (
         "mirror-keys serial:1 epoch:0 expires:2027-02-18T12:00:00Z"
     )
 
@@ -154,7 +154,7 @@ def test_reset_versions_raises_the_epoch(root: SecretKey, online: SecretKey) -> 
     )
     two = check_certificate(root.public, data, signature, now=NOW + DAY)
     assert (two.serial, two.epoch) == (2, 1)
-    assert sign.parse_signature(signature).trusted_comment == (
+    assert minisign.parse_signature(signature).trusted_comment == (
         "mirror-keys serial:2 epoch:1 expires:2027-02-19T12:00:00Z"
     )
     data, signature = certify(root, online.public, now=NOW + 2 * DAY, days=90, previous=two)
@@ -242,7 +242,7 @@ def test_a_keys_json_without_expiry_is_refused_but_the_root_renews_it(
     root: SecretKey, online: SecretKey
 ) -> None:
     data, signature = legacy_certificate(root, online)
-    assert sign.parse_signature(signature).trusted_comment == "mirror-keys serial:1 epoch:0"
+    assert minisign.parse_signature(signature).trusted_comment == "mirror-keys serial:1 epoch:0"
     with pytest.raises(KeyCertificateError, match="no expiry"):
         check_certificate(root.public, data, signature, now=NOW)
     with pytest.raises(KeyCertificateError, match="no expiry"):
@@ -366,7 +366,7 @@ def test_malformed_certificates_signed_by_the_root(
     ],
 )
 def test_garbage_signed_by_the_root(root: SecretKey, data: bytes) -> None:
-    signature = sign.sign(root, data, "mirror-keys serial:1 epoch:0")
+    signature = minisign.sign(root, data, "mirror-keys serial:1 epoch:0")
     with pytest.raises(KeyCertificateError):
         check_certificate(root.public, data, signature, now=NOW)
 
@@ -374,7 +374,9 @@ def test_garbage_signed_by_the_root(root: SecretKey, data: bytes) -> None:
 def test_non_canonical_spelling_is_refused(root: SecretKey, online: SecretKey) -> None:
     document = good_document(root, online)
     data = json.dumps(document, indent=2).encode()
-    signature = sign.sign(root, data, f"mirror-keys serial:1 epoch:0 expires:{document['expires']}")
+    signature = minisign.sign(
+        root, data, f"mirror-keys serial:1 epoch:0 expires:{document['expires']}"
+    )
     with pytest.raises(KeyCertificateError, match="canonical"):
         check_certificate(root.public, data, signature, now=NOW)
 

@@ -16,17 +16,17 @@ from test_cli_publish import (  # noqa: F401 (fixtures)
     write_config,
 )
 
-from mirror import sign
 from mirror.newsroom import RunningNewsroom
+from mirror.trust import minisign
 
 from test_build import fetched_store  # noqa: F401 (a fixture)
 
 
 def with_root(config: str, folder: Path) -> str:
     """The config with an offline root key (made in `folder`/offline)."""
-    root = sign.generate_key()
+    root = minisign.generate_key()
     offline = folder / "offline"
-    sign.write_key_pair(root, offline / "root.key", offline / "root.pub", None)
+    minisign.write_key_pair(root, offline / "root.key", offline / "root.pub", None)
     path = Path(config)
     text = path.read_text(encoding="utf-8")
     path.write_text(

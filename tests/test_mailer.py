@@ -18,7 +18,7 @@ import pytest
 
 from mirror.config import DigestConfig
 from mirror.errors import DeliveryError, DigestError, SmtpConnectionError, TlsRequiredError
-from mirror.mailer import (
+from mirror.mail.smtp import (
     Delivery,
     OutboxTransport,
     Outgoing,

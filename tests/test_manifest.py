@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from mirror.errors import ManifestError
-from mirror.manifest import (
+from mirror.trust.manifest import (
     MAX_PATH_CHARS,
     FileEntry,
     Manifest,

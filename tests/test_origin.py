@@ -30,7 +30,7 @@ from mirror.errors import (
     ResponseTooLargeError,
     TooManyRedirectsError,
 )
-from mirror.origin import (
+from mirror.fetch.origin import (
     ACCEPT_ENCODING,
     CheckedResolver,
     OriginClient,

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from mirror.pictures import data_uri, mime_of, shrink_image
-from mirror.render import (
+from mirror.build.pictures import data_uri, mime_of, shrink_image
+from mirror.build.render import (
     ArticleView,
     MirrorLink,
     Site,

@@ -8,8 +8,8 @@ import io
 import pytest
 from PIL import Image, ImageCms
 
+from mirror.build.pictures import data_uri, mime_of, shrink_image
 from mirror.errors import ImageError
-from mirror.pictures import data_uri, mime_of, shrink_image
 
 RED = (220, 20, 20)
 BLUE = (20, 20, 220)

@@ -7,11 +7,9 @@ from pathlib import Path
 import pytest
 from test_verify import make_edition, verify
 
-from mirror import sign
 from mirror.config import MirrorConfig
 from mirror.errors import BuildError, MirrorUnreachableError
-from mirror.manifest import MAX_MANIFEST_BYTES, manifest_path
-from mirror.publish import (
+from mirror.publish.publisher import (
     MirrorResult,
     PublishPlan,
     cache_control_for,
@@ -24,10 +22,11 @@ from mirror.publish import (
     retire_mirror,
 )
 from mirror.storage.directory import DirectoryBackend
+from mirror.storage.memory import MemoryBackend
 from mirror.storage.s3 import S3Backend
-from mirror.verify import VerifyReport
-
-from memory_backend import MemoryBackend
+from mirror.trust import minisign
+from mirror.trust.manifest import MAX_MANIFEST_BYTES, manifest_path
+from mirror.verify.run import VerifyReport
 
 # ---------------------------------------------------------------- editions by hand
 
@@ -46,14 +45,16 @@ def site(articles: int, tag: str = "v1") -> dict[str, bytes]:
     return files
 
 
-def edition_of(folder: Path, key: sign.SecretKey, version: int, files: Mapping[str, bytes]) -> Path:
+def edition_of(
+    folder: Path, key: minisign.SecretKey, version: int, files: Mapping[str, bytes]
+) -> Path:
     make_edition(folder, key, version, files)
     return folder
 
 
 @pytest.fixture
-def key() -> sign.SecretKey:
-    return sign.generate_key()
+def key() -> minisign.SecretKey:
+    return minisign.generate_key()
 
 
 @pytest.fixture
@@ -62,18 +63,18 @@ def state(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def v1(tmp_path: Path, key: sign.SecretKey) -> Path:
+def v1(tmp_path: Path, key: minisign.SecretKey) -> Path:
     return edition_of(tmp_path / "v1", key, 1, site(20))
 
 
 @pytest.fixture
-def v2(tmp_path: Path, key: sign.SecretKey) -> Path:
+def v2(tmp_path: Path, key: minisign.SecretKey) -> Path:
     """v1 plus one article: a new page and signature, index, feed, archive month."""
     return edition_of(tmp_path / "v2", key, 2, site(21))
 
 
 async def verify_memory(
-    backend: MemoryBackend, tmp_path: Path, key: sign.SecretKey, state: Path
+    backend: MemoryBackend, tmp_path: Path, key: minisign.SecretKey, state: Path
 ) -> VerifyReport:
     folder = tmp_path / f"copy-{len(backend.calls)}"
     return await verify(backend.write_to(folder), key.public, state)
@@ -143,7 +144,7 @@ def test_headers() -> None:
 
 
 async def test_an_empty_mirror_gets_everything_and_verifies(
-    v1: Path, key: sign.SecretKey, tmp_path: Path, state: Path
+    v1: Path, key: minisign.SecretKey, tmp_path: Path, state: Path
 ) -> None:
     backend = MemoryBackend()
     result = await publish_mirror(backend, v1, key.public)
@@ -160,7 +161,7 @@ async def test_an_empty_mirror_gets_everything_and_verifies(
     assert set(result.to_json()) >= {"name", "ok", "uploaded", "deleted", "version", "error"}
 
 
-async def test_nothing_changed_costs_three_requests(v1: Path, key: sign.SecretKey) -> None:
+async def test_nothing_changed_costs_three_requests(v1: Path, key: minisign.SecretKey) -> None:
     backend = MemoryBackend()
     await publish_mirror(backend, v1, key.public)
     result = await publish_mirror(backend, v1, key.public)
@@ -169,7 +170,7 @@ async def test_nothing_changed_costs_three_requests(v1: Path, key: sign.SecretKe
 
 
 async def test_one_new_article_uploads_only_what_changed(
-    v1: Path, v2: Path, key: sign.SecretKey, tmp_path: Path, state: Path
+    v1: Path, v2: Path, key: minisign.SecretKey, tmp_path: Path, state: Path
 ) -> None:
     backend = MemoryBackend()
     await publish_mirror(backend, v1, key.public)
@@ -186,7 +187,7 @@ async def test_one_new_article_uploads_only_what_changed(
     assert report.ok and report.version == 2, report
 
 
-async def test_a_lower_version_is_refused(v1: Path, v2: Path, key: sign.SecretKey) -> None:
+async def test_a_lower_version_is_refused(v1: Path, v2: Path, key: minisign.SecretKey) -> None:
     backend = MemoryBackend()
     await publish_mirror(backend, v2, key.public)
     result = await publish_mirror(backend, v1, key.public)
@@ -197,7 +198,7 @@ async def test_a_lower_version_is_refused(v1: Path, v2: Path, key: sign.SecretKe
 
 
 async def test_the_shrink_guard_stops_before_any_write(
-    v1: Path, key: sign.SecretKey, tmp_path: Path, state: Path
+    v1: Path, key: minisign.SecretKey, tmp_path: Path, state: Path
 ) -> None:
     smaller = edition_of(tmp_path / "small", key, 2, site(15))  # 10 of 44 listed files go
     backend = MemoryBackend()
@@ -213,9 +214,9 @@ async def test_the_shrink_guard_stops_before_any_write(
 
 
 async def test_a_wrongly_signed_live_manifest_is_reported_and_taken_as_empty(
-    v1: Path, v2: Path, key: sign.SecretKey, tmp_path: Path, state: Path
+    v1: Path, v2: Path, key: minisign.SecretKey, tmp_path: Path, state: Path
 ) -> None:
-    forged = edition_of(tmp_path / "forged", sign.generate_key(), 1, site(3, "forged"))
+    forged = edition_of(tmp_path / "forged", minisign.generate_key(), 1, site(3, "forged"))
     backend = MemoryBackend()
     backend.load(
         {p.relative_to(forged).as_posix(): p.read_bytes() for p in forged.rglob("*") if p.is_file()}
@@ -229,7 +230,7 @@ async def test_a_wrongly_signed_live_manifest_is_reported_and_taken_as_empty(
 
 
 async def test_an_oversized_live_manifest_is_reported_and_taken_as_empty(
-    v1: Path, v2: Path, key: sign.SecretKey, tmp_path: Path, state: Path
+    v1: Path, v2: Path, key: minisign.SecretKey, tmp_path: Path, state: Path
 ) -> None:
     """Larger than any manifest we write: unreadable, like a bad signature, so the mirror
     gets everything again instead of failing."""
@@ -248,7 +249,7 @@ async def test_an_oversized_live_manifest_is_reported_and_taken_as_empty(
 
 
 async def test_a_lost_conditional_write_is_reported(
-    v1: Path, v2: Path, key: sign.SecretKey
+    v1: Path, v2: Path, key: minisign.SecretKey
 ) -> None:
     backend = MemoryBackend()
     await publish_mirror(backend, v1, key.public)
@@ -265,7 +266,7 @@ async def test_a_lost_conditional_write_is_reported(
 
 
 async def test_a_store_without_conditional_puts_is_checked_by_reading(
-    v1: Path, v2: Path, key: sign.SecretKey
+    v1: Path, v2: Path, key: minisign.SecretKey
 ) -> None:
     backend = MemoryBackend(conditional_put=False)
     await publish_mirror(backend, v1, key.public)
@@ -281,7 +282,7 @@ async def test_a_store_without_conditional_puts_is_checked_by_reading(
 
 
 async def test_the_next_publish_finishes_a_crashed_one(
-    v1: Path, v2: Path, key: sign.SecretKey, tmp_path: Path, state: Path
+    v1: Path, v2: Path, key: minisign.SecretKey, tmp_path: Path, state: Path
 ) -> None:
     backend = MemoryBackend()
     await publish_mirror(backend, v1, key.public)
@@ -305,7 +306,7 @@ async def test_the_next_publish_finishes_a_crashed_one(
 
 
 async def test_repair_re_uploads_what_the_mirror_serves_wrongly(
-    v1: Path, key: sign.SecretKey, tmp_path: Path, state: Path
+    v1: Path, key: minisign.SecretKey, tmp_path: Path, state: Path
 ) -> None:
     backend = MemoryBackend()
     await publish_mirror(backend, v1, key.public)
@@ -320,7 +321,7 @@ async def test_repair_re_uploads_what_the_mirror_serves_wrongly(
 
 
 async def test_gc_removes_strays_and_keeps_live_files(
-    v1: Path, key: sign.SecretKey, tmp_path: Path, state: Path
+    v1: Path, key: minisign.SecretKey, tmp_path: Path, state: Path
 ) -> None:
     backend = MemoryBackend()
     await publish_mirror(backend, v1, key.public)
@@ -333,7 +334,7 @@ async def test_gc_removes_strays_and_keeps_live_files(
 
 
 async def test_gc_refuses_when_the_live_manifest_is_unreadable(
-    v1: Path, key: sign.SecretKey
+    v1: Path, key: minisign.SecretKey
 ) -> None:
     backend = MemoryBackend()
     await publish_mirror(backend, v1, key.public)
@@ -342,7 +343,7 @@ async def test_gc_refuses_when_the_live_manifest_is_unreadable(
         await gc_mirror(backend, v1, key.public)
 
 
-async def test_retire_empties_the_mirror(v1: Path, key: sign.SecretKey) -> None:
+async def test_retire_empties_the_mirror(v1: Path, key: minisign.SecretKey) -> None:
     backend = MemoryBackend()
     await publish_mirror(backend, v1, key.public)
     count = len(backend.objects)
@@ -351,17 +352,17 @@ async def test_retire_empties_the_mirror(v1: Path, key: sign.SecretKey) -> None:
     assert backend.calls[-2] == ("delete", "current")
 
 
-async def test_live_version(v1: Path, v2: Path, key: sign.SecretKey) -> None:
+async def test_live_version(v1: Path, v2: Path, key: minisign.SecretKey) -> None:
     backend = MemoryBackend()
     assert await live_version(backend, key.public) == 0
     await publish_mirror(backend, v1, key.public)
     assert await live_version(backend, key.public) == 1
     backend.load({"pending": b"7\n"})  # names no signed manifest
     assert await live_version(backend, key.public) == 1
-    assert await live_version(backend, sign.generate_key().public) == 0
+    assert await live_version(backend, minisign.generate_key().public) == 0
 
 
-async def test_no_edition_is_a_local_error(tmp_path: Path, key: sign.SecretKey) -> None:
+async def test_no_edition_is_a_local_error(tmp_path: Path, key: minisign.SecretKey) -> None:
     with pytest.raises(BuildError, match="mirror build"):
         await publish_mirror(MemoryBackend(), tmp_path, key.public)
     with pytest.raises(BuildError):
@@ -369,7 +370,7 @@ async def test_no_edition_is_a_local_error(tmp_path: Path, key: sign.SecretKey) 
 
 
 async def test_an_edition_changed_under_the_publish_is_a_local_error(
-    v1: Path, key: sign.SecretKey
+    v1: Path, key: minisign.SecretKey
 ) -> None:
     (v1 / "index.html").write_bytes(b"edited by hand")
     with pytest.raises(BuildError, match="no longer matches"):
@@ -380,7 +381,7 @@ async def test_an_edition_changed_under_the_publish_is_a_local_error(
 
 
 async def test_a_failing_or_hanging_mirror_neither_stops_nor_delays_the_others(
-    v1: Path, key: sign.SecretKey, tmp_path: Path, state: Path
+    v1: Path, key: minisign.SecretKey, tmp_path: Path, state: Path
 ) -> None:
     async def refuse(operation: str, path: str) -> None:
         if operation == "put":
@@ -408,7 +409,7 @@ async def test_a_failing_or_hanging_mirror_neither_stops_nor_delays_the_others(
 
 
 async def test_a_directory_mirror_verifies_as_a_folder(
-    v1: Path, v2: Path, key: sign.SecretKey, tmp_path: Path, state: Path
+    v1: Path, v2: Path, key: minisign.SecretKey, tmp_path: Path, state: Path
 ) -> None:
     folder = tmp_path / "public"
     backend = directory_backend(folder)
@@ -438,12 +439,12 @@ async def test_an_s3_mirror_on_moto(
     aws_env: None,
     v1: Path,
     v2: Path,
-    key: sign.SecretKey,
+    key: minisign.SecretKey,
     state: Path,
 ) -> None:
     import boto3
 
-    from mirror.storage.setup import setup_mirror
+    from mirror.storage.provision import setup_mirror
 
     from moto_server import create_bucket, s3_mirror
 

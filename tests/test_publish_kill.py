@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 from test_verify import make_edition, verify
 
-from mirror import sign
 from mirror.config import MirrorConfig
-from mirror.publish import gc_mirror
+from mirror.publish.publisher import gc_mirror
 from mirror.storage.directory import LOCK_NAME, TEMP_PREFIX, DirectoryBackend
-from mirror.verify import VerifyReport
+from mirror.trust import minisign
+from mirror.verify.run import VerifyReport
 
 KILLS = 40
 MAX_SECONDS = 20.0
@@ -40,12 +40,12 @@ MAX_SECONDS = 20.0
 WORKER = """
 import asyncio, json, os, signal, sys
 from pathlib import Path
-from mirror import sign
+from mirror.trust import minisign
 from mirror.config import MirrorConfig
-from mirror.publish import publish_mirror
+from mirror.publish.publisher import publish_mirror
 from mirror.storage.directory import DirectoryBackend
 
-async def publish(folder: Path, edition: Path, key: sign.PublicKey) -> None:
+async def publish(folder: Path, edition: Path, key: minisign.PublicKey) -> None:
     mirror = MirrorConfig(name="killed", type="directory", public_url="", path=folder)
     backend = DirectoryBackend(mirror)
     result = await publish_mirror(backend, edition, key, allow_shrink=True, concurrency=4)
@@ -54,7 +54,7 @@ async def publish(folder: Path, edition: Path, key: sign.PublicKey) -> None:
     temp.write_text(json.dumps(result.to_json()))
     os.replace(temp, f"{edition}.result.json")
 
-folder, key = Path(sys.argv[1]), sign.parse_public_key(sys.argv[2])
+folder, key = Path(sys.argv[1]), minisign.parse_public_key(sys.argv[2])
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
 print("ready", flush=True)
 for line in sys.stdin:
@@ -95,7 +95,7 @@ class Verifier:
     """Checks the mirror folder; says why a check failed."""
 
     def __init__(
-        self, folder: Path, key: sign.PublicKey, state: Path, editions: Mapping[int, Path]
+        self, folder: Path, key: minisign.PublicKey, state: Path, editions: Mapping[int, Path]
     ) -> None:
         self.folder, self.key, self.state, self.editions = folder, key, state, editions
         self.known = set().union(*(listed_files(edition) for edition in editions.values()))
@@ -142,7 +142,7 @@ class Forker:
         self.process = process
 
     @classmethod
-    async def start(cls, folder: Path, key: sign.PublicKey) -> Forker:
+    async def start(cls, folder: Path, key: minisign.PublicKey) -> Forker:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-c", WORKER, str(folder), key.line(),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -198,7 +198,7 @@ def _result_once_gone(pid: int, edition: Path) -> dict[str, object] | None:
 @pytest.mark.slow
 async def test_sigkill_at_any_moment_leaves_a_mirror_that_verifies(tmp_path: Path) -> None:
     started = time.monotonic()
-    secret = sign.generate_key()
+    secret = minisign.generate_key()
     key = secret.public
     variants = [content(0), content(1)]
     editions: dict[int, Path] = {}

@@ -13,7 +13,7 @@ import feedparser
 import lxml.html
 import pytest
 
-from mirror.render import (
+from mirror.build.render import (
     CONTENT_SECURITY_POLICY,
     ArticleView,
     MirrorLink,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mirror import sign
 from mirror.errors import KeyFileError, SignatureError, SigningError
-from mirror.sign import (
+from mirror.trust import minisign
+from mirror.trust.minisign import (
     PublicKey,
     SecretKey,
     generate_key,
@@ -77,7 +77,7 @@ def join(parts: list[str]) -> bytes:
 
 
 def test_sign_and_verify_round_trip(key: SecretKey) -> None:
-    signature = sign.sign(key, DATA, COMMENT)
+    signature = minisign.sign(key, DATA, COMMENT)
     assert verify(key.public, DATA, signature) == COMMENT
     parsed = parse_signature(signature)
     assert parsed.key_id == key.key_id
@@ -85,12 +85,15 @@ def test_sign_and_verify_round_trip(key: SecretKey) -> None:
 
 
 def test_digest_variants_match_whole_data(key: SecretKey) -> None:
-    hasher = sign.new_hasher()
+    hasher = minisign.new_hasher()
     for chunk in (DATA[:5], DATA[5:]):
         hasher.update(chunk)
     signature = sign_digest(key, hasher.digest(), COMMENT)
     assert verify(key.public, DATA, signature) == COMMENT
-    assert verify_digest(key.public, sign.digest(DATA), sign.sign(key, DATA, COMMENT)) == COMMENT
+    assert (
+        verify_digest(key.public, minisign.digest(DATA), minisign.sign(key, DATA, COMMENT))
+        == COMMENT
+    )
 
 
 def test_public_key_text_round_trips(key: SecretKey) -> None:
@@ -141,7 +144,7 @@ def test_real_minisign_verifies_our_signature(
 ) -> None:
     data = tmp_path / "page.html"
     data.write_bytes(DATA)
-    (tmp_path / "page.html.minisig").write_bytes(sign.sign(key, DATA, COMMENT))
+    (tmp_path / "page.html.minisig").write_bytes(minisign.sign(key, DATA, COMMENT))
     result = run("-Vm", str(data), "-p", str(pair[1]))
     assert result.returncode == 0, result.stderr
     assert f"Trusted comment: {COMMENT}" in result.stdout
@@ -156,7 +159,7 @@ def test_real_minisign_with_explicit_signature_file_and_long_comment(
     payload = os.urandom(300_000)
     data.write_bytes(payload)
     comment = "url:https://example.org/" + "é" * 3_000 + "\tend"
-    signature.write_bytes(sign.sign(key, payload, comment))
+    signature.write_bytes(minisign.sign(key, payload, comment))
     result = run("-Vm", str(data), "-x", str(signature), "-p", str(pair[1]), "-Q")
     assert result.returncode == 0, result.stderr
     assert result.stdout == comment + "\n"
@@ -167,7 +170,7 @@ def test_real_minisign_refuses_our_signature_on_tampered_data(
 ) -> None:
     data = tmp_path / "page.html"
     data.write_bytes(DATA + b"x")
-    (tmp_path / "page.html.minisig").write_bytes(sign.sign(key, DATA, COMMENT))
+    (tmp_path / "page.html.minisig").write_bytes(minisign.sign(key, DATA, COMMENT))
     result = run("-Vm", str(data), "-p", str(pair[1]))
     assert result.returncode != 0
     assert "Signature verification failed" in result.stderr
@@ -178,7 +181,7 @@ def test_real_minisign_refuses_tampered_trusted_comment(
 ) -> None:
     data = tmp_path / "page.html"
     data.write_bytes(DATA)
-    parts = lines(sign.sign(key, DATA, "version:5"))
+    parts = lines(minisign.sign(key, DATA, "version:5"))
     parts[2] = "trusted comment: version:6"
     (tmp_path / "page.html.minisig").write_bytes(join(parts))
     result = run("-Vm", str(data), "-p", str(pair[1]))
@@ -197,7 +200,7 @@ def test_we_verify_the_real_binarys_signature_and_load_its_keys(tmp_path: Path) 
     assert verify(public, DATA, signature) == "made by minisign"
     secret = load_secret_key(sec, None)
     assert secret.public == public
-    assert verify(public, DATA, sign.sign(secret, DATA, "ours")) == "ours"
+    assert verify(public, DATA, minisign.sign(secret, DATA, "ours")) == "ours"
 
 
 def test_real_binary_signs_with_our_unencrypted_key(
@@ -236,14 +239,18 @@ def test_default_scrypt_parameters_interoperate_both_ways(tmp_path: Path, key: S
     assert result.returncode == 0, result.stderr
     raw = base64.b64decode(theirs.read_text().splitlines()[1])
     assert raw[2:4] == b"Sc"
-    assert int.from_bytes(raw[38:46], "little") == sign.KDF_OPSLIMIT
+    assert int.from_bytes(raw[38:46], "little") == minisign.KDF_OPSLIMIT
     assert load_secret_key(theirs, "pw-theirs").public == load_public_key(their_pub)
 
 
 def test_scrypt_parameters_match_libsodium() -> None:
-    assert sign.scrypt_parameters(sign.KDF_OPSLIMIT, sign.KDF_MEMLIMIT) == (1 << 20, 8, 1)
-    assert sign.scrypt_parameters(524_288, 16_777_216) == (1 << 14, 8, 1)
-    assert sign.scrypt_parameters(32_768, 1 << 30) == (1 << 10, 8, 1)
+    assert minisign.scrypt_parameters(minisign.KDF_OPSLIMIT, minisign.KDF_MEMLIMIT) == (
+        1 << 20,
+        8,
+        1,
+    )
+    assert minisign.scrypt_parameters(524_288, 16_777_216) == (1 << 14, 8, 1)
+    assert minisign.scrypt_parameters(32_768, 1 << 30) == (1 << 10, 8, 1)
 
 
 # --- bad signatures ------------------------------------------------------------------
@@ -251,11 +258,11 @@ def test_scrypt_parameters_match_libsodium() -> None:
 
 def test_tampered_data_fails(key: SecretKey) -> None:
     with pytest.raises(SignatureError, match="does not match the data"):
-        verify(key.public, DATA + b" ", sign.sign(key, DATA, COMMENT))
+        verify(key.public, DATA + b" ", minisign.sign(key, DATA, COMMENT))
 
 
 def test_tampered_trusted_comment_fails_the_global_signature(key: SecretKey) -> None:
-    parts = lines(sign.sign(key, DATA, "version:5 expires:2026-11-27"))
+    parts = lines(minisign.sign(key, DATA, "version:5 expires:2026-11-27"))
     parts[2] = "trusted comment: version:5 expires:2099-11-27"
     with pytest.raises(SignatureError, match="trusted comment"):
         verify(key.public, DATA, join(parts))
@@ -264,7 +271,7 @@ def test_tampered_trusted_comment_fails_the_global_signature(key: SecretKey) -> 
 def test_wrong_key_names_both_key_ids(key: SecretKey) -> None:
     other = generate_key()
     with pytest.raises(SignatureError) as caught:
-        verify(other.public, DATA, sign.sign(key, DATA, COMMENT))
+        verify(other.public, DATA, minisign.sign(key, DATA, COMMENT))
     assert key.public.key_id_hex in str(caught.value)
     assert other.public.key_id_hex in str(caught.value)
 
@@ -272,19 +279,19 @@ def test_wrong_key_names_both_key_ids(key: SecretKey) -> None:
 def test_same_key_id_but_other_key_fails(key: SecretKey) -> None:
     impostor = PublicKey(key_id=key.key_id, key=generate_key().public.key)
     with pytest.raises(SignatureError, match="does not match"):
-        verify(impostor, DATA, sign.sign(key, DATA, COMMENT))
+        verify(impostor, DATA, minisign.sign(key, DATA, COMMENT))
 
 
 @pytest.mark.parametrize("keep", [0, 1, 2, 3])
 def test_truncated_signature_by_lines(key: SecretKey, keep: int) -> None:
-    parts = lines(sign.sign(key, DATA, COMMENT))[:keep]
+    parts = lines(minisign.sign(key, DATA, COMMENT))[:keep]
     with pytest.raises(SignatureError):
         verify(key.public, DATA, join(parts) if parts else b"")
 
 
 @pytest.mark.parametrize("cut", [2, 10, 60, 120, 200, 250])  # 1: only the final newline
 def test_truncated_signature_by_bytes(key: SecretKey, cut: int) -> None:
-    signature = sign.sign(key, DATA, COMMENT)
+    signature = minisign.sign(key, DATA, COMMENT)
     with pytest.raises(SignatureError):
         verify(key.public, DATA, signature[: len(signature) - cut])
 
@@ -305,14 +312,14 @@ def test_truncated_signature_by_bytes(key: SecretKey, cut: int) -> None:
     ],
 )
 def test_garbled_signatures_are_named_errors(key: SecretKey, garble: object) -> None:
-    parts = lines(sign.sign(key, DATA, COMMENT))
+    parts = lines(minisign.sign(key, DATA, COMMENT))
     assert callable(garble)
     with pytest.raises(SignatureError):
         verify(key.public, DATA, join(garble(parts)))
 
 
 def test_wrong_algorithm_bytes(key: SecretKey) -> None:
-    parts = lines(sign.sign(key, DATA, COMMENT))
+    parts = lines(minisign.sign(key, DATA, COMMENT))
     raw = base64.b64decode(parts[1])
     for algorithm, message in ((b"Ed", "legacy"), (b"XX", "unsupported signature algorithm")):
         parts[1] = base64.b64encode(algorithm + raw[2:]).decode()
@@ -330,7 +337,7 @@ def test_huge_and_binary_signature_files(key: SecretKey) -> None:
 
 
 def test_crlf_signature_is_accepted(key: SecretKey) -> None:
-    signature = sign.sign(key, DATA, COMMENT).replace(b"\n", b"\r\n")
+    signature = minisign.sign(key, DATA, COMMENT).replace(b"\n", b"\r\n")
     assert verify(key.public, DATA, signature) == COMMENT
 
 
@@ -339,10 +346,10 @@ def test_bad_trusted_comments_are_refused_when_signing(key: SecretKey) -> None:
         "two\nlines",
         "cr\rhere",
         "nul\x00",
-        "x" * (sign.MAX_TRUSTED_COMMENT_BYTES + 1),
+        "x" * (minisign.MAX_TRUSTED_COMMENT_BYTES + 1),
     ):
         with pytest.raises(SigningError):
-            sign.sign(key, DATA, comment)
+            minisign.sign(key, DATA, comment)
     with pytest.raises(SigningError, match="64 bytes"):
         sign_digest(key, b"short", COMMENT)
 
@@ -458,7 +465,7 @@ def test_real_minisign_accepts_our_public_key_file(tmp_path: Path, key: SecretKe
     pub.write_text(key.public.file_text())
     data = tmp_path / "d"
     data.write_bytes(b"")
-    (tmp_path / "d.minisig").write_bytes(sign.sign(key, b"", "empty file"))
+    (tmp_path / "d.minisig").write_bytes(minisign.sign(key, b"", "empty file"))
     result = run("-Vm", str(data), "-p", str(pub), "-Q")
     assert (result.returncode, result.stdout) == (0, "empty file\n")
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mirror.slugs import MAX_SLUG, article_path, slugify
+from mirror.build.slugs import MAX_SLUG, article_path, slugify
 
 WHEN = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 URL = "https://www.example.org/2026/11/25/story/"

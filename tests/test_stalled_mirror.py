@@ -30,14 +30,15 @@ from stalled_servers import StalledServer, WriteStalledS3
 from test_cli_publish import cli as run_cli
 from test_cli_publish import mirror_table, with_store, write_config
 
-from mirror import cli, sign
+from mirror import cli
 from mirror.config import MirrorConfig, load_config
 from mirror.errors import ConfigError, MirrorDeadlineError, MirrorUnreachableError
 from mirror.newsroom import NewsroomOptions, RunningNewsroom, serve_newsroom
-from mirror.publish import Deadline, within_deadline
+from mirror.publish.publisher import Deadline, within_deadline
 from mirror.storage.directory import LOCK_NAME, DirectoryBackend
 from mirror.storage.s3 import S3Backend
 from mirror.store import Store
+from mirror.trust import minisign
 
 from moto_server import REGION, create_bucket
 from test_build import fetched_store  # noqa: F401 (a fixture)
@@ -330,8 +331,8 @@ def test_sync_checks_the_keys_before_it_fetches(
 ) -> None:
     with newsroom_in_thread(NewsroomOptions(articles=3, feed_items=0)) as newsroom:
         path = write_config(tmp_path, newsroom.base_url, site_table(tmp_path / "site"))
-        root = sign.generate_key()
-        sign.write_key_pair(
+        root = minisign.generate_key()
+        minisign.write_key_pair(
             root, tmp_path / "keys" / "root.key", tmp_path / "keys" / "root.pub", None
         )
         text = path.read_text().replace(

@@ -13,9 +13,9 @@ from pathlib import Path
 import lxml.html
 import pytest
 
-from mirror import sign
 from mirror.cli import run
 from mirror.newsroom import config_for
+from mirror.trust import minisign
 
 from test_build import fetched_store, minisign_binary  # noqa: F401 (a fixture)
 
@@ -26,12 +26,12 @@ SECRET = "a-long-enough-unsubscribe-secret"
 def rooted(tmp_path: Path, fetched_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
     """A config with an offline root that certified the signing key; edition built."""
     monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", SECRET)
-    root = sign.generate_key()
+    root = minisign.generate_key()
     offline = tmp_path / "offline"
-    sign.write_key_pair(root, offline / "root.key", offline / "root.pub", None)
-    signing = sign.generate_key()
+    minisign.write_key_pair(root, offline / "root.key", offline / "root.pub", None)
+    signing = minisign.generate_key()
     keys = tmp_path / "keys"
-    sign.write_key_pair(signing, keys / "mirror.key", keys / "mirror.pub", None)
+    minisign.write_key_pair(signing, keys / "mirror.key", keys / "mirror.pub", None)
     text = config_for("http://127.0.0.1:9/", tmp_path) + (
         '\n[[mirrors]]\nname = "a"\ntype = "directory"\npath = "a"\n'
         'public_url = "https://a.example.net/m/"\n'

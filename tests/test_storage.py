@@ -22,7 +22,6 @@ from aiohttp import web
 from botocore import exceptions as boto_errors
 from test_verify import SITE, make_edition, verify
 
-from mirror import sign
 from mirror.config import MirrorConfig
 from mirror.errors import (
     ConfigError,
@@ -31,12 +30,13 @@ from mirror.errors import (
     MirrorUnreachableError,
     PublishError,
 )
-from mirror.publish import gc_mirror, publish_mirror
+from mirror.publish.publisher import gc_mirror, publish_mirror
 from mirror.storage import Backend, open_backend
 from mirror.storage import directory as directory_module
 from mirror.storage import s3 as s3_module
 from mirror.storage.directory import DirectoryBackend
 from mirror.storage.s3 import S3Backend, S3Limits
+from mirror.trust import minisign
 
 from moto_server import REGION, create_bucket, s3_mirror
 from servers import closed_port, serve
@@ -349,7 +349,7 @@ async def test_directory_lists_stray_housekeeping_names_and_symlinks_for_gc(
 
 
 async def test_directory_gc_removes_what_verify_calls_extra_or_a_link(tmp_path: Path) -> None:
-    key = sign.generate_key()
+    key = minisign.generate_key()
     edition, root, outside = tmp_path / "edition", tmp_path / "public", tmp_path / "etc"
     make_edition(edition, key, 1, SITE)
     outside.mkdir()

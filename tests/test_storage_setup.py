@@ -13,8 +13,8 @@ import pytest
 
 from mirror.config import MirrorConfig
 from mirror.errors import ConfigError, MirrorUnreachableError, UsageError
+from mirror.storage.provision import POLICY_SID, public_read_policy, setup_mirror
 from mirror.storage.s3 import detect_provider
-from mirror.storage.setup import POLICY_SID, public_read_policy, setup_mirror
 
 from moto_server import new_bucket_name, s3_mirror
 from servers import closed_port

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mirror import subscribers
 from mirror.cli import run
+from mirror.digest import subscribers
 from mirror.errors import SubscriberError
 from mirror.store import Store
 

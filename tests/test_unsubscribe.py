@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mirror.digest import unsubscribe_token
+from mirror.digest.compose import unsubscribe_token
+from mirror.digest.unsubscribe import CONTENT_SECURITY_POLICY, MAX_BODY_BYTES, make_app
 from mirror.errors import ConfigError, StoreError
 from mirror.store import Store
-from mirror.unsubscribe import CONTENT_SECURITY_POLICY, MAX_BODY_BYTES, make_app
 
 from servers import serve
 
@@ -196,7 +196,7 @@ def test_previous_secrets_come_from_their_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mirror.config import load_config
-    from mirror.digest_run import previous_secrets
+    from mirror.digest.run import previous_secrets
 
     (tmp_path / "mirror.toml").write_text("[digest]\n", encoding="utf-8")
     config = load_config(tmp_path / "mirror.toml")

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from mirror.errors import BadURLError
-from mirror.urls import (
+from mirror.fetch.urls import (
     AllowedHosts,
     canonical_host,
     host_of,

@@ -20,7 +20,6 @@ import pytest
 from aiohttp import web
 from test_cli_publish import cli, mirror_table, write_config
 
-from mirror import keys, sign
 from mirror.cli import run
 from mirror.config import MirrorConfig
 from mirror.errors import (
@@ -34,7 +33,9 @@ from mirror.errors import (
     TooSlowError,
     VerifyError,
 )
-from mirror.manifest import (
+from mirror.publish.status import mirrors_status
+from mirror.trust import certificate, minisign
+from mirror.trust.manifest import (
     FileEntry,
     ManifestBuild,
     canonical_json,
@@ -46,8 +47,7 @@ from mirror.manifest import (
     pointer_bytes,
     signature_path,
 )
-from mirror.status import mirrors_status
-from mirror.verify import (
+from mirror.verify.run import (
     HttpSettings,
     Seen,
     VerifyReport,
@@ -79,13 +79,13 @@ FAST = HttpSettings(retries=0, timeout_s=10)
 # ---------------------------------------------------------------- editions by hand
 
 
-def with_page_signatures(key: sign.SecretKey, files: Mapping[str, bytes]) -> dict[str, bytes]:
+def with_page_signatures(key: minisign.SecretKey, files: Mapping[str, bytes]) -> dict[str, bytes]:
     """`files` plus a detached signature next to every article page."""
     signed = dict(files)
     for path, data in files.items():
         if is_article_page(path):
             comment = page_comment(path, 1, f"https://www.example.org/{path}")
-            signed[signature_path(path)] = sign.sign(key, data, comment)
+            signed[signature_path(path)] = minisign.sign(key, data, comment)
     return signed
 
 
@@ -106,7 +106,7 @@ def write_files(folder: Path, files: Mapping[str, bytes]) -> None:
 
 def write_manifest(
     folder: Path,
-    key: sign.SecretKey,
+    key: minisign.SecretKey,
     files: Mapping[str, bytes],
     version: int,
     *,
@@ -130,7 +130,7 @@ def write_manifest(
         {
             **built.parts,
             built.path: built.manifest,
-            built.path + ".minisig": sign.sign(key, built.manifest, comment),
+            built.path + ".minisig": minisign.sign(key, built.manifest, comment),
         },
     )
     if pointer:
@@ -140,7 +140,7 @@ def write_manifest(
 
 def make_edition(
     folder: Path,
-    key: sign.SecretKey,
+    key: minisign.SecretKey,
     version: int = 1,
     files: Mapping[str, bytes] = SITE,
     **options: object,
@@ -154,7 +154,7 @@ def make_edition(
 
 async def verify(
     target: str | Path,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     state: Path,
     *,
     now: datetime = NOW,
@@ -166,12 +166,12 @@ async def verify(
 
 
 @pytest.fixture
-def key() -> sign.SecretKey:
-    return sign.generate_key()
+def key() -> minisign.SecretKey:
+    return minisign.generate_key()
 
 
 @pytest.fixture
-def edition(tmp_path: Path, key: sign.SecretKey) -> Path:
+def edition(tmp_path: Path, key: minisign.SecretKey) -> Path:
     folder = tmp_path / "edition"
     make_edition(folder, key)
     return folder
@@ -185,7 +185,9 @@ def state(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------- folders
 
 
-async def test_a_whole_edition_verifies(edition: Path, key: sign.SecretKey, state: Path) -> None:
+async def test_a_whole_edition_verifies(
+    edition: Path, key: minisign.SecretKey, state: Path
+) -> None:
     report = await verify(edition, key.public, state)
     assert report.ok, report
     assert (report.version, report.expires, report.pending) == (1, EXPIRES, None)
@@ -196,7 +198,9 @@ async def test_a_whole_edition_verifies(edition: Path, key: sign.SecretKey, stat
     assert load_seen(state / "seen.json")[key.public.key_id_hex] == Seen(0, 1, 0)
 
 
-async def test_a_changed_byte_is_tampered(edition: Path, key: sign.SecretKey, state: Path) -> None:
+async def test_a_changed_byte_is_tampered(
+    edition: Path, key: minisign.SecretKey, state: Path
+) -> None:
     page = edition / "articles/2026/10/second.html"
     data = bytearray(page.read_bytes())
     data[1000] ^= 1
@@ -208,7 +212,9 @@ async def test_a_changed_byte_is_tampered(edition: Path, key: sign.SecretKey, st
     assert report.missing == [] and report.extra == []
 
 
-async def test_a_deleted_file_is_missing(edition: Path, key: sign.SecretKey, state: Path) -> None:
+async def test_a_deleted_file_is_missing(
+    edition: Path, key: minisign.SecretKey, state: Path
+) -> None:
     (edition / "articles/2026/11/first.html.minisig").unlink()
     shutil.rmtree(edition / "archive")
     (edition / "mirrors.json").unlink()
@@ -222,7 +228,7 @@ async def test_a_deleted_file_is_missing(edition: Path, key: sign.SecretKey, sta
     ]
 
 
-async def test_an_added_file_is_extra(edition: Path, key: sign.SecretKey, state: Path) -> None:
+async def test_an_added_file_is_extra(edition: Path, key: minisign.SecretKey, state: Path) -> None:
     write_files(
         edition,
         {
@@ -238,7 +244,7 @@ async def test_an_added_file_is_extra(edition: Path, key: sign.SecretKey, state:
 
 
 async def test_only_manifest_names_and_top_level_housekeeping_are_unlisted(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     allowed = {
         "manifests/7.json": b"{}",
@@ -270,7 +276,7 @@ async def test_only_manifest_names_and_top_level_housekeeping_are_unlisted(
 
 
 async def test_symbolic_links_are_reported_and_never_followed(
-    edition: Path, key: sign.SecretKey, state: Path, tmp_path: Path
+    edition: Path, key: minisign.SecretKey, state: Path, tmp_path: Path
 ) -> None:
     outside = tmp_path / "etc"
     write_files(outside, {"passwd": b"root:x:0:0", "feed.xml": (edition / "feed.xml").read_bytes()})
@@ -288,7 +294,7 @@ async def test_symbolic_links_are_reported_and_never_followed(
 
 
 async def test_mid_publish_a_file_may_match_the_pending_manifest(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     new = with_page_signatures(
         key,
@@ -317,7 +323,7 @@ async def test_mid_publish_a_file_may_match_the_pending_manifest(
 
 
 async def test_pending_equal_to_current_is_harmless(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     (edition / "pending").write_bytes(b"1\n")
     report = await verify(edition, key.public, state)
@@ -325,7 +331,7 @@ async def test_pending_equal_to_current_is_harmless(
 
 
 async def test_pending_older_than_current_is_a_rollback(
-    tmp_path: Path, key: sign.SecretKey, state: Path
+    tmp_path: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     folder = tmp_path / "edition"
     make_edition(folder, key, version=2)
@@ -335,7 +341,7 @@ async def test_pending_older_than_current_is_a_rollback(
 
 
 async def test_an_expired_manifest_is_refused(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     with pytest.raises(ExpiredError, match="expired"):
         await verify(edition, key.public, state, now=EXPIRES)
@@ -343,7 +349,7 @@ async def test_an_expired_manifest_is_refused(
 
 
 async def test_an_older_version_than_seen_is_a_rollback(
-    tmp_path: Path, key: sign.SecretKey, state: Path
+    tmp_path: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     make_edition(tmp_path / "v5", key, version=5)
     make_edition(tmp_path / "v4", key, version=4)
@@ -355,7 +361,7 @@ async def test_an_older_version_than_seen_is_a_rollback(
 
 
 async def test_a_new_epoch_may_start_versions_again(
-    tmp_path: Path, key: sign.SecretKey, state: Path
+    tmp_path: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     make_edition(tmp_path / "old", key, version=9)
     make_edition(tmp_path / "new", key, version=1, epoch=1)
@@ -379,7 +385,7 @@ def test_rollback_memory_keeps_the_newest(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("garbage", [b"{", b"[]", b'{"AA": {"version": "5"}}', b'{"AA": 3}'])
 async def test_garbled_rollback_memory_is_named(
-    edition: Path, key: sign.SecretKey, state: Path, garbage: bytes
+    edition: Path, key: minisign.SecretKey, state: Path, garbage: bytes
 ) -> None:
     write_files(state, {"seen.json": garbage})
     with pytest.raises(RollbackError, match="delete it"):
@@ -388,11 +394,11 @@ async def test_garbled_rollback_memory_is_named(
 
 async def test_a_wrong_key_is_refused(edition: Path, state: Path) -> None:
     with pytest.raises(SignatureError, match="not by the expected key"):
-        await verify(edition, sign.generate_key().public, state)
+        await verify(edition, minisign.generate_key().public, state)
 
 
 async def test_a_garbled_signature_is_refused(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     signature = edition / "manifests/1.json.minisig"
     lines = signature.read_bytes().split(b"\n")
@@ -403,7 +409,7 @@ async def test_a_garbled_signature_is_refused(
 
 
 async def test_a_truncated_signature_is_refused(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     signature = edition / "manifests/1.json.minisig"
     signature.write_bytes(signature.read_bytes()[:150])
@@ -412,7 +418,7 @@ async def test_a_truncated_signature_is_refused(
 
 
 async def test_a_missing_signature_is_refused(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     (edition / "manifests/1.json.minisig").unlink()
     with pytest.raises(SignatureError, match="missing"):
@@ -420,7 +426,7 @@ async def test_a_missing_signature_is_refused(
 
 
 async def test_an_edited_manifest_fails_its_signature(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     manifest = edition / "manifests/1.json"
     manifest.write_bytes(manifest.read_bytes().replace(b'"version":1', b'"version":2'))
@@ -429,17 +435,17 @@ async def test_an_edited_manifest_fails_its_signature(
 
 
 async def test_a_trusted_comment_disagreeing_with_the_manifest_is_refused(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     data = (edition / "manifests/1.json").read_bytes()
     later = manifest_comment(1, EXPIRES + timedelta(days=30), 0)
-    (edition / "manifests/1.json.minisig").write_bytes(sign.sign(key, data, later))
+    (edition / "manifests/1.json.minisig").write_bytes(minisign.sign(key, data, later))
     with pytest.raises(ManifestError, match="trusted comment"):
         await verify(edition, key.public, state)
 
 
 async def test_a_tampered_sub_manifest_is_refused(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     part = next((edition / "manifests/parts").iterdir())
     part.write_bytes(part.read_bytes().replace(b'"size":', b'"size": '))
@@ -457,7 +463,7 @@ async def test_a_tampered_sub_manifest_is_refused(
     ],
 )
 async def test_broken_pointers_are_named(
-    edition: Path, key: sign.SecretKey, state: Path, content: str, problem: str
+    edition: Path, key: minisign.SecretKey, state: Path, content: str, problem: str
 ) -> None:
     if content == "current":
         (edition / "current").unlink()
@@ -474,7 +480,7 @@ async def test_broken_pointers_are_named(
 
 
 def write_signed_raw(
-    folder: Path, key: sign.SecretKey, files: list[dict[str, object]], version: int = 1
+    folder: Path, key: minisign.SecretKey, files: list[dict[str, object]], version: int = 1
 ) -> None:
     """A signed manifest whose one part lists `files` as given (make_manifest would refuse)."""
     part = canonical_json({"type": "mirror-part", "name": "site", "files": files})
@@ -494,7 +500,7 @@ def write_signed_raw(
         {
             f"manifests/parts/{digest}.json": part,
             f"manifests/{version}.json": data,
-            f"manifests/{version}.json.minisig": sign.sign(
+            f"manifests/{version}.json.minisig": minisign.sign(
                 key, data, manifest_comment(version, EXPIRES, 0)
             ),
             "current": pointer_bytes(version),
@@ -513,7 +519,7 @@ def write_signed_raw(
     ],
 )
 async def test_bad_paths_in_a_signed_manifest_are_refused(
-    tmp_path: Path, key: sign.SecretKey, state: Path, paths: list[str], problem: str
+    tmp_path: Path, key: minisign.SecretKey, state: Path, paths: list[str], problem: str
 ) -> None:
     one = hashlib.sha256(b"x").hexdigest()
     files = [{"path": path, "size": 1, "sha256": one} for path in paths]
@@ -523,7 +529,7 @@ async def test_bad_paths_in_a_signed_manifest_are_refused(
 
 
 async def test_a_100_mb_manifest_is_refused_unread(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     with (edition / "manifests/1.json").open("r+b") as handle:
         handle.truncate(100_000_000)  # sparse: nothing is written
@@ -534,7 +540,7 @@ async def test_a_100_mb_manifest_is_refused_unread(
 
 
 async def test_a_huge_file_is_tampered_without_reading_it(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     with (edition / "feed.xml").open("r+b") as handle:
         handle.truncate(10_000_000_000)  # sparse
@@ -544,7 +550,7 @@ async def test_a_huge_file_is_tampered_without_reading_it(
     assert time.monotonic() - started < 2
 
 
-async def test_a_fifo_does_not_hang(edition: Path, key: sign.SecretKey, state: Path) -> None:
+async def test_a_fifo_does_not_hang(edition: Path, key: minisign.SecretKey, state: Path) -> None:
     (edition / "feed.xml").unlink()
     os.mkfifo(edition / "feed.xml")
     report = await asyncio.wait_for(verify(edition, key.public, state), 5)
@@ -552,7 +558,7 @@ async def test_a_fifo_does_not_hang(edition: Path, key: sign.SecretKey, state: P
 
 
 async def test_memory_stays_bounded_while_hashing(
-    tmp_path: Path, key: sign.SecretKey, state: Path
+    tmp_path: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     big = {**SITE, "big.bin": os.urandom(40_000_000)}
     make_edition(tmp_path / "e", key, files=big)
@@ -567,7 +573,7 @@ async def test_memory_stays_bounded_while_hashing(
     assert peak < 16_000_000
 
 
-async def test_no_such_folder(tmp_path: Path, key: sign.SecretKey, state: Path) -> None:
+async def test_no_such_folder(tmp_path: Path, key: minisign.SecretKey, state: Path) -> None:
     with pytest.raises(TargetError, match="no such folder"):
         await verify(tmp_path / "nowhere", key.public, state)
     with pytest.raises(TargetError, match="http"):
@@ -578,12 +584,12 @@ async def test_no_such_folder(tmp_path: Path, key: sign.SecretKey, state: Path) 
 
 
 async def test_a_page_signature_naming_another_page_is_reported(
-    tmp_path: Path, key: sign.SecretKey, state: Path
+    tmp_path: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     files = with_page_signatures(key, SITE)
     page = "articles/2026/11/first.html"
     comment = page_comment("articles/2026/10/second.html", 1, "https://www.example.org/")
-    files[page + ".minisig"] = sign.sign(key, files[page], comment)
+    files[page + ".minisig"] = minisign.sign(key, files[page], comment)
     write_files(tmp_path, files)
     write_manifest(tmp_path, key, files, 1)
     report = await verify(tmp_path, key.public, state)
@@ -592,11 +598,11 @@ async def test_a_page_signature_naming_another_page_is_reported(
 
 
 async def test_a_page_signature_over_other_bytes_is_reported(
-    tmp_path: Path, key: sign.SecretKey, state: Path
+    tmp_path: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     files = with_page_signatures(key, SITE)
     page = "articles/2026/11/first.html"
-    files[page + ".minisig"] = sign.sign(key, b"other", page_comment(page, 1, ""))
+    files[page + ".minisig"] = minisign.sign(key, b"other", page_comment(page, 1, ""))
     write_files(tmp_path, files)
     write_manifest(tmp_path, key, files, 1)
     report = await verify(tmp_path, key.public, state)
@@ -605,7 +611,7 @@ async def test_a_page_signature_over_other_bytes_is_reported(
 
 
 async def test_a_page_without_a_signature_is_reported(
-    tmp_path: Path, key: sign.SecretKey, state: Path
+    tmp_path: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     files = with_page_signatures(key, SITE)
     del files["articles/undated/third.html.minisig"]
@@ -619,19 +625,19 @@ async def test_a_page_without_a_signature_is_reported(
 
 
 def certified(
-    root: sign.SecretKey,
-    signing: sign.SecretKey,
+    root: minisign.SecretKey,
+    signing: minisign.SecretKey,
     *,
     at: datetime = NOW - timedelta(days=1),
     days: int = 30,
     **options: object,
 ) -> dict[str, bytes]:
-    data, signature = keys.certify(root, signing.public, now=at, days=days, **options)  # type: ignore[arg-type]
+    data, signature = certificate.certify(root, signing.public, now=at, days=days, **options)  # type: ignore[arg-type]
     return {"keys.json": data, "keys.json.minisig": signature}
 
 
 async def test_the_root_key_follows_keys_json(tmp_path: Path, state: Path) -> None:
-    root, signing = sign.generate_key(), sign.generate_key()
+    root, signing = minisign.generate_key(), minisign.generate_key()
     make_edition(tmp_path / "e", signing, files={**SITE, **certified(root, signing)})
     report = await verify(tmp_path / "e", root.public, state, is_root=True)
     assert report.ok, report
@@ -641,9 +647,9 @@ async def test_the_root_key_follows_keys_json(tmp_path: Path, state: Path) -> No
 
 
 async def test_a_revoked_online_key_is_refused(tmp_path: Path, state: Path) -> None:
-    root, stolen, fresh = sign.generate_key(), sign.generate_key(), sign.generate_key()
+    root, stolen, fresh = minisign.generate_key(), minisign.generate_key(), minisign.generate_key()
     first = certified(root, stolen)
-    previous = keys.check_certificate(
+    previous = certificate.check_certificate(
         root.public, first["keys.json"], first["keys.json.minisig"], now=NOW
     )
     revoking = certified(root, fresh, previous=previous, revoke=(stolen.public,))
@@ -653,7 +659,7 @@ async def test_a_revoked_online_key_is_refused(tmp_path: Path, state: Path) -> N
 
 
 async def test_an_expired_online_key_is_refused(tmp_path: Path, state: Path) -> None:
-    root, signing = sign.generate_key(), sign.generate_key()
+    root, signing = minisign.generate_key(), minisign.generate_key()
     old = certified(root, signing, at=NOW - timedelta(days=3), days=2)
     make_edition(tmp_path / "e", signing, files={**SITE, **old})
     with pytest.raises(KeyCertificateError, match=r"expired|no signing key valid"):
@@ -661,7 +667,7 @@ async def test_an_expired_online_key_is_refused(tmp_path: Path, state: Path) -> 
 
 
 async def test_a_missing_keys_json_is_refused(tmp_path: Path, state: Path) -> None:
-    root, signing = sign.generate_key(), sign.generate_key()
+    root, signing = minisign.generate_key(), minisign.generate_key()
     make_edition(tmp_path / "e", signing)
     with pytest.raises(KeyCertificateError, match=r"keys\.json is missing"):
         await verify(tmp_path / "e", root.public, state, is_root=True)
@@ -670,14 +676,14 @@ async def test_a_missing_keys_json_is_refused(tmp_path: Path, state: Path) -> No
 async def test_a_manifest_epoch_the_root_did_not_grant_is_refused(
     tmp_path: Path, state: Path
 ) -> None:
-    root, signing = sign.generate_key(), sign.generate_key()
+    root, signing = minisign.generate_key(), minisign.generate_key()
     make_edition(tmp_path / "e", signing, files={**SITE, **certified(root, signing)}, epoch=1)
     with pytest.raises(KeyCertificateError, match="epoch"):
         await verify(tmp_path / "e", root.public, state, is_root=True)
 
 
 async def test_the_command_line_tells_root_from_signing_key(tmp_path: Path, state: Path) -> None:
-    root, signing = sign.generate_key(), sign.generate_key()
+    root, signing = minisign.generate_key(), minisign.generate_key()
     make_edition(tmp_path / "e", signing, files={**SITE, **certified(root, signing)})
     (tmp_path / "root.pub").write_text(root.public.file_text())
     target = str(tmp_path / "e")
@@ -690,10 +696,12 @@ async def test_the_command_line_tells_root_from_signing_key(tmp_path: Path, stat
     seen = load_seen(state / "seen.json")
     assert set(seen) == {root.public.key_id_hex, signing.public.key_id_hex}
     with pytest.raises(SignatureError):
-        await verify_target(target, sign.generate_key().public, now=NOW, state_dir=state)
+        await verify_target(target, minisign.generate_key().public, now=NOW, state_dir=state)
 
 
-async def test_the_summary_counts_problems(edition: Path, key: sign.SecretKey, state: Path) -> None:
+async def test_the_summary_counts_problems(
+    edition: Path, key: minisign.SecretKey, state: Path
+) -> None:
     (edition / "feed.xml").unlink()
     (edition / "new.html").write_bytes(b"?")
     report = await verify_target(str(edition), key.public, now=NOW, state_dir=state)
@@ -728,7 +736,9 @@ def mirror_app(folder: Path) -> web.Application:
     return app
 
 
-async def test_a_mirror_over_http_verifies(edition: Path, key: sign.SecretKey, state: Path) -> None:
+async def test_a_mirror_over_http_verifies(
+    edition: Path, key: minisign.SecretKey, state: Path
+) -> None:
     async with serve(mirror_app(edition)) as port:
         report = await verify(f"http://127.0.0.1:{port}/bucket", key.public, state)
         assert report.ok, report
@@ -738,7 +748,9 @@ async def test_a_mirror_over_http_verifies(edition: Path, key: sign.SecretKey, s
         assert report.ok, report
 
 
-async def test_a_tampered_mirror_over_http(edition: Path, key: sign.SecretKey, state: Path) -> None:
+async def test_a_tampered_mirror_over_http(
+    edition: Path, key: minisign.SecretKey, state: Path
+) -> None:
     (edition / "index.html").write_bytes(b"<html>defaced</html>")
     (edition / "mirrors.json").write_bytes(b"[]" * 10_000)
     (edition / "articles/2026/10/second.html").unlink()
@@ -749,13 +761,13 @@ async def test_a_tampered_mirror_over_http(edition: Path, key: sign.SecretKey, s
     assert report.missing == ["articles/2026/10/second.html"]
 
 
-async def test_an_unreachable_mirror_is_named(key: sign.SecretKey, state: Path) -> None:
+async def test_an_unreachable_mirror_is_named(key: minisign.SecretKey, state: Path) -> None:
     with pytest.raises(TargetError, match="unreachable"):
         await verify(f"http://127.0.0.1:{closed_port()}/bucket/", key.public, state)
 
 
 async def test_a_redirect_to_another_host_is_refused(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     async with serve(mirror_app(edition)) as port:
         with pytest.raises(TargetError, match="redirects to"):
@@ -763,7 +775,7 @@ async def test_a_redirect_to_another_host_is_refused(
 
 
 async def test_a_100_mb_manifest_over_http_is_refused_unread(
-    key: sign.SecretKey, state: Path
+    key: minisign.SecretKey, state: Path
 ) -> None:
     sent: list[int] = []
 
@@ -797,7 +809,7 @@ async def test_a_100_mb_manifest_over_http_is_refused_unread(
             assert sum(sent) < 40_000_000
 
 
-async def test_a_server_error_is_named(key: sign.SecretKey, state: Path) -> None:
+async def test_a_server_error_is_named(key: minisign.SecretKey, state: Path) -> None:
     async def broken(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable()
 
@@ -859,7 +871,7 @@ def escaping_app(base: Path, other: Path, location: str) -> web.Application:
     "location", ["/base/%2e%2e/other/", "/base/%2E./other/", "/base/.%2e/other/", "../other/"]
 )
 async def test_a_redirect_leaving_the_base_after_normalisation_is_refused(
-    tmp_path: Path, key: sign.SecretKey, state: Path, location: str
+    tmp_path: Path, key: minisign.SecretKey, state: Path, location: str
 ) -> None:
     other = tmp_path / "other"
     make_edition(other, key, files={**SITE, "index.html": b"<html>someone else's</html>"})
@@ -869,7 +881,7 @@ async def test_a_redirect_leaving_the_base_after_normalisation_is_refused(
 
 
 async def test_a_redirect_staying_under_the_base_after_normalisation_is_followed(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]
@@ -894,7 +906,9 @@ def malformed_redirect_app() -> web.Application:
     return app
 
 
-async def test_a_malformed_redirect_is_a_named_failure(key: sign.SecretKey, state: Path) -> None:
+async def test_a_malformed_redirect_is_a_named_failure(
+    key: minisign.SecretKey, state: Path
+) -> None:
     async with serve(malformed_redirect_app()) as port:
         with pytest.raises(TargetError, match="not a URL"):
             await verify(f"http://127.0.0.1:{port}/base/", key.public, state)
@@ -936,7 +950,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.usefixtures("cache")
 def test_a_malformed_redirect_exits_3_without_a_traceback(
-    key: sign.SecretKey, capsys: pytest.CaptureFixture[str]
+    key: minisign.SecretKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with serve_in_thread(malformed_redirect_app()) as port:
         status, err = run_cli(
@@ -978,7 +992,7 @@ TRICKLE_FLOOR = HttpSettings(
 
 
 async def test_a_trickling_file_is_too_slow(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     app = trickling_app(edition, frozenset({"index.html"}), byte_every_s=0.3)
     async with serve(app) as port:
@@ -990,7 +1004,7 @@ async def test_a_trickling_file_is_too_slow(
 
 
 async def test_a_fast_enough_file_passes_the_floor(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     slow_but_steady = HttpSettings(min_bytes_per_s=10, rate_window_s=0.3, rate_grace_s=0.0)
     app = trickling_app(edition, frozenset({"index.html"}), byte_every_s=0.02)  # 50 bytes/s
@@ -1003,7 +1017,7 @@ async def test_a_fast_enough_file_passes_the_floor(
 
 
 async def test_a_mirror_past_its_deadline_is_a_named_failure(
-    edition: Path, key: sign.SecretKey, state: Path
+    edition: Path, key: minisign.SecretKey, state: Path
 ) -> None:
     app = trickling_app(edition, frozenset({"index.html"}), byte_every_s=0.1)  # above the floor
     async with serve(app) as port:
@@ -1016,7 +1030,7 @@ async def test_a_mirror_past_its_deadline_is_a_named_failure(
 
 @pytest.mark.usefixtures("cache")
 def test_verify_deadline_s_exits_3(
-    edition: Path, key: sign.SecretKey, capsys: pytest.CaptureFixture[str]
+    edition: Path, key: minisign.SecretKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with serve_in_thread(trickling_app(edition, frozenset({"current"}), 1.0)) as port:
         status, err = run_cli(
@@ -1046,7 +1060,7 @@ def slow_mirror(port: int) -> MirrorConfig:
     ],
 )
 async def test_status_reports_a_slow_mirror_as_unreachable(
-    edition: Path, key: sign.SecretKey, state: Path,
+    edition: Path, key: minisign.SecretKey, state: Path,
     slow: str, full: bool, deadline_s: float, reason: str,
 ) -> None:  # fmt: skip
     floor = TRICKLE_FLOOR if deadline_s > 1 else FAST
@@ -1092,7 +1106,9 @@ def minisign_binary() -> str:
     return found
 
 
-def test_stock_minisign_accepts_the_manifest_and_pages(edition: Path, key: sign.SecretKey) -> None:
+def test_stock_minisign_accepts_the_manifest_and_pages(
+    edition: Path, key: minisign.SecretKey
+) -> None:
     binary = minisign_binary()
     (edition.parent / "mirror.pub").write_text(key.public.file_text())
     for path in ("manifests/1.json", "articles/2026/11/first.html"):

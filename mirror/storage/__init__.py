@@ -16,7 +16,7 @@ from typing import Protocol, Self, TypeVar
 
 from mirror.config import MirrorConfig
 from mirror.errors import ConfigError, ManifestError, MirrorUnreachableError, PublishError
-from mirror.manifest import check_path
+from mirror.trust.manifest import check_path
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def check_prefix(mirror: MirrorConfig) -> str:
 
 
 def check_object_path(mirror_name: str, path: str) -> str:
-    """`path` if it is a clean edition path (see mirror.manifest.check_path); else a
+    """`path` if it is a clean edition path (see mirror.trust.manifest.check_path); else a
     PublishError naming the mirror (nothing is sent for such a path)."""
     try:
         return check_path(path)

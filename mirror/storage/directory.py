@@ -34,7 +34,6 @@ from mirror.errors import (
     ObjectTooLargeError,
     PublishError,
 )
-from mirror.manifest import LOCK_NAME, TEMP_PREFIX, is_housekeeping
 from mirror.storage import (
     Capabilities,
     Stored,
@@ -42,6 +41,7 @@ from mirror.storage import (
     check_object_path,
     check_prefix,
 )
+from mirror.trust.manifest import LOCK_NAME, TEMP_PREFIX, is_housekeeping
 
 FILE_MODE = 0o644  # readable by the web server
 CHUNK_BYTES = 1 << 16

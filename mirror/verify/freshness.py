@@ -10,7 +10,7 @@ a stolen key) from the current one by memory. Two other sources tell it:
 - the serial the reader was told elsewhere (the digest prints it): `--min-serial N`.
 
 Pure: `peer_urls` picks whom to ask, `check_serial` decides; the reading is done by
-`mirror.verify` (the I/O edge). A peer that cannot be read or serves something the root
+`mirror.verify.run` (the I/O edge). A peer that cannot be read or serves something the root
 did not sign is reported (`PeerKeys.error`), never fatal: an attacker could block any
 one mirror.
 """

@@ -3,7 +3,7 @@
 `extract_article(html, url, ...)` takes the page's text and returns a frozen
 `ExtractedArticle`. The body comes from the configured CSS selector when there is
 one, else from trafilatura's automatic extraction; either way it goes through
-`mirror.sanitise`. A page with no article text is an `ExtractError`.
+`mirror.fetch.sanitise`. A page with no article text is an `ExtractError`.
 
 `content_hash` covers what a reader sees (title, authors, dates, lead, language,
 body), never the raw page, so a change in the origin's chrome changes nothing.
@@ -28,7 +28,12 @@ from lxml import etree
 from lxml.cssselect import CSSSelector
 
 from mirror.errors import ExtractError
-from mirror.sanitise import absolute_http_url, drop_unusable_images, replace_embeds, sanitise_body
+from mirror.fetch.sanitise import (
+    absolute_http_url,
+    drop_unusable_images,
+    replace_embeds,
+    sanitise_body,
+)
 
 
 @dataclass(frozen=True)

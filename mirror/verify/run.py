@@ -10,7 +10,7 @@ command line, telling a root key from a signing key by keys.json's signature):
    against its pointer, the epoch against keys.json, the expiry against `now`;
 3. freshness (with a root key): keys.json's serial is not below `--min-serial` nor, for
    a mirror's URL, below what the other mirrors listed in the signed mirrors.json serve
-   (mirror.freshness); then rollback: the version (and keys.json's serial) is not older
+   (mirror.verify.freshness); then rollback: the version (and keys.json's serial) is not older
    than the newest seen for this key, remembered in `<state_dir>/seen.json`;
 4. each sub-manifest against its hash;
 5. every listed file's size and SHA-256, streamed (bounded memory, capped at the listed
@@ -55,7 +55,6 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import aiohttp
 import platformdirs
 
-from mirror import keys, sign
 from mirror.atomic import write_atomic
 from mirror.bounded import map_bounded
 from mirror.errors import (
@@ -69,14 +68,9 @@ from mirror.errors import (
     TooSlowError,
     VerifyError,
 )
-from mirror.freshness import (
-    MAX_MIRRORS_JSON_BYTES,
-    PEER_DEADLINE_S,
-    PeerKeys,
-    check_serial,
-    peer_urls,
-)
-from mirror.manifest import (
+from mirror.fetch.urls import UNRESERVED, remove_dot_segments
+from mirror.trust import certificate, minisign
+from mirror.trust.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_PART_BYTES,
     MAX_POINTER_BYTES,
@@ -98,10 +92,16 @@ from mirror.manifest import (
     parse_pointer,
     signature_path,
 )
-from mirror.urls import UNRESERVED, remove_dot_segments
+from mirror.verify.freshness import (
+    MAX_MIRRORS_JSON_BYTES,
+    PEER_DEADLINE_S,
+    PeerKeys,
+    check_serial,
+    peer_urls,
+)
 
-MAX_SIGNATURE_BYTES = sign.MAX_SIGNATURE_FILE_BYTES  # bytes, one .minisig
-MAX_KEYS_BYTES = keys.MAX_CERTIFICATE_BYTES  # bytes, keys.json
+MAX_SIGNATURE_BYTES = minisign.MAX_SIGNATURE_FILE_BYTES  # bytes, one .minisig
+MAX_KEYS_BYTES = certificate.MAX_CERTIFICATE_BYTES  # bytes, keys.json
 MAX_SEEN_BYTES = 1_000_000  # bytes, the rollback memory
 CHUNK_BYTES = 1024 * 1024  # bytes read from a file at a time
 HTTP_CHUNK_BYTES = 64 * 1024  # bytes read from a response at a time
@@ -606,10 +606,10 @@ async def read_required(
 class Trust:
     """Which keys may sign: the signing key itself, or those the root certifies."""
 
-    anchor: sign.PublicKey  # the key verify was given
-    certificate: keys.KeyCertificate | None = None  # when the anchor is a root
+    anchor: minisign.PublicKey  # the key verify was given
+    certificate: certificate.KeyCertificate | None = None  # when the anchor is a root
 
-    def signer(self, key_id: bytes, now: datetime) -> sign.PublicKey:
+    def signer(self, key_id: bytes, now: datetime) -> minisign.PublicKey:
         """The key that must have made a signature by `key_id` (KeyCertificateError)."""
         if self.certificate is None:
             return self.anchor  # sign.verify names a signature by another key
@@ -617,22 +617,25 @@ class Trust:
 
 
 async def load_trust(
-    reader: EditionReader, key: sign.PublicKey, *, is_root: bool, now: datetime
+    reader: EditionReader, key: minisign.PublicKey, *, is_root: bool, now: datetime
 ) -> Trust:
     """The trust to verify with: `key`, or keys.json checked against the root `key`."""
     if not is_root:
         return Trust(key)
     data, signature = await read_keys_files(reader)
-    return Trust(key, keys.check_certificate(key, data, signature, now=now))
+    return Trust(key, certificate.check_certificate(key, data, signature, now=now))
 
 
 async def read_keys_files(reader: EditionReader) -> tuple[bytes, bytes]:
     """keys.json and its signature, bounded (KeyCertificateError when either is absent)."""
     data = await read_required(
-        reader, keys.KEYS_FILE, max_bytes=MAX_KEYS_BYTES, error=KeyCertificateError
+        reader, certificate.KEYS_FILE, max_bytes=MAX_KEYS_BYTES, error=KeyCertificateError
     )
     signature = await read_required(
-        reader, keys.KEYS_SIGNATURE_FILE, max_bytes=MAX_SIGNATURE_BYTES, error=KeyCertificateError
+        reader,
+        certificate.KEYS_SIGNATURE_FILE,
+        max_bytes=MAX_SIGNATURE_BYTES,
+        error=KeyCertificateError,
     )
     return data, signature
 
@@ -727,8 +730,8 @@ def check_signed_manifest(
         raise ManifestError(f"{manifest_path(pointer)} holds version {manifest.version}")
     if manifest.key_id != signer_id:
         raise SignatureError(
-            f"manifest {pointer} names key {sign.key_id_hex(manifest.key_id)} but was "
-            f"signed by {sign.key_id_hex(signer_id)}"
+            f"manifest {pointer} names key {minisign.key_id_hex(manifest.key_id)} but was "
+            f"signed by {minisign.key_id_hex(signer_id)}"
         )
     check_manifest_comment(manifest, comment)
     if epoch is not None and manifest.epoch < epoch:
@@ -751,8 +754,8 @@ async def load_manifest(
     signature = await read_required(
         reader, signature_path(path), max_bytes=MAX_SIGNATURE_BYTES, error=SignatureError
     )
-    signer_id = sign.parse_signature(signature).key_id
-    comment = sign.verify(trust.signer(signer_id, now), data, signature)
+    signer_id = minisign.parse_signature(signature).key_id
+    comment = minisign.verify(trust.signer(signer_id, now), data, signature)
     manifest = parse_manifest(data)
     epoch = trust.certificate.epoch if trust.certificate else None
     check_signed_manifest(
@@ -802,7 +805,7 @@ class FileDigest:
     def __init__(self, *, blake2b: bool, keep_bytes: int) -> None:
         self.size = 0
         self._sha256 = hashlib.sha256()
-        self._blake2b = sign.new_hasher() if blake2b else None
+        self._blake2b = minisign.new_hasher() if blake2b else None
         self._keep_bytes = keep_bytes  # keep the content of files up to this size
         self._kept: list[bytes] = []
 
@@ -923,8 +926,8 @@ def page_signature_error(
     if content is None or digest is None:
         return f"{signature.path}: over {MAX_SIGNATURE_BYTES} bytes"
     try:
-        signer = trust.signer(sign.parse_signature(content).key_id, now)
-        comment = parse_page_comment(sign.verify_digest(signer, digest, content))
+        signer = trust.signer(minisign.parse_signature(content).key_id, now)
+        comment = parse_page_comment(minisign.verify_digest(signer, digest, content))
     except VerifyError as exc:
         return f"{signature.path}: {exc}"
     if comment.path != path:
@@ -948,7 +951,7 @@ def is_unlisted_own(path: str) -> bool:
 
 async def verify_edition(
     target: str,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     *,
     now: datetime,
     state_dir: Path | None = None,
@@ -976,7 +979,7 @@ async def verify_edition(
 
 async def verify_target(
     target: str,
-    key: str | sign.PublicKey,
+    key: str | minisign.PublicKey,
     *,
     now: datetime,
     state_dir: Path | None = None,
@@ -991,9 +994,9 @@ async def verify_target(
     it signed the copy's keys.json, else as the signing key (failing closed: a root key
     taken for a signing key matches no manifest signature). keys.json's serial must be
     `min_serial` or more and, for a mirror's URL (when `ask_peers`), no older than the
-    other mirrors' (see mirror.freshness).
+    other mirrors' (see mirror.verify.freshness).
     """
-    public = key if isinstance(key, sign.PublicKey) else sign.read_public_key(key)
+    public = key if isinstance(key, minisign.PublicKey) else minisign.read_public_key(key)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     seen_path = (state_dir or default_state_dir()) / SEEN_FILE
@@ -1023,22 +1026,25 @@ async def within_deadline(target: str, deadline_s: float) -> AsyncIterator[None]
         ) from exc
 
 
-async def signed_keys_json(reader: EditionReader, key: sign.PublicKey) -> bool:
+async def signed_keys_json(reader: EditionReader, key: minisign.PublicKey) -> bool:
     """Whether the copy's keys.json signature names `key` (so `key` is the root)."""
     signature = await read_small(
-        reader, keys.KEYS_SIGNATURE_FILE, max_bytes=MAX_SIGNATURE_BYTES, error=KeyCertificateError
+        reader,
+        certificate.KEYS_SIGNATURE_FILE,
+        max_bytes=MAX_SIGNATURE_BYTES,
+        error=KeyCertificateError,
     )
     if signature is None:
         return False
     try:
-        return sign.parse_signature(signature).key_id == key.key_id
+        return minisign.parse_signature(signature).key_id == key.key_id
     except SignatureError:
         return False
 
 
 async def _verify(
     reader: EditionReader,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     *,
     now: datetime,
     seen_path: Path,
@@ -1144,7 +1150,7 @@ async def check_freshness(
         if freshness.min_serial:
             raise KeyCertificateError(
                 "--min-serial needs the root key: the key given did not sign this copy's "
-                f"{keys.KEYS_FILE}"
+                f"{certificate.KEYS_FILE}"
             )
         return []
     peers: list[PeerKeys] = []
@@ -1176,26 +1182,32 @@ async def read_listed(
 
 
 async def read_peers(
-    urls: Sequence[str], root: sign.PublicKey, now: datetime, http: HttpSettings
+    urls: Sequence[str], root: minisign.PublicKey, now: datetime, http: HttpSettings
 ) -> list[PeerKeys]:
     """Each URL's keys.json, at once."""
     return list(await asyncio.gather(*(read_peer(url, root, now, http) for url in urls)))
 
 
-async def read_peer(url: str, root: sign.PublicKey, now: datetime, http: HttpSettings) -> PeerKeys:
+async def read_peer(
+    url: str, root: minisign.PublicKey, now: datetime, http: HttpSettings
+) -> PeerKeys:
     """One other mirror's keys.json: its serial when the root signed it (even expired:
     the serial is still the root's word that a newer certificate exists)."""
     try:
         async with asyncio.timeout(PEER_DEADLINE_S), HttpReader(url, http) as peer:
             data, signature = await read_keys_files(peer)
-        certificate = keys.read_signed_certificate(root, data, signature)
+        root_certificate = certificate.read_signed_certificate(root, data, signature)
     except TimeoutError:
         return PeerKeys(url, error=f"no answer within {PEER_DEADLINE_S:g} s")
     except VerifyError as exc:
         return PeerKeys(url, error=str(exc)[:300])
-    expires = keys.format_time(certificate.expires)
-    note = f"its {keys.KEYS_FILE} expired at {expires}" if now >= certificate.expires else ""
-    return PeerKeys(url, certificate.serial, expires, note)
+    expires = certificate.format_time(root_certificate.expires)
+    note = (
+        f"its {certificate.KEYS_FILE} expired at {expires}"
+        if now >= root_certificate.expires
+        else ""
+    )
+    return PeerKeys(url, root_certificate.serial, expires, note)
 
 
 def _with_keys(report: VerifyReport, trust: Trust, peers: list[PeerKeys]) -> VerifyReport:

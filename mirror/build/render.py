@@ -9,7 +9,7 @@ Paths inside an edition (all relative, "/"-separated, see the `*_path` functions
 
     index.html, index-<lang>.html     newest articles (all languages / one language)
     archive/YYYY-MM.html              one month
-    articles/YYYY/MM/<slug>.html      one article (`mirror.slugs.article_path`)
+    articles/YYYY/MM/<slug>.html      one article (`mirror.build.slugs.article_path`)
     feed.xml, feed-<lang>.xml         Atom feed (all languages / one language)
     mirrors.html, mirrors.json        the listed mirrors
     verify.html                       how to check the signatures
@@ -46,7 +46,7 @@ from babel.lists import format_list
 from lxml.etree import ParserError
 from markupsafe import Markup
 
-from mirror.templating import TemplateLoader, template_root
+from mirror.build.templating import TemplateLoader, template_root
 
 INDEX_HTML = "index.html"
 FEED_XML = "feed.xml"
@@ -126,7 +126,7 @@ class ArticleSummary:
 class ArticleView:
     """One article page's content.
 
-    `body_html` is sanitised (`mirror.sanitise`) with absolute origin URLs; `images`
+    `body_html` is sanitised (`mirror.fetch.sanitise`) with absolute origin URLs; `images`
     maps each image URL of the body to its data: URI, or to None to leave it out with
     a visible note (an image missing from the map is left out the same way).
     """

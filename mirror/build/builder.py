@@ -26,13 +26,15 @@ from typing import Any
 import babel
 import PIL
 
-from mirror import __version__, keys, manifest, pictures, render, sign
+from mirror import __version__
 from mirror.atomic import write_atomic
+from mirror.build import pictures, render
+from mirror.build.pictures import data_uri, mime_of, shrink_image
+from mirror.build.slugs import article_path
+from mirror.build.templating import template_root
 from mirror.config import Config
 from mirror.errors import ContentError, ManifestError
-from mirror.pictures import data_uri, mime_of, shrink_image
 from mirror.progress import NoProgress, Progress
-from mirror.slugs import article_path
 from mirror.store import (
     EditionArticle,
     EditionFile,
@@ -41,7 +43,7 @@ from mirror.store import (
     link_map,
     with_own_canonicals,
 )
-from mirror.templating import template_root
+from mirror.trust import certificate, manifest, minisign
 from mirror.workers import ParserPool
 
 log = logging.getLogger("mirror.build")
@@ -97,7 +99,7 @@ class BuildReport:
 class BuildInputs:
     """What a build needs besides the store and config."""
 
-    key: sign.SecretKey
+    key: minisign.SecretKey
     keys_files: tuple[bytes, bytes] | None = None  # keys.json and its root signature
     epoch: int = 0  # from keys.json: the root raises it to reset versions
     mirrors: tuple[render.MirrorLink, ...] = ()  # listed mirrors, for mirrors.html/json
@@ -383,7 +385,7 @@ class Builder:
         page = await self.fitted_page(article, site, links)
         self.folder.write(path, page, key)
         comment = manifest.page_comment(path, article.revision_number, article.url)
-        self.folder.write(path + ".minisig", sign.sign(self.inputs.key, page, comment), key)
+        self.folder.write(path + ".minisig", minisign.sign(self.inputs.key, page, comment), key)
 
     def image_hashes(self, article: EditionArticle) -> list[str | None]:
         found = (self.store.image_for_url(url) for url in article.revision.images)
@@ -470,8 +472,8 @@ class Builder:
         self.folder.write(render.MIRRORS_JSON, render.render_mirrors_json(mirrors, site))
         self.folder.write(render.VERIFY_HTML, render.render_verify_page(site))
         if self.inputs.keys_files:
-            self.folder.write(keys.KEYS_FILE, self.inputs.keys_files[0])
-            self.folder.write(keys.KEYS_SIGNATURE_FILE, self.inputs.keys_files[1])
+            self.folder.write(certificate.KEYS_FILE, self.inputs.keys_files[0])
+            self.folder.write(certificate.KEYS_SIGNATURE_FILE, self.inputs.keys_files[1])
 
     def summaries(self, articles: list[EditionArticle]) -> list[render.ArticleSummary]:
         return [self.view(article, {}).summary() for article in articles]
@@ -556,7 +558,7 @@ class Builder:
         self.folder.write(manifest_path, built.manifest)
         comment = manifest.manifest_comment(version, expires, self.inputs.epoch)
         self.folder.write(
-            manifest_path + ".minisig", sign.sign(self.inputs.key, built.manifest, comment)
+            manifest_path + ".minisig", minisign.sign(self.inputs.key, built.manifest, comment)
         )
         self.folder.write("current", manifest.pointer_bytes(version))
         self.folder.commit(version)

@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 
-from mirror import keys, sign
 from mirror.config import MirrorConfig
 from mirror.errors import (
     KeyCertificateError,
@@ -24,8 +23,9 @@ from mirror.errors import (
     TargetError,
     VerifyError,
 )
-from mirror.manifest import MAX_POINTER_BYTES, parse_pointer
-from mirror.verify import (
+from mirror.trust import certificate, minisign
+from mirror.trust.manifest import MAX_POINTER_BYTES, parse_pointer
+from mirror.verify.run import (
     DEFAULT_DEADLINE_S,
     EditionReader,
     HttpSettings,
@@ -106,7 +106,7 @@ class MirrorStatus:
 
 async def mirrors_status(
     mirrors: list[MirrorConfig],
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     *,
     now: datetime,
     local_version: int,
@@ -129,7 +129,7 @@ async def mirrors_status(
 
 async def mirror_status(
     mirror: MirrorConfig,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     *,
     now: datetime,
     local_version: int,
@@ -155,7 +155,7 @@ async def mirror_status(
 
 async def _check(
     status: MirrorStatus,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     now: datetime,
     local_version: int,
     full: bool,
@@ -195,7 +195,7 @@ async def read_current(url: str) -> int | None:
 
 
 async def read_manifest(
-    status: MirrorStatus, key: sign.PublicKey, now: datetime, http: HttpSettings | None = None
+    status: MirrorStatus, key: minisign.PublicKey, now: datetime, http: HttpSettings | None = None
 ) -> None:
     """Age and expiry from the live manifest, its signature checked."""
     assert status.version is not None
@@ -216,25 +216,27 @@ async def read_manifest(
 
 
 async def read_keys_expiry(
-    status: MirrorStatus, reader: EditionReader, root: sign.PublicKey, now: datetime
+    status: MirrorStatus, reader: EditionReader, root: minisign.PublicKey, now: datetime
 ) -> None:
     """When the mirror's keys.json expires, and whether that is within keys.ALERT_DAYS;
     MirrorError (not tampering) when it has expired. A keys.json the root did not sign is
     left for `load_trust` to refuse."""
     try:
         data, signature = await read_keys_files(reader)
-        certificate = keys.read_signed_certificate(root, data, signature)
+        root_certificate = certificate.read_signed_certificate(root, data, signature)
     except KeyCertificateError:
         return
-    status.keys_expires = keys.format_time(certificate.expires)
-    status.keys_due = keys.expires_soon(certificate.expires, now)
-    if now >= certificate.expires:
-        raise MirrorError(f"{keys.KEYS_FILE} expired at {status.keys_expires}: readers refuse it")
+    status.keys_expires = certificate.format_time(root_certificate.expires)
+    status.keys_due = certificate.expires_soon(root_certificate.expires, now)
+    if now >= root_certificate.expires:
+        raise MirrorError(
+            f"{certificate.KEYS_FILE} expired at {status.keys_expires}: readers refuse it"
+        )
 
 
 async def full_check(
     status: MirrorStatus,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     now: datetime,
     state_dir: Path | None,
     http: HttpSettings | None = None,

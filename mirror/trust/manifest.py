@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from mirror.errors import ManifestError
-from mirror.sign import key_id_hex
+from mirror.trust.minisign import key_id_hex
 
 MAX_MANIFEST_BYTES = 10_000_000  # bytes, one manifests/<N>.json
 MAX_PART_BYTES = 50_000_000  # bytes, one sub-manifest

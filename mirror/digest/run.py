@@ -21,7 +21,7 @@ from typing import Any
 
 from mirror.config import Config
 from mirror.credentials import SecretSource
-from mirror.digest import (
+from mirror.digest.compose import (
     Composer,
     DigestArticle,
     DigestContext,
@@ -32,9 +32,9 @@ from mirror.digest import (
     readable,
 )
 from mirror.errors import ConfigError, DigestError, SubscriberError
-from mirror.keyring import load_public_key, published_keys
-from mirror.mailer import Delivery, Outgoing, Transport, deliver, transport_for
+from mirror.mail.smtp import Delivery, Outgoing, Transport, deliver, transport_for
 from mirror.store import EditionArticle, Store, link_map, with_own_canonicals
+from mirror.trust.keyfiles import load_public_key, published_keys
 
 log = logging.getLogger("mirror.digest")
 DONE_STATES = ("sent", "failed", "skipped")

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from mirror import keys, sign
 from mirror.atomic import write_atomic
-from mirror.build import BuildInputs
+from mirror.build.builder import BuildInputs
+from mirror.build.render import MirrorLink
 from mirror.config import Config
 from mirror.credentials import read_secret_file
 from mirror.errors import BuildError, ConfigError, KeyCertificateError, KeyFileError, UsageError
-from mirror.render import MirrorLink
+from mirror.trust import certificate, minisign
 
 RENEW_WARNING_DAYS = 14  # `keys certify` warns when what it writes ends sooner than this
 
@@ -63,12 +63,12 @@ def make_keys(
         folder = Path(out or ".")
         stem = "root" if root else "mirror"
         secret_path, public_path = folder / f"{stem}.key", folder / f"{stem}.pub"
-    key = sign.generate_key()
-    sign.write_key_pair(key, secret_path, public_path, passphrase)
+    key = minisign.generate_key()
+    minisign.write_key_pair(key, secret_path, public_path, passphrase)
     return WrittenKeys(secret_path, public_path, key.public.line())
 
 
-def load_signing_key(config: Config) -> sign.SecretKey:
+def load_signing_key(config: Config) -> minisign.SecretKey:
     """The online signing key; its passphrase (if any) from signing.passphrase_file, which
     wins, or signing.passphrase_env."""
     signing = config.signing
@@ -78,12 +78,12 @@ def load_signing_key(config: Config) -> sign.SecretKey:
         )
     else:
         passphrase = passphrase_from(signing.passphrase_env)
-    return sign.load_secret_key(signing.secret_key_file, passphrase)
+    return minisign.load_secret_key(signing.secret_key_file, passphrase)
 
 
-def load_public_key(text_or_path: str) -> sign.PublicKey:
+def load_public_key(text_or_path: str) -> minisign.PublicKey:
     """A public key given as a minisign .pub file or as its "RW..." line."""
-    return sign.read_public_key(text_or_path)
+    return minisign.read_public_key(text_or_path)
 
 
 def certificate_paths(config: Config) -> tuple[Path, Path]:
@@ -111,11 +111,11 @@ def published_keys(config: Config) -> tuple[str, int]:
     folder = config.edition.output_dir
     try:
         with (
-            (folder / keys.KEYS_FILE).open("rb") as data,
-            (folder / keys.KEYS_SIGNATURE_FILE).open("rb") as signature,
+            (folder / certificate.KEYS_FILE).open("rb") as data,
+            (folder / certificate.KEYS_SIGNATURE_FILE).open("rb") as signature,
         ):
-            files = data.read(keys.MAX_CERTIFICATE_BYTES + 1), signature.read(65_536)
-        return root.line(), keys.read_signed_certificate(root, *files).serial
+            files = data.read(certificate.MAX_CERTIFICATE_BYTES + 1), signature.read(65_536)
+        return root.line(), certificate.read_signed_certificate(root, *files).serial
     except (OSError, KeyCertificateError):
         return root.line(), 0
 
@@ -149,7 +149,7 @@ def build_inputs(
 
 
 def checked_certificate(
-    config: Config, key: sign.SecretKey, now: datetime
+    config: Config, key: minisign.SecretKey, now: datetime
 ) -> tuple[tuple[bytes, bytes], int]:
     """keys.json must be the configured root's and certify this signing key now."""
     assert config.signing.root_public_key_file is not None
@@ -164,13 +164,13 @@ def checked_certificate(
             key="signing.certificate_file",
         )
     try:
-        certificate = keys.check_certificate(root, files[0], files[1], now=now)
-        certificate.signing_key_for(key.public.key_id, now)
+        root_certificate = certificate.check_certificate(root, files[0], files[1], now=now)
+        root_certificate.signing_key_for(key.public.key_id, now)
     except KeyCertificateError as exc:
         raise ConfigError(
             f"the signing key is not usable: {exc}", path=where, key="signing.certificate_file"
         ) from exc
-    return files, certificate.epoch
+    return files, root_certificate.epoch
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class Certified:
     def summary(self) -> str:
         return (
             f"{self.path} written: {self.signing_line} certified for {self.days} days "
-            f"(serial {self.serial}, expires {keys.format_time(self.expires)})"
+            f"(serial {self.serial}, expires {certificate.format_time(self.expires)})"
         )
 
 
@@ -203,18 +203,18 @@ def certify_signing_key(
     passphrase_file: str | None = None,
 ) -> Certified:
     """Write keys.json + signature: the root certifies the config's signing key."""
-    if not 0 < days <= keys.MAX_VALIDITY_DAYS:
+    if not 0 < days <= certificate.MAX_VALIDITY_DAYS:
         raise UsageError(
-            f"--days must be 1 to {keys.MAX_VALIDITY_DAYS}, not {days}: the certificate's "
+            f"--days must be 1 to {certificate.MAX_VALIDITY_DAYS}, not {days}: the certificate's "
             "life bounds how long a revoked key can fool a reader who never saw the revocation"
         )
-    root = sign.load_secret_key(root_key_file, passphrase_from(passphrase_env, passphrase_file))
+    root = minisign.load_secret_key(root_key_file, passphrase_from(passphrase_env, passphrase_file))
     configured = config.signing.root_public_key_file
     if configured is not None and load_public_key(str(configured)) != root.public:
         raise KeyFileError(f"{root_key_file} is not the root named in signing.root_public_key_file")
     signing = load_public_key(str(config.signing.public_key_file))
     previous = _previous_certificate(config, root.public)
-    data, signature = keys.certify(
+    data, signature = certificate.certify(
         root,
         signing,
         now=now,
@@ -226,7 +226,7 @@ def certify_signing_key(
     data_path, sig_path = certificate_paths(config)
     write_atomic(data_path, data)
     write_atomic(sig_path, signature)
-    written = keys.check_certificate(root.public, data, signature, now=now)
+    written = certificate.check_certificate(root.public, data, signature, now=now)
     return Certified(
         data_path, signing.line(), days, written.serial, written.expires,
         renewal_warnings(previous, written, now),
@@ -234,30 +234,32 @@ def certify_signing_key(
 
 
 def renewal_warnings(
-    previous: keys.KeyCertificate | None, written: keys.KeyCertificate, now: datetime
+    previous: certificate.KeyCertificate | None, written: certificate.KeyCertificate, now: datetime
 ) -> tuple[str, ...]:
     """What ops should know after a certification: the new certificate is due for renewal
     soon, or the one it replaces had already expired (readers refused the edition)."""
     warnings = []
     if written.expires - now < timedelta(days=RENEW_WARNING_DAYS):
         warnings.append(
-            f"the signing key is due for renewal: {keys.KEYS_FILE} expires at "
-            f"{keys.format_time(written.expires)}, within {RENEW_WARNING_DAYS} days; "
+            f"the signing key is due for renewal: {certificate.KEYS_FILE} expires at "
+            f"{certificate.format_time(written.expires)}, within {RENEW_WARNING_DAYS} days; "
             "certify again before then"
         )
     if previous is not None and previous.expires <= now:
         warnings.append(
-            f"the previous {keys.KEYS_FILE} (serial {previous.serial}) expired at "
-            f"{keys.format_time(previous.expires)}: readers refused the edition since then; "
+            f"the previous {certificate.KEYS_FILE} (serial {previous.serial}) expired at "
+            f"{certificate.format_time(previous.expires)}: readers refused the edition since then; "
             "build and publish now"
         )
     return tuple(warnings)
 
 
-def _previous_certificate(config: Config, root: sign.PublicKey) -> keys.KeyCertificate | None:
+def _previous_certificate(
+    config: Config, root: minisign.PublicKey
+) -> certificate.KeyCertificate | None:
     """The current keys.json, even expired or from before expiries: its revocations, serial
     and epoch carry forward."""
     files = read_certificate(config)
     if files is None:
         return None
-    return keys.read_signed_certificate(root, files[0], files[1], legacy=True)
+    return certificate.read_signed_certificate(root, files[0], files[1], legacy=True)

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mirror import sign
 from mirror.bounded import map_bounded
 from mirror.errors import (
     BuildError,
@@ -53,7 +52,9 @@ from mirror.errors import (
     SignatureError,
     VerifyError,
 )
-from mirror.manifest import (
+from mirror.storage import Backend, Capabilities, Stored
+from mirror.trust import minisign
+from mirror.trust.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_PART_BYTES,
     MAX_POINTER_BYTES,
@@ -72,7 +73,6 @@ from mirror.manifest import (
     sha256_hex,
     signature_path,
 )
-from mirror.storage import Backend, Capabilities, Stored
 
 T = TypeVar("T")
 
@@ -261,7 +261,7 @@ class LocalEdition:
         return {path: entry.sha256 for path, entry in self.files.items()}
 
 
-def load_edition(folder: Path, key: sign.PublicKey) -> LocalEdition:
+def load_edition(folder: Path, key: minisign.PublicKey) -> LocalEdition:
     """The edition in `folder`, its manifest signed by `key` and its parts checked
     (BuildError when there is none, or it is damaged: build again)."""
     try:
@@ -270,12 +270,12 @@ def load_edition(folder: Path, key: sign.PublicKey) -> LocalEdition:
         raise BuildError(f"no usable edition in {folder} ({exc}): run `mirror build`") from exc
 
 
-def _load_edition(folder: Path, key: sign.PublicKey) -> LocalEdition:
+def _load_edition(folder: Path, key: minisign.PublicKey) -> LocalEdition:
     """`load_edition`, letting OSError and VerifyError through."""
     version = parse_pointer(_read_bounded(folder / CURRENT, MAX_POINTER_BYTES))
     path = manifest_path(version)
     data = _read_bounded(folder / path, MAX_MANIFEST_BYTES)
-    signature = _read_bounded(folder / signature_path(path), sign.MAX_SIGNATURE_FILE_BYTES)
+    signature = _read_bounded(folder / signature_path(path), minisign.MAX_SIGNATURE_FILE_BYTES)
     document = check_signed_manifest(data, signature, version, key)
     part_data = {
         ref.path: _read_bounded(folder / ref.path, MAX_PART_BYTES) for ref in document.parts
@@ -314,11 +314,11 @@ def read_edition_file(edition: LocalEdition, path: str) -> bytes:
 
 
 def check_signed_manifest(
-    data: bytes, signature: bytes, version: int, key: sign.PublicKey
+    data: bytes, signature: bytes, version: int, key: minisign.PublicKey
 ) -> Manifest:
     """Manifest `version` from its bytes, its signature by `key` and trusted comment
     checked (SignatureError, ManifestError); its expiry is not checked."""
-    comment = sign.verify(key, data, signature)
+    comment = minisign.verify(key, data, signature)
     manifest = parse_manifest(data)
     if manifest.version != version:
         raise ManifestError(f"{manifest_path(version)} holds version {manifest.version}")
@@ -367,7 +367,7 @@ class LiveState:
         )
 
 
-async def read_live(backend: Backend, edition: LocalEdition, key: sign.PublicKey) -> LiveState:
+async def read_live(backend: Backend, edition: LocalEdition, key: minisign.PublicKey) -> LiveState:
     """The mirror's live state: pointers, then the manifests they name."""
     current = await backend.get(CURRENT, max_bytes=MAX_POINTER_BYTES)
     pending = await backend.get(PENDING, max_bytes=MAX_POINTER_BYTES)
@@ -405,7 +405,7 @@ async def _pending_manifest(
     pointer: int | None,
     current: LiveManifest | None,
     edition: LocalEdition,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     warnings: list[str],
 ) -> LiveManifest | None:
     """The manifest `pending` names, when it is another than the current one."""
@@ -421,7 +421,7 @@ async def _live_manifest(
     backend: Backend,
     version: int | None,
     edition: LocalEdition,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     warnings: list[str],
 ) -> LiveManifest | None:
     """Live manifest `version`, or None (reported) when it is unreadable or badly signed."""
@@ -435,14 +435,16 @@ async def _live_manifest(
 
 
 async def _fetch_live_manifest(
-    backend: Backend, version: int, edition: LocalEdition, key: sign.PublicKey
+    backend: Backend, version: int, edition: LocalEdition, key: minisign.PublicKey
 ) -> LiveManifest:
     """Live manifest `version` and its files; the edition's own when the bytes are equal."""
     path = manifest_path(version)
     data = await _get_required(backend, path, MAX_MANIFEST_BYTES)
     if version == edition.version and data == edition.manifest:
         return LiveManifest(version, data, edition.hashes)
-    signature = await _get_required(backend, signature_path(path), sign.MAX_SIGNATURE_FILE_BYTES)
+    signature = await _get_required(
+        backend, signature_path(path), minisign.MAX_SIGNATURE_FILE_BYTES
+    )
     manifest = check_signed_manifest(data, signature, version, key)
     parts = await _live_parts(backend, manifest.parts, edition)
     files = {p: entry.sha256 for p, entry in manifest_entries(parts).items()}
@@ -576,7 +578,7 @@ def check_versions(live: LiveState, edition: LocalEdition, mirror: str) -> None:
 async def publish_mirror(
     backend: Backend,
     edition: Path,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     *,
     allow_shrink: bool = False,
     shrink_limit: float = DEFAULT_SHRINK_LIMIT,
@@ -596,7 +598,7 @@ async def publish_mirror(
 async def publish_loaded(
     backend: Backend,
     edition: LocalEdition,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     options: PublishOptions,
     deadline: Deadline | None = None,
 ) -> MirrorResult:
@@ -629,7 +631,7 @@ async def publish_loaded(
 async def _publish(
     backend: CountingBackend,
     edition: LocalEdition,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     options: PublishOptions,
     tally: _Tally,
 ) -> None:
@@ -808,7 +810,7 @@ async def probe(backend: Backend, edition: LocalEdition, concurrency: int) -> di
 async def publish_all(
     backends: Sequence[Backend],
     edition: Path,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     *,
     allow_shrink: bool = False,
     shrink_limit: float = DEFAULT_SHRINK_LIMIT,
@@ -847,7 +849,7 @@ async def publish_all(
 async def _publish_guarded(
     backend: Backend,
     edition: LocalEdition,
-    key: sign.PublicKey,
+    key: minisign.PublicKey,
     options: PublishOptions,
     deadline: Deadline | None,
 ) -> MirrorResult:
@@ -864,7 +866,7 @@ async def _publish_guarded(
 # ---------------------------------------------------------------- maintenance
 
 
-async def live_version(backend: Backend, key: sign.PublicKey) -> int:
+async def live_version(backend: Backend, key: minisign.PublicKey) -> int:
     """The newest version the mirror holds with a good signature by `key` (0: none, or
     the mirror cannot be read), so that a build goes above every live version."""
     try:
@@ -873,12 +875,12 @@ async def live_version(backend: Backend, key: sign.PublicKey) -> int:
         return 0
 
 
-async def read_live_version(backend: Backend, key: sign.PublicKey) -> int:
+async def read_live_version(backend: Backend, key: minisign.PublicKey) -> int:
     """As `live_version`, but a mirror that cannot be read raises its PublishError."""
     return max([await _signed_version(backend, name, key) for name in (CURRENT, PENDING)])
 
 
-async def _signed_version(backend: Backend, pointer: str, key: sign.PublicKey) -> int:
+async def _signed_version(backend: Backend, pointer: str, key: minisign.PublicKey) -> int:
     """The version `pointer` names if its manifest's signature holds, else 0."""
     stored = await backend.get(pointer, max_bytes=MAX_POINTER_BYTES)
     try:
@@ -888,14 +890,14 @@ async def _signed_version(backend: Backend, pointer: str, key: sign.PublicKey) -
         path = manifest_path(version)
         data = await _get_required(backend, path, MAX_MANIFEST_BYTES)
         signature = await _get_required(
-            backend, signature_path(path), sign.MAX_SIGNATURE_FILE_BYTES
+            backend, signature_path(path), minisign.MAX_SIGNATURE_FILE_BYTES
         )
         return check_signed_manifest(data, signature, version, key).version
     except VerifyError:
         return 0
 
 
-async def gc_mirror(backend: Backend, edition: Path, key: sign.PublicKey) -> int:
+async def gc_mirror(backend: Backend, edition: Path, key: minisign.PublicKey) -> int:
     """Delete the mirror's files that neither a live manifest nor the edition references
     (one listing); returns how many. PublishError when a live manifest cannot be read,
     since then what is live is unknown."""

@@ -21,18 +21,18 @@ from typing import Any
 
 from aiohttp import web
 
-from mirror.build import BuildReport, build_edition
+from mirror.build.builder import BuildReport, build_edition
 from mirror.config import load_config
-from mirror.digest_run import DigestReport, send_digest
+from mirror.digest.run import DigestReport, send_digest
 from mirror.errors import UsageError
-from mirror.fetch import FetchReport, fetch_articles
-from mirror.keyring import build_inputs, make_keys
+from mirror.fetch.stage import FetchReport, fetch_articles
 from mirror.newsroom import NewsroomOptions, config_for, serve_newsroom
 from mirror.pipeline import publish_edition
 from mirror.progress import Progress
-from mirror.publish import MirrorResult
+from mirror.publish.publisher import MirrorResult
 from mirror.store import RunLock, Store
-from mirror.verify import VerifyReport, verify_target
+from mirror.trust.keyfiles import build_inputs, make_keys
+from mirror.verify.run import VerifyReport, verify_target
 
 DEMO_MARKER = ".mirror-demo"
 

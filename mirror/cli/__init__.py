@@ -40,7 +40,7 @@ from mirror.errors import (
 from mirror.store import RunLock, Store
 
 if TYPE_CHECKING:  # publish loads boto3's neighbours lazily: only for the annotation
-    from mirror.publish import MirrorResult
+    from mirror.publish.publisher import MirrorResult
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_VERIFY = 0, 1, 2, 3
 EXIT_SIGNALLED = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number
@@ -296,7 +296,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def run_fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
-    from mirror.fetch import fetch_articles
+    from mirror.fetch.stage import fetch_articles
 
     started = utc_now()
     run_id = store.start_run("fetch", started)
@@ -327,8 +327,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def run_build(config: Config, store: Store, args: argparse.Namespace, live_version: int = 0) -> int:
-    from mirror.build import build_edition
-    from mirror.keyring import build_inputs
+    from mirror.build.builder import build_edition
+    from mirror.trust.keyfiles import build_inputs
 
     now = utc_now()
     inputs = build_inputs(
@@ -402,7 +402,7 @@ def positive_seconds(text: str) -> float:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from mirror.verify import DEFAULT_DEADLINE_S, verify_target
+    from mirror.verify.run import DEFAULT_DEADLINE_S, verify_target
 
     if args.min_serial < 0:
         raise UsageError("--min-serial must be 0 or more")
@@ -464,7 +464,7 @@ def add_keygen(commands: Any) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from mirror.keyring import make_keys
+    from mirror.trust.keyfiles import make_keys
 
     config = None if args.out or args.root else config_from(args)
     written = make_keys(
@@ -511,7 +511,7 @@ def add_keys(commands: Any) -> None:
 
 
 def cmd_keys_certify(args: argparse.Namespace) -> int:
-    from mirror.keyring import certify_signing_key
+    from mirror.trust.keyfiles import certify_signing_key
 
     config = config_from(args)
     result = certify_signing_key(
@@ -712,7 +712,7 @@ def add_status(commands: Any) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from mirror.pipeline import check_status
-    from mirror.verify import DEFAULT_DEADLINE_S
+    from mirror.verify.run import DEFAULT_DEADLINE_S
 
     config = config_from(args)
     deadline_s = args.deadline_s or DEFAULT_DEADLINE_S
@@ -750,7 +750,7 @@ def add_mirrors(commands: Any) -> None:
 
 
 def cmd_mirrors_setup(args: argparse.Namespace) -> int:
-    from mirror.storage.setup import BY_HAND, provider_of, setup_mirror
+    from mirror.storage.provision import BY_HAND, provider_of, setup_mirror
 
     config = config_from(args)
     mirror = [m for m in config.mirrors if m.name == args.name and m.enabled]
@@ -814,7 +814,7 @@ def add_subscribers(commands: Any) -> None:
 
 
 def cmd_subscribers_add(args: argparse.Namespace) -> int:
-    from mirror import subscribers
+    from mirror.digest import subscribers
 
     config = config_from(args)
     with Store(config.state.path) as store:
@@ -834,7 +834,7 @@ WATCHED_WARNING = (
 
 
 def cmd_subscribers_remove(args: argparse.Namespace) -> int:
-    from mirror import subscribers
+    from mirror.digest import subscribers
 
     config = config_from(args)
     with Store(config.state.path) as store:
@@ -862,7 +862,7 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_import(args: argparse.Namespace) -> int:
-    from mirror import subscribers
+    from mirror.digest import subscribers
 
     config = config_from(args)
     try:
@@ -903,7 +903,7 @@ def add_digest(commands: Any) -> None:
 
 
 def cmd_digest_send(args: argparse.Namespace) -> int:
-    from mirror.digest_run import send_digest
+    from mirror.digest.run import send_digest
 
     config = config_from(args)
     with RunLock(config.state.path), Store(config.state.path) as store:
@@ -931,8 +931,8 @@ def add_serve_unsubscribe(commands: Any) -> None:
 
 
 def cmd_serve_unsubscribe(args: argparse.Namespace) -> int:
-    from mirror.digest_run import previous_secrets, secret_from
-    from mirror.unsubscribe import serve_unsubscribe
+    from mirror.digest.run import previous_secrets, secret_from
+    from mirror.digest.unsubscribe import serve_unsubscribe
 
     config = config_from(args)
     secret, previous = secret_from(config), previous_secrets(config)
@@ -986,7 +986,7 @@ def add_demo(commands: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mirror.demo import DemoReport, run_demo
+    from mirror.cli.demo import DemoReport, run_demo
 
     reports: list[DemoReport] = []
 

@@ -34,4 +34,4 @@ def template_root() -> Traversable:
     try:
         return importlib.resources.files("mirror.templates")
     except ModuleNotFoundError:  # running from a source tree that is not installed
-        return Path(__file__).resolve().parent.parent / "templates"
+        return Path(__file__).resolve().parents[2] / "templates"

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mirror.errors import KeyCertificateError, SignatureError, SigningError
-from mirror.sign import PublicKey, SecretKey, parse_public_key, sign, verify
+from mirror.trust.minisign import PublicKey, SecretKey, parse_public_key, sign, verify
 
 KEYS_FILE = "keys.json"
 KEYS_SIGNATURE_FILE = "keys.json.minisig"

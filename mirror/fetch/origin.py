@@ -43,7 +43,7 @@ from mirror.errors import (
     ResponseTooLargeError,
     TooManyRedirectsError,
 )
-from mirror.urls import AllowedHosts, host_of, is_allowed_host, normalise_url
+from mirror.fetch.urls import AllowedHosts, host_of, is_allowed_host, normalise_url
 
 ACCEPT_ENCODING = "gzip, deflate, br" if HAS_BROTLI else "gzip, deflate"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

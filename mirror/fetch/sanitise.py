@@ -17,7 +17,7 @@ import nh3
 from lxml import etree
 from lxml.etree import ParserError
 
-from mirror.urls import without_trackers
+from mirror.fetch.urls import without_trackers
 
 ALLOWED_TAGS = frozenset(
     {

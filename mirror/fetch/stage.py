@@ -19,13 +19,13 @@ from typing import Any
 
 from mirror.config import Config
 from mirror.errors import ContentError, FetchError, HTTPStatusError
-from mirror.extract import ExtractedArticle, extract_article
-from mirror.feeds import FeedEntry, FeedResult, SitemapResult, parse_feed, parse_sitemap
-from mirror.images import probe_image
-from mirror.origin import OriginClient, Response, decode_html
+from mirror.fetch.extract import ExtractedArticle, extract_article
+from mirror.fetch.feeds import FeedEntry, FeedResult, SitemapResult, parse_feed, parse_sitemap
+from mirror.fetch.images import probe_image
+from mirror.fetch.origin import OriginClient, Response, decode_html
+from mirror.fetch.urls import normalise_url
 from mirror.progress import NoProgress, Progress
 from mirror.store import ArticleRow, Revision, Store, StoredImage
-from mirror.urls import normalise_url
 from mirror.workers import ParserPool
 
 log = logging.getLogger("mirror.fetch")

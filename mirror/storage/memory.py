@@ -54,7 +54,7 @@ class MemoryBackend:
         if self.capabilities.conditional_put:
             self._check_condition(path, if_match, if_none_match)
         self._generation += 1
-        etag = f'"{hashlib.md5(data).hexdigest()}-{self._generation}"'
+        etag = f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}-{self._generation}"'
         self.objects[path] = StoredObject(bytes(data), etag, content_type, cache_control)
         return etag
 

@@ -53,10 +53,10 @@ from babel.dates import format_date
 from babel.lists import format_list
 from lxml.etree import ParserError
 
+from mirror.build.templating import TemplateLoader
 from mirror.errors import DigestError, SubscriberError
-from mirror.mailer import data_payload, dot_stuffed, end_of_data
-from mirror.templating import TemplateLoader
-from mirror.urls import without_trackers
+from mirror.fetch.urls import without_trackers
+from mirror.mail.smtp import data_payload, dot_stuffed, end_of_data
 
 WIDTH = 72  # columns of wrapped text (URLs and keys are never broken)
 TEMPLATE_FOLDER = "digest"  # in mirror.templates, beside the edition's

@@ -1,7 +1,7 @@
 """Images made fit for an edition page: upright, sRGB, no metadata, downscaled, re-encoded.
 
 `shrink_image(data, max_width=..., quality=..., fmt="webp")` decodes an image the store
-holds (already checked by `mirror.images.probe_image`), turns it upright by its EXIF
+holds (already checked by `mirror.fetch.images.probe_image`), turns it upright by its EXIF
 orientation, converts it to sRGB (alpha flattened on white), scales it down to
 `max_width` pixels wide keeping its ratio (never up), and re-encodes it as WebP or JPEG
 with no EXIF, GPS, XMP, ICC or comment left in. `data_uri(data, mime)` inlines the result.

@@ -1,0 +1,3 @@
+"""Mail: composed messages in; delivered (or failed, or deferred) out, over SMTP or into
+an outbox folder.
+"""
