@@ -4,35 +4,40 @@ loopback, verify them as a reader would, mail the digest to two sample subscribe
 (into the outbox folder: no SMTP), and serve the mirrors until Ctrl-C.
 
 The demo folder is the demo's own: each run starts it afresh (the sample newsroom gets
-a new port every time, so an old store would point nowhere).
+a new port every time, so an old store would point nowhere). The stages and aiohttp are
+imported when the demo runs, not with the parser: every command builds the parser.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import logging
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from mirror.build.builder import BuildReport, build_edition
+from mirror.cli import EXIT_OK, EXIT_PARTIAL, emit_json, progress_bar, subcommand
 from mirror.config import load_config
-from mirror.digest.run import DigestReport, send_digest
 from mirror.errors import UsageError
-from mirror.fetch.stage import FetchReport, fetch_articles
-from mirror.newsroom import NewsroomOptions, config_for, serve_newsroom
-from mirror.pipeline import publish_edition
-from mirror.progress import Progress
-from mirror.publish.publisher import MirrorResult
 from mirror.store import RunLock, Store
-from mirror.trust.keyfiles import build_inputs, make_keys
-from mirror.verify.run import VerifyReport, verify_target
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from mirror.build.builder import BuildReport
+    from mirror.digest.run import DigestReport
+    from mirror.fetch.stage import FetchReport
+    from mirror.progress import Progress
+    from mirror.publish.publisher import MirrorResult
+    from mirror.verify.run import VerifyReport
+
+log = logging.getLogger("mirror")
 
 DEMO_MARKER = ".mirror-demo"
 
@@ -112,6 +117,8 @@ def prepare_folder(folder: Path) -> None:
 
 def mirrors_app(folder: Path) -> web.Application:
     """A static server for the demo's two directory mirrors, as nginx would serve them."""
+    from aiohttp import web
+
     app = web.Application()
     for name in MIRROR_NAMES:
         app.router.add_static(f"/{name}/", folder / "mirrors" / name)
@@ -120,6 +127,8 @@ def mirrors_app(folder: Path) -> web.Application:
 
 def demo_config(newsroom_url: str, mirrors_url: str, folder: Path) -> str:
     """The sample newsroom's config plus two directory mirrors served on loopback."""
+    from mirror.newsroom import config_for
+
     tables = "".join(
         f'\n[[mirrors]]\nname = "{name}"\ntype = "directory"\n'
         f'path = "mirrors/{name}"\npublic_url = "{mirrors_url}{name}/"\n'
@@ -138,6 +147,14 @@ async def run_demo(
 ) -> DemoReport:
     """Fetch the sample newsroom, make keys, build, publish to two directory mirrors
     served on loopback, verify them over HTTP; with `serve`, keep serving until cancelled."""
+    from mirror.build.builder import build_edition
+    from mirror.digest.run import send_digest
+    from mirror.fetch.stage import fetch_articles
+    from mirror.newsroom import NewsroomOptions, serve_newsroom
+    from mirror.pipeline import publish_edition
+    from mirror.trust.keyfiles import build_inputs, make_keys
+    from mirror.verify.run import verify_target
+
     prepare_folder(folder)
     now = datetime.now(UTC)
     async with (
@@ -177,6 +194,8 @@ async def run_demo(
 @contextlib.asynccontextmanager
 async def serve_app(app: web.Application) -> AsyncIterator[str]:
     """Serve `app` on a free loopback port; yields its base URL."""
+    from aiohttp import web
+
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -185,3 +204,49 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
     finally:
         await runner.cleanup()
+
+
+def add_demo(commands: Any) -> None:
+    parser = subcommand(
+        commands,
+        "demo",
+        cmd_demo,
+        "the whole pipeline offline against a built-in sample newsroom, served on loopback "
+        "(the digest goes to an outbox folder)",
+    )
+    parser.add_argument(
+        "--dir", default="mirror-demo", help="folder for the demo's config, store and mirrors"
+    )
+    parser.add_argument("--articles", type=int, default=24, help="articles in the sample newsroom")
+    parser.add_argument(
+        "--no-serve", action="store_true", help="exit after the digest instead of serving"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    reports: list[DemoReport] = []
+
+    def ready(report: DemoReport) -> None:
+        reports.append(report)
+        if args.json:
+            emit_json(report.to_json())
+        for line in report.lines():
+            log.info("%s", line)
+        if not args.no_serve:
+            log.info("serving the mirrors until Ctrl-C")
+
+    folder = Path(args.dir).resolve()
+    report: DemoReport | None
+    try:
+        with progress_bar("demo", args) as bar:
+            report = asyncio.run(
+                run_demo(
+                    folder, articles=args.articles, progress=bar, serve=not args.no_serve,
+                    on_ready=ready,
+                )
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        log.info("demo stopped")
+        report = reports[0] if reports else None
+    return EXIT_PARTIAL if report is None or report.failed else EXIT_OK
