@@ -41,7 +41,7 @@ from mirror.newsroom import config_for
 
 try:
     from mirror.verify.run import CHUNK_BYTES
-except ImportError:  # verify.py still being written: its documented read size
+except ImportError:  # verify/run.py still being written: its documented read size
     CHUNK_BYTES = 1024 * 1024
 
 KB = 1000

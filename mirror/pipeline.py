@@ -156,7 +156,7 @@ class KeysExpiry:
     mirrors: tuple[tuple[str, datetime | None], ...]
 
     def due(self) -> list[str]:
-        """A line for each keys.json that expires within keys.ALERT_DAYS days (or has)."""
+        """A line for each keys.json that expires within certificate.ALERT_DAYS days (or has)."""
         places = [("the edition", self.edition)] + [
             (f"mirror {name}", expires) for name, expires in self.mirrors
         ]

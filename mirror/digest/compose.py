@@ -264,7 +264,7 @@ class Composer:
         return self.wire(recipient, articles)[0]
 
     def wire(self, recipient: Recipient, articles: Sequence[DigestArticle]) -> tuple[bytes, bytes]:
-        """The message, and the same as SMTP DATA carries it (`mailer.data_payload`):
+        """The message, and the same as SMTP DATA carries it (`mirror.mail.smtp.data_payload`):
         the shared body is dot-stuffed once, only the recipient's own parts each time."""
         if not recipient.email.rpartition("@")[0].isascii():
             message = compose(self.context, recipient, articles).as_bytes()  # SMTPUTF8: rare

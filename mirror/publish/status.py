@@ -1,6 +1,6 @@
 """`mirror status`: each mirror seen as a reader sees it, through its public URL with
 plain GETs: reachable or not, public or not (a 403), the live version and its age,
-stale or not, when its keys.json expires (due for renewal within keys.ALERT_DAYS days),
+stale or not, when its keys.json expires (due for renewal within certificate.ALERT_DAYS days),
 and (with `full`) every file whose bytes don't match. Each mirror has a deadline, and
 bodies a minimum rate (as `mirror verify`): a mirror past either, or that cannot be
 read at all, is unreachable."""
@@ -55,7 +55,7 @@ class MirrorStatus:
     tampered: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     keys_expires: str | None = None  # keys.json's expiry, when checked with the root key
-    keys_due: bool = False  # keys.json expires within keys.ALERT_DAYS days (or has)
+    keys_due: bool = False  # keys.json expires within certificate.ALERT_DAYS days (or has)
     error: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -218,7 +218,7 @@ async def read_manifest(
 async def read_keys_expiry(
     status: MirrorStatus, reader: EditionReader, root: minisign.PublicKey, now: datetime
 ) -> None:
-    """When the mirror's keys.json expires, and whether that is within keys.ALERT_DAYS;
+    """When the mirror's keys.json expires, and whether that is within certificate.ALERT_DAYS;
     MirrorError (not tampering) when it has expired. A keys.json the root did not sign is
     left for `load_trust` to refuse."""
     try:
