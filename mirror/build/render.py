@@ -33,19 +33,25 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 import lxml.html
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_skeleton, format_time
-from babel.lists import format_list
 from lxml.etree import ParserError
 from markupsafe import Markup
 
+from mirror.build.locale import (
+    aware,
+    babel_locale,
+    base_language,
+    byline,
+    date_time_words,
+    date_words,
+    month_name,
+    wording,
+)
 from mirror.build.templating import TemplateLoader, template_root
 
 INDEX_HTML = "index.html"
@@ -247,7 +253,7 @@ def render_article(
         published=_moment(article.published, article.language, site),
         updated=_moment(_later(article.updated, article.published), article.language, site),
         archive=archive_path(month) if month else None,
-        archive_name=_month_name(month, article.language) if month else "",
+        archive_name=month_name(month, article.language) if month else "",
     )
 
 
@@ -305,7 +311,7 @@ def render_index(
         articles=[_listed(item, site) for item in articles],
         edition_date=_when(edition_date, chrome, site),
         expires=_when(expires, chrome, site),
-        months=[(archive_path(month), _month_name(month, chrome)) for month in months],
+        months=[(archive_path(month), month_name(month, chrome)) for month in months],
         languages=_language_links(site, language),
         feed=feed_path(language),
     )
@@ -318,7 +324,7 @@ def render_archive_month(month: str, articles: Sequence[Listed], site: Site) -> 
         archive_path(month),
         site,
         site.language,
-        month_name=_month_name(month, site.language),
+        month_name=month_name(month, site.language),
         articles=[_listed(item, site) for item in articles],
     )
 
@@ -509,22 +515,7 @@ RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "ps", "sd", "ug", "yi", "ckb"
 
 
 def _messages(language: str) -> dict[str, str]:
-    return MESSAGES.get(_base_language(language), MESSAGES["en"])
-
-
-def _base_language(language: str) -> str:
-    return language.replace("_", "-").split("-")[0].lower()
-
-
-@functools.lru_cache(maxsize=64)
-def _locale(language: str) -> Locale:
-    try:
-        return Locale.parse(language.replace("-", "_"))
-    except (ValueError, TypeError, UnknownLocaleError):
-        try:
-            return Locale.parse(_base_language(language))
-        except (ValueError, TypeError, UnknownLocaleError):
-            return Locale.parse("en")
+    return wording(MESSAGES, language)
 
 
 def _lang_attribute(language: str) -> str:
@@ -533,19 +524,7 @@ def _lang_attribute(language: str) -> str:
 
 
 def _direction(language: str) -> str:
-    return "rtl" if _base_language(language) in RTL_LANGUAGES else "ltr"
-
-
-@functools.lru_cache(maxsize=16)
-def _zone(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return "rtl" if base_language(language) in RTL_LANGUAGES else "ltr"
 
 
 @dataclass(frozen=True)
@@ -558,42 +537,27 @@ def _moment(moment: datetime | None, language: str, site: Site) -> _Moment | Non
     """A date in words ("25 ноября 2026 г.") in `language`, in the site's time zone."""
     if moment is None:
         return None
-    local = _aware(moment).astimezone(_zone(site.timezone))
-    return _Moment(_rfc3339(moment), format_date(local, "long", locale=_locale(language)))
+    return _Moment(_rfc3339(moment), date_words(moment, language, site.timezone))
 
 
 def _when(moment: datetime, language: str, site: Site) -> _Moment:
     """A date and time in words, with the zone's name."""
-    local = _aware(moment).astimezone(_zone(site.timezone))
-    locale = _locale(language)
-    words = f"{format_date(local, 'long', locale=locale)}, "
-    words += f"{format_time(local, 'short', locale=locale)} {local.tzname() or 'UTC'}"
-    return _Moment(_rfc3339(moment), words)
+    return _Moment(_rfc3339(moment), date_time_words(moment, language, site.timezone))
 
 
 def _later(updated: datetime | None, published: datetime | None) -> datetime | None:
     """`updated` when it is a later day than `published` (else no "updated" line)."""
     if updated is None or published is None:
         return updated if published is None else None
-    return updated if _aware(updated).date() > _aware(published).date() else None
-
-
-def _month_name(month: str, language: str) -> str:
-    year, number = (int(part) for part in month.split("-"))
-    return format_skeleton("yMMMM", datetime(year, number, 1), locale=_locale(language))
+    return updated if aware(updated).date() > aware(published).date() else None
 
 
 def _byline(authors: Sequence[str], language: str) -> str:
-    names = [name.strip() for name in authors if name.strip()]
-    if not names:
-        return ""
-    key = "by_one" if len(names) == 1 else "by"
-    listed = format_list(names, locale=_locale(language))
-    return _messages(language)[key].format(names=listed)
+    return byline([name.strip() for name in authors], language, _messages(language))
 
 
 def _rfc3339(moment: datetime) -> str:
-    return _aware(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return aware(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -625,7 +589,7 @@ def _language_links(site: Site, current: str | None) -> list[tuple[str, str, str
         links.append((INDEX_HTML, chrome, _lang_attribute(current)))
     for language in site.languages:
         if language != current:
-            name = _locale(language).get_display_name(_locale(language)) or language
+            name = babel_locale(language).get_display_name(babel_locale(language)) or language
             links.append((index_path(language), name, _lang_attribute(language)))
     return links
 
@@ -658,7 +622,7 @@ def _entry(item: Listed, fallback: datetime) -> _Entry:
 
 
 def _newest(articles: Sequence[Listed]) -> datetime:
-    moments = [_aware(m) for item in articles for m in (item.updated, item.published) if m]
+    moments = [aware(m) for item in articles for m in (item.updated, item.published) if m]
     return max(moments, default=EPOCH)
 
 
@@ -685,7 +649,7 @@ def _render(template: str, page: str, site: Site, language: str, **context: Any)
             url=functools.partial(relative_url, page),
             t=_messages(language),
             lang=_lang_attribute(language),
-            base=_base_language(language),
+            base=base_language(language),
             dir=_direction(language),
             csp=Markup(CONTENT_SECURITY_POLICY),  # noqa: S704 -- a constant, no quote or tag
             paths={
