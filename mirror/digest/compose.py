@@ -37,22 +37,26 @@ import re
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
 from typing import Any
 from urllib.parse import quote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 import lxml.html
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_date
-from babel.lists import format_list
 from lxml.etree import ParserError
 
+from mirror.build.locale import (
+    aware,
+    base_language,
+    byline,
+    date_words,
+    plural_words,
+    wording,
+)
 from mirror.build.templating import TemplateLoader
 from mirror.errors import DigestError, SubscriberError
 from mirror.fetch.urls import without_trackers
@@ -403,7 +407,7 @@ def _headers(context: DigestContext, recipient: Recipient, chrome: str, count: i
     message["From"] = _from_address(context)
     message["To"] = _recipient_address(recipient.email)
     message["Subject"] = _subject(context, chrome, count)
-    message["Date"] = format_datetime(_aware(context.date).astimezone(UTC))
+    message["Date"] = format_datetime(aware(context.date).astimezone(UTC))
     message["Message-ID"] = message_id(context, recipient)
     message["List-Id"] = _list_id(context)
     message["List-Unsubscribe"] = ", ".join(
@@ -445,7 +449,7 @@ def unsubscribe_link(unsubscribe_url: str, token: str) -> str:
 
 
 def _subject(context: DigestContext, chrome: str, count: int) -> str:
-    date = _date_words(context.date, chrome, context.timezone)
+    date = date_words(context.date, chrome, context.timezone)
     if context.neutral:
         return _one_line(f"{context.neutral_subject}, {date}")
     return _one_line(f"{context.publication}: {_count_words(count, chrome)}, {date}")
@@ -582,7 +586,7 @@ def _digest_view(
 ) -> _DigestView:
     mirrors = choose_mirrors(context, recipient)
     token = token or unsubscribe_token(context.secret, recipient.id)
-    date = _date_words(context.date, chrome, context.timezone)
+    date = date_words(context.date, chrome, context.timezone)
     name = context.neutral_subject if context.neutral else context.publication
     return _DigestView(
         heading=_one_line(f"{name} — {date}"),
@@ -641,7 +645,7 @@ def _article_view(article: DigestArticle, chrome: str, zone: str) -> _ArticleVie
         article=article,
         title=_one_line(article.title) or "—",
         byline=_byline(article.authors, article.language),
-        date=_date_words(article.published, article.language, zone) if article.published else "",
+        date=date_words(article.published, article.language, zone) if article.published else "",
         lead="" if _opens_with(body, lead) else lead,
         summary=lead or _shortened(body),
         body=body,
@@ -821,59 +825,21 @@ MESSAGES: dict[str, dict[str, Any]] = {
 
 
 def _messages(language: str) -> dict[str, Any]:
-    return MESSAGES.get(_base_language(language), MESSAGES["en"])
+    return wording(MESSAGES, language)
 
 
 def _chrome_language(context: DigestContext, recipient: Recipient) -> str:
     """The recipient's language for the message's own words; "any": the publication's."""
     wanted = context.language if recipient.lang == "any" else recipient.lang
-    return _base_language(wanted) if _base_language(wanted) in MESSAGES else "en"
-
-
-def _base_language(language: str) -> str:
-    return language.replace("_", "-").split("-")[0].lower()
+    return base_language(wanted) if base_language(wanted) in MESSAGES else "en"
 
 
 def _count_words(count: int, language: str) -> str:
-    forms: dict[str, str] = _messages(language)["count"]
-    form = _locale(language).plural_form(count)
-    return forms.get(form, forms["other"]).format(n=count)
+    return plural_words(count, _messages(language)["count"], language)
 
 
 def _byline(authors: Sequence[str], language: str) -> str:
-    names = [_one_line(name) for name in authors if _one_line(name)]
-    if not names:
-        return ""
-    words = _messages(language)
-    key = "by_one" if len(names) == 1 and "by_one" in words else "by"
-    return str(words[key]).format(names=format_list(names, locale=_locale(language)))
-
-
-def _date_words(moment: datetime, language: str, zone: str) -> str:
-    local = _aware(moment).astimezone(_zone(zone))
-    return str(format_date(local, "long", locale=_locale(language)))
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-@functools.lru_cache(maxsize=64)
-def _locale(language: str) -> Locale:
-    for candidate in (language.replace("-", "_"), _base_language(language), "en"):
-        try:
-            return Locale.parse(candidate)
-        except (ValueError, TypeError, UnknownLocaleError):
-            continue
-    return Locale("en")
-
-
-@functools.lru_cache(maxsize=16)
-def _zone(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
+    return byline([_one_line(name) for name in authors], language, _messages(language))
 
 
 # --- HTML to text ----------------------------------------------------------------------
