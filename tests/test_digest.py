@@ -27,7 +27,7 @@ from mirror.digest.compose import (
     unsubscribe_token,
 )
 from mirror.errors import DigestError, SubscriberError
-from mirror.mail.smtp import data_payload
+from mirror.mail.wire import data_payload
 
 SECRET = b"digest-test-secret-0123456789abcdef"
 KEY = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"

@@ -18,17 +18,10 @@ import pytest
 
 from mirror.config import DigestConfig
 from mirror.errors import DeliveryError, DigestError, SmtpConnectionError, TlsRequiredError
-from mirror.mail.smtp import (
-    Delivery,
-    OutboxTransport,
-    Outgoing,
-    SmtpTransport,
-    data_payload,
-    deliver,
-    outbox_name,
-    translate_smtp_error,
-    transport_for,
-)
+from mirror.mail.delivery import Delivery, deliver, transport_for
+from mirror.mail.outbox import OutboxTransport, outbox_name
+from mirror.mail.smtp import SmtpTransport, translate_smtp_error
+from mirror.mail.wire import Outgoing, data_payload
 
 from smtp_servers import Certificate, Recorder, free_port, make_certificate, smtp_server
 

@@ -60,7 +60,7 @@ from mirror.build.locale import (
 from mirror.build.templating import TemplateLoader
 from mirror.errors import DigestError, SubscriberError
 from mirror.fetch.urls import without_trackers
-from mirror.mail.smtp import data_payload, dot_stuffed, end_of_data
+from mirror.mail.wire import data_payload, dot_stuffed, end_of_data
 
 WIDTH = 72  # columns of wrapped text (URLs and keys are never broken)
 TEMPLATE_FOLDER = "digest"  # in mirror.templates, beside the edition's
@@ -268,7 +268,7 @@ class Composer:
         return self.wire(recipient, articles)[0]
 
     def wire(self, recipient: Recipient, articles: Sequence[DigestArticle]) -> tuple[bytes, bytes]:
-        """The message, and the same as SMTP DATA carries it (`mirror.mail.smtp.data_payload`):
+        """The message, and the same as SMTP DATA carries it (`mirror.mail.wire.data_payload`):
         the shared body is dot-stuffed once, only the recipient's own parts each time."""
         if not recipient.email.rpartition("@")[0].isascii():
             message = compose(self.context, recipient, articles).as_bytes()  # SMTPUTF8: rare

@@ -32,7 +32,8 @@ from mirror.digest.compose import (
     readable,
 )
 from mirror.errors import ConfigError, DigestError, SubscriberError
-from mirror.mail.smtp import Delivery, Outgoing, Transport, deliver, transport_for
+from mirror.mail.delivery import Delivery, Transport, deliver, transport_for
+from mirror.mail.wire import Outgoing
 from mirror.store import EditionArticle, Store, link_map, with_own_canonicals
 from mirror.trust.keyfiles import load_public_key, published_keys
 

@@ -1,9 +1,5 @@
-"""Sending the digest: SMTP (or an outbox folder) behind one small seam.
-
-    deliver(outgoing, transport, ...)   paces, retries and reports one Delivery per message
-    └── Transport.send(outgoing)        one message to one recipient, or a named error:
-        ├── SmtpTransport               a few reused SMTP sessions (TLS required), pipelined
-        └── OutboxTransport             <hash of message id>.eml files in a folder
+"""The SMTP transport: a few reused SMTP sessions (TLS required), MAIL, RCPT and DATA
+pipelined when the server offers it.
 
 `smtp_url` schemes (DESIGN.md): `smtp://host:587` (STARTTLS required: a server that
 does not offer it gets nothing), `smtps://host:465` (implicit TLS) and
@@ -17,32 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import ipaddress
 import logging
-import math
-import os
 import re
 import ssl
-import tempfile
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol, cast
+from typing import cast
 from urllib.parse import urlsplit
 
 import aiosmtplib
 from aiosmtplib.response import SMTPResponse
 from aiosmtplib.typing import SMTPStatus
 
-from mirror.config import EHLO_NAME, DigestConfig
+from mirror.config import EHLO_NAME
 from mirror.errors import (
     DeliveryError,
     DigestError,
     SmtpConnectionError,
     TlsRequiredError,
 )
+from mirror.mail.wire import Outgoing
 
 log = logging.getLogger("mirror.mailer")
 
@@ -51,54 +42,10 @@ LOOPBACK_NAMES = ("localhost", "localhost.")
 MAX_REASON_CHARS = 300  # a server's text, cut short in a reason
 ADDRESS_LIKE = re.compile(r"[^\s<>\"',;:()\[\]]+@[^\s<>\"',;:()\[\]]+")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
-BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
 FORBIDDEN_IN_PATH = re.compile(r"[\s<>\x00-\x1f\x7f]")  # would break out of <...>
 QUIT_TIMEOUT_S = 2.0  # a polite QUIT at close is not worth waiting for longer
 MAX_REPLY_LINE = 2048  # bytes: RFC 5321 allows 512; a server sending more is broken
 MAX_REPLY_LINES = 100  # lines of one multi-line reply
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One message for one subscriber."""
-
-    recipient_id: int
-    address: str  # the envelope recipient; never logged
-    message: bytes  # the full RFC 5322 message, CRLF line endings
-    message_id: str  # the Message-ID header's value: re-sends reuse it
-    payload: bytes | None = None  # `data_payload(message)`, when the composer made it already
-
-    def data(self) -> bytes:
-        """The message as DATA carries it (see data_payload)."""
-        return self.payload if self.payload is not None else data_payload(self.message)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What became of one Outgoing."""
-
-    recipient_id: int
-    ok: bool
-    permanent: bool  # a 5xx for this recipient: sending again will not help
-    reason: str  # "" when ok; never contains the address
-
-
-class Transport(Protocol):
-    """Where messages go: one message per call.
-
-    `send` returns once the message is taken; it raises `DeliveryError` (`permanent`
-    or not) when this recipient or message is refused, `SmtpConnectionError` or
-    `TlsRequiredError` when the server itself cannot be used (`retryable` says whether
-    trying again may help).
-    """
-
-    async def send(self, outgoing: Outgoing) -> None:
-        """Hand over one message."""
-        ...
-
-    async def close(self) -> None:
-        """Release connections; sending afterwards is an error."""
-        ...
 
 
 # --- translating aiosmtplib's exceptions --------------------------------------------
@@ -539,28 +486,6 @@ def _path(address: str, encoding: str) -> bytes:
     return b"<" + address.encode(encoding) + b">"
 
 
-def data_payload(message: bytes) -> bytes:
-    """A message as DATA carries it: CRLF line endings, leading dots doubled, then `.`."""
-    crlf = message.count(b"\r\n")
-    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
-        message = BARE_LINE_END.sub(b"\r\n", message)
-    return end_of_data(dot_stuffed(message))
-
-
-def dot_stuffed(text: bytes) -> bytes:
-    """CRLF text that starts a line, every line's leading dot doubled (RFC 5321 4.5.2).
-
-    Pieces that each start a line can be stuffed apart and joined: a composer stuffs
-    the body every recipient shares once."""
-    text = text.replace(b"\r\n.", b"\r\n..")
-    return b"." + text if text.startswith(b".") else text
-
-
-def end_of_data(stuffed: bytes) -> bytes:
-    """Stuffed CRLF text with the end-of-data mark after its last line."""
-    return stuffed + (b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n")
-
-
 def _names_recipient(exc: BaseException) -> bool:
     """Whether the exception's args may hold the recipient's address."""
     return isinstance(
@@ -609,266 +534,3 @@ class _Slot:
             async with asyncio.timeout(QUIT_TIMEOUT_S):
                 await session.replies(1)
         session.close()
-
-
-# --- the outbox ----------------------------------------------------------------------
-
-
-class OutboxTransport:
-    """Each message as `<sha256 of its message id>.eml` in a folder (no SMTP at all).
-
-    Writes are atomic (a temporary file, then `os.replace`); sending a message id again
-    replaces the same file, so a resumed run leaves one file per message.
-    """
-
-    def __init__(self, outbox_dir: Path) -> None:
-        self._dir = Path(outbox_dir)
-        self._closed = False
-
-    async def __aenter__(self) -> OutboxTransport:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def send(self, outgoing: Outgoing) -> None:
-        """Write the message's file (in a worker thread: the loop is not blocked)."""
-        if self._closed:
-            raise DigestError("the outbox transport is closed")
-        try:
-            await asyncio.to_thread(self._write, outbox_name(outgoing.message_id), outgoing.message)
-        except OSError as exc:
-            raise SmtpConnectionError(f"cannot write the outbox: {exc.strerror}") from exc
-
-    async def close(self) -> None:
-        """Nothing to release; later sends are refused."""
-        self._closed = True
-
-    def _write(self, name: str, message: bytes) -> None:
-        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=self._dir, prefix=".", suffix=".tmp")  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(message)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self._dir / name)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                Path(temp).unlink()
-            raise
-
-
-def outbox_name(message_id: str) -> str:
-    """The file name of a message in the outbox: safe whatever the message id holds."""
-    return hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".eml"
-
-
-def transport_for(
-    config: DigestConfig,
-    *,
-    password: str | None,
-    sender_address: str,
-    tls_context: ssl.SSLContext | None = None,
-) -> Transport:
-    """SMTP when `smtp_url` is set, else the outbox folder."""
-    if not config.smtp_url:
-        return OutboxTransport(config.outbox_dir)
-    if config.smtp_username and password is None:
-        raise DigestError(
-            f"smtp_username is set but ${config.smtp_password_env} is not: "
-            "set it to the SMTP password"
-        )
-    return SmtpTransport(
-        config.smtp_url,
-        sender=sender_address,
-        username=config.smtp_username,
-        password=password,
-        connections=config.connections,
-        timeout_s=config.timeout_s,
-        tls_context=tls_context,
-        ehlo_name=config.ehlo_name,
-    )
-
-
-# --- delivering many messages ----------------------------------------------------------
-
-
-async def deliver(
-    outgoing: AsyncIterable[Outgoing] | Iterable[Outgoing],
-    transport: Transport,
-    *,
-    rate_per_s: float,
-    per_domain_rate_per_s: float,
-    concurrency: int,
-    retries: int,
-    backoff_s: float = 1.0,
-    after_send: Callable[[Outgoing, Delivery], None] | None = None,
-) -> list[Delivery]:
-    """Send every message; one Delivery each, in the order given.
-
-    Messages are read as they are needed (a few at a time, never all at once) and sent
-    `concurrency` at a time, at most `rate_per_s` overall and `per_domain_rate_per_s`
-    per recipient domain (0 or infinity: no limit). A refusal for now (4xx) or a lost
-    connection is tried again up to `retries` more times, waiting `backoff_s`, then
-    twice as long each time; a 5xx fails that recipient only. When the server cannot
-    be reached through a message's every attempt (and nothing got through meanwhile),
-    or refuses us outright (TLS, login), the rest fail at once, not permanently.
-    `after_send` runs once per message with its outcome, as soon as it is known (the
-    digest records a send there). An exception in it (or in the iterator) stops
-    everything and is raised as it is.
-    """
-    sender = _Sender(
-        transport,
-        _Limits(rate_per_s, per_domain_rate_per_s),
-        retries=max(0, retries),
-        backoff_s=backoff_s,
-        after_send=after_send,
-    )
-    workers = max(1, concurrency)
-    queue: asyncio.Queue[tuple[int, Outgoing] | None] = asyncio.Queue(maxsize=2 * workers)
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(_feed(outgoing, queue, workers))
-            for _ in range(workers):
-                group.create_task(_work(queue, sender))
-    except BaseExceptionGroup as failed:
-        raise failed.exceptions[0] from None  # the caller's own error, not a group
-    return [delivery for _, delivery in sorted(sender.results, key=lambda pair: pair[0])]
-
-
-async def _feed(
-    outgoing: AsyncIterable[Outgoing] | Iterable[Outgoing],
-    queue: asyncio.Queue[tuple[int, Outgoing] | None],
-    workers: int,
-) -> None:
-    """Number the messages into the bounded queue, then one stop mark per worker."""
-    index = 0
-    async for item in _aiter(outgoing):
-        await queue.put((index, item))
-        index += 1
-    for _ in range(workers):
-        await queue.put(None)
-
-
-async def _aiter(items: AsyncIterable[Outgoing] | Iterable[Outgoing]) -> AsyncIterator[Outgoing]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
-
-
-async def _work(queue: asyncio.Queue[tuple[int, Outgoing] | None], sender: _Sender) -> None:
-    while (item := await queue.get()) is not None:
-        index, out = item
-        sender.results.append((index, await sender.deliver_one(out)))
-
-
-class _Sender:
-    """One message at a time per worker: pacing, retries, the dead-server stop."""
-
-    def __init__(
-        self,
-        transport: Transport,
-        limits: _Limits,
-        *,
-        retries: int,
-        backoff_s: float,
-        after_send: Callable[[Outgoing, Delivery], None] | None,
-    ) -> None:
-        self.transport = transport
-        self.limits = limits
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.after_send = after_send
-        self.results: list[tuple[int, Delivery]] = []
-        self.stopped = ""  # why every remaining message fails at once
-        self.successes = 0
-
-    async def deliver_one(self, out: Outgoing) -> Delivery:
-        """Attempts until sent, refused for good, out of retries or stopped."""
-        delivery = await self._attempts(out)
-        if self.after_send is not None:
-            self.after_send(out, delivery)
-        return delivery
-
-    async def _attempts(self, out: Outgoing) -> Delivery:
-        successes_before = self.successes
-        reason = ""
-        server_failures = 0
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-            if self.stopped:
-                return _failed(out, self.stopped)
-            await self.limits.wait(_domain(out.address))
-            try:
-                await self.transport.send(out)
-            except DeliveryError as exc:
-                if exc.permanent:
-                    return _failed(out, exc.reason, permanent=True)
-                reason = exc.reason
-            except DigestError as exc:
-                reason = f"server unreachable: {exc}"
-                server_failures += 1
-                if not exc.retryable:
-                    return _failed(out, self._stop(str(exc)))
-            else:
-                self.successes += 1
-                return Delivery(out.recipient_id, ok=True, permanent=False, reason="")
-        if server_failures > self.retries and self.successes == successes_before:
-            self._stop(reason)
-        return _failed(out, reason)
-
-    def _stop(self, reason: str) -> str:
-        """Fail every message not yet sent, with this reason."""
-        if not self.stopped:
-            log.warning("SMTP server unusable, not trying the remaining messages: %s", reason)
-            self.stopped = reason
-        return self.stopped
-
-
-def _failed(out: Outgoing, reason: str, *, permanent: bool = False) -> Delivery:
-    return Delivery(out.recipient_id, ok=False, permanent=permanent, reason=reason)
-
-
-def _domain(address: str) -> str:
-    return address.rpartition("@")[2].lower()
-
-
-class _Pace:
-    """Evenly spaced slots, `rate_per_s` a second, no burst (0 or inf: no limit)."""
-
-    def __init__(self, rate_per_s: float) -> None:
-        limited = 0 < rate_per_s < math.inf
-        self.interval_s = 1 / rate_per_s if limited else 0.0
-        self.next_at = 0.0
-
-    async def wait(self) -> None:
-        """Take the next free slot and sleep until it comes."""
-        if not self.interval_s:
-            return
-        now = asyncio.get_running_loop().time()
-        at = max(now, self.next_at)
-        self.next_at = at + self.interval_s
-        if at > now:
-            await asyncio.sleep(at - now)
-
-
-class _Limits:
-    """The overall rate and one per recipient domain."""
-
-    def __init__(self, rate_per_s: float, per_domain_rate_per_s: float) -> None:
-        self.overall = _Pace(rate_per_s)
-        self.per_domain_rate_per_s = per_domain_rate_per_s
-        self.domains: dict[str, _Pace] = {}
-
-    async def wait(self, domain: str) -> None:
-        """The domain's slot first, so a busy domain never holds overall slots."""
-        pace = self.domains.get(domain)
-        if pace is None:
-            pace = self.domains[domain] = _Pace(self.per_domain_rate_per_s)
-        await pace.wait()
-        await self.overall.wait()
