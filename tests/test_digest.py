@@ -13,7 +13,6 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from mirror.digest.compose import (
-    TOKEN_MAX_CHARS,
     UNLISTED_PER_SUBSCRIBER,
     DigestArticle,
     DigestContext,
@@ -23,9 +22,8 @@ from mirror.digest.compose import (
     compose,
     html_to_text,
     message_id,
-    token_subscriber,
-    unsubscribe_token,
 )
+from mirror.digest.tokens import TOKEN_MAX_CHARS, token_subscriber, unsubscribe_token
 from mirror.errors import DigestError, SubscriberError
 from mirror.mail.wire import data_payload
 

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mirror.digest.compose import unsubscribe_token
+from mirror.digest.tokens import unsubscribe_token
 from mirror.digest.unsubscribe import CONTENT_SECURITY_POLICY, MAX_BODY_BYTES, make_app
 from mirror.errors import ConfigError, StoreError
 from mirror.store import Store

@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hmac
 import itertools
 import re
 import textwrap
@@ -58,6 +57,12 @@ from mirror.build.locale import (
     wording,
 )
 from mirror.build.templating import TemplateLoader
+from mirror.digest.tokens import (
+    check_secret,
+    mac,
+    unsubscribe_link,
+    unsubscribe_token,
+)
 from mirror.errors import DigestError, SubscriberError
 from mirror.fetch.urls import without_trackers
 from mirror.mail.wire import data_payload, dot_stuffed, end_of_data
@@ -66,11 +71,7 @@ WIDTH = 72  # columns of wrapped text (URLs and keys are never broken)
 TEMPLATE_FOLDER = "digest"  # in mirror.templates, beside the edition's
 UNLISTED_PER_SUBSCRIBER = 2  # unlisted mirrors one subscriber ever sees (more only if
 #                              too few mirrors are listed to fill links_per_article)
-TOKEN_MAX_CHARS = 64
-MIN_SECRET_BYTES = 16
 SUMMARY_MAX_CHARS = 400  # a summary made from the body when an article has no lead
-_TOKEN = re.compile(r"([1-9][0-9]{0,17})\.([A-Za-z0-9_-]{22})")
-_TOKEN_MAC_BYTES = 16
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _SPACES = re.compile(r"[ \t\n\r\f\v]+")  # not \xa0: a non-breaking space keeps words together
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -142,38 +143,12 @@ class DigestContext:
     keys_serial: int = 0  # the edition's keys.json serial (0: none known)
 
 
-# --- tokens, ids, mirror choice --------------------------------------------------------
-
-
-def unsubscribe_token(secret: bytes, subscriber_id: int) -> str:
-    """The subscriber's unsubscribe token "<id>.<mac>": URL-safe, never expires."""
-    _check_secret(secret)
-    if subscriber_id < 1:
-        raise SubscriberError(f"not a subscriber id: {subscriber_id}")
-    return f"{subscriber_id}.{_token_mac(secret, subscriber_id)}"
-
-
-def token_subscriber(secret: bytes, token: str, *, previous: Sequence[bytes] = ()) -> int | None:
-    """The subscriber id a token was made for, with `secret` or one of the `previous`
-    secrets (links in mail sent before a rotation keep working); None for a bad,
-    forged or overlong one."""
-    if len(token) > TOKEN_MAX_CHARS:
-        return None
-    found = _TOKEN.fullmatch(token)
-    if found is None:
-        return None
-    subscriber_id = int(found[1])
-    for key in (secret, *previous):
-        if len(key) >= MIN_SECRET_BYTES and hmac.compare_digest(
-            _token_mac(key, subscriber_id), found[2]
-        ):
-            return subscriber_id
-    return None
+# --- ids, mirror choice --------------------------------------------------------
 
 
 def message_id(context: DigestContext, recipient: Recipient) -> str:
     """The Message-ID of this digest for this recipient: the same on every resend."""
-    digest = _mac(context.secret, "message-id", context.digest_id, recipient.id)[:16]
+    digest = mac(context.secret, "message-id", context.digest_id, recipient.id)[:16]
     return f"<{digest.hex()}.{context.digest_id}@{_sender_domain(context.sender)}>"
 
 
@@ -189,29 +164,14 @@ def choose_mirrors(context: DigestContext, recipient: Recipient) -> tuple[Digest
     listed = [mirror for mirror in context.mirrors if mirror.listed]
     unlisted = [mirror for mirror in context.mirrors if not mirror.listed]
     pool_size = min(len(unlisted), max(UNLISTED_PER_SUBSCRIBER, count - len(listed)))
-    pool = sorted(unlisted, key=lambda m: _mac(context.secret, "pool", recipient.id, m.name))
+    pool = sorted(unlisted, key=lambda m: mac(context.secret, "pool", recipient.id, m.name))
 
     def rotation(mirror: DigestMirror) -> bytes:
-        return _mac(context.secret, "digest", recipient.id, context.digest_id, mirror.name)
+        return mac(context.secret, "digest", recipient.id, context.digest_id, mirror.name)
 
     first = sorted(pool[:pool_size], key=rotation)[:1]
     rest = sorted((m for m in [*listed, *pool[:pool_size]] if m not in first), key=rotation)
     return tuple([*first, *rest][:count])
-
-
-def _mac(secret: bytes, *parts: object) -> bytes:
-    message = "\x1f".join(str(part) for part in parts).encode("utf-8")
-    return hmac.digest(secret, message, "sha256")  # OpenSSL's one-shot: no HMAC object
-
-
-def _token_mac(secret: bytes, subscriber_id: int) -> str:
-    digest = _mac(secret, "unsubscribe", subscriber_id)[:_TOKEN_MAC_BYTES]
-    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
-
-
-def _check_secret(secret: bytes) -> None:
-    if len(secret) < MIN_SECRET_BYTES:
-        raise DigestError(f"the unsubscribe secret must be at least {MIN_SECRET_BYTES} bytes")
 
 
 # --- the message ---------------------------------------------------------------------
@@ -225,7 +185,7 @@ def compose(
     Full text (when `context.full_text`) for as many articles from the first as fit in
     `max_message_bytes`; the rest as summaries with links.
     """
-    _check_secret(context.secret)
+    check_secret(context.secret)
     chrome = _chrome_language(context, recipient)
     view = _digest_view(context, recipient, articles, chrome)
     message = _headers(context, recipient, chrome, len(articles))
@@ -259,7 +219,7 @@ class Composer:
     cap cuts nowhere near the boundary (the cap is then applied with a little margin)."""
 
     def __init__(self, context: DigestContext) -> None:
-        _check_secret(context.secret)
+        check_secret(context.secret)
         self.context = context
         self._bodies: dict[tuple[object, ...], _SharedBody] = {}
         self._headers: dict[tuple[str, int], list[tuple[str, bytes | None]]] = {}
@@ -440,12 +400,6 @@ def _unsubscribe_uris(context: DigestContext, recipient: Recipient) -> list[str]
         ):
             raise DigestError(f"unsubscribe address unusable in a header: {uri!r}")
     return uris
-
-
-def unsubscribe_link(unsubscribe_url: str, token: str) -> str:
-    """The https unsubscribe URL carrying `token`."""
-    joiner = "&" if urlsplit(unsubscribe_url).query else "?"
-    return f"{unsubscribe_url}{joiner}token={token}"
 
 
 def _subject(context: DigestContext, chrome: str, count: int) -> str:

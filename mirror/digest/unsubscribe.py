@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from mirror.digest.compose import token_subscriber
+from mirror.digest.tokens import token_subscriber
 from mirror.errors import StoreError
 from mirror.store import Store
 
