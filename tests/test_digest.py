@@ -20,9 +20,9 @@ from mirror.digest.compose import (
     Recipient,
     choose_mirrors,
     compose,
-    html_to_text,
     message_id,
 )
+from mirror.digest.text import html_to_text
 from mirror.digest.tokens import TOKEN_MAX_CHARS, token_subscriber, unsubscribe_token
 from mirror.errors import DigestError, SubscriberError
 from mirror.mail.wire import data_payload

@@ -31,9 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import itertools
 import re
-import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -42,11 +40,9 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import jinja2
-import lxml.html
-from lxml.etree import ParserError
 
 from mirror.build.locale import (
     aware,
@@ -57,6 +53,16 @@ from mirror.build.locale import (
     wording,
 )
 from mirror.build.templating import TemplateLoader
+from mirror.digest.text import (
+    CONTROLS,
+    SPACES,
+    WIDTH,
+    heading,
+    html_to_text,
+    one_line,
+    tidy,
+    wrap,
+)
 from mirror.digest.tokens import (
     check_secret,
     mac,
@@ -64,17 +70,12 @@ from mirror.digest.tokens import (
     unsubscribe_token,
 )
 from mirror.errors import DigestError, SubscriberError
-from mirror.fetch.urls import without_trackers
 from mirror.mail.wire import data_payload, dot_stuffed, end_of_data
 
-WIDTH = 72  # columns of wrapped text (URLs and keys are never broken)
 TEMPLATE_FOLDER = "digest"  # in mirror.templates, beside the edition's
 UNLISTED_PER_SUBSCRIBER = 2  # unlisted mirrors one subscriber ever sees (more only if
 #                              too few mirrors are listed to fill links_per_article)
 SUMMARY_MAX_CHARS = 400  # a summary made from the body when an article has no lead
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-_SPACES = re.compile(r"[ \t\n\r\f\v]+")  # not \xa0: a non-breaking space keeps words together
-_BLANK_LINES = re.compile(r"\n{3,}")
 _BAD_IN_URI = frozenset('<>,"')  # would end the <...> of a List-Unsubscribe URI early
 _CTE_HEADER = "Content-Transfer-Encoding: quoted-printable\r\n\r\n"  # and the blank line
 
@@ -394,8 +395,8 @@ def _unsubscribe_uris(context: DigestContext, recipient: Recipient) -> list[str]
     for uri in uris:
         if (
             not uri.isascii()
-            or _SPACES.search(uri)
-            or _CONTROLS.search(uri)
+            or SPACES.search(uri)
+            or CONTROLS.search(uri)
             or _BAD_IN_URI & set(uri)
         ):
             raise DigestError(f"unsubscribe address unusable in a header: {uri!r}")
@@ -405,8 +406,8 @@ def _unsubscribe_uris(context: DigestContext, recipient: Recipient) -> list[str]
 def _subject(context: DigestContext, chrome: str, count: int) -> str:
     date = date_words(context.date, chrome, context.timezone)
     if context.neutral:
-        return _one_line(f"{context.neutral_subject}, {date}")
-    return _one_line(f"{context.publication}: {_count_words(count, chrome)}, {date}")
+        return one_line(f"{context.neutral_subject}, {date}")
+    return one_line(f"{context.publication}: {_count_words(count, chrome)}, {date}")
 
 
 def _from_address(context: DigestContext) -> Address:
@@ -414,11 +415,11 @@ def _from_address(context: DigestContext) -> Address:
     if not address or "@" not in address:
         raise DigestError(f"the digest's sender is not an address: {context.sender!r}")
     display = context.neutral_sender if context.neutral else name
-    return Address(display_name=_one_line(display), addr_spec=_ascii_address(address))
+    return Address(display_name=one_line(display), addr_spec=_ascii_address(address))
 
 
 def _recipient_address(email: str) -> Address:
-    if _SPACES.search(email) or _CONTROLS.search(email) or email.count("@") != 1:
+    if SPACES.search(email) or CONTROLS.search(email) or email.count("@") != 1:
         raise SubscriberError("not a single email address")
     local, domain = email.rsplit("@", 1)
     try:
@@ -449,10 +450,10 @@ def _sender_domain(sender: str) -> str:
 
 
 def _list_id(context: DigestContext) -> str:
-    list_id = _one_line(context.list_id).strip("<>") or f"digest.{_sender_domain(context.sender)}"
+    list_id = one_line(context.list_id).strip("<>") or f"digest.{_sender_domain(context.sender)}"
     if context.neutral:
         return f"<{list_id}>"
-    name = re.sub(r'[<>"\\]', "", _one_line(context.publication))
+    name = re.sub(r'[<>"\\]', "", one_line(context.publication))
     return f"{name} <{list_id}>" if name else f"<{list_id}>"
 
 
@@ -543,7 +544,7 @@ def _digest_view(
     date = date_words(context.date, chrome, context.timezone)
     name = context.neutral_subject if context.neutral else context.publication
     return _DigestView(
-        heading=_one_line(f"{name} — {date}"),
+        heading=one_line(f"{name} — {date}"),
         chrome=chrome,
         articles=tuple(
             _on_mirrors(_article_view(a, chrome, context.timezone), mirrors, context)
@@ -594,17 +595,17 @@ def _links(article: DigestArticle, mirrors: Sequence[DigestMirror]) -> tuple[str
 def _article_view(article: DigestArticle, chrome: str, zone: str) -> _ArticleView:
     """The article as every recipient with this language sees it (links left empty)."""
     body = html_to_text(article.body_html, image_label=_messages(chrome)["image"])
-    lead = _one_line(article.lead)
+    lead = one_line(article.lead)
     return _ArticleView(
         article=article,
-        title=_one_line(article.title) or "—",
+        title=one_line(article.title) or "—",
         byline=_byline(article.authors, article.language),
         date=date_words(article.published, article.language, zone) if article.published else "",
         lead="" if _opens_with(body, lead) else lead,
         summary=lead or _shortened(body),
         body=body,
         links=(),
-        original=_one_line(article.canonical_url).replace(" ", "%20"),
+        original=one_line(article.canonical_url).replace(" ", "%20"),
     )
 
 
@@ -623,13 +624,7 @@ def _render_body(view: _DigestView, full: int, full_text: bool) -> str:
             rule="-" * WIDTH,
         )
     )
-    return _tidy(text)
-
-
-def _tidy(text: str) -> str:
-    """No trailing spaces (but the signature's "-- "), no runs of blank lines."""
-    lines = ["-- " if line == "--" else line.rstrip() for line in text.split("\n")]
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
+    return tidy(text)
 
 
 def _opens_with(body: str, lead: str) -> bool:
@@ -644,31 +639,6 @@ def _shortened(body: str) -> str:
     if len(first) <= SUMMARY_MAX_CHARS:
         return first
     return first[:SUMMARY_MAX_CHARS].rsplit(" ", 1)[0] + " …"
-
-
-def _one_line(text: str) -> str:
-    """`text` on one line: no control character, CR or LF; runs of spaces squeezed."""
-    return " ".join(_CONTROLS.sub(" ", text).split())
-
-
-@functools.lru_cache(maxsize=4096)
-def wrap(text: str, indent: str = "", first: str | None = None, width: int = WIDTH) -> str:
-    """`text` wrapped to `width` columns; words longer than a line (URLs) kept whole."""
-    wrapper = textwrap.TextWrapper(
-        width=width,
-        initial_indent=indent if first is None else first,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-    return "\n".join(wrapper.wrap(text))
-
-
-def heading(text: str, underline: str, width: int = WIDTH) -> str:
-    """`text` wrapped, then underlined with `underline` as wide as its longest line."""
-    wrapped = wrap(text, width=width)
-    longest = max((len(line) for line in wrapped.split("\n")), default=0)
-    return f"{wrapped}\n{underline * min(longest, width)}"
 
 
 # --- words -----------------------------------------------------------------------------
@@ -793,256 +763,7 @@ def _count_words(count: int, language: str) -> str:
 
 
 def _byline(authors: Sequence[str], language: str) -> str:
-    return byline([_one_line(name) for name in authors], language, _messages(language))
-
-
-# --- HTML to text ----------------------------------------------------------------------
-
-
-_BLOCKS = frozenset(
-    {
-        "p", "div", "section", "article", "header", "footer", "aside", "main", "nav",
-        "figure", "figcaption", "blockquote", "ul", "ol", "li", "dl", "dt", "dd", "table",
-        "thead", "tbody", "tfoot", "tr", "caption", "pre", "hr", "h1", "h2", "h3", "h4",
-        "h5", "h6", "address", "details", "summary", "center",
-    }
-)  # fmt: skip
-_SKIPPED = frozenset(
-    {
-        "script", "style", "template", "head", "title", "iframe", "object", "embed",
-        "noscript", "svg", "math", "button", "form", "input", "select", "textarea", "audio",
-        "video", "source", "track", "picture",
-    }
-)  # fmt: skip
-_HEADINGS = {"h1": "=", "h2": "-", "h3": "-", "h4": "", "h5": "", "h6": ""}
-_LINK_SCHEMES = ("http", "https", "mailto")
-
-
-@dataclass(frozen=True)
-class _Paragraph:
-    text: str  # inline text; "\n" is a hard line break
-    first: str  # prefix of its first line
-    rest: str  # prefix of the lines after
-    group: int = 0  # a list or table: no blank line between paragraphs of one group
-    underline: str = ""  # a heading's underline character
-    preformatted: bool = False
-
-
-class _Where:
-    """Where the next paragraph goes: its prefixes, and whether a bullet is spent."""
-
-    def __init__(self, first: str, rest: str, *, group: int = 0) -> None:
-        self.first, self.rest, self.group = first, rest, group
-        self.used = False
-
-    def prefix(self) -> str:
-        return self.rest if self.used else self.first
-
-    def nested(self, first: str, rest: str, *, group: int | None = None) -> _Where:
-        group = self.group if group is None else group
-        return _Where(self.prefix() + first, self.rest + rest, group=group)
-
-
-class _TextWriter:
-    """Walks a sanitised HTML fragment into paragraphs and a numbered list of links."""
-
-    def __init__(self, image_label: str) -> None:
-        self.paragraphs: list[_Paragraph] = []
-        self.links: dict[str, int] = {}
-        self.buffer: list[str] = []
-        self.image_label = image_label
-        self.groups = itertools.count(1)
-
-    def walk(self, element: lxml.html.HtmlElement, where: _Where) -> None:
-        self.inline_text(element.text)
-        for child in element:
-            tag = child.tag if isinstance(child.tag, str) else ""
-            if tag in _BLOCKS:
-                self.flush(where)
-                self.block(child, tag, where)
-            elif tag and tag not in _SKIPPED:
-                self.inline(child)
-            self.inline_text(child.tail)
-
-    def block(self, element: lxml.html.HtmlElement, tag: str, where: _Where) -> None:
-        if tag in ("ul", "ol"):
-            self.list(element, tag, where)
-        elif tag == "blockquote":
-            self.nested(element, where.nested("> ", "> "), where)
-        elif tag in _HEADINGS:
-            self.add(self.collect(element), where, underline=_HEADINGS[tag])
-        elif tag == "pre":
-            self.add(element.text_content().expandtabs(), where, preformatted=True)
-        elif tag == "hr":
-            self.add("* * *", where)
-        elif tag == "table":
-            self.nested(element, where.nested("", "", group=self.group(where)), where)
-        elif tag == "tr":
-            cells = [self.collect(cell) for cell in element if cell.tag in ("td", "th")]
-            self.add(" | ".join(cell for cell in cells if cell), where)
-        elif tag in ("dd", "li"):
-            self.nested(element, where.nested("    ", "    "), where)
-        else:
-            self.walk(element, where)
-            self.flush(where)
-
-    def nested(self, element: lxml.html.HtmlElement, inner: _Where, outer: _Where) -> None:
-        self.walk(element, inner)
-        self.flush(inner)
-        outer.used = outer.used or inner.used
-
-    def list(self, element: lxml.html.HtmlElement, tag: str, where: _Where) -> None:
-        number, group = _int(element.get("start"), 1), self.group(where)
-        for item in element:
-            if not isinstance(item.tag, str) or item.tag in _SKIPPED:
-                continue
-            bullet = f"{number}. " if tag == "ol" else "- "
-            self.nested(item, where.nested(bullet, " " * len(bullet), group=group), where)
-            number += 1
-
-    def group(self, where: _Where) -> int:
-        """The group of a new list or table: its parent's when nested in one."""
-        return where.group or next(self.groups)
-
-    def inline(self, element: lxml.html.HtmlElement) -> None:
-        tag = element.tag
-        if tag == "br":
-            self.buffer.append("\n")
-        elif tag == "img":
-            alt = _one_line(element.get("alt") or "")
-            self.buffer.append(
-                f" [{self.image_label}: {alt}] " if alt else f" [{self.image_label}] "
-            )
-        elif tag == "a":
-            self.anchor(element)
-        elif tag not in _SKIPPED:
-            self.inline_text(element.text)
-            for child in element:
-                if isinstance(child.tag, str):
-                    self.inline(child)
-                self.inline_text(child.tail)
-
-    def anchor(self, element: lxml.html.HtmlElement) -> None:
-        text = self.collect(element)
-        href = _link_target(element.get("href") or "")
-        if not href or _same_link(text, href):
-            self.buffer.append(text if text else href)
-            return
-        number = self.links.setdefault(href, len(self.links) + 1)
-        self.buffer.append(f"{text} [{number}]" if text else f"[{number}]")
-
-    def collect(self, element: lxml.html.HtmlElement) -> str:
-        """The inline text of `element`, as one string (hard breaks kept)."""
-        saved, self.buffer = self.buffer, []
-        self.inline_text(element.text)
-        for child in element:
-            if isinstance(child.tag, str):
-                self.inline(child)
-            self.inline_text(child.tail)
-        text, self.buffer = "".join(self.buffer), saved
-        return "\n".join(_SPACES.sub(" ", line).strip(" ") for line in text.split("\n")).strip()
-
-    def inline_text(self, text: str | None) -> None:
-        if text:
-            self.buffer.append(_SPACES.sub(" ", text))
-
-    def flush(self, where: _Where) -> None:
-        text = "".join(self.buffer)
-        self.buffer = []
-        self.add(text, where)
-
-    def add(self, text: str, where: _Where, **kind: Any) -> None:
-        if not text.strip():
-            return
-        paragraph = _Paragraph(text, where.prefix(), where.rest, where.group, **kind)
-        self.paragraphs.append(paragraph)
-        where.used = True
-
-
-def html_to_text(body_html: str, width: int = WIDTH, *, image_label: str = "image") -> str:
-    """Sanitised article HTML as wrapped plain text, with no markup left.
-
-    Paragraphs wrapped to `width` (URLs never broken); headings underlined; list items
-    "- " or "1. "; blockquotes "> "; images "[image: alt]"; table rows "a | b"; links
-    "text [n]" with the numbered list of their URLs at the end ("[n] URL").
-    """
-    return _html_to_text(body_html, width, image_label)
-
-
-@functools.lru_cache(maxsize=256)
-def _html_to_text(body_html: str, width: int, image_label: str) -> str:
-    cleaned = _CONTROLS.sub(" ", body_html.replace("\r\n", "\n"))
-    if not cleaned.strip():
-        return ""
-    try:
-        root = lxml.html.fragment_fromstring(cleaned, create_parent="div")
-    except (ParserError, ValueError):
-        return ""
-    writer = _TextWriter(image_label)
-    top = _Where("", "")
-    writer.walk(root, top)
-    writer.flush(top)
-    text = _layout(writer.paragraphs, width)
-    if writer.links:
-        text += "\n\n" + "\n".join(f"[{n}] {url}" for url, n in writer.links.items())
-    return text
-
-
-def _layout(paragraphs: Sequence[_Paragraph], width: int) -> str:
-    lines: list[str] = []
-    previous: _Paragraph | None = None
-    for paragraph in paragraphs:
-        if previous is not None and not (previous.group == paragraph.group != 0):
-            lines.append(_common_prefix(previous.rest, paragraph.rest).rstrip())
-        lines.extend(_paragraph_lines(paragraph, width))
-        previous = paragraph
-    return "\n".join(lines)
-
-
-def _common_prefix(one: str, other: str) -> str:
-    """The prefixes both lines share ("> " inside a quote): a blank line keeps them."""
-    size = 0
-    while size < min(len(one), len(other)) and one[size] == other[size]:
-        size += 1
-    return one[:size]
-
-
-def _paragraph_lines(paragraph: _Paragraph, width: int) -> list[str]:
-    if paragraph.preformatted:
-        raw = paragraph.text.strip("\n").split("\n")
-        return [paragraph.first + raw[0], *(paragraph.rest + line for line in raw[1:])]
-    lines: list[str] = []
-    first = paragraph.first
-    for part in paragraph.text.split("\n"):
-        wrapped = wrap(_SPACES.sub(" ", part).strip(" "), paragraph.rest, first, width)
-        lines.extend(wrapped.split("\n") if wrapped else [])
-        first = paragraph.rest
-    if paragraph.underline and lines:
-        longest = max(len(line) - len(paragraph.rest) for line in lines)
-        lines.append(paragraph.rest + paragraph.underline * min(longest, width))
-    return lines
-
-
-def _link_target(href: str) -> str:
-    """A link's URL as the text shows it; "" for a scheme we do not show."""
-    href = _CONTROLS.sub("", href).strip()
-    if urlsplit(href).scheme.lower() not in _LINK_SCHEMES:
-        return ""
-    return _SPACES.sub("%20", without_trackers(href))
-
-
-def _same_link(text: str, href: str) -> bool:
-    def bare(url: str) -> str:
-        return re.sub(r"^(?:https?://|mailto:)", "", url.strip()).rstrip("/")
-
-    return bare(text) == bare(href)
-
-
-def _int(text: str | None, default: int) -> int:
-    try:
-        return max(0, min(int(text or ""), 1_000_000))
-    except ValueError:
-        return default
+    return byline([one_line(name) for name in authors], language, _messages(language))
 
 
 # --- templates -----------------------------------------------------------------------
