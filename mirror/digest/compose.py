@@ -28,8 +28,6 @@ Wording lives in `MESSAGES` (en, ru) and the jinja2 text templates in
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +35,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
 from typing import Any
 from urllib.parse import quote
@@ -70,14 +67,28 @@ from mirror.digest.tokens import (
     unsubscribe_token,
 )
 from mirror.errors import DigestError, SubscriberError
-from mirror.mail.wire import data_payload, dot_stuffed, end_of_data
+from mirror.mail.wire import (
+    CTE_HEADER,
+    SMTP_POLICY,
+    SharedBody,
+    ascii_address,
+    ascii_domain,
+    data_payload,
+    dot_stuffed,
+    encode_body,
+    encoded_body,
+    end_of_data,
+    header_bytes,
+    policy_for,
+    shared_body,
+    wire_bytes,
+)
 
 TEMPLATE_FOLDER = "digest"  # in mirror.templates, beside the edition's
 UNLISTED_PER_SUBSCRIBER = 2  # unlisted mirrors one subscriber ever sees (more only if
 #                              too few mirrors are listed to fill links_per_article)
 SUMMARY_MAX_CHARS = 400  # a summary made from the body when an article has no lead
 _BAD_IN_URI = frozenset('<>,"')  # would end the <...> of a List-Unsubscribe URI early
-_CTE_HEADER = "Content-Transfer-Encoding: quoted-printable\r\n\r\n"  # and the blank line
 
 
 @dataclass(frozen=True)
@@ -190,15 +201,15 @@ def compose(
     chrome = _chrome_language(context, recipient)
     view = _digest_view(context, recipient, articles, chrome)
     message = _headers(context, recipient, chrome, len(articles))
-    room = context.max_message_bytes - _header_bytes(message) - len(_CTE_HEADER)
+    room = context.max_message_bytes - header_bytes(message) - len(CTE_HEADER)
 
     @functools.cache
     def body(count: int) -> tuple[str, str]:
-        return _encoded_body(_render_body(view, count, context.full_text))
+        return encoded_body(_render_body(view, count, context.full_text))
 
     full = len(articles) if context.full_text else 0
-    if full and _wire_bytes(body(full)[1]) > room:
-        full = _largest(lambda count: _wire_bytes(body(count)[1]) <= room, full - 1)
+    if full and wire_bytes(body(full)[1]) > room:
+        full = _largest(lambda count: wire_bytes(body(count)[1]) <= room, full - 1)
     encoding, payload = body(full)
     message["Content-Transfer-Encoding"] = encoding
     message.set_payload(payload)
@@ -222,7 +233,7 @@ class Composer:
     def __init__(self, context: DigestContext) -> None:
         check_secret(context.secret)
         self.context = context
-        self._bodies: dict[tuple[object, ...], _SharedBody] = {}
+        self._bodies: dict[tuple[object, ...], SharedBody] = {}
         self._headers: dict[tuple[str, int], list[tuple[str, bytes | None]]] = {}
 
     def message_bytes(self, recipient: Recipient, articles: Sequence[DigestArticle]) -> bytes:
@@ -238,7 +249,7 @@ class Composer:
         token = unsubscribe_token(self.context.secret, recipient.id)
         body = self._body(recipient, articles, chrome, len(token))
         stand_in = (_STAND_IN * len(token)).encode("utf-8")
-        tail = _encode(body.encoding, body.tail.replace(stand_in, token.encode("ascii")))
+        tail = encode_body(body.encoding, body.tail.replace(stand_in, token.encode("ascii")))
         tail = tail.replace(b"\n", b"\r\n")
         headers = self._header_block(recipient, chrome, len(articles), body.encoding)
         message = headers + b"\r\n" + body.head + tail
@@ -247,27 +258,27 @@ class Composer:
 
     def _body(
         self, recipient: Recipient, articles: Sequence[DigestArticle], chrome: str, size: int
-    ) -> _SharedBody:
+    ) -> SharedBody:
         mirrors = choose_mirrors(self.context, recipient)
         key = (chrome, tuple(articles), mirrors, size)
         if key not in self._bodies:
             stand_in = _STAND_IN * size
             view = _digest_view(self.context, recipient, articles, chrome, token=stand_in)
             text = self._fitted(view, recipient, chrome, len(articles))
-            self._bodies[key] = _shared_body(text, stand_in)
+            self._bodies[key] = shared_body(text, stand_in)
         return self._bodies[key]
 
     def _fitted(self, view: _DigestView, recipient: Recipient, chrome: str, count: int) -> str:
         """The body text with as many articles in full as fit the size cap."""
-        headers = _header_bytes(_headers(self.context, recipient, chrome, count))
-        room = self.context.max_message_bytes - headers - len(_CTE_HEADER) - _HEADER_MARGIN
+        headers = header_bytes(_headers(self.context, recipient, chrome, count))
+        room = self.context.max_message_bytes - headers - len(CTE_HEADER) - _HEADER_MARGIN
 
         @functools.cache
         def body(full: int) -> str:
             return _render_body(view, full, self.context.full_text)
 
         def fits(full: int) -> bool:
-            return _wire_bytes(_encoded_body(body(full))[1]) <= room
+            return wire_bytes(encoded_body(body(full))[1]) <= room
 
         full = count if self.context.full_text else 0
         if full and not fits(full):
@@ -290,7 +301,7 @@ class Composer:
         else:
             uris = _unsubscribe_uris(self.context, recipient)
             value = ", ".join(f"<{uri}>" for uri in uris)
-        return _SMTP_POLICY.fold_binary(name, value)
+        return SMTP_POLICY.fold_binary(name, value)
 
     def _template(self, chrome: str, count: int) -> list[tuple[str, bytes | None]]:
         """The header lines in order; None where each recipient has their own."""
@@ -298,57 +309,16 @@ class Composer:
         if key not in self._headers:
             sample = _headers(self.context, _SAMPLE_RECIPIENT, chrome, count)
             self._headers[key] = [
-                (name, None if name in _OWN_HEADERS else _SMTP_POLICY.fold_binary(name, value))
+                (name, None if name in _OWN_HEADERS else SMTP_POLICY.fold_binary(name, value))
                 for name, value in sample.items()
             ]
         return self._headers[key]
-
-
-@dataclass(frozen=True)
-class _SharedBody:
-    """A body every recipient of a kind shares: its encoding, the encoded part before the
-    first line holding the token (CRLF line ends), and the text from there on."""
-
-    encoding: str
-    head: bytes
-    tail: bytes  # UTF-8, not yet encoded
-    stuffed_head: bytes  # `head` as SMTP DATA carries it (leading dots doubled)
-
-
-def _shared_body(text: str, stand_in: str) -> _SharedBody:
-    """Split where encoding the two parts apart gives the same bytes as the whole:
-    at a line start for quoted-printable, at a 57-byte boundary for base64."""
-    encoding, _ = _encoded_body(text.replace(stand_in, "A" * len(stand_in)))
-    data = text.encode("utf-8")
-    first = data.find(stand_in.encode("utf-8"))
-    first = len(data) if first < 0 else first
-    cut = data.rfind(b"\n", 0, first) + 1 if encoding == "quoted-printable" else first // 57 * 57
-    head = _encode(encoding, data[:cut]).replace(b"\n", b"\r\n")
-    return _SharedBody(encoding, head, data[cut:], dot_stuffed(head))
-
-
-def _encode(encoding: str, data: bytes) -> bytes:
-    """UTF-8 `data` in quoted-printable or base64, "\n" line ends (as `_encoded_body`)."""
-    if encoding == "base64":
-        return base64.encodebytes(data)
-    printable = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
-    return re.sub(rb"(?m)^From ", b"=46rom ", printable)
 
 
 _STAND_IN = "\ue000"  # private use: never in a body; one per token character
 _HEADER_MARGIN = 200  # bytes: recipients' own headers differ in length a little
 _OWN_HEADERS = frozenset({"To", "Message-ID", "List-Unsubscribe"})
 _SAMPLE_RECIPIENT = Recipient(1, "sample@example.org", "any")
-
-
-def _header_bytes(message: EmailMessage) -> int:
-    """The size of the message's header lines, as the generator will write them."""
-    return sum(len(message.policy.fold_binary(name, value)) for name, value in message.items())
-
-
-def _wire_bytes(payload: str) -> int:
-    """The payload's size on the wire, where every line ends in CRLF."""
-    return len(payload) + payload.count("\n")
 
 
 def _largest(fits: Callable[[int], bool], upper: int) -> int:
@@ -364,7 +334,7 @@ def _largest(fits: Callable[[int], bool], upper: int) -> int:
 
 
 def _headers(context: DigestContext, recipient: Recipient, chrome: str, count: int) -> EmailMessage:
-    message = EmailMessage(policy=_policy_for(recipient.email))
+    message = EmailMessage(policy=policy_for(recipient.email))
     message["From"] = _from_address(context)
     message["To"] = _recipient_address(recipient.email)
     message["Subject"] = _subject(context, chrome, count)
@@ -388,7 +358,7 @@ def _unsubscribe_uris(context: DigestContext, recipient: Recipient) -> list[str]
     if context.unsubscribe_url:
         uris.append(unsubscribe_link(context.unsubscribe_url, token))
     if context.unsubscribe_mailto:
-        uris.append(f"mailto:{_ascii_address(context.unsubscribe_mailto)}"
+        uris.append(f"mailto:{ascii_address(context.unsubscribe_mailto)}"
                     f"?subject=unsubscribe%20{token}")  # fmt: skip
     if not uris:
         raise DigestError("no way to unsubscribe: set unsubscribe_url or unsubscribe_mailto")
@@ -415,7 +385,7 @@ def _from_address(context: DigestContext) -> Address:
     if not address or "@" not in address:
         raise DigestError(f"the digest's sender is not an address: {context.sender!r}")
     display = context.neutral_sender if context.neutral else name
-    return Address(display_name=one_line(display), addr_spec=_ascii_address(address))
+    return Address(display_name=one_line(display), addr_spec=ascii_address(address))
 
 
 def _recipient_address(email: str) -> Address:
@@ -423,28 +393,16 @@ def _recipient_address(email: str) -> Address:
         raise SubscriberError("not a single email address")
     local, domain = email.rsplit("@", 1)
     try:
-        return Address(username=local, domain=_ascii_domain(domain))
+        return Address(username=local, domain=ascii_domain(domain))
     except (ValueError, IndexError) as exc:
         raise SubscriberError("not a valid email address") from exc
-
-
-def _ascii_address(address: str) -> str:
-    local, _, domain = address.rpartition("@")
-    return f"{local}@{_ascii_domain(domain)}"
-
-
-def _ascii_domain(domain: str) -> str:
-    try:
-        return domain.encode("idna").decode("ascii") if not domain.isascii() else domain
-    except UnicodeError as exc:
-        raise SubscriberError("the address's domain is not a valid domain name") from exc
 
 
 @functools.lru_cache(maxsize=8)  # one sender per run, asked once per message
 def _sender_domain(sender: str) -> str:
     domain = parseaddr(sender)[1].rpartition("@")[2]
     try:
-        return _ascii_domain(domain) or "mirror.invalid"
+        return ascii_domain(domain) or "mirror.invalid"
     except SubscriberError:
         return "mirror.invalid"
 
@@ -455,52 +413,6 @@ def _list_id(context: DigestContext) -> str:
         return f"<{list_id}>"
     name = re.sub(r'[<>"\\]', "", one_line(context.publication))
     return f"{name} <{list_id}>" if name else f"<{list_id}>"
-
-
-class _DigestPolicy(EmailPolicy):
-    """SMTP's policy, except that List-Unsubscribe folds between its URIs.
-
-    The email package would turn a URI longer than a line into an RFC 2047
-    encoded-word, which no mail client reads as a URI.
-    """
-
-    def fold(self, name: str, value: str) -> str:
-        if name.lower() == "list-unsubscribe":
-            return f"{name}: " + f",{self.linesep} ".join(_uris(value)) + self.linesep
-        folded: str = super().fold(name, value)
-        return folded
-
-    def fold_binary(self, name: str, value: str) -> bytes:
-        if name.lower() == "list-unsubscribe":
-            return self.fold(name, value).encode("ascii")
-        return super().fold_binary(name, value)
-
-
-def _uris(value: str) -> list[str]:
-    return [part.strip() for part in str(value).split(",") if part.strip()]
-
-
-_SMTP_POLICY = _DigestPolicy(linesep="\r\n")
-_SMTPUTF8_POLICY = _SMTP_POLICY.clone(utf8=True)
-
-
-def _policy_for(email: str) -> EmailPolicy:
-    """SMTP's policy; SMTPUTF8's for a non-ASCII local part (the server must offer it)."""
-    return _SMTP_POLICY if email.rpartition("@")[0].isascii() else _SMTPUTF8_POLICY
-
-
-def _encoded_body(text: str) -> tuple[str, str]:
-    """(Content-Transfer-Encoding, payload): the shorter of quoted-printable and base64.
-
-    Both are 7-bit, so servers without 8BITMIME or SMTPUTF8 carry the message intact.
-    """
-    data = text.encode("utf-8")
-    printable = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
-    printable = re.sub(rb"(?m)^From ", b"=46rom ", printable)  # mbox would write ">From"
-    encoded = base64.encodebytes(data)
-    if len(printable) <= len(encoded):
-        return "quoted-printable", printable.decode("ascii")
-    return "base64", encoded.decode("ascii")
 
 
 # --- the body ------------------------------------------------------------------------
@@ -556,7 +468,7 @@ def _digest_view(
         unsubscribe_url=unsubscribe_link(context.unsubscribe_url, token)
         if context.unsubscribe_url
         else "",
-        unsubscribe_mailto=_ascii_address(context.unsubscribe_mailto)
+        unsubscribe_mailto=ascii_address(context.unsubscribe_mailto)
         if context.unsubscribe_mailto
         else "",
         verify_url=(mirrors[0].url if mirrors else "") + "verify.html",
