@@ -62,6 +62,7 @@ from mirror.digest.text import (
 )
 from mirror.digest.tokens import (
     check_secret,
+    digest_message_id,
     mac,
     unsubscribe_link,
     unsubscribe_token,
@@ -80,6 +81,7 @@ from mirror.mail.wire import (
     end_of_data,
     header_bytes,
     policy_for,
+    sender_domain,
     shared_body,
     wire_bytes,
 )
@@ -160,8 +162,8 @@ class DigestContext:
 
 def message_id(context: DigestContext, recipient: Recipient) -> str:
     """The Message-ID of this digest for this recipient: the same on every resend."""
-    digest = mac(context.secret, "message-id", context.digest_id, recipient.id)[:16]
-    return f"<{digest.hex()}.{context.digest_id}@{_sender_domain(context.sender)}>"
+    domain = sender_domain(context.sender)
+    return digest_message_id(context.secret, context.digest_id, recipient.id, domain)
 
 
 def choose_mirrors(context: DigestContext, recipient: Recipient) -> tuple[DigestMirror, ...]:
@@ -398,17 +400,8 @@ def _recipient_address(email: str) -> Address:
         raise SubscriberError("not a valid email address") from exc
 
 
-@functools.lru_cache(maxsize=8)  # one sender per run, asked once per message
-def _sender_domain(sender: str) -> str:
-    domain = parseaddr(sender)[1].rpartition("@")[2]
-    try:
-        return ascii_domain(domain) or "mirror.invalid"
-    except SubscriberError:
-        return "mirror.invalid"
-
-
 def _list_id(context: DigestContext) -> str:
-    list_id = one_line(context.list_id).strip("<>") or f"digest.{_sender_domain(context.sender)}"
+    list_id = one_line(context.list_id).strip("<>") or f"digest.{sender_domain(context.sender)}"
     if context.neutral:
         return f"<{list_id}>"
     name = re.sub(r'[<>"\\]', "", one_line(context.publication))

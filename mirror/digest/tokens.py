@@ -47,7 +47,15 @@ def token_subscriber(secret: bytes, token: str, *, previous: Sequence[bytes] = (
     return None
 
 
+def digest_message_id(secret: bytes, digest_id: int, recipient_id: int, domain: str) -> str:
+    """The Message-ID of digest `digest_id` for one recipient: the same on every resend,
+    and no one without the secret can tell whose it is."""
+    digest = mac(secret, "message-id", digest_id, recipient_id)[:16]
+    return f"<{digest.hex()}.{digest_id}@{domain}>"
+
+
 def mac(secret: bytes, *parts: object) -> bytes:
+    """HMAC-SHA256 of `parts` (joined by a unit separator) under `secret`."""
     message = "\x1f".join(str(part) for part in parts).encode("utf-8")
     return hmac.digest(secret, message, "sha256")  # OpenSSL's one-shot: no HMAC object
 

@@ -31,9 +31,10 @@ from mirror.errors import (
     DeliveryError,
     DigestError,
     SmtpConnectionError,
+    SubscriberError,
     TlsRequiredError,
 )
-from mirror.mail.wire import Outgoing
+from mirror.mail.wire import Outgoing, ascii_domain
 
 log = logging.getLogger("mirror.mailer")
 
@@ -460,11 +461,11 @@ def _envelope(address: str) -> str:
     """The address as an envelope carries it: an internationalised domain in its ASCII
     (IDNA) form, so only a non-ASCII local part needs SMTPUTF8."""
     local, at, domain = address.rpartition("@")
-    if not at or domain.isascii():
+    if not at:
         return address
     try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
+        return f"{local}@{ascii_domain(domain)}"
+    except SubscriberError:
         return address  # left as it is: SMTPUTF8 or a refusal decides
 
 

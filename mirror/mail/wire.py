@@ -1,21 +1,30 @@
-"""A message as the wire carries it: bytes, CRLF line ends, dot-stuffed for SMTP DATA.
+"""A message as the wire carries it: MIME headers and a 7-bit body, CRLF line ends,
+dot-stuffed for SMTP DATA.
 
-Pure (no socket, no event loop): the composer builds `Outgoing` messages with it, the
-transports send them.
+Pure (no socket, no event loop, no transport library): the composer encodes its
+messages with it, the transports send the `Outgoing` it makes.
+
+    header_bytes, SMTP_POLICY, policy_for   headers as folded on the wire (SMTPUTF8 apart)
+    encoded_body, encode_body, shared_body  the body in quoted-printable or base64
+    ascii_address, ascii_domain             internationalised domains in IDNA form
+    data_payload, dot_stuffed, end_of_data  the message as SMTP DATA carries it
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import EmailPolicy
+from email.utils import parseaddr
 
 from mirror.errors import SubscriberError
 
 BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
+CTE_HEADER = "Content-Transfer-Encoding: quoted-printable\r\n\r\n"  # and the blank line
 
 
 @dataclass(frozen=True)
@@ -55,9 +64,6 @@ def end_of_data(stuffed: bytes) -> bytes:
     return stuffed + (b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n")
 
 
-CTE_HEADER = "Content-Transfer-Encoding: quoted-printable\r\n\r\n"  # and the blank line
-
-
 @dataclass(frozen=True)
 class SharedBody:
     """A body every recipient of a kind shares: its encoding, the encoded part before the
@@ -86,7 +92,7 @@ def encode_body(encoding: str, data: bytes) -> bytes:
     if encoding == "base64":
         return base64.encodebytes(data)
     printable = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
-    return re.sub(rb"(?m)^From ", b"=46rom ", printable)
+    return re.sub(rb"(?m)^From ", b"=46rom ", printable)  # mbox would write ">From"
 
 
 def header_bytes(message: EmailMessage) -> int:
@@ -100,15 +106,27 @@ def wire_bytes(payload: str) -> int:
 
 
 def ascii_address(address: str) -> str:
+    """The address with its domain in ASCII (IDNA): what a header or envelope can carry."""
     local, _, domain = address.rpartition("@")
     return f"{local}@{ascii_domain(domain)}"
 
 
 def ascii_domain(domain: str) -> str:
+    """An internationalised domain in its ASCII (IDNA) form; SubscriberError if it has none."""
     try:
         return domain.encode("idna").decode("ascii") if not domain.isascii() else domain
     except UnicodeError as exc:
         raise SubscriberError("the address's domain is not a valid domain name") from exc
+
+
+@functools.lru_cache(maxsize=8)  # one sender per run, asked once per message
+def sender_domain(sender: str) -> str:
+    """The ASCII domain of a "Name <addr>" sender; "mirror.invalid" when it has none."""
+    domain = parseaddr(sender)[1].rpartition("@")[2]
+    try:
+        return ascii_domain(domain) or "mirror.invalid"
+    except SubscriberError:
+        return "mirror.invalid"
 
 
 class MailPolicy(EmailPolicy):
@@ -149,9 +167,8 @@ def encoded_body(text: str) -> tuple[str, str]:
     Both are 7-bit, so servers without 8BITMIME or SMTPUTF8 carry the message intact.
     """
     data = text.encode("utf-8")
-    printable = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
-    printable = re.sub(rb"(?m)^From ", b"=46rom ", printable)  # mbox would write ">From"
-    encoded = base64.encodebytes(data)
+    printable = encode_body("quoted-printable", data)
+    encoded = encode_body("base64", data)
     if len(printable) <= len(encoded):
         return "quoted-printable", printable.decode("ascii")
     return "base64", encoded.decode("ascii")
