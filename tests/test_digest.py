@@ -5,6 +5,8 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -570,3 +572,17 @@ def parsed_bytes(data: bytes) -> EmailMessage:
     import email.policy
 
     return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def test_composer_imports_no_transport() -> None:
+    """The pure core needs no SMTP library and no event loop: wire encoding is in mail."""
+    probe = (
+        "import sys, mirror.digest.compose; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('aiosmtplib', 'asyncio', 'ssl', 'aiohttp') "
+        "or m in ('mirror.mail.smtp', 'mirror.mail.delivery', 'mirror.mail.outbox')))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.strip() == "[]"

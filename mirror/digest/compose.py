@@ -23,7 +23,9 @@ most a couple of unlisted mirrors per subscriber, ever, so one subscription reve
 little of the unlisted set, while the choice rotates from digest to digest.
 
 Wording lives in `MESSAGES` (en, ru) and the jinja2 text templates in
-`templates/digest/`.
+`templates/digest/`; dates, bylines and plural forms come from `mirror.build.locale`
+(as on the pages), the text layout from `digest.text`, tokens and Message-IDs from
+`digest.tokens`, the MIME encoding from `mirror.mail.wire`. No transport is imported.
 """
 
 from __future__ import annotations
