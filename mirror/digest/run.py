@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
+from mirror.build.locale import base_language
 from mirror.config import Config
 from mirror.credentials import SecretSource
 from mirror.digest.compose import (
@@ -159,7 +160,7 @@ class DigestRun:
             chosen = [
                 digest_article(a)
                 for a in self.new_articles(after, upto)
-                if row["lang"] == "any" or a.revision.language.split("-")[0] == row["lang"]
+                if row["lang"] == "any" or base_language(a.revision.language) == row["lang"]
             ]
             newest = chosen[-self.config.digest.max_articles :]
             yield Recipient(row["id"], row["email"], row["lang"]), newest
