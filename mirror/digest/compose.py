@@ -206,15 +206,7 @@ def compose(
     view = _digest_view(context, recipient, articles, chrome)
     message = _headers(context, recipient, chrome, len(articles))
     room = context.max_message_bytes - header_bytes(message) - len(CTE_HEADER)
-
-    @functools.cache
-    def body(count: int) -> tuple[str, str]:
-        return encoded_body(_render_body(view, count, context.full_text))
-
-    full = len(articles) if context.full_text else 0
-    if full and wire_bytes(body(full)[1]) > room:
-        full = _largest(lambda count: wire_bytes(body(count)[1]) <= room, full - 1)
-    encoding, payload = body(full)
+    encoding, payload = encoded_body(_fitted_text(view, room))
     message["Content-Transfer-Encoding"] = encoding
     message.set_payload(payload)
     return message
@@ -276,18 +268,7 @@ class Composer:
         """The body text with as many articles in full as fit the size cap."""
         headers = header_bytes(_headers(self.context, recipient, chrome, count))
         room = self.context.max_message_bytes - headers - len(CTE_HEADER) - _HEADER_MARGIN
-
-        @functools.cache
-        def body(full: int) -> str:
-            return _render_body(view, full, self.context.full_text)
-
-        def fits(full: int) -> bool:
-            return wire_bytes(encoded_body(body(full))[1]) <= room
-
-        full = count if self.context.full_text else 0
-        if full and not fits(full):
-            full = _largest(fits, full - 1)
-        return body(full)
+        return _fitted_text(view, room)
 
     def _header_block(self, recipient: Recipient, chrome: str, count: int, encoding: str) -> bytes:
         """The folded header lines: shared ones from a template, the recipient's own."""
@@ -323,6 +304,24 @@ _STAND_IN = "\ue000"  # private use: never in a body; one per token character
 _HEADER_MARGIN = 200  # bytes: recipients' own headers differ in length a little
 _OWN_HEADERS = frozenset({"To", "Message-ID", "List-Unsubscribe"})
 _SAMPLE_RECIPIENT = Recipient(1, "sample@example.org", "any")
+
+
+def _fitted_text(view: _DigestView, room: int) -> str:
+    """The body text with as many articles in full (from the first) as fit in `room`
+    bytes once encoded; the rest as summaries."""
+    full_text = view.context.full_text
+
+    @functools.cache
+    def body(full: int) -> str:
+        return _render_body(view, full, full_text)
+
+    def fits(full: int) -> bool:
+        return wire_bytes(encoded_body(body(full))[1]) <= room
+
+    full = len(view.articles) if full_text else 0
+    if full and not fits(full):
+        full = _largest(fits, full - 1)
+    return body(full)
 
 
 def _largest(fits: Callable[[int], bool], upper: int) -> int:
