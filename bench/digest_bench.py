@@ -45,10 +45,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchkit import Peak, TreeSampler
 from build_bench import fetch, keygen, mirror_launcher, newsroom, run_mirror, write_config
 from fetch_bench import Results, print_machine
 from postfix_tools import Postfix, Sink, find_postfix, free_port, smtp_sink
-from procmem import Peak, TreeSampler
 
 KB = 1000
 MB = 1_000_000

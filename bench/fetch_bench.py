@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procmem import TreeSampler
+from benchkit import TreeSampler
 
 from mirror.fetch.stage import extract_in_worker
 from mirror.newsroom.pages import STYLE_SELECTORS
@@ -190,7 +190,7 @@ class FetchRun:
     stderr: str
     launched: float  # time.time() at launch, to compare with the server's clock
     exited: float
-    peak: Any = None  # procmem.Peak when sampled
+    peak: Any = None  # benchkit.Peak when sampled
 
 
 Measured = tuple[FetchRun, dict[str, Any]]  # a run and what the server saw
