@@ -19,25 +19,32 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fetch_bench import HERE, Results, Server, _listening_url, print_machine
+from benchkit import (
+    MB,
+    CountedNewsroom,
+    Results,
+    Run,
+    build_run,
+    fetch,
+    keygen,
+    newsroom,
+    print_load,
+    print_machine,
+    run_mirror,
+    write_config,
+)
 
 from mirror.build import builder, pictures
-from mirror.newsroom import config_for
 
 try:
     from mirror.verify.run import CHUNK_BYTES
@@ -45,13 +52,11 @@ except ImportError:  # verify/run.py still being written: its documented read si
     CHUNK_BYTES = 1024 * 1024
 
 KB = 1000
-MB = 1_000_000
 COLD_TARGET_S = 40.0
 REBUILD_TARGET_S = 3.0
 HASH_RATIO_TARGET = 0.80
 MEDIAN_PAGE_TARGET = 150 * KB
 VERIFY_TARGET_S = 5.0
-FETCH_CONCURRENCY = 32
 
 
 # ---- the machine and the encoder
@@ -66,114 +71,7 @@ def print_settings() -> None:
     )
 
 
-def print_load() -> None:
-    """The 1-minute load average: wall times mean little when other work shares the cores."""
-    load = os.getloadavg()[0]
-    note = "" if load < 0.5 else " (something else is running: wall times will suffer)"
-    print(f"    load average {load:.2f} before the build{note}")
-
-
-# ---- the newsroom process
-
-
-@contextmanager
-def newsroom(articles: int, image_size: str) -> Iterator[Server]:
-    """A counted sample newsroom in its own process, every article in its feeds."""
-    command = [
-        sys.executable, str(HERE / "counted_newsroom.py"), "--port", "0",
-        "--articles", str(articles), "--feed-items", "0", "--image-size", image_size,
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        urls = [_listening_url(process) for _ in range(2)]
-        yield Server(base_url=urls[0], stats_url=urls[1])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def publish_one(server: Server) -> dict[str, Any]:
-    """The newsroom publishes one new article (it tops the feed)."""
-    request = urllib.request.Request(server.stats_url + "add-article", data=b"", method="POST")
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        result: dict[str, Any] = json.load(answer)
-        return result
-
-
-# ---- mirror's config and CLI
-
-
-def write_config(folder: Path, base_url: str, articles: int) -> Path:
-    """`config_for`'s config, taking every feed item, with the fetch bench's concurrency."""
-    extra = (
-        f"max_feed_items = {max(articles + 10, 1)}\nmax_feed_bytes = 100_000_000\n"
-        f"concurrency = {FETCH_CONCURRENCY}\nper_host_concurrency = {FETCH_CONCURRENCY}\n"
-        "timeout_s = 120\n"
-    )
-    text = config_for(base_url, folder).replace("[source]\n", "[source]\n" + extra, 1)
-    path = folder / "mirror.toml"
-    path.write_text(text)
-    return path
-
-
-def mirror_launcher() -> list[str]:
-    script = Path(sys.executable).parent / "mirror"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "mirror"]
-
-
-@dataclass(frozen=True)
-class Run:
-    """One `mirror` subprocess: wall and CPU time (itself and its children), exit, output."""
-
-    wall_s: float
-    cpu_s: float
-    status: int
-    stdout: str
-    stderr: str
-
-    def report(self) -> dict[str, Any]:
-        try:
-            result: dict[str, Any] = json.loads(self.stdout)
-        except json.JSONDecodeError:
-            raise RuntimeError(f"mirror exited {self.status}: {self.stderr[-2000:]}") from None
-        return result
-
-
-def run_mirror(args: list[str], env: dict[str, str] | None = None) -> Run:
-    """`mirror ARGS` in a subprocess, timed from start to exit."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        [*mirror_launcher(), *args], capture_output=True, text=True, env=env, check=False
-    )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Run(wall, cpu, done.returncode, done.stdout, done.stderr)
-
-
-def fetch(config: Path) -> dict[str, Any]:
-    run = run_mirror(["-c", str(config), "fetch", "--json"])
-    report = run.report()
-    print(
-        f"    fetch: {run.wall_s:.1f} s, exit {run.status}: {report['new']} new, "
-        f"{report['images']} images, {len(report['failed'])} failed"
-    )
-    return report
-
-
-def keygen(config: Path) -> None:
-    run = run_mirror(["-c", str(config), "keygen"])
-    if run.status != 0:
-        raise RuntimeError(f"mirror keygen exited {run.status}: {run.stderr[-2000:]}")
-
-
-def build_run(config: Path) -> tuple[Run, dict[str, Any]]:
-    run = run_mirror(["-c", str(config), "build", "--json"])
-    report = run.report()
-    if run.status != 0:
-        print(f"    build exited {run.status}: {run.stderr[-1000:]}")
-    return run, report
+# ---- mirror's CLI
 
 
 def describe(run: Run, report: dict[str, Any]) -> str:
@@ -196,7 +94,7 @@ class Setup:
     folder: Path
 
 
-def set_up(server: Server, folder: Path, articles: int) -> Setup:
+def set_up(server: CountedNewsroom, folder: Path, articles: int) -> Setup:
     """A store holding every article and image, and the signing key pair (untimed)."""
     config = write_config(folder, server.base_url, articles)
     started = time.perf_counter()
@@ -217,7 +115,7 @@ def set_up(server: Server, folder: Path, articles: int) -> Setup:
 
 def bench_cold(setup: Setup, articles: int, results: Results) -> None:
     print(f"\n[cold build] {articles} articles, empty edition folder, no cached renditions")
-    print_load()
+    print_load("before the build")
     run, report = build_run(setup.config)
     print(f"    {describe(run, report)}")
     results.add(
@@ -386,9 +284,9 @@ def changed(before: Snapshot, after: Snapshot) -> tuple[list[str], list[str]]:
     return written, gone
 
 
-def bench_rebuild(server: Server, setup: Setup, results: Results) -> None:
+def bench_rebuild(server: CountedNewsroom, setup: Setup, results: Results) -> None:
     print("\n[rebuild after one new article]")
-    added = publish_one(server)
+    added = server.add_article()
     report = fetch(setup.config)
     print(f"    the newsroom published article {added['id']} at {added['path']}")
     if report["new"] != 1:
@@ -432,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     results = Results()
     print(f"\n[setup, untimed] newsroom of {args.articles} articles, {args.image_size} JPEGs")
     with (
-        newsroom(args.articles, args.image_size) as server,
+        newsroom(args.articles, image_size=args.image_size) as server,
         tempfile.TemporaryDirectory(prefix="build-bench-") as tmp,
     ):
         setup = set_up(server, Path(tmp), args.articles)
@@ -442,9 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_verify(setup, results)
         bench_noop(setup, results)
         bench_rebuild(server, setup, results)
-    failed = results.failed
-    print(f"\n{len(failed)} target(s) missed" if failed else "\nevery target met")
-    return 1 if failed else 0
+    return results.exit_status()
 
 
 if __name__ == "__main__":

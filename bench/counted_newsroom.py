@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from servekit import start, until_signalled
+from servekit import announce_and_serve, start
 
 from mirror.newsroom import images
 from mirror.newsroom.__main__ import parse_args
@@ -146,14 +145,11 @@ async def serve(
     if warm:
         await asyncio.get_running_loop().run_in_executor(None, prerender, room)
     stats_runner, stats_bound = await start(stats_app(tally, room), host, stats_port)
-    sys.stdout.write(f"newsroom listening on {room.base_url}\n")
-    sys.stdout.write(f"stats listening on http://{host}:{stats_bound}/\n")
-    sys.stdout.flush()
-    try:
-        await until_signalled()
-    finally:
-        await stats_runner.cleanup()
-        await news_runner.cleanup()
+    lines = [
+        f"newsroom listening on {room.base_url}",
+        f"stats listening on http://{host}:{stats_bound}/",
+    ]
+    await announce_and_serve(lines, [news_runner, stats_runner])
 
 
 def main() -> None:

@@ -18,124 +18,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchkit import TreeSampler
+from benchkit import (
+    MB,
+    Results,
+    TreeSampler,
+    mirror_launcher,
+    newsroom,
+    note_launcher,
+    print_machine,
+)
 
 from mirror.fetch.stage import extract_in_worker
 from mirror.newsroom.pages import STYLE_SELECTORS
 from mirror.newsroom.state import Newsroom, NewsroomOptions
 from mirror.workers import ParserPool
 
-HERE = Path(__file__).resolve().parent
-MB = 1_000_000
 COLD_RATIO_TARGET = 1.5
 NOOP_SECONDS_TARGET = 2.0
 EXTRACT_RATE_TARGET = 50.0  # pages/s
 PEAK_RSS_TARGET = 300 * MB
-
-
-# ---- results
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str
-    value: str
-    target: str
-    ok: bool | None  # None: informative only
-
-    def line(self) -> str:
-        verdict = {True: "PASS", False: "FAIL", None: "info"}[self.ok]
-        target = f"  (target {self.target})" if self.target else ""
-        return f"  {verdict:<4}  {self.name}: {self.value}{target}"
-
-
-@dataclass
-class Results:
-    figures: list[Figure] = field(default_factory=list)
-
-    def add(self, name: str, value: str, target: str = "", ok: bool | None = None) -> None:
-        figure = Figure(name, value, target, ok)
-        self.figures.append(figure)
-        print(figure.line(), flush=True)
-
-    @property
-    def failed(self) -> list[Figure]:
-        return [f for f in self.figures if f.ok is False]
-
-
-# ---- the machine
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def print_machine() -> None:
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores (os.cpu_count)")
-    print(f"Python {platform.python_version()}, {platform.platform()}")
-
-
-# ---- the newsroom process
-
-
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    stats_url: str
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.stats_url + "stats", timeout=10) as answer:
-            result: dict[str, Any] = json.load(answer)
-            return result
-
-    def reset(self) -> None:
-        request = urllib.request.Request(self.stats_url + "reset", data=b"", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
-
-
-@contextmanager
-def newsroom(articles: int, latency_ms: float) -> Iterator[Server]:
-    """A counted sample newsroom in its own process, every article in its feeds."""
-    command = [
-        sys.executable, str(HERE / "counted_newsroom.py"), "--port", "0",
-        "--articles", str(articles), "--feed-items", "0", "--latency-ms", str(latency_ms),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        urls = [_listening_url(process) for _ in range(2)]
-        yield Server(base_url=urls[0], stats_url=urls[1])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _listening_url(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if " listening on " not in line:
-        raise RuntimeError(f"the newsroom did not start (said {line!r})")
-    return line.rsplit(" ", 1)[1].strip()
 
 
 # ---- mirror's config and CLI
@@ -148,7 +57,8 @@ def selectors() -> tuple[str, tuple[str, ...]]:
     return body, drop
 
 
-def write_config(folder: Path, base_url: str, articles: int, concurrency: int) -> Path:
+def write_fetch_config(folder: Path, base_url: str, articles: int, concurrency: int) -> Path:
+    """A config reading the newsroom's RSS feed with every page style's selectors."""
     body, drop = selectors()
     text = f"""
 [publication]
@@ -177,9 +87,7 @@ path = "state/mirror.db"
 
 
 def mirror_command(config: Path) -> list[str]:
-    script = Path(sys.executable).parent / "mirror"
-    launcher = [str(script)] if script.exists() else [sys.executable, "-m", "mirror"]
-    return [*launcher, "-c", str(config), "fetch", "--json"]
+    return [*mirror_launcher(), "-c", str(config), "fetch", "--json"]
 
 
 @dataclass(frozen=True)
@@ -289,8 +197,11 @@ def cold_then_noop(
     args: argparse.Namespace, *, with_noop: bool
 ) -> tuple[Measured, Measured | None]:
     """A cold fetch on a fresh newsroom and store, then (if asked) one with nothing changed."""
-    with newsroom(args.articles, args.latency_ms) as server, tempfile.TemporaryDirectory() as tmp:
-        config = write_config(Path(tmp), server.base_url, args.articles, args.concurrency)
+    with (
+        newsroom(args.articles, latency_ms=args.latency_ms) as server,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        config = write_fetch_config(Path(tmp), server.base_url, args.articles, args.concurrency)
         cold = run_fetch(config)
         cold_stats = server.stats()
         if not with_noop:
@@ -423,10 +334,10 @@ def bench_memory(args: argparse.Namespace, results: Results) -> None:
         f"{args.big_latency_ms:g} ms latency, RSS polled every 50 ms"
     )
     with (
-        newsroom(args.big_articles, args.big_latency_ms) as server,
+        newsroom(args.big_articles, latency_ms=args.big_latency_ms) as server,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        config = write_config(Path(tmp), server.base_url, args.big_articles, args.concurrency)
+        config = write_fetch_config(Path(tmp), server.base_url, args.big_articles, args.concurrency)
         run = run_fetch(config, sample_memory=True)
         stats = server.stats()
         db = Path(tmp) / "state" / "mirror.db"
@@ -477,8 +388,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if shutil.which("mirror") is None and not (Path(sys.executable).parent / "mirror").exists():
-        print("note: no `mirror` script; running `python -m mirror`", file=sys.stderr)
+    note_launcher()
     print_machine()
     results = Results()
     if "fetch" not in args.skip:
@@ -487,9 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_extraction(args, results)
     if "memory" not in args.skip:
         bench_memory(args, results)
-    failed = results.failed
-    print(f"\n{len(failed)} target(s) missed" if failed else "\nevery target met")
-    return 1 if failed else 0
+    return results.exit_status()
 
 
 if __name__ == "__main__":

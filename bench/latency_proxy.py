@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from servekit import start, until_signalled
+from servekit import announce_and_serve, start
 from yarl import URL
 
 # Hop-by-hop headers (RFC 9110 7.6.1), and those the client library recomputes.
@@ -189,14 +188,13 @@ async def serve(args: argparse.Namespace) -> None:
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
     proxy_runner, bound = await start(app, args.host, args.port)
     stats_runner, stats_bound = await start(stats_app(proxy.tally), args.host, args.stats_port)
-    sys.stdout.write(f"proxy listening on http://{args.host}:{bound}\n")
-    sys.stdout.write(f"stats listening on http://{args.host}:{stats_bound}/\n")
-    sys.stdout.flush()
+    lines = [
+        f"proxy listening on http://{args.host}:{bound}",
+        f"stats listening on http://{args.host}:{stats_bound}/",
+    ]
     try:
-        await until_signalled()
+        await announce_and_serve(lines, [proxy_runner, stats_runner])
     finally:
-        await stats_runner.cleanup()
-        await proxy_runner.cleanup()
         await proxy.close()
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,9 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchkit import free_port, process_cpu, stop, wait_listening
+
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin")
 COUNTER = re.compile(rb"mesg=(\d+)")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def default_root() -> Path:
@@ -97,26 +97,6 @@ def find_postfix(root: Path | None = None) -> Postfix:
 # ---- the sink process
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"smtp-sink exited {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"smtp-sink is not listening on 127.0.0.1:{port}")
-
-
 @dataclass
 class Sink:
     """A running `smtp-sink -c`: its counters go to a file, read back for the count."""
@@ -142,8 +122,7 @@ class Sink:
 
     def cpu_s(self) -> float:
         """User + system seconds the sink has used."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return process_cpu(self.process.pid)
 
 
 @contextmanager
@@ -156,8 +135,7 @@ def smtp_sink(postfix: Postfix, folder: Path, backlog: int = 1000) -> Iterator[S
     with counters.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=postfix.env())
     try:
-        wait_listening(port, process)
+        wait_listening(port, process, "smtp-sink")
         yield Sink(process, port, counters, command)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)

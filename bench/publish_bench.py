@@ -25,82 +25,48 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-from build_bench import (
+from benchkit import (
+    MB,
+    MOTO_REGION,
+    CountedNewsroom,
+    Results,
+    Run,
     build_run,
     fetch,
+    helper,
     keygen,
     mirror_launcher,
+    moto_server,
     newsroom,
+    post,
+    print_load,
+    print_machine,
+    process_cpu,
+    run_timed,
     write_config,
 )
-from fetch_bench import HERE, Results, _listening_url, print_machine
 
 from mirror.publish.publisher import DEFAULT_CONCURRENCY
 
-sys.path.insert(0, str(HERE.parent / "tests"))
-from moto_server import REGION, start_moto, stop_moto
-
-MB = 1_000_000
 COLD_RATIO_TARGET = 1.0
 NOOP_REQUESTS_TARGET = 3
 NOOP_SECONDS_TARGET = 1.0
 NEW_ARTICLE_UPLOADS_TARGET = 12
 THREE_RATIO_TARGET = 1.5
 POINTERS = frozenset({"current", "pending"})
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 AWS_CONCURRENCY = 10  # aws-cli's default s3 max_concurrent_requests
-
-
-# ---- processes and their CPU
-
-
-def print_load(when: str) -> None:
-    """The 1-minute load average: wall times mean little when other work shares the cores."""
-    load = os.getloadavg()[0]
-    note = "" if load < 0.5 else " (something else is running: wall times will suffer)"
-    print(f"    load average {load:.2f} {when}{note}")
-
-
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process so far (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-@dataclass(frozen=True)
-class Run:
-    """One client subprocess: wall and CPU time, exit status, output."""
-
-    wall_s: float
-    cpu_s: float
-    status: int
-    stdout: str
-    stderr: str
-
-
-def run_timed(command: list[str], env: dict[str, str]) -> Run:
-    """`command` in a subprocess, timed from start to exit; CPU from RUSAGE_CHILDREN."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Run(wall, cpu, done.returncode, done.stdout, done.stderr)
 
 
 # ---- one mirror's server: moto behind the latency proxy
@@ -145,45 +111,19 @@ class Server:
         return process_cpu(self.moto_pid), process_cpu(self.proxy_pid)
 
 
-def post(url: str) -> None:
-    request = urllib.request.Request(url, data=b"", method="POST")
-    with urllib.request.urlopen(request, timeout=60):
-        pass
-
-
 def moto_client(endpoint: str) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
-        region_name=REGION,
+        region_name=MOTO_REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
 
 
-@contextmanager
-def proxy(upstream: str, latency_ms: float) -> Iterator[tuple[str, str, int]]:
-    """bench/latency_proxy.py in its own process: its URL, its stats URL, its pid."""
-    command = [
-        sys.executable, str(HERE / "latency_proxy.py"),
-        "--upstream", upstream, "--latency-ms", str(latency_ms),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        url, stats_url = (_listening_url(process) for _ in range(2))
-        yield url, stats_url, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@contextmanager
-def moto(log_path: Path) -> Iterator[tuple[str, int]]:
-    process, url = start_moto(log_path)
-    try:
-        yield url, process.pid
-    finally:
-        stop_moto(process)
+def proxy(upstream: str, latency_ms: float) -> AbstractContextManager[tuple[str, str, int]]:
+    """bench/latency_proxy.py in front of `upstream`: its URL, its stats URL, its pid."""
+    return helper("latency_proxy.py", "--upstream", upstream, "--latency-ms", str(latency_ms))
 
 
 @contextmanager
@@ -192,7 +132,7 @@ def servers(count: int, latency_ms: float, folder: Path) -> Iterator[list[Server
     with ExitStack() as stack:
         found = []
         for number in range(1, count + 1):
-            moto_url, moto_pid = stack.enter_context(moto(folder / f"moto-{number}.log"))
+            moto_url, moto_pid = stack.enter_context(moto_server(folder / f"moto-{number}.log"))
             url, stats_url, proxy_pid = stack.enter_context(proxy(moto_url, latency_ms))
             name = f"bench-{number}"
             server = Server(name, name, moto_url, url, stats_url, moto_pid, proxy_pid)
@@ -210,7 +150,7 @@ def client_env(folder: Path) -> dict[str, str]:
     env.update(
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
+        AWS_DEFAULT_REGION=MOTO_REGION,
         AWS_CONFIG_FILE=str(folder / "no-aws-config"),
         AWS_SHARED_CREDENTIALS_FILE=str(folder / "no-aws-credentials"),
         AWS_EC2_METADATA_DISABLED="true",
@@ -228,7 +168,7 @@ name = "{server.name}"
 type = "s3"
 bucket = "{server.bucket}"
 endpoint_url = "{server.proxy_url}"
-region = "{REGION}"
+region = "{MOTO_REGION}"
 addressing_style = "path"
 checksums = "when_required"
 public_url = "{server.proxy_url}/{server.bucket}/"
@@ -248,20 +188,14 @@ class Bench:
     edition: Path
     env: dict[str, str]
     servers: list[Server]
-    newsroom_stats_url: str
+    newsroom: CountedNewsroom
 
     def publish(self, names: list[str]) -> tuple[Run, dict[str, Any]]:
         """`mirror -c CONFIG publish [--mirror NAME]… --json`."""
         chosen = [arg for name in names for arg in ("--mirror", name)]
         command = [*mirror_launcher(), "-c", str(self.config), "publish", *chosen, "--json"]
         run = run_timed(command, self.env)
-        try:
-            report: dict[str, Any] = json.loads(run.stdout)
-        except json.JSONDecodeError:
-            raise RuntimeError(
-                f"mirror publish exited {run.status}: {run.stderr[-2000:]}"
-            ) from None
-        return run, report
+        return run, run.report()
 
     def aws_sync(self, server: Server) -> Run:
         """`aws s3 sync EDITION s3://BUCKET/ --endpoint-url PROXY`, its defaults otherwise."""
@@ -526,11 +460,7 @@ def report_three(samples: list[Sample], one: Sample, latency_ms: float, results:
 
 def add_article(bench: Bench) -> None:
     """The newsroom publishes an article; mirror fetches it and builds (untimed)."""
-    request = urllib.request.Request(
-        bench.newsroom_stats_url + "add-article", data=b"", method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        added = json.load(answer)
+    added = bench.newsroom.add_article()
     print(f"    the newsroom published article {added['id']} at {added['path']}")
     fetch(bench.config)
     run, built = build_run(bench.config)
@@ -603,10 +533,10 @@ def main(argv: list[str] | None = None) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="publish-bench-") as tmp,
         servers(3, args.latency_ms, Path(tmp)) as found,
-        newsroom(args.articles, args.image_size) as room,
+        newsroom(args.articles, image_size=args.image_size) as room,
     ):
         config, edition = set_up(args, room.base_url, found, Path(tmp))
-        bench = Bench(config, edition, client_env(Path(tmp)), found, room.stats_url)
+        bench = Bench(config, edition, client_env(Path(tmp)), found, room)
         print(
             f"\n[cold and no-change publish to one mirror, {args.repeat} rounds] fresh bucket each"
         )
@@ -621,9 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n[one new article, then publish to the three mirrors]")
         bench_new_article(bench, results)
     print_load("at the end")
-    failed = results.failed
-    print(f"\n{len(failed)} target(s) missed" if failed else "\nevery target met")
-    return 1 if failed else 0
+    return results.exit_status()
 
 
 if __name__ == "__main__":

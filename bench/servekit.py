@@ -1,11 +1,12 @@
 """What the benchmarks' helper servers (counted newsroom, latency proxy) share: starting
-an aiohttp app on a port and running until SIGINT or SIGTERM."""
+an aiohttp app on a port, saying where it listens, and running until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+import sys
 
 from aiohttp import web
 
@@ -26,3 +27,15 @@ async def until_signalled() -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
     await stop.wait()
+
+
+async def announce_and_serve(lines: list[str], runners: list[web.AppRunner]) -> None:
+    """Print `lines` (`NAME listening on URL`: benchkit.helper reads them), serve until
+    signalled, then clean the runners up, last started first."""
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.flush()
+    try:
+        await until_signalled()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
