@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,7 +212,7 @@ def sha256sum_seconds(edition: Path) -> float:
     return time.perf_counter() - started
 
 
-def best_of(repeat: int, measure: Any) -> float:
+def best_of(repeat: int, measure: Callable[[], float]) -> float:
     measure()  # warm: page cache, imports
     return min(measure() for _ in range(repeat))
 

@@ -180,9 +180,9 @@ def bench_cold_and_noop(args: argparse.Namespace, results: Results) -> None:
     colds: list[Measured] = []
     noop: Measured | None = None
     for number in range(args.repeat):
-        cold, noop = cold_then_noop(args, with_noop=number == args.repeat - 1)
-        colds.append(cold)
-        print(f"    cold run {number + 1}: {cold[0].wall_s:.2f} s")
+        measured, noop = cold_then_noop(args, with_noop=number == args.repeat - 1)
+        colds.append(measured)
+        print(f"    cold run {number + 1}: {measured[0].wall_s:.2f} s")
     colds.sort(key=lambda pair: pair[0].wall_s)
     cold, stats = colds[len(colds) // 2]
     if args.repeat > 1:

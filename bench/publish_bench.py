@@ -102,7 +102,7 @@ class Server:
         """Objects in the bucket, asked of moto directly (not counted at the proxy)."""
         client = moto_client(self.moto_url)
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
-        count = sum(page.get("KeyCount", 0) for page in pages)
+        count = sum(int(page.get("KeyCount", 0)) for page in pages)
         client.close()
         return count
 
