@@ -5,6 +5,8 @@ another bench.
 - the machine: CPU model, cores, Python, load average;
 - processes: CPU seconds from /proc and RUSAGE_CHILDREN, free ports, helper processes
   (bench/counted_newsroom.py, bench/latency_proxy.py) that print `... listening on URL`;
+- the helper servers' side: starting an aiohttp app, saying where it listens, serving
+  until SIGINT or SIGTERM;
 - mirror's CLI run as a subprocess, timed: fetch, keygen, build, and the config they share;
 - moto's S3 server as its own process on 127.0.0.1;
 - resident memory of a process tree, read from /proc (Linux only).
@@ -12,11 +14,14 @@ another bench.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import platform
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from mirror.newsroom import config_for
 
@@ -199,6 +206,39 @@ def helper(script: str, *args: str) -> Iterator[tuple[str, str, int]]:
         yield url, stats_url, process.pid
     finally:
         stop(process)
+
+
+# ---- the helper servers' side (inside counted_newsroom.py and latency_proxy.py)
+
+
+async def start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port (0: any free port); the runner and the port bound."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, shutdown_timeout=0.5, backlog=1024).start()
+    return runner, int(runner.addresses[0][1])
+
+
+async def until_signalled() -> None:
+    """Return once SIGINT or SIGTERM arrives."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
+async def announce_and_serve(lines: list[str], runners: list[web.AppRunner]) -> None:
+    """Print `lines` (`NAME listening on URL`: benchkit.helper reads them), serve until
+    signalled, then clean the runners up, last started first."""
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.flush()
+    try:
+        await until_signalled()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
 
 
 # ---- the counted newsroom (bench/counted_newsroom.py)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from servekit import announce_and_serve, start
+from benchkit import announce_and_serve, start
 
 from mirror.newsroom import images
 from mirror.newsroom.__main__ import parse_args

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from servekit import announce_and_serve, start
+from benchkit import announce_and_serve, start
 from yarl import URL
 
 # Hop-by-hop headers (RFC 9110 7.6.1), and those the client library recomputes.
