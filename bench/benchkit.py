@@ -54,6 +54,8 @@ MOTO_START_ATTEMPTS = 3  # another process may take the free port before moto bi
 
 @dataclass(frozen=True)
 class Figure:
+    """One measured figure, with its target when it has one."""
+
     name: str
     value: str
     target: str
@@ -67,6 +69,8 @@ class Figure:
 
 @dataclass
 class Results:
+    """The figures of a run, each printed as it is added."""
+
     figures: list[Figure] = field(default_factory=list)
 
     def add(self, name: str, value: str, target: str = "", ok: bool | None = None) -> None:
@@ -89,6 +93,7 @@ class Results:
 
 
 def cpu_model() -> str:
+    """The CPU's model name, from /proc/cpuinfo where there is one."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -99,6 +104,7 @@ def cpu_model() -> str:
 
 
 def print_machine() -> None:
+    """Print the CPU, the cores, Python and the platform."""
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores (os.cpu_count)")
     print(f"Python {platform.python_version()}, {platform.platform()}")
 
@@ -427,6 +433,8 @@ def descendants_of(pid: int) -> list[int]:
 
 @dataclass
 class Peak:
+    """The highest resident memory seen, in bytes."""
+
     main_bytes: int = 0
     tree_bytes: int = 0  # main process plus every descendant, summed at one instant
     most_processes: int = 0
