@@ -40,7 +40,7 @@ from mirror.build import builder, pictures
 from mirror.newsroom import config_for
 
 try:
-    from mirror.verify.run import CHUNK_BYTES
+    from mirror.verify.readers import CHUNK_BYTES
 except ImportError:  # verify/run.py still being written: its documented read size
     CHUNK_BYTES = 1024 * 1024
 

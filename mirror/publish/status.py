@@ -25,13 +25,11 @@ from mirror.errors import (
 )
 from mirror.trust import certificate, minisign
 from mirror.trust.manifest import MAX_POINTER_BYTES, parse_pointer
+from mirror.verify.readers import EditionReader, HttpSettings, open_reader
 from mirror.verify.run import (
     DEFAULT_DEADLINE_S,
-    EditionReader,
-    HttpSettings,
     load_manifest,
     load_trust,
-    open_reader,
     read_keys_files,
     signed_keys_json,
     verify_target,
