@@ -44,15 +44,14 @@ class RetryPolicy:
         if self.retries < 0 or self.backoff_s < 0 or not 0 <= self.jitter <= 1:
             raise ValueError(f"retries and backoff_s must be >= 0, jitter in [0, 1]: {self}")
 
-    def delay_s(self, error: BaseException, retry: int, draw: Draw = random.random) -> float | None:
+    def delay_s(self, error: MirrorError, retry: int, draw: Draw = random.random) -> float | None:
         """Seconds to wait before retry number `retry` (0 for the first) after `error`;
         None when not to retry: not retryable, out of retries, or too long a Retry-After."""
-        if not getattr(error, "retryable", False) or retry >= self.retries:
+        if not error.retryable or retry >= self.retries:
             return None
-        retry_after_s = getattr(error, "retry_after_s", None)
-        if retry_after_s is not None:
-            return retry_after_s if retry_after_s <= self.max_retry_after_s else None
-        wait_s = min(self.backoff_s * 2**retry, self.max_backoff_s)
+        if error.retry_after_s is not None:
+            return error.retry_after_s if error.retry_after_s <= self.max_retry_after_s else None
+        wait_s = min(self.backoff_s * 2.0**retry, self.max_backoff_s)
         return wait_s * (1 - self.jitter * draw())
 
 
