@@ -20,7 +20,6 @@ import functools
 import ipaddress
 import re
 import socket
-import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -34,16 +33,14 @@ from aiohttp.compression_utils import HAS_BROTLI
 
 from mirror.config import SourceConfig
 from mirror.errors import (
-    BadURLError,
-    ConnectionFailedError,
     FetchError,
-    FetchTimeoutError,
     HostNotAllowedError,
     HTTPStatusError,
     ResponseTooLargeError,
     TooManyRedirectsError,
 )
 from mirror.fetch.urls import AllowedHosts, host_of, is_allowed_host, normalise_url
+from mirror.http_errors import translate_error
 from mirror.retry import Clock, RetryPolicy, Sleep, with_retries
 
 ACCEPT_ENCODING = "gzip, deflate, br" if HAS_BROTLI else "gzip, deflate"
@@ -97,40 +94,6 @@ class _Hop:
 
 
 # ---------------------------------------------------------------- error translation
-
-# First match wins: specific classes before their bases. Timeouts first, since
-# aiohttp's timeout errors are also connection errors and OSErrors.
-_ERROR_TABLE: tuple[tuple[type[BaseException], type[FetchError], str], ...] = (
-    (TimeoutError, FetchTimeoutError, "time limit passed"),
-    (aiohttp.InvalidURL, BadURLError, "URL refused by the HTTP client"),
-    (aiohttp.NonHttpUrlClientError, BadURLError, "not an HTTP URL"),
-    (aiohttp.RedirectClientError, BadURLError, "bad redirect"),
-    (aiohttp.TooManyRedirects, TooManyRedirectsError, "too many redirects"),
-    (aiohttp.ClientHttpProxyError, ConnectionFailedError, "the proxy refused"),
-    (aiohttp.ClientConnectorCertificateError, ConnectionFailedError, "TLS certificate"),
-    (aiohttp.ClientConnectorDNSError, ConnectionFailedError, "DNS lookup failed"),
-    (aiohttp.ClientSSLError, ConnectionFailedError, "TLS failed"),
-    (aiohttp.ServerFingerprintMismatch, ConnectionFailedError, "TLS fingerprint mismatch"),
-    (aiohttp.ClientConnectionError, ConnectionFailedError, "connection failed"),
-    (aiohttp.ClientPayloadError, ConnectionFailedError, "body truncated or undecodable"),
-    (aiohttp.ClientResponseError, ConnectionFailedError, "bad response"),
-    (aiohttp.ClientError, ConnectionFailedError, "HTTP client error"),
-    (ssl.SSLError, ConnectionFailedError, "TLS failed"),
-    (OSError, ConnectionFailedError, "connection failed"),
-)
-# Retrying cannot fix a certificate the client refuses (or a censor's forged one).
-_NOT_RETRYABLE = (ssl.SSLCertVerificationError, aiohttp.ServerFingerprintMismatch)
-
-
-def translate_error(exc: BaseException, url: str) -> FetchError | None:
-    """The FetchError standing for an aiohttp/asyncio/OS exception, None if not one."""
-    for source, target, label in _ERROR_TABLE:
-        if isinstance(exc, source):
-            error = target(url, f"{label}: {type(exc).__name__}")
-            if isinstance(exc, _NOT_RETRYABLE):
-                error.retryable = False
-            return error
-    return None
 
 
 @contextlib.asynccontextmanager
