@@ -33,6 +33,7 @@ _ERROR_TABLE: tuple[tuple[type[BaseException], type[FetchError], str], ...] = (
     (aiohttp.ClientConnectorDNSError, ConnectionFailedError, "DNS lookup failed"),
     (aiohttp.ClientSSLError, ConnectionFailedError, "TLS failed"),
     (aiohttp.ServerFingerprintMismatch, ConnectionFailedError, "TLS fingerprint mismatch"),
+    (aiohttp.ClientConnectorError, ConnectionFailedError, "unreachable"),
     (aiohttp.ClientConnectionError, ConnectionFailedError, "connection failed"),
     (aiohttp.ClientPayloadError, ConnectionFailedError, "body truncated or undecodable"),
     (aiohttp.ClientResponseError, ConnectionFailedError, "bad response"),

@@ -39,8 +39,8 @@ from mirror.fetch.origin import (
     is_public_address,
     map_aiohttp_errors,
     parse_retry_after,
-    translate_error,
 )
+from mirror.http_errors import translate_error
 
 from servers import closed_port, serve
 

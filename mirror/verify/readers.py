@@ -2,7 +2,8 @@
 
 The I/O seam is `EditionReader` (`read_into` one file, optionally `list_files`), with a
 folder and an HTTP implementation; aiohttp's exceptions become TargetError in one place,
-`map_http_errors`. The HTTP reader follows a redirect only when the target, normalised
+`map_http_errors` (after mirror.http_errors, as the origin client); retries follow
+mirror.retry. The HTTP reader follows a redirect only when the target, normalised
 as a server would (escapes of unreserved characters decoded, dot segments resolved),
 stays under the mirror's base URL, and holds each body to a minimum rate (TooSlowError).
 """
@@ -16,6 +17,7 @@ import math
 import os
 import re
 import stat
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ from mirror.errors import (
     VerifyError,
 )
 from mirror.fetch.urls import UNRESERVED, remove_dot_segments
+from mirror.http_errors import translate_error
+from mirror.retry import Clock, RetryPolicy, Sleep, with_retries
 
 CHUNK_BYTES = 1024 * 1024  # bytes read from a file at a time
 HTTP_CHUNK_BYTES = 64 * 1024  # bytes read from a response at a time
@@ -61,19 +65,14 @@ class Listing:
     symlinks: list[str]  # symbolic links (to files or folders), never followed
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often, and how soon, a read that failed with a retryable error is tried again."""
-
-    retries: int = 0
-    backoff_s: float = 0.0  # doubled each retry
-
-
 class EditionReader(Protocol):
     """One copy of the edition, read file by file."""
 
     concurrency: int  # files read at once
-    retry: RetryPolicy
+
+    async def retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()` (which reads), tried again as this reader's retry policy says."""
+        ...
 
     async def read_into(self, path: str, sink: Sink, *, max_bytes: int) -> ReadOutcome:
         """Stream the file at `path` (a checked edition path) into `sink`, chunk by chunk.
@@ -93,12 +92,15 @@ class FolderReader:
     """An edition in a local folder."""
 
     concurrency = 8
-    retry = RetryPolicy()
 
     def __init__(self, root: Path) -> None:
         if not root.is_dir():
             raise TargetError(f"{root}: no such folder")
         self._root = root
+
+    async def retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()` once: a local folder that fails will fail again."""
+        return await attempt()
 
     async def read_into(self, path: str, sink: Sink, *, max_bytes: int) -> ReadOutcome:
         """Read the file in a worker thread (hashing there too, off the event loop)."""
@@ -185,11 +187,21 @@ class HttpSettings:
 class HttpReader:
     """An edition served at a base URL ("https://host/bucket/"); `async with` it."""
 
-    def __init__(self, base_url: str, settings: HttpSettings | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        settings: HttpSettings | None = None,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        """`sleep` and `clock`: what waits between retries (tests pass fakes)."""
         self._base = normalised_url(checked_base_url(base_url))
         self._settings = settings or HttpSettings()
         self.concurrency = self._settings.concurrency
-        self.retry = RetryPolicy(self._settings.retries, self._settings.backoff_s)
+        self._retry = RetryPolicy(self._settings.retries, self._settings.backoff_s)
+        self._sleep = sleep
+        self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -211,6 +223,10 @@ class HttpReader:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()`, tried again (mirror.retry) while its error is retryable."""
+        return await with_retries(attempt, self._retry, sleep=self._sleep, clock=self._clock)
 
     async def read_into(self, path: str, sink: Sink, *, max_bytes: int) -> ReadOutcome:
         """GET base + path, following redirects only while they stay under the base URL."""
@@ -388,24 +404,20 @@ class RateFloor:
 
 @contextlib.asynccontextmanager
 async def map_http_errors(url: str) -> AsyncIterator[None]:
-    """aiohttp's and the socket's exceptions as TargetError (retryable), `from` the original."""
+    """aiohttp's, ssl's and asyncio's exceptions as TargetError, `from` the original, and
+    retryable or not as mirror.http_errors decides (a refused certificate is not)."""
     try:
         yield
     except TargetError:
         raise
-    except TimeoutError as exc:
-        raise _retryable(TargetError(f"{url}: time limit passed")) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise _retryable(TargetError(f"{url}: unreachable: {exc.strerror or exc}")) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
-        raise _retryable(TargetError(f"{url}: cannot read: {reason}")) from exc
-
-
-def _retryable(error: TargetError) -> TargetError:
-    """`error`, marked as worth another try."""
-    error.retryable = True
-    return error
+    except Exception as exc:
+        failure = translate_error(exc, url)
+        if failure is None:
+            raise
+        detail = getattr(exc, "strerror", None)  # "Connection refused", for one
+        error = TargetError(f"{url}: {failure.reason}" + (f" ({detail})" if detail else ""))
+        error.retryable = failure.retryable
+        raise error from exc
 
 
 @contextlib.asynccontextmanager
@@ -422,18 +434,6 @@ async def open_reader(
         yield FolderReader(Path(target))
 
 
-async def with_retries(attempt: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
-    """`attempt()`, tried again after a backoff while its TargetError is retryable."""
-    for number in range(policy.retries):
-        try:
-            return await attempt()
-        except TargetError as error:
-            if not error.retryable:
-                raise
-        await asyncio.sleep(policy.backoff_s * 2**number)
-    return await attempt()
-
-
 async def read_small(
     reader: EditionReader, path: str, *, max_bytes: int, error: type[VerifyError]
 ) -> bytes | None:
@@ -444,7 +444,7 @@ async def read_small(
         chunks.clear()
         return await reader.read_into(path, chunks.append, max_bytes=max_bytes)
 
-    outcome = await with_retries(attempt, reader.retry)
+    outcome = await reader.retrying(attempt)
     if outcome is ReadOutcome.TOO_LARGE:
         raise error(f"{path} is over the {max_bytes}-byte limit")
     return None if outcome is ReadOutcome.ABSENT else b"".join(chunks)

@@ -106,7 +106,6 @@ from mirror.verify.readers import (
     open_reader,
     read_required,
     read_small,
-    with_retries,
 )
 
 DEFAULT_DEADLINE_S = 300.0  # seconds, checking one copy (a folder or a mirror) end to end
@@ -262,7 +261,7 @@ async def check_file(
         limit = max(entry.size for entry in candidates)
         return await reader.read_into(path, holder[0].update, max_bytes=limit)
 
-    outcome = await with_retries(attempt, reader.retry)
+    outcome = await reader.retrying(attempt)
     digest = holder[0]
     if outcome is ReadOutcome.ABSENT:
         return FileResult(path, FileStatus.MISSING)
