@@ -15,7 +15,14 @@ from aiohttp import web
 from mirror.errors import ConnectionFailedError, FetchError, TargetError
 from mirror.fetch.origin import map_aiohttp_errors
 from mirror.http_errors import translate_error
-from mirror.verify.readers import HttpReader, HttpSettings, map_http_errors, read_small
+from mirror.verify.readers import (
+    HttpReader,
+    HttpSettings,
+    ReadOutcome,
+    map_http_errors,
+    read_bytes,
+    read_small,
+)
 
 from servers import closed_port, serve
 
@@ -141,3 +148,16 @@ async def test_a_deadline_is_not_a_retryable_read() -> None:
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0), map_http_errors(URL):
             await asyncio.sleep(1)
+
+
+async def test_403_is_absent_for_verify_and_forbidden_for_status() -> None:
+    hits: Counter[str] = Counter()
+    async with serve(flaky_app(hits, 5, 403)) as port:
+        url = f"http://127.0.0.1:{port}/"
+        async with HttpReader(url, HttpSettings(retries=2), sleep=Waits().sleep) as reader:
+            assert await read_small(reader, "current", max_bytes=100, error=TargetError) is None
+            assert await read_bytes(reader, "current", max_bytes=100) == (
+                ReadOutcome.FORBIDDEN,
+                b"",
+            )
+    assert hits["current"] == 2  # not retried

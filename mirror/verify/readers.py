@@ -42,7 +42,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 HIDDEN_SEPARATORS = frozenset({"2F", "5C", "00"})  # "/", "\\" and NUL, escaped in a path
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
-ABSENT_STATUSES = frozenset({403, 404, 410})  # S3 answers 403 for a missing public object
+ABSENT_STATUSES = frozenset({404, 410})
+FORBIDDEN_STATUS = 403  # S3's answer for a missing object of a public bucket, and a private one's
 T = TypeVar("T")
 
 
@@ -50,8 +51,14 @@ class ReadOutcome(enum.Enum):
     """How reading one file ended."""
 
     READ = "read"  # every byte went to the sink
-    ABSENT = "absent"  # no such file (404/403/410, ENOENT, not a regular file)
+    ABSENT = "absent"  # no such file (404/410, ENOENT, not a regular file)
+    FORBIDDEN = "forbidden"  # 403: absent for a reader (status tells a private bucket by it)
     TOO_LARGE = "too large"  # more than max_bytes: reading stopped there
+
+    @property
+    def absent(self) -> bool:
+        """Whether the file is not there for a reader (403 counts as absent)."""
+        return self in (ReadOutcome.ABSENT, ReadOutcome.FORBIDDEN)
 
 
 Sink = Callable[[bytes], None]
@@ -336,6 +343,8 @@ async def _read_answer(
     """A final (non-redirect) answer's body into `sink`, capped at `max_bytes`."""
     if answer.status in ABSENT_STATUSES:
         return ReadOutcome.ABSENT
+    if answer.status == FORBIDDEN_STATUS:
+        return ReadOutcome.FORBIDDEN
     if answer.status != 200:
         error = TargetError(f"{url}: HTTP {answer.status}")
         error.retryable = answer.status == 429 or answer.status >= 500
@@ -434,10 +443,11 @@ async def open_reader(
         yield FolderReader(Path(target))
 
 
-async def read_small(
-    reader: EditionReader, path: str, *, max_bytes: int, error: type[VerifyError]
-) -> bytes | None:
-    """A small file's bytes (None when absent); `error` when over `max_bytes`."""
+async def read_bytes(
+    reader: EditionReader, path: str, *, max_bytes: int
+) -> tuple[ReadOutcome, bytes]:
+    """How reading a small file ended, and its bytes (b"" unless READ), retried as the
+    reader says."""
     chunks: list[bytes] = []
 
     async def attempt() -> ReadOutcome:
@@ -445,9 +455,17 @@ async def read_small(
         return await reader.read_into(path, chunks.append, max_bytes=max_bytes)
 
     outcome = await reader.retrying(attempt)
+    return outcome, b"".join(chunks) if outcome is ReadOutcome.READ else b""
+
+
+async def read_small(
+    reader: EditionReader, path: str, *, max_bytes: int, error: type[VerifyError]
+) -> bytes | None:
+    """A small file's bytes (None when absent); `error` when over `max_bytes`."""
+    outcome, data = await read_bytes(reader, path, max_bytes=max_bytes)
     if outcome is ReadOutcome.TOO_LARGE:
         raise error(f"{path} is over the {max_bytes}-byte limit")
-    return None if outcome is ReadOutcome.ABSENT else b"".join(chunks)
+    return None if outcome.absent else data
 
 
 async def read_required(

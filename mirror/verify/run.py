@@ -263,7 +263,7 @@ async def check_file(
 
     outcome = await reader.retrying(attempt)
     digest = holder[0]
-    if outcome is ReadOutcome.ABSENT:
+    if outcome.absent:
         return FileResult(path, FileStatus.MISSING)
     if outcome is ReadOutcome.READ and any(digest.matches(entry) for entry in candidates):
         return FileResult(path, FileStatus.OK, digest)
