@@ -47,10 +47,7 @@ from benchkit import (
 
 from mirror.build import builder, pictures
 
-try:
-    from mirror.verify.run import CHUNK_BYTES
-except ImportError:  # verify/run.py still being written: its documented read size
-    CHUNK_BYTES = 1024 * 1024
+from mirror.verify.readers import CHUNK_BYTES
 
 KB = 1000
 COLD_TARGET_S = 40.0

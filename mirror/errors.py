@@ -47,7 +47,11 @@
             └── TooSlowError         a transfer stayed under the minimum rate
 
 Whether to retry is a property of the error (`retryable`, `retry_after_s`), never a
-match on its text.
+match on its text; mirror.retry reads it. Retryable: FetchTimeoutError,
+ConnectionFailedError (not a refused certificate), HTTPStatusError for 429 and 5xx,
+MirrorUnreachableError (not ObjectTooLargeError nor MirrorDeadlineError),
+SmtpConnectionError (not a refused login or TLS), DeliveryError for 4xx, and a
+TargetError when the reader marks it so (a timeout, a reset, 429 or 5xx). Nothing else.
 """
 
 from __future__ import annotations
@@ -230,10 +234,14 @@ class ObjectTooLargeError(MirrorUnreachableError):
     """A stored object is larger than what we ever write there (a live manifest, a
     pointer): the store answers with something that is not ours."""
 
+    retryable = False  # the object stays as large
+
 
 class MirrorDeadlineError(MirrorUnreachableError):
     """The mirror's whole publish took longer than its `deadline_s`: abandoned where it
     was (the publishing order leaves a mirror that verifies), the others go on."""
+
+    retryable = False  # the time it had is used up
 
 
 class NotPublicError(PublishError):

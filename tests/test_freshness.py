@@ -18,7 +18,8 @@ from mirror.cli import run
 from mirror.errors import KeyCertificateError, StaleKeysError
 from mirror.trust import certificate, minisign
 from mirror.verify.freshness import MAX_PEERS, PeerKeys, check_serial, peer_urls
-from mirror.verify.run import HttpSettings, verify_target
+from mirror.verify.readers import HttpSettings
+from mirror.verify.run import verify_target
 
 from servers import closed_port, serve
 

@@ -39,8 +39,8 @@ from mirror.fetch.origin import (
     is_public_address,
     map_aiohttp_errors,
     parse_retry_after,
-    translate_error,
 )
+from mirror.http_errors import translate_error
 
 from servers import closed_port, serve
 
@@ -237,8 +237,23 @@ def url(room: Newsroom, path: str, host: str = "127.0.0.1") -> str:
     return f"http://{host}:{room.port}{path}"
 
 
-async def fetch(room: Newsroom, path: str, max_bytes: int = 100_000, **changes: object) -> Response:
-    async with OriginClient(config(room, **changes)) as client:
+class Waits(list[float]):
+    """A sleep that returns at once and records how long it was asked to wait."""
+
+    async def sleep(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+async def fetch(
+    room: Newsroom,
+    path: str,
+    max_bytes: int = 100_000,
+    *,
+    waits: Waits | None = None,
+    **changes: object,
+) -> Response:
+    sleep = (waits if waits is not None else Waits()).sleep
+    async with OriginClient(config(room, **changes), sleep=sleep) as client:
         return await client.get(url(room, path), max_bytes=max_bytes)
 
 
@@ -544,44 +559,52 @@ async def test_slow_drip_fails_at_the_total_timeout(newsroom: Newsroom) -> None:
 
 
 async def test_server_error_forever_is_retried_then_raised(newsroom: Newsroom) -> None:
+    waits = Waits()
     with pytest.raises(HTTPStatusError) as caught:
-        await fetch(newsroom, "/status/500", retries=3)
+        await fetch(newsroom, "/status/500", waits=waits, retries=3, backoff_s=0.5)
     assert caught.value.status == 500
     assert newsroom.hits["/status/500"] == 4
+    assert len(waits) == 3  # doubling, each with jitter down to half
+    assert all(0.5 * 2**n / 2 <= wait_s <= 0.5 * 2**n for n, wait_s in enumerate(waits))
 
 
 async def test_503_then_200_succeeds(newsroom: Newsroom) -> None:
-    response = await fetch(newsroom, "/flaky")
+    waits = Waits()
+    response = await fetch(newsroom, "/flaky", waits=waits)
     assert response.body == b"recovered"
-    assert newsroom.hits["/flaky"] == 2
+    assert newsroom.hits["/flaky"] == 2 and len(waits) == 1
 
 
 async def test_429_waits_for_retry_after(newsroom: Newsroom) -> None:
-    started = time.monotonic()
-    response = await fetch(newsroom, "/busy")
-    assert time.monotonic() - started >= 1.0
+    waits = Waits()
+    response = await fetch(newsroom, "/busy", waits=waits)
+    assert waits == [1.0]  # the Retry-After, not the backoff
     assert response.body == b"your turn"
 
 
 async def test_retry_after_over_the_limit_fails_at_once(newsroom: Newsroom) -> None:
+    waits = Waits()
     with pytest.raises(HTTPStatusError) as caught:
-        await fetch(newsroom, "/busy-long", max_retry_after_s=60)
+        await fetch(newsroom, "/busy-long", waits=waits, max_retry_after_s=60)
     assert caught.value.retry_after_s == 3600
-    assert newsroom.hits["/busy-long"] == 1
+    assert newsroom.hits["/busy-long"] == 1 and waits == []
 
 
 @pytest.mark.parametrize("code", [404, 410, 403])
 async def test_client_errors_are_not_retried(newsroom: Newsroom, code: int) -> None:
+    waits = Waits()
     with pytest.raises(HTTPStatusError) as caught:
-        await fetch(newsroom, f"/status/{code}")
+        await fetch(newsroom, f"/status/{code}", waits=waits)
+    assert waits == []
     assert caught.value.status == code
     assert newsroom.hits[f"/status/{code}"] == 1
 
 
 async def test_connection_refused_after_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     port = closed_port()
-    cfg = config(None, allowed_hosts=(f"127.0.0.1:{port}",), retries=2)
-    async with OriginClient(cfg) as client:
+    cfg = config(None, allowed_hosts=(f"127.0.0.1:{port}",), retries=2, backoff_s=1.0)
+    waits = Waits()
+    async with OriginClient(cfg, sleep=waits.sleep) as client:
         attempts = 0
         real_attempt = client._attempt
 
@@ -593,7 +616,7 @@ async def test_connection_refused_after_retries(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setattr(client, "_attempt", counted)
         with pytest.raises(ConnectionFailedError):
             await client.get(f"http://127.0.0.1:{port}/", max_bytes=1000)
-    assert attempts == 3
+    assert attempts == 3 and len(waits) == 2 and 0.5 <= waits[0] <= 1 <= waits[1] <= 2
 
 
 def test_parse_retry_after() -> None:

@@ -47,17 +47,9 @@ from mirror.trust.manifest import (
     pointer_bytes,
     signature_path,
 )
-from mirror.verify.run import (
-    HttpSettings,
-    Seen,
-    VerifyReport,
-    check_rollback,
-    load_seen,
-    normalised_url,
-    remember,
-    verify_edition,
-    verify_target,
-)
+from mirror.verify.memory import Seen, check_rollback, load_seen, remember
+from mirror.verify.readers import HttpSettings, normalised_url
+from mirror.verify.run import VerifyReport, verify_edition, verify_target
 
 from servers import closed_port, serve
 

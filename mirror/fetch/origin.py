@@ -3,7 +3,7 @@
 `OriginClient` is an `async with` object holding one aiohttp session. `get()` makes a
 bounded, checked GET: only allowed hosts and ports (every redirect hop and every
 resolved address checked), a byte cap on the decompressed body, connect/read/total
-time limits, retries with backoff on connection errors, timeouts, 429 and 5xx. aiohttp
+time limits, retries (mirror.retry) on connection errors, timeouts, 429 and 5xx. aiohttp
 and asyncio exceptions become mirror's `FetchError`s in one place, `map_aiohttp_errors`.
 
 `decode_html` turns a page's bytes into text (header charset, `<meta>`, BOM, detection).
@@ -16,11 +16,10 @@ import codecs
 import contextlib
 import dataclasses
 import email.utils
+import functools
 import ipaddress
-import random
 import re
 import socket
-import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -34,16 +33,15 @@ from aiohttp.compression_utils import HAS_BROTLI
 
 from mirror.config import SourceConfig
 from mirror.errors import (
-    BadURLError,
-    ConnectionFailedError,
     FetchError,
-    FetchTimeoutError,
     HostNotAllowedError,
     HTTPStatusError,
     ResponseTooLargeError,
     TooManyRedirectsError,
 )
 from mirror.fetch.urls import AllowedHosts, host_of, is_allowed_host, normalise_url
+from mirror.http_errors import translate_error
+from mirror.retry import Clock, RetryPolicy, Sleep, with_retries
 
 ACCEPT_ENCODING = "gzip, deflate, br" if HAS_BROTLI else "gzip, deflate"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -96,40 +94,6 @@ class _Hop:
 
 
 # ---------------------------------------------------------------- error translation
-
-# First match wins: specific classes before their bases. Timeouts first, since
-# aiohttp's timeout errors are also connection errors and OSErrors.
-_ERROR_TABLE: tuple[tuple[type[BaseException], type[FetchError], str], ...] = (
-    (TimeoutError, FetchTimeoutError, "time limit passed"),
-    (aiohttp.InvalidURL, BadURLError, "URL refused by the HTTP client"),
-    (aiohttp.NonHttpUrlClientError, BadURLError, "not an HTTP URL"),
-    (aiohttp.RedirectClientError, BadURLError, "bad redirect"),
-    (aiohttp.TooManyRedirects, TooManyRedirectsError, "too many redirects"),
-    (aiohttp.ClientHttpProxyError, ConnectionFailedError, "the proxy refused"),
-    (aiohttp.ClientConnectorCertificateError, ConnectionFailedError, "TLS certificate"),
-    (aiohttp.ClientConnectorDNSError, ConnectionFailedError, "DNS lookup failed"),
-    (aiohttp.ClientSSLError, ConnectionFailedError, "TLS failed"),
-    (aiohttp.ServerFingerprintMismatch, ConnectionFailedError, "TLS fingerprint mismatch"),
-    (aiohttp.ClientConnectionError, ConnectionFailedError, "connection failed"),
-    (aiohttp.ClientPayloadError, ConnectionFailedError, "body truncated or undecodable"),
-    (aiohttp.ClientResponseError, ConnectionFailedError, "bad response"),
-    (aiohttp.ClientError, ConnectionFailedError, "HTTP client error"),
-    (ssl.SSLError, ConnectionFailedError, "TLS failed"),
-    (OSError, ConnectionFailedError, "connection failed"),
-)
-# Retrying cannot fix a certificate the client refuses (or a censor's forged one).
-_NOT_RETRYABLE = (ssl.SSLCertVerificationError, aiohttp.ServerFingerprintMismatch)
-
-
-def translate_error(exc: BaseException, url: str) -> FetchError | None:
-    """The FetchError standing for an aiohttp/asyncio/OS exception, None if not one."""
-    for source, target, label in _ERROR_TABLE:
-        if isinstance(exc, source):
-            error = target(url, f"{label}: {type(exc).__name__}")
-            if isinstance(exc, _NOT_RETRYABLE):
-                error.retryable = False
-            return error
-    return None
 
 
 @contextlib.asynccontextmanager
@@ -252,11 +216,26 @@ class OriginClient:
     """Bounded, checked GETs to the origin; use as `async with OriginClient(cfg) as c:`."""
 
     def __init__(
-        self, config: SourceConfig, *, resolver: AbstractResolver | None = None, home_url: str = ""
+        self,
+        config: SourceConfig,
+        *,
+        resolver: AbstractResolver | None = None,
+        home_url: str = "",
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
     ) -> None:
         """`resolver`: the name resolver whose answers are checked; default aiohttp's.
-        `home_url`: the publication's, whose port a host listed without one may use too."""
+        `home_url`: the publication's, whose port a host listed without one may use too.
+        `sleep` and `clock`: what waits between retries (tests pass fakes)."""
         self._config = config
+        self._retry = RetryPolicy(
+            retries=config.retries,
+            backoff_s=config.backoff_s,
+            jitter=0.5,
+            max_retry_after_s=config.max_retry_after_s,
+        )
+        self._sleep = sleep
+        self._clock = clock
         configured = (*config.feeds, *config.sitemaps, *([home_url] if home_url else []))
         self._allowed = AllowedHosts.parse(config.allowed_hosts, configured)
         self._inner_resolver = resolver
@@ -305,7 +284,12 @@ class OriginClient:
         headers = _request_headers(etag, last_modified)
         seen: list[str] = []
         for _hop in range(self._config.max_redirects + 1):
-            hop = await self._with_retries(current, headers, max_bytes)
+            hop = await with_retries(
+                functools.partial(self._attempt, current, headers, max_bytes),
+                self._retry,
+                sleep=self._sleep,
+                clock=self._clock,
+            )
             if hop.location is None:
                 return _response(current, hop, etag, last_modified)
             seen.append(current)
@@ -344,29 +328,6 @@ class OriginClient:
         if refusal is not None:
             raise HostNotAllowedError(normal, refusal)
         return normal
-
-    async def _with_retries(self, url: str, headers: dict[str, str], max_bytes: int) -> _Hop:
-        """One hop, retried after a backoff while the error says it is retryable."""
-        attempt = 0
-        while True:
-            try:
-                return await self._attempt(url, headers, max_bytes)
-            except FetchError as err:
-                delay = self._retry_delay(err, attempt)
-                if delay is None:
-                    raise
-            await asyncio.sleep(delay)
-            attempt += 1
-
-    def _retry_delay(self, err: FetchError, attempt: int) -> float | None:
-        """Seconds to wait before retrying after `err`, None when not to retry."""
-        config = self._config
-        if not err.retryable or attempt >= config.retries:
-            return None
-        if err.retry_after_s is not None:
-            return None if err.retry_after_s > config.max_retry_after_s else err.retry_after_s
-        delay = config.backoff_s * 2**attempt
-        return random.uniform(delay / 2, delay)
 
     async def _attempt(self, url: str, headers: dict[str, str], max_bytes: int) -> _Hop:
         """One request within the concurrency limits and the total time limit."""

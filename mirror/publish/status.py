@@ -2,8 +2,9 @@
 plain GETs: reachable or not, public or not (a 403), the live version and its age,
 stale or not, when its keys.json expires (due for renewal within certificate.ALERT_DAYS days),
 and (with `full`) every file whose bytes don't match. Each mirror has a deadline, and
-bodies a minimum rate (as `mirror verify`): a mirror past either, or that cannot be
-read at all, is unreachable."""
+bodies a minimum rate: a mirror past either, or that cannot be read at all, is
+unreachable. Every read goes through the mirror reader `mirror verify` uses
+(mirror.verify.readers: one session per mirror, one error map, one retry policy)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from mirror.config import MirrorConfig
 from mirror.errors import (
     KeyCertificateError,
+    ManifestError,
     MirrorError,
     NotPublicError,
     TargetError,
@@ -25,20 +25,23 @@ from mirror.errors import (
 )
 from mirror.trust import certificate, minisign
 from mirror.trust.manifest import MAX_POINTER_BYTES, parse_pointer
+from mirror.verify.readers import (
+    EditionReader,
+    HttpReader,
+    HttpSettings,
+    ReadOutcome,
+    read_bytes,
+)
 from mirror.verify.run import (
     DEFAULT_DEADLINE_S,
-    EditionReader,
-    HttpSettings,
     load_manifest,
     load_trust,
-    open_reader,
     read_keys_files,
     signed_keys_json,
     verify_target,
     within_deadline,
 )
 
-STATUS_TIMEOUT_S = 20.0
 SHOWN_PATHS = 5  # tampered files named in the human summary (all of them in --json)
 
 
@@ -148,7 +151,7 @@ async def mirror_status(
         status.reachable, status.public, status.error = True, False, exc.reason
     except TargetError as exc:  # past the deadline, too slow, redirected away, ...
         status.reachable, status.error = False, str(exc)
-    except (MirrorError, aiohttp.ClientError, TimeoutError) as exc:
+    except MirrorError as exc:
         status.error = str(exc) or type(exc).__name__
     return status
 
@@ -164,48 +167,39 @@ async def _check(
     deadline_s: float,
 ) -> None:
     """The steps of `mirror_status`, filling in `status` as they go."""
-    status.version = await read_current(status.url)
-    status.reachable = True
-    if status.version is None:
-        status.error = "empty: nothing published yet"
-        return
-    await read_manifest(status, key, now, http)
+    async with HttpReader(status.url, http) as reader:
+        status.version = await read_live_version(reader, status.url)
+        status.reachable = True
+        if status.version is None:
+            status.error = "empty: nothing published yet"
+            return
+        await read_manifest(status, reader, key, now)
     status.stale = status.version < local_version
     if full:
         await full_check(status, key, now, state_dir, http, deadline_s)
 
 
-async def read_current(url: str) -> int | None:
+async def read_live_version(reader: EditionReader, url: str) -> int | None:
     """The live version from `current` (None when there is none); 403 is "not public"."""
-    timeout = aiohttp.ClientTimeout(total=STATUS_TIMEOUT_S)
-    async with (
-        aiohttp.ClientSession(timeout=timeout) as session,
-        session.get(url + "current", allow_redirects=False) as answer,
-    ):
-        if answer.status == 403:
-            raise NotPublicError(url, "not public: the mirror answers 403 Forbidden")
-        if answer.status == 404:
-            return None
-        if answer.status != 200:
-            raise MirrorError(f"`current` answered HTTP {answer.status}")
-        data = b""  # to its end: one read() may return only the first bytes
-        while chunk := await answer.content.read(MAX_POINTER_BYTES + 1 - len(data)):
-            data += chunk
-        return parse_pointer(data)
+    outcome, data = await read_bytes(reader, "current", max_bytes=MAX_POINTER_BYTES)
+    if outcome is ReadOutcome.FORBIDDEN:
+        raise NotPublicError(url, "not public: the mirror answers 403 Forbidden")
+    if outcome is ReadOutcome.TOO_LARGE:
+        raise ManifestError(f"current is over the {MAX_POINTER_BYTES}-byte limit")
+    return None if outcome.absent else parse_pointer(data)
 
 
 async def read_manifest(
-    status: MirrorStatus, key: minisign.PublicKey, now: datetime, http: HttpSettings | None = None
+    status: MirrorStatus, reader: EditionReader, key: minisign.PublicKey, now: datetime
 ) -> None:
     """Age and expiry from the live manifest, its signature checked."""
     assert status.version is not None
     try:
-        async with open_reader(status.url, http) as reader:
-            is_root = await signed_keys_json(reader, key)
-            if is_root:
-                await read_keys_expiry(status, reader, key, now)
-            trust = await load_trust(reader, key, is_root=is_root, now=now)
-            manifest = await load_manifest(reader, status.version, trust, now)
+        is_root = await signed_keys_json(reader, key)
+        if is_root:
+            await read_keys_expiry(status, reader, key, now)
+        trust = await load_trust(reader, key, is_root=is_root, now=now)
+        manifest = await load_manifest(reader, status.version, trust, now)
     except TargetError:
         raise  # not read, so not known to be tampered
     except VerifyError as exc:
