@@ -46,7 +46,6 @@ from benchkit import (
 )
 
 from mirror.build import builder, pictures
-
 from mirror.verify.readers import CHUNK_BYTES
 
 KB = 1000
