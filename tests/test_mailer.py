@@ -293,6 +293,33 @@ async def test_a_dead_server_fails_every_message_quickly_and_not_permanently() -
     assert all(d.reason.startswith("server unreachable: cannot connect") for d in deliveries)
 
 
+async def test_waits_between_attempts_follow_the_retry_rule_without_real_sleep() -> None:
+    """A 4xx is tried again after backoff_s, then twice as long (mirror.retry's rule),
+    through the injected sleep; a 5xx is not tried again at all."""
+    waits: list[float] = []
+
+    async def recorded(seconds: float) -> None:
+        waits.append(seconds)
+
+    class Refusing:
+        def __init__(self, permanent: bool) -> None:
+            self.permanent, self.calls = permanent, 0
+
+        async def send(self, out: Outgoing) -> None:
+            self.calls += 1
+            raise DeliveryError("451 try later", permanent=self.permanent)
+
+    for permanent, expected in ((False, [2.0, 4.0, 8.0]), (True, [])):
+        waits.clear()
+        transport = Refusing(permanent)
+        deliveries = await deliver(
+            [outgoing(1)], transport, rate_per_s=0, per_domain_rate_per_s=0, concurrency=1,
+            retries=3, backoff_s=2.0, sleep=recorded,
+        )  # fmt: skip
+        assert waits == expected and transport.calls == len(expected) + 1
+        assert not deliveries[0].ok and deliveries[0].permanent is permanent
+
+
 async def test_a_connection_dropped_while_idle_is_reopened() -> None:
     with smtp_server() as server:
         async with smtp(server.port, connections=1) as transport:

@@ -8,6 +8,7 @@ stop when the server is gone, and one `Delivery` per message.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import ssl
@@ -20,6 +21,7 @@ from mirror.errors import DeliveryError, DigestError
 from mirror.mail.outbox import OutboxTransport
 from mirror.mail.smtp import SmtpTransport
 from mirror.mail.wire import Outgoing
+from mirror.retry import RetryPolicy, Sleep
 
 log = logging.getLogger("mirror.mailer")
 
@@ -89,6 +91,7 @@ async def deliver(
     retries: int,
     backoff_s: float = 1.0,
     after_send: Callable[[Outgoing, Delivery], None] | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> list[Delivery]:
     """Send every message; one Delivery each, in the order given.
 
@@ -101,14 +104,15 @@ async def deliver(
     or refuses us outright (TLS, login), the rest fail at once, not permanently.
     `after_send` runs once per message with its outcome, as soon as it is known (the
     digest records a send there). An exception in it (or in the iterator) stops
-    everything and is raised as it is.
+    everything and is raised as it is. Waits between attempts follow `mirror.retry`'s
+    rule (read from the error) and go through `sleep`, which tests replace.
     """
     sender = _Sender(
         transport,
         _Limits(rate_per_s, per_domain_rate_per_s),
-        retries=max(0, retries),
-        backoff_s=backoff_s,
+        RetryPolicy(retries=max(0, retries), backoff_s=backoff_s),
         after_send=after_send,
+        sleep=sleep,
     )
     workers = max(1, concurrency)
     queue: asyncio.Queue[tuple[int, Outgoing] | None] = asyncio.Queue(maxsize=2 * workers)
@@ -158,16 +162,16 @@ class _Sender:
         self,
         transport: Transport,
         limits: _Limits,
+        policy: RetryPolicy,
         *,
-        retries: int,
-        backoff_s: float,
         after_send: Callable[[Outgoing, Delivery], None] | None,
+        sleep: Sleep,
     ) -> None:
         self.transport = transport
         self.limits = limits
-        self.retries = retries
-        self.backoff_s = backoff_s
+        self.policy = policy
         self.after_send = after_send
+        self.sleep = sleep
         self.results: list[tuple[int, Delivery]] = []
         self.stopped = ""  # why every remaining message fails at once
         self.successes = 0
@@ -181,11 +185,9 @@ class _Sender:
 
     async def _attempts(self, out: Outgoing) -> Delivery:
         successes_before = self.successes
-        reason = ""
         server_failures = 0
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+        failure: DigestError
+        for retry in itertools.count():
             if self.stopped:
                 return _failed(out, self.stopped)
             await self.limits.wait(_domain(out.address))
@@ -194,16 +196,20 @@ class _Sender:
             except DeliveryError as exc:
                 if exc.permanent:
                     return _failed(out, exc.reason, permanent=True)
-                reason = exc.reason
+                failure, reason = exc, exc.reason
             except DigestError as exc:
-                reason = f"server unreachable: {exc}"
+                failure, reason = exc, f"server unreachable: {exc}"
                 server_failures += 1
                 if not exc.retryable:
                     return _failed(out, self._stop(str(exc)))
             else:
                 self.successes += 1
                 return Delivery(out.recipient_id, ok=True, permanent=False, reason="")
-        if server_failures > self.retries and self.successes == successes_before:
+            wait_s = self.policy.delay_s(failure, retry)
+            if wait_s is None:
+                break
+            await self.sleep(wait_s)
+        if server_failures > self.policy.retries and self.successes == successes_before:
             self._stop(reason)
         return _failed(out, reason)
 
