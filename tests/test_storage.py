@@ -28,6 +28,7 @@ from mirror.errors import (
     ConflictError,
     MirrorAccessError,
     MirrorUnreachableError,
+    ObjectTooLargeError,
     PublishError,
 )
 from mirror.publish.publisher import gc_mirror, publish_mirror
@@ -137,6 +138,14 @@ async def test_get_over_max_bytes_is_refused(case: Case) -> None:
     assert info.value.mirror == case.mirror.name
     stored = await case.backend.get("feed.xml", max_bytes=101)
     assert stored is not None
+
+
+async def test_object_too_large_is_not_retryable(case: Case) -> None:
+    await case.backend.put("current", b"9" * 30, content_type="text/plain", cache_control=SHORT)
+    with pytest.raises(ObjectTooLargeError) as info:
+        await case.backend.get("current", max_bytes=20)
+    assert not info.value.retryable  # the same bytes would come back
+    assert MirrorUnreachableError.retryable
 
 
 async def test_delete_removes_and_ignores_missing(case: Case) -> None:
