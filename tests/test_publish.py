@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -406,6 +407,23 @@ async def test_a_failing_or_hanging_mirror_neither_stops_nor_delays_the_others(
     assert by_name["slow"].error == "timed out after 1 s"
     assert not by_name["buggy"].ok and "unexpected KeyError" in (by_name["buggy"].error or "")
     assert await verify_memory(good, tmp_path, key, state)
+
+
+async def test_an_unexpected_error_is_logged_with_its_traceback(
+    v1: Path, key: minisign.SecretKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(MemoryBackend):
+        async def get(self, path: str, *, max_bytes: int) -> None:
+            raise KeyError(path)
+
+    with caplog.at_level(logging.ERROR, logger="mirror.publish"):
+        results = await publish_all([Broken("buggy"), MemoryBackend("good")], v1, key.public)
+    assert [(result.name, result.ok) for result in results] == [("buggy", False), ("good", True)]
+    assert "unexpected KeyError" in (results[0].error or "")
+    [record] = caplog.records
+    assert "buggy" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is KeyError
+    assert "Traceback" in caplog.text and "raise KeyError(path)" in caplog.text
 
 
 async def test_a_directory_mirror_verifies_as_a_folder(

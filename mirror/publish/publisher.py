@@ -32,6 +32,7 @@ as `extra` for a while. What steps 3, 5 and 7 do is a `PublishPlan` computed by 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -75,6 +76,7 @@ from mirror.trust.manifest import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("mirror.publish")
 
 CURRENT = "current"
 PENDING = "pending"
@@ -853,12 +855,14 @@ async def _publish_guarded(
     options: PublishOptions,
     deadline: Deadline | None,
 ) -> MirrorResult:
-    """`publish_loaded`, with an unexpected error from the backend as a failed result."""
+    """`publish_loaded`, with an unexpected error from the backend as a failed result
+    (its traceback logged: it is a bug somewhere)."""
     try:
         return await publish_loaded(backend, edition, key, options, deadline)
     except BuildError:
         raise
     except Exception as exc:
+        log.exception("mirror %s: unexpected error while publishing", backend.name)
         reason = f"unexpected {type(exc).__name__}: {str(exc)[:300]}"
         return MirrorResult(name=backend.name, ok=False, error=reason)
 
