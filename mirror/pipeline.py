@@ -32,7 +32,8 @@ from mirror.publish.publisher import Deadline, MirrorResult
 from mirror.storage import Backend, open_backend
 from mirror.store import Store
 from mirror.trust import certificate, minisign
-from mirror.trust.minisign import PublicKey, read_public_key
+from mirror.trust.keyfiles import load_root_public_key, load_signing_public_key, load_trust_anchor
+from mirror.trust.minisign import PublicKey
 
 if TYPE_CHECKING:  # the heavy stages load only when a sync runs: publish starts fast
     from mirror.build.builder import BuildReport
@@ -77,16 +78,6 @@ async def opened(mirrors: list[MirrorConfig]) -> AsyncIterator[OpenedMirrors]:
             await backend.close()
 
 
-def signing_public_key(config: Config) -> PublicKey:
-    return read_public_key(str(config.signing.public_key_file))
-
-
-def trust_anchor(config: Config) -> PublicKey:
-    """What readers check against: the root key when there is one, else the signing key."""
-    root = config.signing.root_public_key_file
-    return read_public_key(str(root)) if root else signing_public_key(config)
-
-
 async def publish_edition(
     config: Config,
     mirrors: list[MirrorConfig],
@@ -96,7 +87,7 @@ async def publish_edition(
     gc: bool = False,
 ) -> list[MirrorResult]:
     """Publish the built edition to these mirrors, all at once."""
-    key = signing_public_key(config)
+    key = load_signing_public_key(config)
     async with opened(mirrors) as mirrors_open:
         return await publish_opened(config, mirrors_open, key, allow_shrink, repair, gc)
 
@@ -189,9 +180,9 @@ async def keys_expiry(
 ) -> KeysExpiry | None:
     """keys.json's expiry: in the edition (keys.json and its signature given) and on each
     mirror, read from its store, all at once; None when no root key is configured."""
-    if config.signing.root_public_key_file is None:
+    root = load_root_public_key(config)
+    if root is None:
         return None
-    root = read_public_key(str(config.signing.root_public_key_file))
 
     async def on_mirror(backend: Backend) -> tuple[str, datetime | None]:
         try:
@@ -313,7 +304,7 @@ async def run_sync(
     from mirror.trust.keyfiles import build_inputs
 
     stages = progress or NoProgress()
-    key = signing_public_key(config)
+    key = load_signing_public_key(config)
     with Store(config.state.path) as store:
         # the keys and their certificate first: a config error stops the run before a fetch
         inputs = build_inputs(config, now=now, retired=store.retired_mirrors())
@@ -356,7 +347,7 @@ async def check_status(
         retired = store.retired_mirrors()
     mirrors = [m for m in config.mirrors if m.enabled and m.name not in retired]
     return await mirrors_status(
-        mirrors, trust_anchor(config), now=now, local_version=latest.version if latest else 0,
+        mirrors, load_trust_anchor(config), now=now, local_version=latest.version if latest else 0,
         full=full, deadline_s=deadline_s,
     )  # fmt: skip
 

@@ -36,7 +36,7 @@ from mirror.errors import ConfigError, DigestError, SubscriberError
 from mirror.mail.delivery import Delivery, Transport, deliver, transport_for
 from mirror.mail.wire import Outgoing
 from mirror.store import EditionArticle, Store, link_map, with_own_canonicals
-from mirror.trust.keyfiles import load_public_key, published_keys
+from mirror.trust.keyfiles import load_signing_public_key, published_keys
 
 log = logging.getLogger("mirror.digest")
 DONE_STATES = ("sent", "failed", "skipped")
@@ -197,7 +197,7 @@ class DigestRun:
                 if m.enabled and m.name not in retired
             ),
             links_per_article=digest.links_per_article,
-            public_key_line=load_public_key(str(self.config.signing.public_key_file)).line(),
+            public_key_line=load_signing_public_key(self.config).line(),
             manifest_version=version,
             manifest_sha256=sha,
             unsubscribe_url=digest.unsubscribe_url,

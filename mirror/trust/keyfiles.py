@@ -1,5 +1,6 @@
-"""The key files a config names: make them, load them for a build, and let the offline
-root certify the online signing key (keys.json)."""
+"""The key files a config names: make them, load them (the one place that does: the
+signing key, its public key, the root and the trust anchor), and let the offline root
+certify the online signing key (keys.json)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mirror.atomic import write_atomic
-from mirror.build.builder import BuildInputs
-from mirror.build.render import MirrorLink
 from mirror.config import Config
 from mirror.credentials import read_secret_file
 from mirror.errors import BuildError, ConfigError, KeyCertificateError, KeyFileError, UsageError
 from mirror.trust import certificate, minisign
+
+if TYPE_CHECKING:  # the build loads only when inputs are made: publish starts fast
+    from mirror.build.builder import BuildInputs
 
 RENEW_WARNING_DAYS = 14  # `keys certify` warns when what it writes ends sooner than this
 
@@ -81,9 +84,21 @@ def load_signing_key(config: Config) -> minisign.SecretKey:
     return minisign.load_secret_key(signing.secret_key_file, passphrase)
 
 
-def load_public_key(text_or_path: str) -> minisign.PublicKey:
-    """A public key given as a minisign .pub file or as its "RW..." line."""
-    return minisign.read_public_key(text_or_path)
+def load_signing_public_key(config: Config) -> minisign.PublicKey:
+    """The online signing key's public half (signing.public_key_file)."""
+    return minisign.load_public_key(config.signing.public_key_file)
+
+
+def load_root_public_key(config: Config) -> minisign.PublicKey | None:
+    """The offline root's public key (signing.root_public_key_file); None without one."""
+    path = config.signing.root_public_key_file
+    return None if path is None else minisign.load_public_key(path)
+
+
+def load_trust_anchor(config: Config) -> minisign.PublicKey:
+    """What readers check against: the root key when there is one, else the signing key."""
+    root = load_root_public_key(config)
+    return root if root is not None else load_signing_public_key(config)
 
 
 def certificate_paths(config: Config) -> tuple[Path, Path]:
@@ -105,9 +120,9 @@ def published_keys(config: Config) -> tuple[str, int]:
     """The root's "RW..." line and the serial of the edition's keys.json, for the digest:
     ("", 0) without a root key; serial 0 when the edition holds no keys.json the root
     signed."""
-    if config.signing.root_public_key_file is None:
+    root = load_root_public_key(config)
+    if root is None:
         return "", 0
-    root = load_public_key(str(config.signing.root_public_key_file))
     folder = config.edition.output_dir
     try:
         with (
@@ -128,11 +143,15 @@ def build_inputs(
     retired: frozenset[str] = frozenset(),
 ) -> BuildInputs:
     """The signing key, its root certificate (when a root is configured) and the mirror list."""
+    from mirror.build.builder import BuildInputs
+    from mirror.build.render import MirrorLink
+
     key = load_signing_key(config)
     files, epoch, root_line = None, 0, ""
-    if config.signing.root_public_key_file is not None:
+    root = load_root_public_key(config)
+    if root is not None:
         files, epoch = checked_certificate(config, key, now)
-        root_line = load_public_key(str(config.signing.root_public_key_file)).line()
+        root_line = root.line()
     mirrors = tuple(
         MirrorLink(name=m.name, url=m.public_url)
         for m in config.mirrors
@@ -152,8 +171,8 @@ def checked_certificate(
     config: Config, key: minisign.SecretKey, now: datetime
 ) -> tuple[tuple[bytes, bytes], int]:
     """keys.json must be the configured root's and certify this signing key now."""
-    assert config.signing.root_public_key_file is not None
-    root = load_public_key(str(config.signing.root_public_key_file))
+    root = load_root_public_key(config)
+    assert root is not None
     files = read_certificate(config)
     where = str(config.path)
     if files is None:
@@ -209,10 +228,10 @@ def certify_signing_key(
             "life bounds how long a revoked key can fool a reader who never saw the revocation"
         )
     root = minisign.load_secret_key(root_key_file, passphrase_from(passphrase_env, passphrase_file))
-    configured = config.signing.root_public_key_file
-    if configured is not None and load_public_key(str(configured)) != root.public:
+    configured = load_root_public_key(config)
+    if configured is not None and configured != root.public:
         raise KeyFileError(f"{root_key_file} is not the root named in signing.root_public_key_file")
-    signing = load_public_key(str(config.signing.public_key_file))
+    signing = load_signing_public_key(config)
     previous = _previous_certificate(config, root.public)
     data, signature = certificate.certify(
         root,
@@ -220,7 +239,7 @@ def certify_signing_key(
         now=now,
         days=days,
         previous=previous,
-        revoke=tuple(load_public_key(item) for item in revoke),
+        revoke=tuple(minisign.read_public_key(item) for item in revoke),
         reset_versions=reset_versions,
     )
     data_path, sig_path = certificate_paths(config)
