@@ -11,6 +11,7 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Collection
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -155,6 +156,11 @@ class Config:
     mirrors: tuple[MirrorConfig, ...] = ()
     digest: DigestConfig = field(default_factory=DigestConfig)
     state: StateConfig = field(default_factory=StateConfig)
+
+    def active_mirrors(self, retired: Collection[str] = frozenset()) -> tuple[MirrorConfig, ...]:
+        """The mirrors to publish to and to list: enabled, and not among `retired` (the
+        names the store remembers as retired), in config order."""
+        return tuple(m for m in self.mirrors if m.enabled and m.name not in retired)
 
 
 SECTIONS: dict[str, type] = {

@@ -345,7 +345,7 @@ async def check_status(
     with Store(config.state.path) as store:
         latest = store.latest_edition()
         retired = store.retired_mirrors()
-    mirrors = [m for m in config.mirrors if m.enabled and m.name not in retired]
+    mirrors = list(config.active_mirrors(retired))
     return await mirrors_status(
         mirrors, load_trust_anchor(config), now=now, local_version=latest.version if latest else 0,
         full=full, deadline_s=deadline_s,

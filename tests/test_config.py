@@ -309,3 +309,14 @@ def test_output_dir_clash_is_seen_through_symbolic_links(tmp_path: Path) -> None
 def test_output_dir_of_its_own_loads(tmp_path: Path, text: str) -> None:
     config = load_config(write(tmp_path, text))
     assert config.edition.output_dir.parent == tmp_path.resolve()
+
+
+def test_active_mirrors_are_the_enabled_ones_not_retired(tmp_path: Path) -> None:
+    mirrors = "".join(
+        f"[[mirrors]]\nname='{name}'\ntype='directory'\npublic_url='https://{name}.org/'\n"
+        f"path='{name}'\nenabled={enabled}\n"
+        for name, enabled in (("a", "true"), ("b", "false"), ("c", "true"), ("d", "true"))
+    )
+    config = load_config(write(tmp_path, mirrors))
+    assert [m.name for m in config.active_mirrors()] == ["a", "c", "d"]
+    assert [m.name for m in config.active_mirrors(frozenset({"c", "b"}))] == ["a", "d"]

@@ -303,7 +303,8 @@ def selected_mirrors(config: Config, names: list[str]) -> list[MirrorConfig]:
             say("%s: skipped (enabled = false)", mirror.name)
         elif mirror.name in retired:
             say("%s: skipped (retired)", mirror.name)
-    return [m for m in chosen if m.enabled and m.name not in retired]
+    active = {mirror.name for mirror in config.active_mirrors(retired)}
+    return [mirror for mirror in chosen if mirror.name in active]
 
 
 def retired_mirrors(config: Config) -> frozenset[str]:

@@ -193,8 +193,7 @@ class DigestRun:
             language=publication.language,
             mirrors=tuple(
                 DigestMirror(m.name, with_slash(m.public_url), m.listed)
-                for m in self.config.mirrors
-                if m.enabled and m.name not in retired
+                for m in self.config.active_mirrors(retired)
             ),
             links_per_article=digest.links_per_article,
             public_key_line=load_signing_public_key(self.config).line(),

@@ -154,8 +154,8 @@ def build_inputs(
         root_line = root.line()
     mirrors = tuple(
         MirrorLink(name=m.name, url=m.public_url)
-        for m in config.mirrors
-        if m.listed and m.enabled and m.name not in retired
+        for m in config.active_mirrors(retired)
+        if m.listed
     )
     return BuildInputs(
         key=key,
