@@ -28,7 +28,7 @@ from mirror.errors import (
 )
 from mirror.progress import NoProgress, Progress
 from mirror.publish import publisher
-from mirror.publish.publisher import Deadline, MirrorResult
+from mirror.publish.publisher import Deadline, MirrorResult, PublishOptions
 from mirror.storage import Backend, open_backend
 from mirror.store import Store
 from mirror.trust import certificate, minisign
@@ -81,37 +81,32 @@ async def opened(mirrors: list[MirrorConfig]) -> AsyncIterator[OpenedMirrors]:
 async def publish_edition(
     config: Config,
     mirrors: list[MirrorConfig],
-    *,
-    allow_shrink: bool = False,
-    repair: bool = False,
-    gc: bool = False,
+    options: PublishOptions | None = None,
 ) -> list[MirrorResult]:
     """Publish the built edition to these mirrors, all at once."""
     key = load_signing_public_key(config)
     async with opened(mirrors) as mirrors_open:
-        return await publish_opened(config, mirrors_open, key, allow_shrink, repair, gc)
+        return await publish_opened(config, mirrors_open, key, options or PublishOptions())
 
 
 async def publish_opened(
     config: Config,
     mirrors_open: OpenedMirrors,
     key: PublicKey,
-    allow_shrink: bool,
-    repair: bool,
-    gc: bool,
+    options: PublishOptions,
     on_result: Callable[[MirrorResult], None] = lambda _: None,
 ) -> list[MirrorResult]:
     """Publish to the opened mirrors, each within its deadline; `on_result` hears of each
-    mirror as it ends (with `gc`: once its garbage is collected)."""
+    mirror as it ends (with `options.gc`: once its garbage is collected)."""
     for failed in mirrors_open.failed:
         on_result(failed)
     edition = config.edition.output_dir
     deadlines = mirrors_open.deadlines
     results = await publisher.publish_all(
-        mirrors_open.backends, edition, key, allow_shrink=allow_shrink, repair=repair,
-        deadlines=deadlines, on_result=None if gc else on_result,
+        mirrors_open.backends, edition, key, options,
+        deadlines=deadlines, on_result=None if options.gc else on_result,
     )  # fmt: skip
-    if gc:
+    if options.gc:
         results = [
             await collect_garbage(
                 backend, result, edition, key, deadlines[backend.name].spending(result.seconds)
@@ -290,9 +285,7 @@ async def run_sync(
     *,
     now: datetime,
     mirrors: list[MirrorConfig],
-    allow_shrink: bool = False,
-    repair: bool = False,
-    gc: bool = False,
+    options: PublishOptions | None = None,
     progress: Progress | None = None,
 ) -> SyncReport:
     """Fetch, build above every live version, publish: one run for cron/systemd. Each
@@ -317,7 +310,7 @@ async def run_sync(
             report.build = await build_edition(config, store, inputs, now=now, progress=stages)
             stages.stage_done(report.build.summary())
             report.mirrors = await publish_opened(
-                config, mirrors_open, key, allow_shrink, repair, gc,
+                config, mirrors_open, key, options or PublishOptions(),
                 on_result=lambda result: stages.stage_done(mirror_line(result)),
             )  # fmt: skip
             # keys.json as each mirror now serves it; a mirror whose publish failed is

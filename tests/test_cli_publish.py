@@ -345,6 +345,29 @@ def test_a_disabled_mirror_is_neither_published_nor_checked(
     assert "off:" not in err
 
 
+def test_publish_flags_reach_every_mirror_gc_included(
+    tmp_path: Path,
+    fetched_store: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = tmp_path / "www"
+    tables = mirror_table("on", type="directory", path=str(folder), public_url="https://m.org/")
+    config = str(with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store))
+    assert cli(capsys, "-c", config, "build")[0] == 0
+    assert cli(capsys, "-c", config, "publish")[0] == 0
+    (folder / "stray.html").write_bytes(b"left by hand")
+
+    plain = cli(capsys, "-c", config, "publish", "--json")[1]["mirrors"][0]
+    assert plain["requests"] == 3  # current, pending, manifest: the mirror serves it
+    status, report, _ = cli(capsys, "-c", config, "publish", "--repair", "--json")
+    assert status == 0 and report["mirrors"][0]["deleted"] == 0
+    assert report["mirrors"][0]["requests"] > 30  # --repair read every file back
+    assert (folder / "stray.html").exists()  # only --gc lists the mirror
+    status, report, _ = cli(capsys, "-c", config, "publish", "--gc", "--json")
+    assert status == 0 and report["mirrors"][0]["deleted"] == 1
+    assert not (folder / "stray.html").exists()
+
+
 class Clock:
     """Stands in for `mirror.cli.utc_now`, the one clock every command reads."""
 

@@ -26,7 +26,7 @@ from mirror.errors import StoreError, UsageError
 from mirror.store import RunLock, Store
 
 if TYPE_CHECKING:  # publish loads boto3's neighbours lazily: only for the annotation
-    from mirror.publish.publisher import MirrorResult
+    from mirror.publish.publisher import MirrorResult, PublishOptions
 
 log = logging.getLogger("mirror")
 
@@ -253,6 +253,13 @@ def add_publish_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def publish_options(args: argparse.Namespace) -> PublishOptions:
+    """The options `add_publish_options` parsed, as one value."""
+    from mirror.publish.publisher import PublishOptions
+
+    return PublishOptions(allow_shrink=args.allow_shrink, repair=args.repair, gc=args.gc)
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     config = config_from(args)
     with RunLock(config.state.path):
@@ -263,11 +270,7 @@ def run_publish(config: Config, args: argparse.Namespace) -> int:
     from mirror.pipeline import publish_edition
 
     mirrors = selected_mirrors(config, args.mirror)
-    results = asyncio.run(
-        publish_edition(
-            config, mirrors, allow_shrink=args.allow_shrink, repair=args.repair, gc=args.gc
-        )
-    )
+    results = asyncio.run(publish_edition(config, mirrors, publish_options(args)))
     if args.json:
         emit_json({"mirrors": [result.to_json() for result in results]})
     for result in results:
@@ -335,9 +338,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 config,
                 now=cli.utc_now(),
                 mirrors=selected_mirrors(config, args.mirror),
-                allow_shrink=args.allow_shrink,
-                repair=args.repair,
-                gc=args.gc,
+                options=publish_options(args),
                 progress=bar,
             )
         )

@@ -171,12 +171,13 @@ class MirrorResult:
 
 @dataclass(frozen=True)
 class PublishOptions:
-    """How to publish (the `mirror publish` flags)."""
+    """How to publish (the `mirror publish` and `sync` flags)."""
 
     allow_shrink: bool = False
     shrink_limit: float = DEFAULT_SHRINK_LIMIT  # share of the live files
     repair: bool = False  # GET every file and re-upload what is missing or wrong
     concurrency: int = DEFAULT_CONCURRENCY  # requests at once
+    gc: bool = False  # then list each mirror once and delete what nothing references
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or not 0 <= self.shrink_limit <= 1:
@@ -587,7 +588,8 @@ async def publish_mirror(
     repair: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> MirrorResult:
-    """Bring one mirror to the edition in `edition` (manifest signed by `key`).
+    """Bring one mirror to the edition in `edition` (manifest signed by `key`); the
+    options as keywords, for a single mirror (`gc` is the caller's: `gc_mirror`).
 
     A mirror-side failure (any PublishError) comes back as `ok=False` with its reason;
     a local problem (no edition, a damaged one) raises BuildError.
@@ -813,11 +815,8 @@ async def publish_all(
     backends: Sequence[Backend],
     edition: Path,
     key: minisign.PublicKey,
+    options: PublishOptions | None = None,
     *,
-    allow_shrink: bool = False,
-    shrink_limit: float = DEFAULT_SHRINK_LIMIT,
-    repair: bool = False,
-    concurrency: int = DEFAULT_CONCURRENCY,
     deadlines: Mapping[str, Deadline] | None = None,
     on_result: Callable[[MirrorResult], None] | None = None,
 ) -> list[MirrorResult]:
@@ -826,9 +825,9 @@ async def publish_all(
     A mirror that fails or hangs (until its deadline in `deadlines`, by name, or its
     backend's time limits) neither delays nor stops the others; `on_result` hears of
     each mirror as it ends. A local problem raises BuildError, after every mirror has
-    finished.
+    finished. `options.gc` is the caller's (`gc_mirror`, once a mirror is published).
     """
-    options = PublishOptions(allow_shrink, shrink_limit, repair, concurrency)
+    options = options or PublishOptions()
     local = await asyncio.to_thread(load_edition, edition, key)
     by_name = deadlines or {}
 
