@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mirror.errors import ManifestError
+from mirror.errors import (
+    ExpiredError,
+    KeyCertificateError,
+    ManifestError,
+    RollbackError,
+    SignatureError,
+)
+from mirror.trust import minisign
 from mirror.trust.manifest import (
     MAX_PATH_CHARS,
     FileEntry,
@@ -18,6 +25,7 @@ from mirror.trust.manifest import (
     check_manifest_comment,
     check_part,
     check_path,
+    check_signed_manifest,
     is_article_page,
     is_listed,
     make_manifest,
@@ -347,6 +355,39 @@ def test_manifest_comment_must_agree_with_the_manifest() -> None:
     ):
         with pytest.raises(ManifestError):
             check_manifest_comment(manifest, other)
+
+
+def test_check_signed_manifest_is_the_one_check_of_a_signed_manifest() -> None:
+    key, other = minisign.generate_key(), minisign.generate_key()
+    built = make_manifest(
+        sample_files(), version=3, epoch=1, created=CREATED, expires=EXPIRES, key_id=key.key_id
+    )
+    data = built.manifest
+    signature = minisign.sign(key, data, manifest_comment(3, EXPIRES, 1))
+    assert check_signed_manifest(data, signature, 3, key.public) == built.document
+    assert check_signed_manifest(data, signature, 3, key.public, epoch=1, now=CREATED).version == 3
+    refusals: list[tuple[type[Exception], dict[str, object], str]] = [
+        (ManifestError, {"version": 4}, "holds version 3"),
+        (SignatureError, {"key": other.public}, "signed by key"),
+        (RollbackError, {"epoch": 2}, "before 2"),
+        (KeyCertificateError, {"epoch": 0}, "not granted"),
+        (ExpiredError, {"now": EXPIRES}, "may be frozen"),
+    ]
+    for error, change, words in refusals:
+        arguments: dict[str, object] = {"version": 3, "key": key.public, **change}
+        with pytest.raises(error, match=words):
+            check_signed_manifest(data, signature, **arguments)
+    foreign = make_manifest(
+        sample_files(), version=3, epoch=1, created=CREATED, expires=EXPIRES, key_id=KEY_ID
+    ).manifest
+    with pytest.raises(SignatureError, match="names key 0807060504030201 but"):
+        check_signed_manifest(
+            foreign, minisign.sign(key, foreign, manifest_comment(3, EXPIRES, 1)), 3, key.public
+        )
+    with pytest.raises(ManifestError, match="does not match manifest"):
+        check_signed_manifest(
+            data, minisign.sign(key, data, manifest_comment(3, EXPIRES, 0)), 3, key.public
+        )
 
 
 def test_page_comment_is_one_bounded_line() -> None:

@@ -50,7 +50,6 @@ from mirror.errors import (
     ObjectTooLargeError,
     PublishError,
     ShrinkGuardError,
-    SignatureError,
     VerifyError,
 )
 from mirror.storage import Backend, Capabilities, Stored
@@ -60,15 +59,13 @@ from mirror.trust.manifest import (
     MAX_PART_BYTES,
     MAX_POINTER_BYTES,
     FileEntry,
-    Manifest,
     PartRef,
     SubManifest,
-    check_manifest_comment,
     check_part,
+    check_signed_manifest,
     is_listed,
     manifest_entries,
     manifest_path,
-    parse_manifest,
     parse_pointer,
     pointer_bytes,
     sha256_hex,
@@ -314,21 +311,6 @@ def read_edition_file(edition: LocalEdition, path: str) -> bytes:
     if len(data) != entry.size or sha256_hex(data) != entry.sha256:
         raise BuildError(f"{path} no longer matches the edition's manifest: build again")
     return data
-
-
-def check_signed_manifest(
-    data: bytes, signature: bytes, version: int, key: minisign.PublicKey
-) -> Manifest:
-    """Manifest `version` from its bytes, its signature by `key` and trusted comment
-    checked (SignatureError, ManifestError); its expiry is not checked."""
-    comment = minisign.verify(key, data, signature)
-    manifest = parse_manifest(data)
-    if manifest.version != version:
-        raise ManifestError(f"{manifest_path(version)} holds version {manifest.version}")
-    if manifest.key_id != key.key_id:
-        raise SignatureError(f"manifest {version} names another signing key")
-    check_manifest_comment(manifest, comment)
-    return manifest
 
 
 # ---------------------------------------------------------------- the live state

@@ -28,7 +28,8 @@ Paths are relative and normal: segments of RFC 3986 unreserved characters
 Trusted comments: `mirror-manifest version:N epoch:E expires:T` for a manifest, and
 `mirror-page path:P revision:R url:U` for an article page's detached signature.
 
-Every problem is a ManifestError.
+Every problem is a ManifestError; `check_signed_manifest`, the one check of a signed
+manifest (publish, sync, verify and status use it), raises the other VerifyErrors too.
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from mirror.errors import ManifestError
+from mirror.errors import (
+    ExpiredError,
+    KeyCertificateError,
+    ManifestError,
+    RollbackError,
+    SignatureError,
+)
+from mirror.trust import minisign
 from mirror.trust.minisign import key_id_hex
 
 MAX_MANIFEST_BYTES = 10_000_000  # bytes, one manifests/<N>.json
@@ -473,6 +481,53 @@ def check_part(ref: PartRef, data: bytes, *, max_bytes: int = MAX_PART_BYTES) ->
 def manifest_entries(parts: Iterable[SubManifest]) -> dict[str, FileEntry]:
     """Every entry of a manifest's parts by path; ManifestError on a path listed twice."""
     return _collect(entry for part in parts for entry in part.files)
+
+
+# ---------------------------------------------------------------- signed manifests
+
+
+def check_signed_manifest(
+    data: bytes,
+    signature: bytes,
+    version: int,
+    key: minisign.PublicKey,
+    *,
+    epoch: int | None = None,
+    now: datetime | None = None,
+) -> Manifest:
+    """Manifest `version` (the number its pointer gives) from its bytes: signed by `key`,
+    naming it, its trusted comment agreeing (SignatureError, ManifestError). With `epoch`
+    (keys.json's): of that epoch (RollbackError, KeyCertificateError); with `now`: not
+    expired (ExpiredError)."""
+    comment = minisign.verify(key, data, signature)
+    manifest = parse_manifest(data)
+    if manifest.version != version:
+        raise ManifestError(f"{manifest_path(version)} holds version {manifest.version}")
+    if manifest.key_id != key.key_id:
+        raise SignatureError(
+            f"manifest {version} names key {key_id_hex(manifest.key_id)} but was "
+            f"signed by {key_id_hex(key.key_id)}"
+        )
+    check_manifest_comment(manifest, comment)
+    _check_epoch(manifest, epoch)
+    if now is not None and now >= manifest.expires:
+        raise ExpiredError(
+            f"manifest {version} expired at {format_time(manifest.expires)} "
+            f"(now {format_time(now)}): this copy may be frozen"
+        )
+    return manifest
+
+
+def _check_epoch(manifest: Manifest, epoch: int | None) -> None:
+    """A manifest of another epoch than keys.json's is refused (None: no keys.json)."""
+    if epoch is not None and manifest.epoch < epoch:
+        raise RollbackError(
+            f"manifest {manifest.version} is of epoch {manifest.epoch}, before {epoch}"
+        )
+    if epoch is not None and manifest.epoch > epoch:
+        raise KeyCertificateError(
+            f"manifest {manifest.version}: epoch {manifest.epoch} not granted"
+        )
 
 
 def _check_header(manifest: Manifest) -> None:

@@ -1,8 +1,9 @@
 """The checks of `mirror verify` over bytes already read: no I/O, no clock (`now` is given).
 
-Which keys may sign (`Trust`), a signed manifest's fields, each file's size and hashes as
-it streams past (`FileDigest`), article pages' detached signatures, and files no
-manifest lists. python-tuf's TrustedMetadataSet is the model: readers fetch, this judges.
+Which keys may sign (`Trust`), each file's size and hashes as it streams past
+(`FileDigest`), article pages' detached signatures, and files no manifest lists; a
+signed manifest is judged by mirror.trust.manifest.check_signed_manifest, which publish
+uses too. python-tuf's TrustedMetadataSet is the model: readers fetch, this judges.
 """
 
 from __future__ import annotations
@@ -14,24 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mirror.errors import (
-    ExpiredError,
-    KeyCertificateError,
-    ManifestError,
-    RollbackError,
-    SignatureError,
     VerifyError,
 )
 from mirror.trust import certificate, minisign
 from mirror.trust.manifest import (
     UNCOVERED_FILES,
     FileEntry,
-    Manifest,
-    check_manifest_comment,
-    format_time,
     is_article_page,
     is_housekeeping,
     is_manifest_file,
-    manifest_path,
     parse_page_comment,
     signature_path,
 )
@@ -52,35 +44,6 @@ class Trust:
         if self.certificate is None:
             return self.anchor  # sign.verify names a signature by another key
         return self.certificate.signing_key_for(key_id, now)
-
-
-def check_signed_manifest(
-    manifest: Manifest,
-    *,
-    pointer: int,
-    comment: str,
-    signer_id: bytes,
-    epoch: int | None,
-    now: datetime,
-) -> None:
-    """A signed manifest's fields against its pointer, signature, keys.json and the clock."""
-    if manifest.version != pointer:
-        raise ManifestError(f"{manifest_path(pointer)} holds version {manifest.version}")
-    if manifest.key_id != signer_id:
-        raise SignatureError(
-            f"manifest {pointer} names key {minisign.key_id_hex(manifest.key_id)} but was "
-            f"signed by {minisign.key_id_hex(signer_id)}"
-        )
-    check_manifest_comment(manifest, comment)
-    if epoch is not None and manifest.epoch < epoch:
-        raise RollbackError(f"manifest {pointer} is of epoch {manifest.epoch}, before {epoch}")
-    if epoch is not None and manifest.epoch > epoch:
-        raise KeyCertificateError(f"manifest {pointer}: epoch {manifest.epoch} not granted")
-    if now >= manifest.expires:
-        raise ExpiredError(
-            f"manifest {pointer} expired at {format_time(manifest.expires)} "
-            f"(now {format_time(now)}): this copy may be frozen"
-        )
 
 
 def expected_files(entries: Iterable[Mapping[str, FileEntry]]) -> dict[str, tuple[FileEntry, ...]]:

@@ -62,11 +62,11 @@ from mirror.trust.manifest import (
     PartRef,
     SubManifest,
     check_part,
+    check_signed_manifest,
     format_time,
     is_article_page,
     manifest_entries,
     manifest_path,
-    parse_manifest,
     parse_pointer,
     signature_path,
 )
@@ -77,7 +77,6 @@ from mirror.verify.checks import (
     FileResult,
     FileStatus,
     Trust,
-    check_signed_manifest,
     expected_files,
     extra_files,
     page_signature_errors,
@@ -209,14 +208,9 @@ async def load_manifest(
     signature = await read_required(
         reader, signature_path(path), max_bytes=MAX_SIGNATURE_BYTES, error=SignatureError
     )
-    signer_id = minisign.parse_signature(signature).key_id
-    comment = minisign.verify(trust.signer(signer_id, now), data, signature)
-    manifest = parse_manifest(data)
+    signer = trust.signer(minisign.parse_signature(signature).key_id, now)
     epoch = trust.certificate.epoch if trust.certificate else None
-    check_signed_manifest(
-        manifest, pointer=pointer, comment=comment, signer_id=signer_id, epoch=epoch, now=now
-    )
-    return manifest
+    return check_signed_manifest(data, signature, pointer, signer, epoch=epoch, now=now)
 
 
 async def load_pointer(reader: EditionReader, name: str) -> int | None:
