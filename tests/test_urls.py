@@ -12,6 +12,7 @@ from mirror.fetch.urls import (
     is_allowed_host,
     normalise_url,
     parse_allowed_host,
+    with_slash,
     without_trackers,
 )
 
@@ -259,3 +260,15 @@ def test_a_host_with_ports_allows_only_those() -> None:
         "port 443 of host ::1 is not in allowed_hosts (list [::1]:443 to allow it)"
     )
     assert allowed.names == ("news.example", "::1")
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("https://m.example/news", "https://m.example/news/"),
+        ("https://m.example/news/", "https://m.example/news/"),
+        ("https://m.example", "https://m.example/"),
+    ],
+)
+def test_with_slash_gives_a_folder_url_ending_in_one_slash(url: str, base: str) -> None:
+    assert with_slash(url) == base

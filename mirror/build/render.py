@@ -53,6 +53,7 @@ from mirror.build.locale import (
     wording,
 )
 from mirror.build.templating import TemplateLoader, template_root
+from mirror.fetch.urls import with_slash
 
 INDEX_HTML = "index.html"
 FEED_XML = "feed.xml"
@@ -595,7 +596,7 @@ def _language_links(site: Site, current: str | None) -> list[tuple[str, str, str
 
 
 def _mirror_index_url(url: str) -> str:
-    return (url if url.endswith("/") else url + "/") + INDEX_HTML
+    return with_slash(url) + INDEX_HTML
 
 
 # --- feed ----------------------------------------------------------------------------

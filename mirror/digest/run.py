@@ -33,6 +33,7 @@ from mirror.digest.compose import (
     readable,
 )
 from mirror.errors import ConfigError, DigestError, SubscriberError
+from mirror.fetch.urls import with_slash
 from mirror.mail.delivery import Delivery, Transport, deliver, transport_for
 from mirror.mail.wire import Outgoing
 from mirror.store import EditionArticle, Store, link_map, with_own_canonicals
@@ -334,10 +335,6 @@ def digest_article(article: EditionArticle) -> DigestArticle:
         body_html=revision.body_html,
         canonical_url=revision.canonical_url,
     )
-
-
-def with_slash(url: str) -> str:
-    return url if url.endswith("/") else url + "/"
 
 
 def list_id_from(sender: str) -> str:

@@ -1,4 +1,5 @@
-"""URLs of the origin: one canonical form, and the allowed-host rule.
+"""URLs of the origin: one canonical form, and the allowed-host rule; and `with_slash`,
+the one trailing-slash rule for the base URL of a mirror (or any folder).
 
 `normalise_url` turns any link found in a feed or a page into the one form mirror
 requests and stores: absolute http(s), ASCII only, no fragment, no userinfo, no
@@ -52,6 +53,11 @@ def normalise_url(url: str, base: str | None = None, *, max_length: int) -> str:
     if len(result) > max_length:
         raise BadURLError(url[:100], f"URL longer than {max_length} characters")
     return result
+
+
+def with_slash(url: str) -> str:
+    """`url` as a folder's URL, ending in one "/" (a mirror's base URL)."""
+    return url if url.endswith("/") else url + "/"
 
 
 def host_of(url: str) -> str:

@@ -23,6 +23,7 @@ from mirror.errors import (
     TargetError,
     VerifyError,
 )
+from mirror.fetch.urls import with_slash
 from mirror.trust import certificate, minisign
 from mirror.trust.manifest import MAX_POINTER_BYTES, parse_pointer
 from mirror.verify.readers import (
@@ -142,7 +143,7 @@ async def mirror_status(
     http: HttpSettings | None = None,
 ) -> MirrorStatus:
     """One mirror's status; unreachable when it cannot be read within `deadline_s`."""
-    url = mirror.public_url if mirror.public_url.endswith("/") else mirror.public_url + "/"
+    url = with_slash(mirror.public_url)
     status = MirrorStatus(mirror.name, url)
     try:
         async with within_deadline(url, deadline_s):

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mirror.errors import StaleKeysError
+from mirror.fetch.urls import with_slash
 
 MAX_PEERS = 8  # other mirrors asked for their keys.json
 MAX_MIRRORS_JSON_BYTES = 1_000_000  # bytes: a mirrors.json larger than this is not read
@@ -70,7 +71,7 @@ def _normal(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url
-    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    path = with_slash(parts.path)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
 
 

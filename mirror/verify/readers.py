@@ -32,7 +32,7 @@ from mirror.errors import (
     TooSlowError,
     VerifyError,
 )
-from mirror.fetch.urls import UNRESERVED, remove_dot_segments
+from mirror.fetch.urls import UNRESERVED, remove_dot_segments, with_slash
 from mirror.http_errors import translate_error
 from mirror.retry import Clock, RetryPolicy, Sleep, with_retries
 
@@ -297,7 +297,7 @@ def checked_base_url(url: str) -> str:
         raise TargetError(f"{url[:200]!r} is not an http(s) URL with a host")
     if parts.query or parts.fragment or "@" in parts.netloc:
         raise TargetError(f"{url[:200]!r}: a mirror's URL has no query, fragment or user")
-    return url if url.endswith("/") else url + "/"
+    return with_slash(url)
 
 
 def normalised_url(url: str) -> str:
