@@ -8,6 +8,8 @@ right one. One conformance suite (tests/test_storage.py) runs against every back
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from typing import Protocol, Self, TypeVar
 from mirror.config import MirrorConfig
 from mirror.errors import ConfigError, ManifestError, MirrorUnreachableError, PublishError
 from mirror.trust.manifest import check_path
+
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,26 @@ def check_prefix(mirror: MirrorConfig) -> str:
     return prefix.removesuffix("/") + "/"
 
 
+def check_bucket(mirror: MirrorConfig) -> str:
+    """The mirror's bucket name if S3 accepts it (3-63 of a-z 0-9 . -, starting and ending
+    with a letter or digit, no '..', not an IP address); else ConfigError."""
+    bucket = mirror.bucket
+    key = f"mirrors.{mirror.name}.bucket"
+    if not BUCKET_NAME.fullmatch(bucket):
+        raise ConfigError(
+            f"{bucket!r:.80} is not a valid bucket name: 3-63 characters of a-z, 0-9, '.' "
+            "and '-', starting and ending with a letter or digit",
+            key=key,
+        )
+    if ".." in bucket or ".-" in bucket or "-." in bucket:
+        raise ConfigError(f"{bucket!r} has '..', '.-' or '-.'", key=key)
+    if _is_ip(bucket):
+        raise ConfigError(f"{bucket!r} looks like an IP address", key=key)
+    if bucket.startswith(("xn--", "sthree-")) or bucket.endswith(("-s3alias", "--ol-s3")):
+        raise ConfigError(f"{bucket!r} uses a prefix or suffix S3 reserves", key=key)
+    return bucket
+
+
 def check_object_path(mirror_name: str, path: str) -> str:
     """`path` if it is a clean edition path (see mirror.trust.manifest.check_path); else a
     PublishError naming the mirror (nothing is sent for such a path)."""
@@ -179,3 +203,11 @@ def check_object_path(mirror_name: str, path: str) -> str:
         return check_path(path)
     except ManifestError as exc:
         raise PublishError(mirror_name, f"refused path: {exc}") from exc
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True

@@ -24,9 +24,8 @@ from botocore import exceptions as boto_errors
 
 from mirror.config import MirrorConfig
 from mirror.errors import ConfigError, MirrorAccessError, UsageError
-from mirror.storage import check_prefix
+from mirror.storage import check_bucket, check_prefix
 from mirror.storage.s3 import (
-    check_bucket,
     detect_provider,
     error_kind,
     is_absent,

@@ -13,8 +13,6 @@ import asyncio
 import base64
 import builtins
 import hashlib
-import ipaddress
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -28,7 +26,6 @@ from botocore.parsers import ResponseParserError
 
 from mirror.config import MirrorConfig
 from mirror.errors import (
-    ConfigError,
     ConflictError,
     MirrorAccessError,
     MirrorUnreachableError,
@@ -39,6 +36,7 @@ from mirror.storage import (
     Capabilities,
     Stored,
     ThreadedBackend,
+    check_bucket,
     check_object_path,
     check_prefix,
 )
@@ -48,7 +46,6 @@ T = TypeVar("T")
 DELETE_BATCH = 1000  # keys per DeleteObjects request (the S3 maximum)
 CHUNK_BYTES = 1 << 16  # read size when streaming a body
 SNIFF_BYTES = 1024  # bytes of an answer looked at to tell HTML from XML
-BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 CONNECT_TIMEOUT_S = 5.0  # the longest a connection may take, whatever `timeout_s` says
 
 
@@ -230,26 +227,6 @@ class S3Backend(ThreadedBackend):
 
 
 # -- configuration -----------------------------------------------------------------------
-
-
-def check_bucket(mirror: MirrorConfig) -> str:
-    """The mirror's bucket name if S3 accepts it (3-63 of a-z 0-9 . -, starting and ending
-    with a letter or digit, no '..', not an IP address); else ConfigError."""
-    bucket = mirror.bucket
-    key = f"mirrors.{mirror.name}.bucket"
-    if not BUCKET_NAME.fullmatch(bucket):
-        raise ConfigError(
-            f"{bucket!r:.80} is not a valid bucket name: 3-63 characters of a-z, 0-9, '.' "
-            "and '-', starting and ending with a letter or digit",
-            key=key,
-        )
-    if ".." in bucket or ".-" in bucket or "-." in bucket:
-        raise ConfigError(f"{bucket!r} has '..', '.-' or '-.'", key=key)
-    if _is_ip(bucket):
-        raise ConfigError(f"{bucket!r} looks like an IP address", key=key)
-    if bucket.startswith(("xn--", "sthree-")) or bucket.endswith(("-s3alias", "--ol-s3")):
-        raise ConfigError(f"{bucket!r} uses a prefix or suffix S3 reserves", key=key)
-    return bucket
 
 
 def detect_provider(endpoint_url: str) -> str:
@@ -492,14 +469,6 @@ def _is_clean(path: str) -> bool:
     try:
         check_object_path("", path)
     except PublishError:
-        return False
-    return True
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
         return False
     return True
 
