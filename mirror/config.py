@@ -462,8 +462,9 @@ def _validate_mirrors(mirrors: tuple[MirrorConfig, ...], path: str) -> None:
             raise ConfigError("must be an http(s) URL", path=path, key=f"{key}.public_url")
         if mirror.type == "directory" and mirror.path is None:
             raise ConfigError("a directory mirror needs 'path'", path=path, key=key)
-        if mirror.type == "s3":
-            _validate_bucket(mirror, path, key)
+        if mirror.type == "s3" and not mirror.bucket:
+            raise ConfigError("an s3 mirror needs 'bucket'", path=path, key=key)
+        _validate_storage_names(mirror, path, key)
         if mirror.addressing_style not in ADDRESSING_STYLES:
             raise ConfigError(
                 f"must be one of {ADDRESSING_STYLES}", path=path, key=f"{key}.addressing_style"
@@ -515,30 +516,14 @@ def _guarded_folders(config: Config) -> list[tuple[str, Path, bool]]:
     return guarded
 
 
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-IP_LIKE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+def _validate_storage_names(mirror: MirrorConfig, path: str, key: str) -> None:
+    """The bucket and prefix, by the rules of mirror.storage (the ones a backend checks
+    when it opens), so that a bad one is refused at load."""
+    from mirror.storage import normalised_prefix, valid_bucket_name  # it imports this module
 
-
-def _validate_bucket(mirror: MirrorConfig, path: str, key: str) -> None:
-    """S3's bucket naming rules, and a prefix that cannot climb or start at the root."""
-    name = mirror.bucket
-    if not name:
-        raise ConfigError("an s3 mirror needs 'bucket'", path=path, key=key)
-    if not BUCKET_NAME.match(name) or ".." in name or IP_LIKE.match(name):
-        raise ConfigError(
-            f"{name!r} is not a valid bucket name (3-63 of a-z, 0-9, '.', '-'; "
-            "starting and ending with a letter or digit; not an IP address)",
-            path=path,
-            key=f"{key}.bucket",
-        )
-    prefix = mirror.prefix
-    segments = prefix.rstrip("/").split("/") if prefix else []
-    if prefix.startswith("/") or "\\" in prefix or any(s in ("", ".", "..") for s in segments):
-        raise ConfigError(
-            f"{prefix!r} is not a valid prefix (relative, like 'news/', no '..' or '//')",
-            path=path,
-            key=f"{key}.prefix",
-        )
+    if mirror.type == "s3":
+        valid_bucket_name(mirror.bucket, key=f"{key}.bucket", path=path)
+    normalised_prefix(mirror.prefix, key=f"{key}.prefix", path=path)
 
 
 def _is_http_url(url: str) -> bool:

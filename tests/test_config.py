@@ -119,6 +119,17 @@ def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
             "mirrors[0].prefix",
             "not a valid prefix",
         ),
+        (  # storage's rules, checked at load: S3 reserves the prefix, an edition path has no space
+            "[[mirrors]]\nname='a'\ntype='s3'\nbucket='xn--news'\npublic_url='https://m.org/'\n",
+            "mirrors[0].bucket",
+            "not a valid bucket name",
+        ),
+        (
+            "[[mirrors]]\nname='a'\ntype='directory'\npath='p'\nprefix='a b/'\n"
+            "public_url='https://m.org/'\n",
+            "mirrors[0].prefix",
+            "not a valid prefix",
+        ),
     ],
 )
 def test_bad_config_names_file_key_and_problem(

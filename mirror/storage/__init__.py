@@ -8,7 +8,6 @@ right one. One conformance suite (tests/test_storage.py) runs against every back
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from mirror.errors import ConfigError, ManifestError, MirrorUnreachableError, Pu
 from mirror.trust.manifest import check_path
 
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+IP_LIKE = re.compile(r"\d+\.\d+\.\d+\.\d+")  # S3 refuses bucket names formatted as an IPv4 address
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,8 @@ class ThreadedBackend:
 
 def open_backend(mirror: MirrorConfig, *, max_workers: int = 16) -> Backend:
     """The backend for one mirror of the config, with at most `max_workers` blocking calls
-    at once. Checks what the config loader cannot (bucket name, prefix) and raises
-    ConfigError naming the key; opens no connection."""
+    at once. Checks the bucket name and prefix (as the config loader does: a MirrorConfig
+    may be made without it) and raises ConfigError naming the key; opens no connection."""
     if mirror.type == "directory":
         from mirror.storage.directory import DirectoryBackend
 
@@ -161,39 +161,60 @@ def open_backend(mirror: MirrorConfig, *, max_workers: int = 16) -> Backend:
 
 
 def check_prefix(mirror: MirrorConfig) -> str:
-    """The mirror's prefix, normalised to "" or "a/b/"; ConfigError if it is absolute, has
-    empty, '.' or '..' segments, or characters an edition path may not have."""
-    prefix = mirror.prefix
+    """The mirror's prefix, normalised to "" or "a/b/" (see `normalised_prefix`)."""
+    return normalised_prefix(mirror.prefix, key=f"mirrors.{mirror.name}.prefix")
+
+
+def normalised_prefix(prefix: str, *, key: str, path: str = "") -> str:
+    """`prefix` normalised to "" or "a/b/"; ConfigError naming `key` (and the config file
+    `path`) if it is absolute, has empty, '.' or '..' segments, or characters an edition
+    path may not have. The one prefix rule: the config loader and every backend use it."""
     if not prefix:
         return ""
-    key = f"mirrors.{mirror.name}.prefix"
     if prefix.startswith("/") or "\\" in prefix:
-        raise ConfigError(f"{prefix!r:.80} must be relative (no leading '/', no '\\')", key=key)
+        raise ConfigError(
+            f"{prefix!r:.80} is not a valid prefix: it must be relative (no leading '/', no '\\')",
+            path=path,
+            key=key,
+        )
     try:
         check_path(prefix.removesuffix("/"))
     except ManifestError as exc:
-        raise ConfigError(f"{prefix!r:.80} is not a clean relative folder: {exc}", key=key) from exc
+        raise ConfigError(
+            f"{prefix!r:.80} is not a valid prefix: {exc}", path=path, key=key
+        ) from exc
     return prefix.removesuffix("/") + "/"
 
 
 def check_bucket(mirror: MirrorConfig) -> str:
-    """The mirror's bucket name if S3 accepts it (3-63 of a-z 0-9 . -, starting and ending
-    with a letter or digit, no '..', not an IP address); else ConfigError."""
-    bucket = mirror.bucket
-    key = f"mirrors.{mirror.name}.bucket"
-    if not BUCKET_NAME.fullmatch(bucket):
+    """The mirror's bucket name if S3 accepts it (see `valid_bucket_name`)."""
+    return valid_bucket_name(mirror.bucket, key=f"mirrors.{mirror.name}.bucket")
+
+
+def valid_bucket_name(bucket: str, *, key: str, path: str = "") -> str:
+    """`bucket` if S3 accepts it as a bucket name; else ConfigError naming `key` (and the
+    config file `path`). The one bucket rule: the config loader and the s3 backend use it."""
+    problem = _bucket_name_problem(bucket)
+    if problem is not None:
         raise ConfigError(
-            f"{bucket!r:.80} is not a valid bucket name: 3-63 characters of a-z, 0-9, '.' "
-            "and '-', starting and ending with a letter or digit",
-            key=key,
+            f"{bucket!r:.80} is not a valid bucket name: {problem}", path=path, key=key
+        )
+    return bucket
+
+
+def _bucket_name_problem(bucket: str) -> str | None:
+    """What S3 refuses in this bucket name (None: nothing)."""
+    if not BUCKET_NAME.fullmatch(bucket):
+        return (
+            "3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit"
         )
     if ".." in bucket or ".-" in bucket or "-." in bucket:
-        raise ConfigError(f"{bucket!r} has '..', '.-' or '-.'", key=key)
-    if _is_ip(bucket):
-        raise ConfigError(f"{bucket!r} looks like an IP address", key=key)
+        return "it has '..', '.-' or '-.'"
+    if IP_LIKE.fullmatch(bucket):
+        return "it looks like an IP address"
     if bucket.startswith(("xn--", "sthree-")) or bucket.endswith(("-s3alias", "--ol-s3")):
-        raise ConfigError(f"{bucket!r} uses a prefix or suffix S3 reserves", key=key)
-    return bucket
+        return "it uses a prefix or suffix S3 reserves"
+    return None
 
 
 def check_object_path(mirror_name: str, path: str) -> str:
@@ -203,11 +224,3 @@ def check_object_path(mirror_name: str, path: str) -> str:
         return check_path(path)
     except ManifestError as exc:
         raise PublishError(mirror_name, f"refused path: {exc}") from exc
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
