@@ -152,7 +152,7 @@ async def run_demo(
     from mirror.fetch.stage import fetch_articles
     from mirror.newsroom import NewsroomOptions, serve_newsroom
     from mirror.pipeline import publish_edition
-    from mirror.trust.keyfiles import build_inputs, make_keys
+    from mirror.trust.keyfiles import build_inputs, load_signing_public_key, make_keys
     from mirror.verify.run import verify_target
 
     prepare_folder(folder)
@@ -170,9 +170,10 @@ async def run_demo(
             built = await build_edition(config, store, build_inputs(config, now=now), now=now)
         published = await publish_edition(config, list(config.mirrors))
         public = config.signing.public_key_file
+        key = load_signing_public_key(config)
         urls = {mirror.name: mirror.public_url for mirror in config.mirrors}
         verified = {
-            name: await verify_target(url, str(public), now=now, state_dir=folder / "cache")
+            name: await verify_target(url, key, now=now, state_dir=folder / "cache")
             for name, url in urls.items()
         }
         with RunLock(config.state.path), Store(config.state.path) as store:
