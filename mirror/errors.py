@@ -232,10 +232,7 @@ class MirrorUnreachableError(PublishError):
 
 class ObjectTooLargeError(MirrorUnreachableError):
     """A stored object is larger than what we ever write there (a live manifest, a
-    pointer): the store answers with something that is not ours. Asking again brings
-    the same bytes: not retryable."""
-
-    retryable = False
+    pointer): the store answers with something that is not ours."""
 
     retryable = False  # the object stays as large
 
