@@ -134,11 +134,41 @@ class DigestConfig:
     per_domain_rate_per_s: float = 5.0  # messages per second to one recipient domain
     retries: int = 3  # more attempts after a 4xx answer or a dropped connection
     timeout_s: float = 60.0  # one SMTP command
+    return_path: str = ""  # "bounces@example.org": the envelope sender is
+    # bounces+TOKEN@example.org per subscriber (VERP; mail-in matches the bounces); "": off
     watched_domains: tuple[str, ...] = (
         "mail.ru", "bk.ru", "inbox.ru", "list.ru", "internet.ru", "yandex.ru", "ya.ru",
         "yandex.com", "yandex.by", "yandex.kz", "narod.ru", "rambler.ru", "lenta.ru",
         "autorambler.ru", "myrambler.ru", "ro.ru", "vk.com",
     )  # fmt: skip  # providers under the censor's jurisdiction: they see every digest
+
+
+@dataclass(frozen=True)
+class MailInConfig:
+    """[mailin]: readers' mail in (requests, subscriptions, bounces)."""
+
+    address: str = ""  # where readers write: "news@example.org"
+    imap_url: str = ""  # imaps://host:993, imap://host (STARTTLS), imap+insecure:// (loopback)
+    username: str = ""
+    password_env: str = "MIRROR_IMAP_PASSWORD"  # noqa: S105 (a variable name)
+    password_file: Path | None = None  # a file holding it instead (wins)
+    mailbox: str = "INBOX"
+    done_mailbox: str = ""  # handled messages are moved here; "": left (keep) or deleted
+    keep: bool = True  # false: handled messages are deleted
+    trusted_authserv_ids: tuple[str, ...] = ()  # Authentication-Results we believe
+    require: str = "dmarc"  # dmarc | none ("none": answers forged senders too: tests only)
+    per_sender_per_day: int = 3  # replies to one sender in 24 hours
+    global_per_hour: int = 200  # replies to everyone in one hour
+    max_message_bytes: int = 1_000_000  # larger messages are skipped unread
+    hard_bounces: int = 3  # permanent failures within bounce_window_days disable a subscriber
+    bounce_window_days: int = 30
+    mirrors_per_reply: int = 3  # mirror URLs one reply carries
+    latest_articles: int = 10  # articles in the `latest` reply and the welcome
+    batch: int = 100  # messages fetched at once
+    timeout_s: float = 60.0  # one IMAP command
+    # the key of the senders' keyed hashes (rate limits, logs): 16 characters or more
+    sender_secret_env: str = "MIRROR_MAILIN_SECRET"  # noqa: S105 (a variable name)
+    sender_secret_file: Path | None = None  # a file holding it instead (wins)
 
 
 @dataclass(frozen=True)
@@ -156,6 +186,7 @@ class Config:
     mirrors: tuple[MirrorConfig, ...] = ()
     digest: DigestConfig = field(default_factory=DigestConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    mailin: MailInConfig | None = None  # None: no [mailin] section, no mail in
 
     def active_mirrors(self, retired: Collection[str] = frozenset()) -> tuple[MirrorConfig, ...]:
         """The mirrors to publish to and to list: enabled, and not among `retired` (the
@@ -171,12 +202,15 @@ SECTIONS: dict[str, type] = {
     "digest": DigestConfig,
     "state": StateConfig,
 }
+OPTIONAL_SECTIONS: dict[str, type] = {"mailin": MailInConfig}  # absent: the field is None
 KEY_ALIASES = {("digest", "from"): "sender"}  # TOML key -> field name
 CONFIG_ENV = "MIRROR_CONFIG"
 DEFAULT_CONFIG = Path("mirror.toml")
 MAX_CONFIG_BYTES = 1_000_000
 MIRROR_TYPES = ("s3", "directory")
 GONE_POLICIES = ("keep", "hide")
+MAILIN_REQUIRE = ("dmarc", "none")
+IMAP_SCHEMES = ("imaps", "imap", "imap+insecure")
 DIGEST_CONTENT = ("full", "summary")
 ADDRESSING_STYLES = ("path", "virtual")
 CHECKSUM_MODES = ("when_required", "when_supported")
@@ -195,10 +229,15 @@ def load_config(path: Path) -> Config:
     """Read and check a config file; every problem is a ConfigError naming file and key."""
     raw = _read_toml(path)
     base = path.resolve().parent
-    _check_keys(raw, [*SECTIONS, "mirrors"], str(path), "")
+    _check_keys(raw, [*SECTIONS, *OPTIONAL_SECTIONS, "mirrors"], str(path), "")
     sections = {
         name: _build_section(name, cls, raw.get(name, {}), str(path), base)
         for name, cls in SECTIONS.items()
+    }
+    sections |= {
+        name: _build_section(name, cls, raw[name], str(path), base)
+        for name, cls in OPTIONAL_SECTIONS.items()
+        if name in raw
     }
     mirrors = _build_mirrors(raw.get("mirrors", []), str(path), base)
     config = Config(path=path.resolve(), mirrors=mirrors, **sections)
@@ -343,6 +382,40 @@ def _validate(config: Config, path: str) -> None:
         raise ConfigError("must be an http(s) URL", path=path, key="publication.home_url")
     _validate_mirrors(config.mirrors, path)
     _validate_output_dir(config, path)
+    _validate_return_path(config.digest.return_path, path)
+    if config.mailin is not None:
+        _validate_mailin(config.mailin, path)
+
+
+def _validate_return_path(return_path: str, path: str) -> None:
+    local, at, domain = return_path.rpartition("@")
+    if return_path and (not at or not local or not domain or "+" in local or " " in return_path):
+        raise ConfigError(
+            "must be an address without '+' (bounces@example.org; each digest goes out "
+            "from bounces+TOKEN@example.org), or empty",
+            path=path,
+            key="digest.return_path",
+        )
+
+
+def _validate_mailin(mailin: MailInConfig, path: str) -> None:
+    if mailin.require not in MAILIN_REQUIRE:
+        raise ConfigError(f"must be one of {MAILIN_REQUIRE}", path=path, key="mailin.require")
+    if "@" not in mailin.address:
+        raise ConfigError(
+            "must be the address readers write to (news@example.org)",
+            path=path,
+            key="mailin.address",
+        )
+    if mailin.imap_url and urlsplit(mailin.imap_url).scheme not in IMAP_SCHEMES:
+        raise ConfigError(f"must be a URL of {IMAP_SCHEMES}", path=path, key="mailin.imap_url")
+    if mailin.require == "dmarc" and not mailin.trusted_authserv_ids:
+        raise ConfigError(
+            "must name the receiving server's authserv-id (its Authentication-Results): "
+            "without one no sender is authenticated and nothing is ever answered",
+            path=path,
+            key="mailin.trusted_authserv_ids",
+        )
 
 
 def _validate_source(source: SourceConfig, path: str) -> None:
@@ -434,6 +507,15 @@ RANGES: dict[str, Range] = {
     "digest.retries": Range(0, 100),
     "digest.timeout_s": TIMEOUT_S,
     "mirrors.timeout_s": TIMEOUT_S,
+    "mailin.per_sender_per_day": Range(1, 1_000),
+    "mailin.global_per_hour": Range(1, 1_000_000),
+    "mailin.max_message_bytes": Range(1_000, 100_000_000),
+    "mailin.hard_bounces": Range(1, 100),
+    "mailin.bounce_window_days": Range(1, 366),
+    "mailin.mirrors_per_reply": Range(1, 50),
+    "mailin.latest_articles": Range(1, 100),
+    "mailin.batch": Range(1, 10_000),
+    "mailin.timeout_s": TIMEOUT_S,
     "mirrors.deadline_s": Range(0, 86_400, above=True),
 }
 
@@ -509,6 +591,9 @@ def _guarded_folders(config: Config) -> list[tuple[str, Path, bool]]:
         "digest.unsubscribe_previous_secrets_file": config.digest.unsubscribe_previous_secrets_file,
         "state.path": config.state.path,
     }
+    if config.mailin is not None:
+        files["mailin.password_file"] = config.mailin.password_file
+        files["mailin.sender_secret_file"] = config.mailin.sender_secret_file
     guarded = [("the config file's folder", config.path.parent, False)]
     guarded += [(f"the folder of {key}", file.parent, False) for key, file in files.items() if file]
     guarded.append(("digest.outbox_dir", config.digest.outbox_dir, False))

@@ -117,6 +117,29 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX articles_first_version ON articles (first_version);
     CREATE INDEX digest_sends_subscriber ON digest_sends (subscriber_id, state);
     """,
+    """
+    CREATE TABLE mailin_messages (
+        message_key TEXT PRIMARY KEY,  -- the Message-ID, or "sha256:<hex>" when it has none
+        sha256 TEXT NOT NULL UNIQUE,  -- of the raw bytes: a message is handled once
+        state TEXT NOT NULL,  -- replying (reply being sent) | done
+        outcome TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+        reply_message_id TEXT,  -- derived from the message: a repeat folds into the first
+        handled_at TEXT NOT NULL
+    );
+    CREATE TABLE mailin_senders (  -- per-sender reply counts; keyed hashes, never addresses
+        sender_hash TEXT PRIMARY KEY, window_start TEXT NOT NULL, replies INTEGER NOT NULL
+    );
+    CREATE INDEX mailin_senders_window ON mailin_senders (window_start);
+    CREATE TABLE mailin_hours (hour TEXT PRIMARY KEY, replies INTEGER NOT NULL);
+    CREATE TABLE bounces (
+        id INTEGER PRIMARY KEY,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id),
+        at TEXT NOT NULL, permanent INTEGER NOT NULL, status TEXT NOT NULL
+    );
+    CREATE INDEX bounces_subscriber ON bounces (subscriber_id, at);
+    ALTER TABLE subscribers ADD COLUMN disabled_at TEXT;  -- no digests; kept, never deleted
+    ALTER TABLE subscribers ADD COLUMN disabled_reason TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -638,8 +661,9 @@ class Store:
             if row:
                 db.execute(
                     """UPDATE subscribers SET lang = ?, unsubscribed_at = NULL,
-                       since_version = CASE WHEN unsubscribed_at IS NULL THEN since_version
-                       ELSE ? END WHERE id = ?""",
+                       disabled_at = NULL, disabled_reason = NULL,
+                       since_version = CASE WHEN unsubscribed_at IS NULL
+                       AND disabled_at IS NULL THEN since_version ELSE ? END WHERE id = ?""",
                     (lang, since, row["id"]),
                 )
                 return int(row["id"]), False
@@ -670,8 +694,10 @@ class Store:
         return cursor.rowcount == 1
 
     def is_subscribed(self, subscriber_id: int) -> bool:
+        """Subscribed and not disabled: due digests."""
         row = self._db.execute(
-            "SELECT 1 FROM subscribers WHERE id = ? AND unsubscribed_at IS NULL",
+            """SELECT 1 FROM subscribers
+               WHERE id = ? AND unsubscribed_at IS NULL AND disabled_at IS NULL""",
             (subscriber_id,),
         ).fetchone()
         return row is not None
@@ -680,13 +706,154 @@ class Store:
         row = self._db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
         return int(row["id"]) if row else None
 
-    def subscribers(self, *, active_only: bool = True) -> list[dict[str, Any]]:
+    def subscribers(
+        self, *, active_only: bool = True, disabled: bool = True
+    ) -> list[dict[str, Any]]:
+        """The subscribers (with those who left unless `active_only`; with the disabled,
+        who get no digest, unless `disabled` is False)."""
         rows = self._db.execute(
-            """SELECT id, email, lang, added_at, unsubscribed_at, since_version
-               FROM subscribers WHERE (? = 0 OR unsubscribed_at IS NULL) ORDER BY id""",
-            (1 if active_only else 0,),
+            """SELECT id, email, lang, added_at, unsubscribed_at, since_version,
+               disabled_at, disabled_reason
+               FROM subscribers WHERE (? = 0 OR unsubscribed_at IS NULL)
+               AND (? = 1 OR disabled_at IS NULL) ORDER BY id""",
+            (1 if active_only else 0, 1 if disabled else 0),
         ).fetchall()
         return [dict(row) for row in rows]
+
+    def subscriber(self, subscriber_id: int) -> dict[str, Any] | None:
+        row = self._db.execute(
+            """SELECT id, email, lang, added_at, unsubscribed_at, since_version,
+               disabled_at, disabled_reason FROM subscribers WHERE id = ?""",
+            (subscriber_id,),
+        ).fetchone()
+        return dict(row) if row else None
+
+    # bounces
+
+    def record_bounce(
+        self,
+        subscriber_id: int,
+        *,
+        permanent: bool,
+        status: str,
+        at: datetime,
+        window_start: datetime,
+        hard_limit: int,
+    ) -> bool:
+        """Record one bounce; True when it disables the subscriber (`hard_limit` permanent
+        bounces since `window_start`). Unknown subscribers are not recorded (False)."""
+        with self.transaction() as db:
+            if self.subscriber(subscriber_id) is None:
+                return False
+            db.execute(
+                "INSERT INTO bounces (subscriber_id, at, permanent, status) VALUES (?, ?, ?, ?)",
+                (subscriber_id, iso(at), 1 if permanent else 0, status[:32]),
+            )
+            hard = self._permanent_bounces(db, subscriber_id, window_start)
+            if not permanent or hard < hard_limit:
+                return False
+            cursor = db.execute(
+                """UPDATE subscribers SET disabled_at = ?, disabled_reason = ?
+                   WHERE id = ? AND disabled_at IS NULL""",
+                (iso(at), f"{hard} permanent bounces (last: {status or 'unknown'})",
+                 subscriber_id),
+            )  # fmt: skip
+            return cursor.rowcount == 1
+
+    @staticmethod
+    def _permanent_bounces(db: sqlite3.Connection, subscriber_id: int, since: datetime) -> int:
+        row = db.execute(
+            """SELECT COUNT(*) FROM bounces
+               WHERE subscriber_id = ? AND permanent = 1 AND at >= ?""",
+            (subscriber_id, iso(since)),
+        ).fetchone()
+        return int(row[0])
+
+    def bounce_counts(self, since: datetime) -> dict[int, tuple[int, int]]:
+        """Subscriber id -> (permanent, transient) bounces since `since`."""
+        rows = self._db.execute(
+            """SELECT subscriber_id, SUM(permanent), SUM(1 - permanent) FROM bounces
+               WHERE at >= ? GROUP BY subscriber_id""",
+            (iso(since),),
+        ).fetchall()
+        return {int(row[0]): (int(row[1]), int(row[2])) for row in rows}
+
+    # mail in
+
+    def inbound_state(self, message_key: str, sha256: str) -> dict[str, Any] | None:
+        """The record of an inbound message seen before (same Message-ID or same bytes)."""
+        row = self._db.execute(
+            "SELECT * FROM mailin_messages WHERE message_key = ? OR sha256 = ? LIMIT 1",
+            (message_key, sha256),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def record_inbound(
+        self,
+        message_key: str,
+        sha256: str,
+        *,
+        state: str,
+        outcome: str,
+        at: datetime,
+        reason: str = "",
+        reply_message_id: str | None = None,
+    ) -> None:
+        """Record what became of an inbound message: "replying" (before its reply is
+        sent) or "done"."""
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO mailin_messages (message_key, sha256, state, outcome, reason,
+                   reply_message_id, handled_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (message_key) DO UPDATE SET state = excluded.state,
+                   outcome = excluded.outcome, reason = excluded.reason,
+                   reply_message_id = COALESCE(excluded.reply_message_id, reply_message_id),
+                   handled_at = excluded.handled_at""",
+                (message_key, sha256, state, outcome, reason[:200], reply_message_id, iso(at)),
+            )
+
+    def take_reply(
+        self,
+        sender_hash: str,
+        *,
+        at: datetime,
+        window_start: datetime,
+        per_sender: int,
+        hour: str,
+        per_hour: int,
+    ) -> str | None:
+        """Count one reply to `sender_hash` unless a limit is reached: None when counted,
+        else which limit ("sender" | "global"). Counts older than `window_start` are
+        forgotten (the senders' rows deleted)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM mailin_senders WHERE window_start < ?", (iso(window_start),))
+            db.execute("DELETE FROM mailin_hours WHERE hour < ?", (hour[:10],))
+            row = db.execute(
+                "SELECT replies FROM mailin_senders WHERE sender_hash = ?", (sender_hash,)
+            ).fetchone()
+            if row is not None and row["replies"] >= per_sender:
+                return "sender"
+            hourly = db.execute("SELECT replies FROM mailin_hours WHERE hour = ?", (hour,))
+            found = hourly.fetchone()
+            if found is not None and found["replies"] >= per_hour:
+                return "global"
+            db.execute(
+                """INSERT INTO mailin_senders (sender_hash, window_start, replies)
+                   VALUES (?, ?, 1) ON CONFLICT (sender_hash)
+                   DO UPDATE SET replies = replies + 1""",
+                (sender_hash, iso(at)),
+            )
+            db.execute(
+                """INSERT INTO mailin_hours (hour, replies) VALUES (?, 1)
+                   ON CONFLICT (hour) DO UPDATE SET replies = replies + 1""",
+                (hour,),
+            )
+        return None
+
+    def sender_hashes(self) -> list[str]:
+        """The keyed hashes of senders counted now (tests: no address is ever kept)."""
+        rows = self._db.execute("SELECT sender_hash FROM mailin_senders").fetchall()
+        return [row[0] for row in rows]
 
     def open_digest(self, at: datetime, version: int, manifest_sha256: str) -> tuple[int, bool]:
         """The unfinished digest to resume, else a new one: (id, resumed)."""

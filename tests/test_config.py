@@ -36,7 +36,7 @@ def test_example_config_loads_and_resolves_paths_against_its_folder() -> None:
 
 def test_example_config_documents_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    for section, cls in config_module.SECTIONS.items():
+    for section, cls in {**config_module.SECTIONS, **config_module.OPTIONAL_SECTIONS}.items():
         for toml_key in config_module._toml_keys(section, cls):
             assert re.search(rf"^{toml_key} = ", text, re.M), f"{section}.{toml_key} undocumented"
     for field in dataclasses.fields(config_module.MirrorConfig):
@@ -187,7 +187,11 @@ def test_bad_allowed_hosts_are_named(tmp_path: Path, allowed: str, key: str, mes
 
 def numeric_keys() -> list[tuple[str, dataclasses.Field]]:  # type: ignore[type-arg]
     """Every int or float field of every section, as "section.key"."""
-    sections = {**config_module.SECTIONS, "mirrors": config_module.MirrorConfig}
+    sections = {
+        **config_module.SECTIONS,
+        **config_module.OPTIONAL_SECTIONS,
+        "mirrors": config_module.MirrorConfig,
+    }
     found = []
     for section, cls in sections.items():
         hints = typing.get_type_hints(cls)
@@ -331,3 +335,40 @@ def test_active_mirrors_are_the_enabled_ones_not_retired(tmp_path: Path) -> None
     config = load_config(write(tmp_path, mirrors))
     assert [m.name for m in config.active_mirrors()] == ["a", "c", "d"]
     assert [m.name for m in config.active_mirrors(frozenset({"c", "b"}))] == ["a", "d"]
+
+
+MAILIN = "[mailin]\naddress = 'news@example.org'\ntrusted_authserv_ids = ['mx.example.org']\n"
+
+
+def test_mailin_is_none_without_its_section_and_gets_defaults_with_it(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).mailin is None
+    mailin = load_config(write(tmp_path, MAILIN)).mailin
+    assert mailin is not None and mailin.per_sender_per_day == 3 and mailin.require == "dmarc"
+    assert mailin.password_env == "MIRROR_IMAP_PASSWORD" and mailin.keep is True
+    assert mailin.trusted_authserv_ids == ("mx.example.org",)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (MAILIN + "require = 'spf'\n", "mailin.require"),
+        ("[mailin]\naddress = 'news@example.org'\n", "mailin.trusted_authserv_ids"),
+        ("[mailin]\nrequire = 'none'\n", "mailin.address"),
+        (MAILIN + "imap_url = 'http://x'\n", "mailin.imap_url"),
+        (MAILIN + "per_sender_per_day = 0\n", "mailin.per_sender_per_day"),
+        (MAILIN + "adress = 'x'\n", "mailin.adress"),
+        ("[digest]\nreturn_path = 'bounces+x@example.org'\n", "digest.return_path"),
+        ("[digest]\nreturn_path = 'bounces'\n", "digest.return_path"),
+    ],
+)
+def test_bad_mailin_values_are_named(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert caught.value.key == key
+
+
+def test_mailin_without_authentication_loads_only_when_said_so(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[mailin]\naddress = 'a@b.org'\nrequire = 'none'\n"))
+    assert config.mailin is not None and config.mailin.trusted_authserv_ids == ()
+    config = load_config(write(tmp_path, "[digest]\nreturn_path = 'bounces@example.org'\n"))
+    assert config.digest.return_path == "bounces@example.org"

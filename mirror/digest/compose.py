@@ -157,6 +157,8 @@ class DigestContext:
     internal_links: Mapping[str, str] = field(default_factory=dict)
     root_key_line: str = ""  # the offline root's "RW..." when it certifies the signing key
     keys_serial: int = 0  # the edition's keys.json serial (0: none known)
+    unsubscribe: bool = True  # False: a reply to one who is no subscriber (mail-in's
+    #                           `latest`): no List-Unsubscribe, no unsubscribe lines
 
 
 # --- ids, mirror choice --------------------------------------------------------
@@ -344,10 +346,11 @@ def _headers(context: DigestContext, recipient: Recipient, chrome: str, count: i
     message["Date"] = format_datetime(aware(context.date).astimezone(UTC))
     message["Message-ID"] = message_id(context, recipient)
     message["List-Id"] = _list_id(context)
-    message["List-Unsubscribe"] = ", ".join(
-        f"<{uri}>" for uri in _unsubscribe_uris(context, recipient)
-    )
-    if context.unsubscribe_url.startswith("https://"):
+    if context.unsubscribe:
+        message["List-Unsubscribe"] = ", ".join(
+            f"<{uri}>" for uri in _unsubscribe_uris(context, recipient)
+        )
+    if context.unsubscribe and context.unsubscribe_url.startswith("https://"):
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     message["MIME-Version"] = "1.0"
@@ -446,7 +449,11 @@ def _digest_view(
     token: str | None = None,
 ) -> _DigestView:
     mirrors = choose_mirrors(context, recipient)
-    token = token or unsubscribe_token(context.secret, recipient.id)
+    if not context.unsubscribe:
+        context = replace(context, unsubscribe_url="", unsubscribe_mailto="")
+    token = token or (
+        unsubscribe_token(context.secret, recipient.id) if context.unsubscribe else ""
+    )
     date = date_words(context.date, chrome, context.timezone)
     name = context.neutral_subject if context.neutral else context.publication
     return _DigestView(
@@ -513,6 +520,24 @@ def _article_view(article: DigestArticle, chrome: str, zone: str) -> _ArticleVie
         links=(),
         original=one_line(article.canonical_url).replace(" ", "%20"),
     )
+
+
+def verification_text(
+    context: DigestContext, mirrors: Sequence[DigestMirror], language: str
+) -> str:
+    """The digest's footer alone (these mirrors, the keys, the live manifest and the
+    minisign commands; no unsubscribe lines), in `language`: mail-in's replies carry it."""
+    chrome = base_language(language) if base_language(language) in MESSAGES else "en"
+    alone = replace(
+        context, mirrors=tuple(mirrors), links_per_article=len(mirrors), unsubscribe=False
+    )
+    view = _digest_view(alone, _SAMPLE_RECIPIENT, (), chrome)
+    text = (
+        _environment()
+        .get_template("footer.txt")
+        .render(view=view, context=view.context, t=_messages(chrome))
+    )
+    return tidy(text)
 
 
 def _render_body(view: _DigestView, full: int, full_text: bool) -> str:

@@ -1,0 +1,136 @@
+"""The signed tokens mail-in reads and hands out, and the senders' keyed hash. Pure.
+
+    verp_address, verp_subscriber     a digest's envelope sender (bounces+TOKEN@domain) and
+                                      the subscriber a bounce to it names
+    confirmation_token, confirmation  double opt-in: address, language and expiry, signed
+    sender_hash                       who wrote, as an HMAC: what rate limits and logs keep
+
+The VERP and confirmation tokens are signed with the digest's secret (the one of the
+unsubscribe links: `serve-unsubscribe` checks confirmations too); the sender hash with
+mail-in's own secret. All go through `mirror.digest.tokens.mac`, each with its own purpose
+string, so no token of one kind passes for another.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from mirror.digest.tokens import check_secret, mac
+
+CONFIRM_DAYS = 7  # a confirmation token expires this long after it was made
+CONFIRM_TOKEN_MAX_CHARS = 512  # an address is at most 254 characters
+VERP_TOKEN_MAX_CHARS = 48
+LANGUAGES = ("en", "ru", "any")
+_VERP_MAC_BYTES = 10  # 16 base32 characters: a local part is case-insensitive in practice
+_CONFIRM_MAC_BYTES = 16
+_VERP = re.compile(r"([1-9][0-9]{0,17})-([a-z2-7]{16})")
+_CONFIRM = re.compile(r"([A-Za-z0-9_-]{8,460})\.([A-Za-z0-9_-]{22})")
+_SEPARATOR = "\x1f"
+
+
+# --- VERP --------------------------------------------------------------------------------
+
+
+def verp_token(secret: bytes, subscriber_id: int) -> str:
+    """ "<id>-<mac>": lower-case, fit for a local part."""
+    check_secret(secret)
+    digest = mac(secret, "verp", subscriber_id)[:_VERP_MAC_BYTES]
+    return f"{subscriber_id}-{base64.b32encode(digest).decode('ascii').lower()}"
+
+
+def verp_address(return_path: str, secret: bytes, subscriber_id: int) -> str:
+    """bounces@example.org -> bounces+<token>@example.org for this subscriber."""
+    local, _, domain = return_path.rpartition("@")
+    return f"{local}+{verp_token(secret, subscriber_id)}@{domain}"
+
+
+def verp_subscriber(secret: bytes, token: str) -> int | None:
+    """The subscriber a VERP token names; None for a bad, forged or overlong one."""
+    if len(token) > VERP_TOKEN_MAX_CHARS:
+        return None
+    found = _VERP.fullmatch(token.lower())
+    if found is None:
+        return None
+    subscriber_id = int(found[1])
+    return (
+        subscriber_id if hmac.compare_digest(verp_token(secret, subscriber_id), found[0]) else None
+    )
+
+
+def verp_token_in(return_path: str, address: str) -> str | None:
+    """The token of `address` when it is `return_path` with "+token" (case ignored)."""
+    local, _, domain = return_path.lower().rpartition("@")
+    found_local, _, found_domain = address.lower().rpartition("@")
+    prefix = local + "+"
+    if found_domain != domain or not found_local.startswith(prefix):
+        return None
+    return found_local[len(prefix) :][: VERP_TOKEN_MAX_CHARS + 1]
+
+
+# --- double opt-in ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What a confirmation token carries."""
+
+    address: str  # lower-cased
+    language: str  # "en" | "ru" | "any"
+    expires: datetime  # UTC
+
+
+def confirmation_token(
+    secret: bytes, address: str, language: str, *, now: datetime, days: int = CONFIRM_DAYS
+) -> str:
+    """A URL-safe token carrying address, language and expiry, signed."""
+    check_secret(secret)
+    expires = int((now.astimezone(UTC) + timedelta(days=days)).timestamp())
+    fields = _SEPARATOR.join((language, str(expires), address.lower()))
+    payload = _b64(fields.encode("utf-8"))
+    return f"{payload}.{_b64(mac(secret, 'confirm', payload)[:_CONFIRM_MAC_BYTES])}"
+
+
+def confirmation(secret: bytes, token: str, *, now: datetime) -> Confirmation | None:
+    """The confirmation a token carries; None when bad, forged, overlong or expired."""
+    if len(token) > CONFIRM_TOKEN_MAX_CHARS or len(secret) < 16:
+        return None
+    found = _CONFIRM.fullmatch(token)
+    if found is None:
+        return None
+    expected = _b64(mac(secret, "confirm", found[1])[:_CONFIRM_MAC_BYTES])
+    if not hmac.compare_digest(expected, found[2]):
+        return None
+    carried = _fields(found[1])
+    if carried is None or carried.expires <= now:
+        return None
+    return carried
+
+
+def _fields(payload: str) -> Confirmation | None:
+    try:
+        text = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode("utf-8")
+        language, expires, address = text.split(_SEPARATOR)
+        moment = datetime.fromtimestamp(int(expires), UTC)
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        return None
+    if language not in LANGUAGES or "@" not in address:
+        return None
+    return Confirmation(address, language, moment)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+# --- senders --------------------------------------------------------------------------------
+
+
+def sender_hash(secret: bytes, address: str) -> str:
+    """The keyed hash of a sender (lower-cased): what rate limits and logs keep."""
+    check_secret(secret)
+    return mac(secret, "sender", address.strip().lower())[:16].hex()
