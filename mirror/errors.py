@@ -35,6 +35,7 @@
     │   ├── SmtpConnectionError      the server is down, refuses us, or times out
     │   ├── TlsRequiredError         smtp:// but the server offers no STARTTLS
     │   └── DeliveryError            one recipient refused (has permanent: 5xx vs 4xx)
+    ├── MailInError                  a reader's message cannot be taken in (has reason)
     └── VerifyError                  a copy is not the outlet's own, or is stale (exit 3)
         ├── SignatureError           garbled or truncated signature, wrong key, no match
         ├── KeyCertificateError      keys.json not signed by the root, expired, or revoking
@@ -291,6 +292,18 @@ class DeliveryError(DigestError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_delivery_error, (self.reason, self.permanent))
+
+
+class MailInError(MirrorError):
+    """A reader's message cannot be taken in: malformed, too large, unreadable; `reason`
+    is short, fit for a report key, and never holds an address."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.reason,))
 
 
 def _delivery_error(reason: str, permanent: bool) -> DeliveryError:

@@ -1,0 +1,328 @@
+"""One reader's message through mail-in, against the store and a mail transport.
+
+`MailIn.handle(data)` runs, in order: the size check, the parse, the seen-before check,
+the bounce check (recorded, never answered; `hard_bounces` permanent failures within
+`bounce_window_days` disable the subscriber), the loop check, the authentication check
+(unauthenticated: recorded, no reply), the rate limits (per sender and per hour: over,
+no reply), then the command. Its `Outcome` says whether the message is done with
+(`handled`: the mailbox may move or delete it) or must stay for the next run (a reply
+that could not be sent).
+
+Exactly once: before a reply is sent the message is recorded as "replying" with the
+reply's Message-ID (derived from the message), and "done" once the transport took it.
+A crash in between sends that one reply again on the next run, with the same
+Message-ID, and counts it against no limit twice.
+
+Senders are logged and counted by their keyed hash (`tokens.sender_hash`), never by
+address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+
+from mirror.build.locale import base_language
+from mirror.config import Config, MailInConfig
+from mirror.digest import subscribers
+from mirror.digest.compose import DigestArticle
+from mirror.digest.run import DigestRun, digest_article
+from mirror.errors import DigestError, MailInError, SubscriberError
+from mirror.mail.delivery import Transport
+from mirror.mail.wire import Outgoing
+from mirror.mailin import replies
+from mirror.mailin.model import Bounce, Command, Inbound, MailInReport, Request
+from mirror.mailin.replies import Reply, ReplyContext
+from mirror.mailin.tokens import (
+    confirmation,
+    confirmation_token,
+    sender_hash,
+    verp_subscriber,
+    verp_token_in,
+)
+from mirror.store import Store
+
+log = logging.getLogger("mirror.mailin")
+SENDER_WINDOW = timedelta(days=1)  # per_sender_per_day counts replies in this window
+
+
+@dataclass(frozen=True)
+class Parsers:
+    """The pure readers of a message (mailin.message, commands, auth, loops, bounces).
+
+    parse(data, max_bytes) -> Inbound          MailInError for what cannot be read
+    request(inbound) -> Request                what the reader asks
+    authenticated(inbound, mailin) -> bool     Authentication-Results judged per `require`
+    refusal(inbound, own_address) -> str|None  why we must not answer (RFC 3834), or None
+    bounce(inbound, subscriber_of) -> Bounce|None  a delivery report; `subscriber_of(addr)`
+                                               is the subscriber a VERP address names
+    """
+
+    parse: Callable[[bytes, int], Inbound]
+    request: Callable[[Inbound], Request]
+    authenticated: Callable[[Inbound, MailInConfig], bool]
+    refusal: Callable[[Inbound, str], str | None]
+    bounce: Callable[[Inbound, Callable[[str], int | None]], Bounce | None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message."""
+
+    kind: str  # replied | subscribed | confirmed | unsubscribed | bounce | ignored | failed
+    reason: str = ""  # ignored: the report's key; failed: why (never an address)
+    handled: bool = True  # False: leave the message for the next run
+
+    @classmethod
+    def ignored(cls, reason: str) -> Outcome:
+        return cls("ignored", reason)
+
+
+class MailIn:
+    """Mail-in over an open store and a transport; `report` adds up every `handle`."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        transport: Transport,
+        *,
+        now: Callable[[], datetime],
+        secret: bytes,
+        digest_secret: bytes,
+        parsers: Parsers,
+    ) -> None:
+        if config.mailin is None:
+            raise MailInError("no [mailin] section in the config")
+        self.config = config
+        self.mailin = config.mailin
+        self.store = store
+        self.transport = transport
+        self.now = now
+        self.secret = secret  # mail-in's: sender hashes, reply ids, mirror choice
+        self.digest_secret = digest_secret  # the digest's: VERP and confirmation tokens
+        self.parsers = parsers
+        self.report = MailInReport()
+        self._context: ReplyContext | None = None
+        self._articles: list[DigestArticle] | None = None
+        self._current = ""  # the sha256 of the message being handled (for the report)
+
+    async def handle(self, data: bytes) -> Outcome:
+        """Run one message through mail-in (see the module docstring)."""
+        outcome = await self._handle(data)
+        self._count(outcome)
+        return outcome
+
+    def _count(self, outcome: Outcome) -> None:
+        report = self.report
+        if not outcome.handled:
+            report.failed.append({"message": self._current[:16], "reason": outcome.reason})
+            return
+        report.handled += 1
+        if outcome.kind == "ignored":
+            report.ignored[outcome.reason] = report.ignored.get(outcome.reason, 0) + 1
+        elif outcome.kind == "bounce":
+            report.bounces += 1
+        else:
+            report.replied += 1
+            if outcome.kind in ("subscribed", "confirmed", "unsubscribed"):
+                setattr(report, outcome.kind, getattr(report, outcome.kind) + 1)
+
+    async def _handle(self, data: bytes) -> Outcome:
+        digest = hashlib.sha256(data).hexdigest()
+        self._current = digest
+        if len(data) > self.mailin.max_message_bytes:
+            return self._done(f"sha256:{digest}", digest, Outcome.ignored("too_large"))
+        try:
+            inbound = self.parsers.parse(data, self.mailin.max_message_bytes)
+        except MailInError as exc:
+            log.info("message %s unreadable: %s", digest[:12], exc.reason)
+            return self._done(f"sha256:{digest}", digest, Outcome.ignored("malformed"))
+        key = inbound.message_id or f"sha256:{inbound.sha256}"
+        seen = self.store.inbound_state(key, inbound.sha256)
+        if seen is not None and seen["state"] == "done":
+            return Outcome.ignored("seen")
+        return await self._judged(inbound, key, resumed=seen is not None)
+
+    async def _judged(self, inbound: Inbound, key: str, *, resumed: bool) -> Outcome:
+        bounce = self.parsers.bounce(inbound, self.verp_subscriber)
+        if bounce is not None:
+            return self._done(key, inbound.sha256, self._bounced(bounce))
+        refusal = self.parsers.refusal(inbound, self.mailin.address)
+        if refusal is not None:
+            return self._done(key, inbound.sha256, Outcome.ignored(refusal))
+        if not inbound.sender or not self.parsers.authenticated(inbound, self.mailin):
+            return self._done(key, inbound.sha256, Outcome.ignored("unauthenticated"))
+        request = self._request(inbound)
+        try:
+            return await self._command(inbound, key, request, resumed=resumed)
+        except (DigestError, MailInError) as exc:
+            log.warning("message %s: no reply could be made: %s", inbound.sha256[:12], exc)
+            return Outcome("failed", f"no reply could be made: {exc}", handled=False)
+
+    def verp_subscriber(self, address: str) -> int | None:
+        """The subscriber a bounce address (digest.return_path + token) names."""
+        return_path = self.config.digest.return_path
+        token = verp_token_in(return_path, address) if return_path else None
+        return verp_subscriber(self.digest_secret, token) if token else None
+
+    def _bounced(self, bounce: Bounce) -> Outcome:
+        now = self.now()
+        window = now - timedelta(days=self.mailin.bounce_window_days)
+        disabled = self.store.record_bounce(
+            bounce.subscriber_id, permanent=bounce.permanent, status=bounce.status, at=now,
+            window_start=window, hard_limit=self.mailin.hard_bounces,
+        )  # fmt: skip
+        kind = "permanent" if bounce.permanent else "transient"
+        log.info("subscriber %d: %s bounce %s", bounce.subscriber_id, kind, bounce.status)
+        if disabled:
+            log.warning("subscriber %d disabled: too many permanent bounces", bounce.subscriber_id)
+        return Outcome("bounce", kind)
+
+    def _request(self, inbound: Inbound) -> Request:
+        request = self.parsers.request(inbound)
+        mailto = self.config.digest.unsubscribe_mailto.lower()
+        if mailto and mailto in inbound.recipients:
+            return Request(Command.UNSUBSCRIBE, request.language)
+        return request
+
+    async def _command(
+        self, inbound: Inbound, key: str, request: Request, *, resumed: bool
+    ) -> Outcome:
+        who = sender_hash(self.secret, inbound.sender)
+        made = self._act(inbound, request, who)
+        if isinstance(made, Outcome):
+            return self._done(key, inbound.sha256, made)
+        kind, reply = made
+        if not resumed:
+            limited = self._take(who, key, inbound.sha256, kind, reply)
+            if limited is not None:
+                log.info("sender %s: no reply, %s", who[:12], limited)
+                return self._done(key, inbound.sha256, Outcome.ignored("rate_limited"))
+        return await self._send(inbound, key, kind, reply, who)
+
+    def _take(self, who: str, key: str, sha: str, kind: str, reply: Reply) -> str | None:
+        """Count the reply against the limits and record it as being sent, at once."""
+        now = self.now()
+        with self.store.transaction():
+            limited = self.store.take_reply(
+                who, at=now, window_start=now - SENDER_WINDOW,
+                per_sender=self.mailin.per_sender_per_day,
+                hour=now.strftime("%Y-%m-%dT%H"), per_hour=self.mailin.global_per_hour,
+            )  # fmt: skip
+            if limited is None:
+                self.store.record_inbound(
+                    key, sha, state="replying", outcome=kind, at=now,
+                    reply_message_id=reply.message_id,
+                )  # fmt: skip
+        return limited
+
+    async def _send(self, inbound: Inbound, key: str, kind: str, reply: Reply, who: str) -> Outcome:
+        subscriber_id = self.store.subscriber_id(inbound.sender) or 0
+        outgoing = Outgoing(subscriber_id, reply.to, reply.message, reply.message_id)
+        try:
+            await self.transport.send(outgoing)
+        except DigestError as exc:
+            log.warning("sender %s: the reply could not be sent: %s", who[:12], exc)
+            return Outcome("failed", f"the reply could not be sent: {exc}", handled=False)
+        log.info("sender %s: %s", who[:12], kind)
+        return self._done(key, inbound.sha256, Outcome(kind))
+
+    def _done(self, key: str, sha: str, outcome: Outcome) -> Outcome:
+        self.store.record_inbound(
+            key, sha, state="done", outcome=outcome.kind, reason=outcome.reason, at=self.now()
+        )
+        return outcome
+
+    # --- the commands ------------------------------------------------------------------------
+
+    def _act(self, inbound: Inbound, request: Request, who: str) -> Outcome | tuple[str, Reply]:
+        """The command's change to the store, and its reply (or why there is none)."""
+        context, language = self.context(), _language(request.language)
+        command = request.command
+        if command is Command.SUBSCRIBE:
+            return self._subscribe(inbound, request, language)
+        if command is Command.CONFIRM:
+            return self._confirm(inbound, request, who)
+        if command is Command.UNSUBSCRIBE:
+            self._unsubscribe(inbound)
+            return "unsubscribed", replies.unsubscribed_reply(context, inbound, language)
+        if command is Command.LATEST:
+            articles = self.latest_articles(language)
+            found = self.store.subscriber_id(inbound.sender)
+            reply = replies.latest_reply(context, inbound, language, who, articles, found)
+            return "replied", reply
+        if command is Command.HELP:
+            return "replied", replies.help_reply(context, inbound, language)
+        help = not request.understood
+        return "replied", replies.mirrors_reply(context, inbound, language, who, help=help)
+
+    def _subscribe(
+        self, inbound: Inbound, request: Request, language: str
+    ) -> Outcome | tuple[str, Reply]:
+        try:
+            address = subscribers.normalise_address(inbound.sender)
+        except SubscriberError:
+            return Outcome.ignored("bad_address")
+        wanted = request.argument if request.argument in ("en", "ru") else language
+        token = confirmation_token(self.digest_secret, address, wanted, now=self.now())
+        watched = subscribers.watched(address, self.config.digest.watched_domains)
+        reply = replies.confirmation_reply(self.context(), inbound, wanted, token, watched=watched)
+        return "subscribed", reply
+
+    def _confirm(self, inbound: Inbound, request: Request, who: str) -> Outcome | tuple[str, Reply]:
+        carried = confirmation(self.digest_secret, request.argument, now=self.now())
+        if carried is None:
+            return Outcome.ignored("bad_token")
+        if carried.address != inbound.sender.lower():
+            return Outcome.ignored("token_of_another")
+        added = subscribers.add(
+            self.store, carried.address, carried.language, at=self.now(), watch=()
+        )
+        log.info("subscriber %d confirmed (sender %s)", added.id, who[:12])
+        language = _language(carried.language)
+        articles = self.latest_articles(language)
+        reply = replies.welcome_reply(self.context(), inbound, language, who, articles, added.id)
+        return "confirmed", reply
+
+    def _unsubscribe(self, inbound: Inbound) -> None:
+        try:
+            found = self.store.subscriber_id(subscribers.normalise_address(inbound.sender))
+        except SubscriberError:
+            found = None
+        if found is not None and self.store.unsubscribe(found, self.now()):
+            log.info("subscriber %d unsubscribed by mail", found)
+
+    # --- what replies are made of --------------------------------------------------------------
+
+    def context(self) -> ReplyContext:
+        """The live edition's keys, manifest and mirrors; made once per run."""
+        now = self.now()
+        if self._context is None:
+            run = DigestRun(self.config, self.store, now=now, secret=self.digest_secret)
+            version, sha = run.latest()
+            self._context = ReplyContext(
+                digest=run.context(0, now, version, sha),
+                address=parseaddr(self.mailin.address)[1] or self.mailin.address,
+                secret=self.secret,
+                now=now,
+                mirrors_per_reply=self.mailin.mirrors_per_reply,
+                confirm_url=replies.confirm_url_from(self.config.digest.unsubscribe_url),
+            )
+        return replace(self._context, now=now)
+
+    def latest_articles(self, language: str) -> list[DigestArticle]:
+        """The newest `latest_articles` articles, in `language` when there are any."""
+        if self._articles is None:
+            run = DigestRun(self.config, self.store, now=self.now(), secret=self.digest_secret)
+            self._articles = [digest_article(a) for a in run.edition_articles() if a.path]
+        own = [a for a in self._articles if base_language(a.language) == language]
+        return (own or self._articles)[: self.mailin.latest_articles]
+
+
+def _language(language: str) -> str:
+    return language if language in ("en", "ru") else "en"

@@ -1,0 +1,420 @@
+"""Mail-in's handler end to end: a built edition, a real store, replies through aiosmtpd
+on 127.0.0.1 (or the outbox), messages of our own writing in English and Russian."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from mirror.config import Config, load_config
+from mirror.mail.smtp import SmtpTransport
+from mirror.mail.wire import Outgoing
+from mirror.mailin.handle import MailIn
+from mirror.mailin.replies import LOOP_HEADER
+from mirror.mailin.tokens import sender_hash, verp_address
+from mirror.store import Store
+
+from mailin_stubs import PARSERS
+from smtp_servers import Recorder, SmtpServer, smtp_server
+from test_build import fetched_store  # noqa: F401 (a fixture)
+from test_digest_run import SECRET, built  # noqa: F401 (a fixture)
+
+MAILIN_SECRET = b"mail-in-test-secret-0123456789"
+DIGEST_SECRET = SECRET.encode()
+ADDRESS = "news@courier.example.org"
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+MAILIN = f"""
+[mailin]
+address = "{ADDRESS}"
+trusted_authserv_ids = ["mx.courier.example.org"]
+per_sender_per_day = 3
+global_per_hour = 200
+mirrors_per_reply = 3
+latest_articles = 4
+"""
+EXTRA_MIRRORS = "".join(
+    f'\n[[mirrors]]\nname = "m{n}"\ntype = "directory"\npath = "m{n}"\n'
+    f'public_url = "https://m{n}.example.net/"\n'
+    for n in range(3)
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def config(built: Path) -> Config:  # noqa: F811
+    text = built.read_text(encoding="utf-8").replace(
+        "[digest]\n",
+        "[digest]\n"
+        'unsubscribe_url = "https://news.example.org/unsubscribe"\n'
+        'unsubscribe_mailto = "leave@courier.example.org"\n'
+        'return_path = "bounces@courier.example.org"\n',
+    )
+    built.write_text(text + EXTRA_MIRRORS + MAILIN, encoding="utf-8")
+    return load_config(built)
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpServer]:
+    with smtp_server(Recorder()) as running:
+        yield running
+
+
+class Rig:
+    """A MailIn over the config's store, replying through aiosmtpd."""
+
+    def __init__(self, config: Config, server: SmtpServer) -> None:
+        self.config = config
+        self.server = server
+        self.clock = Clock()
+        self.store = Store(config.state.path)
+        self.transport = SmtpTransport(
+            f"smtp+insecure://127.0.0.1:{server.port}", sender=ADDRESS, connections=1
+        )
+        self.mailin = self.fresh()
+
+    def fresh(self) -> MailIn:
+        return MailIn(
+            self.config, self.store, self.transport, now=self.clock,
+            secret=MAILIN_SECRET, digest_secret=DIGEST_SECRET, parsers=PARSERS,
+        )  # fmt: skip
+
+    def replies(self, to: str = "reader@example.com") -> list[EmailMessage]:
+        found = [r.content for r in self.server.handler.received if to in r.rcpt_tos]
+        return [parse(content) for content in found]
+
+    def subscriber(self, address: str) -> dict[str, object] | None:
+        found = self.store.subscriber_id(address)
+        return self.store.subscriber(found) if found else None
+
+
+@pytest.fixture
+async def rig(config: Config, server: SmtpServer) -> object:
+    made = Rig(config, server)
+    yield made
+    await made.transport.close()
+    made.store.close()
+
+
+def parse(content: bytes) -> EmailMessage:
+    message = email.message_from_bytes(content, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def mail(
+    subject: str,
+    *,
+    sender: str = "reader@example.com",
+    to: str = ADDRESS,
+    body: str = "Hello.\n",
+    message_id: str | None = None,
+    authenticated: bool = True,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    message = EmailMessage()
+    if authenticated:
+        message["Authentication-Results"] = "mx.courier.example.org; dmarc=pass header.from=x"
+    else:
+        message["Authentication-Results"] = "mx.courier.example.org; dmarc=fail header.from=x"
+    message["From"] = f"A Reader <{sender}>"
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = message_id or f"<{abs(hash((subject, sender, body)))}@example.com>"
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(body)
+    return message.as_bytes()
+
+
+def text(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+def mirror_urls(body: str) -> set[str]:
+    known = {"https://a.example.net/m/", "https://hidden.example.com/"}
+    known |= {f"https://m{n}.example.net/" for n in range(3)}
+    return {url for url in known if url + "index.html" in body}
+
+
+# --- the commands --------------------------------------------------------------------------
+
+
+async def test_mirrors_reply_is_a_threaded_auto_reply_with_a_stable_subset(rig: Rig) -> None:
+    outcome = await rig.mailin.handle(mail("mirrors", message_id="<one@example.com>"))
+    assert outcome.kind == "replied" and outcome.handled
+    (reply,) = rig.replies()
+    assert reply["Auto-Submitted"] == "auto-replied"
+    assert (
+        reply["In-Reply-To"] == "<one@example.com>" and "<one@example.com>" in reply["References"]
+    )
+    assert reply[LOOP_HEADER] and reply["From"].addresses[0].addr_spec == ADDRESS
+    body = text(reply)
+    chosen = mirror_urls(body)
+    assert len(chosen) == 3  # of five, unlisted ones among the candidates
+    assert "minisign -Vm" in body and "RW" in body and "SHA-256" in body
+    again = await rig.mailin.handle(mail("Re: mirrors", message_id="<two@example.com>"))
+    assert again.kind == "replied"
+    assert mirror_urls(text(rig.replies()[1])) == chosen  # the same set all week
+    assert rig.mailin.report.replied == 2 and rig.mailin.report.handled == 2
+
+
+async def test_russian_commands_get_russian_replies(rig: Rig) -> None:
+    await rig.mailin.handle(mail("зеркала"))
+    await rig.mailin.handle(mail("помощь", body="Помогите\n"))
+    mirrors, help = rig.replies()
+    assert "Зеркала" in text(mirrors) and "Зеркала" in str(mirrors["Subject"])
+    assert "подписаться" in text(help) and "отписаться" in text(help)
+
+
+async def test_latest_is_a_digest_of_the_newest_articles(rig: Rig) -> None:
+    assert (await rig.mailin.handle(mail("latest"))).kind == "replied"
+    (reply,) = rig.replies()
+    body = text(reply)
+    assert body.count("/articles/") >= 4 and "List-Unsubscribe" not in reply
+    assert reply["Auto-Submitted"] == "auto-replied" and reply["In-Reply-To"]
+
+
+async def test_anything_else_gets_mirrors_and_help(rig: Rig) -> None:
+    await rig.mailin.handle(mail("where is the news?"))
+    body = text(rig.replies()[0])
+    assert mirror_urls(body) and "subscribe" in body and "help" in body
+
+
+# --- subscribing ------------------------------------------------------------------------------
+
+
+async def test_double_opt_in_by_reply(rig: Rig) -> None:
+    outcome = await rig.mailin.handle(mail("subscribe ru", message_id="<s1@example.com>"))
+    assert outcome.kind == "subscribed" and rig.subscriber("reader@example.com") is None
+    (confirm,) = rig.replies()
+    subject = str(confirm["Subject"])
+    assert "[confirm:" in subject and "[confirm:" in text(confirm)
+    assert "https://news.example.org/confirm?token=" in text(confirm)
+    answer = mail(f"Re: {subject}", message_id="<s2@example.com>", body="> quoted\n")
+    assert (await rig.mailin.handle(answer)).kind == "confirmed"
+    row = rig.subscriber("reader@example.com")
+    assert row is not None and row["lang"] == "ru" and row["unsubscribed_at"] is None
+    welcome = rig.replies()[1]
+    assert "/articles/" in text(welcome) and "List-Unsubscribe" in welcome
+    assert rig.mailin.report.subscribed == 1 and rig.mailin.report.confirmed == 1
+
+
+async def test_a_token_confirms_only_its_own_address(rig: Rig) -> None:
+    await rig.mailin.handle(mail("subscribe"))
+    subject = str(rig.replies()[0]["Subject"])
+    outcome = await rig.mailin.handle(mail(f"Re: {subject}", sender="other@example.com"))
+    assert outcome.reason == "token_of_another" and rig.subscriber("other@example.com") is None
+    rig.clock.now += timedelta(days=8)
+    late = await rig.mailin.handle(mail(f"Re: {subject}", message_id="<late@example.com>"))
+    assert late.reason == "bad_token" and rig.subscriber("reader@example.com") is None
+
+
+async def test_watched_domain_warning_in_the_readers_language(rig: Rig) -> None:
+    await rig.mailin.handle(mail("подписаться", sender="chitatel@mail.ru"))
+    body = text(rig.replies("chitatel@mail.ru")[0])
+    assert "цензора" in body and "юрисдикцией" in body
+
+
+async def test_unsubscribe_by_command_and_by_mail_to_the_unsubscribe_address(rig: Rig) -> None:
+    rig.store.add_subscriber("reader@example.com", "en", NOW)
+    rig.store.add_subscriber("second@example.com", "ru", NOW)
+    assert (await rig.mailin.handle(mail("unsubscribe"))).kind == "unsubscribed"
+    leave = mail("please stop", sender="second@example.com", to="leave@courier.example.org")
+    assert (await rig.mailin.handle(leave)).kind == "unsubscribed"
+    for address in ("reader@example.com", "second@example.com"):
+        row = rig.subscriber(address)
+        assert row is not None and row["unsubscribed_at"] is not None
+        assert "unsubscribed" in str(rig.replies(address)[0]["Subject"]) or "отписались" in str(
+            rig.replies(address)[0]["Subject"]
+        )
+    assert rig.mailin.report.unsubscribed == 2
+
+
+# --- safety -----------------------------------------------------------------------------------
+
+
+async def test_unauthenticated_mail_gets_no_reply(rig: Rig) -> None:
+    outcome = await rig.mailin.handle(mail("mirrors", authenticated=False))
+    assert outcome.reason == "unauthenticated" and outcome.handled
+    assert rig.server.handler.received == []
+    assert rig.mailin.report.ignored == {"unauthenticated": 1}
+
+
+async def test_per_sender_and_global_limits(rig: Rig) -> None:
+    for n in range(4):
+        await rig.mailin.handle(mail("mirrors", message_id=f"<r{n}@example.com>"))
+    assert len(rig.replies()) == 3 and rig.mailin.report.ignored == {"rate_limited": 1}
+    rig.clock.now += timedelta(days=1, minutes=1)
+    await rig.mailin.handle(mail("mirrors", message_id="<r9@example.com>"))
+    assert len(rig.replies()) == 4  # a new day
+    assert rig.store.sender_hashes() == [sender_hash(MAILIN_SECRET, "reader@example.com")]
+
+
+async def test_global_limit_per_hour(config: Config, server: SmtpServer) -> None:
+    from dataclasses import replace
+
+    assert config.mailin is not None
+    limited = replace(config, mailin=replace(config.mailin, global_per_hour=2))
+    made = Rig(limited, server)
+    try:
+        for n in range(3):
+            await made.mailin.handle(mail("mirrors", sender=f"r{n}@example.com"))
+        assert len(server.handler.received) == 2
+        assert made.mailin.report.ignored == {"rate_limited": 1}
+    finally:
+        await made.transport.close()
+        made.store.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender", "reason"),
+    [
+        ({"Auto-Submitted": "auto-replied"}, "reader@example.com", "auto_submitted"),
+        ({"List-Id": "<talk.example.com>"}, "reader@example.com", "list"),
+        ({}, "mailer-daemon@example.com", "robot"),
+    ],
+)
+async def test_loops_get_no_reply(
+    rig: Rig, headers: dict[str, str], sender: str, reason: str
+) -> None:
+    outcome = await rig.mailin.handle(mail("mirrors", sender=sender, headers=headers))
+    assert outcome.reason == reason and rig.server.handler.received == []
+
+
+async def test_our_own_reply_coming_back_is_not_answered(rig: Rig) -> None:
+    await rig.mailin.handle(mail("mirrors"))
+    ours = rig.server.handler.received[0].content
+    bounced_back = ours.replace(b"To: reader@example.com", b"To: " + ADDRESS.encode())
+    outcome = await rig.mailin.handle(
+        b"Authentication-Results: mx.courier.example.org; dmarc=pass\r\n" + bounced_back
+    )
+    assert outcome.reason == "own_message" and len(rig.server.handler.received) == 1
+
+
+def dsn(subscriber_id: int, status: str, n: int) -> bytes:
+    verp = verp_address("bounces@courier.example.org", DIGEST_SECRET, subscriber_id)
+    message = EmailMessage()
+    message["From"] = "Mail Delivery System <mailer-daemon@mx.example.com>"
+    message["To"] = verp
+    message["Subject"] = "Undelivered Mail Returned to Sender"
+    message["Message-ID"] = f"<dsn{n}.{status}@mx.example.com>"
+    message.set_content(f"Your message could not be delivered.\nStatus: {status}\n")
+    message.make_mixed()
+    message.replace_header("Content-Type", "multipart/report; report-type=delivery-status")
+    return message.as_bytes()
+
+
+async def test_bounces_disable_after_three_permanent_and_count_transient(rig: Rig) -> None:
+    subscriber, _ = rig.store.add_subscriber("gone@example.com", "en", NOW)
+    for n in range(2):
+        assert (await rig.mailin.handle(dsn(subscriber, "5.1.1", n))).kind == "bounce"
+    assert (await rig.mailin.handle(dsn(subscriber, "4.2.2", 9))).kind == "bounce"
+    row = rig.subscriber("gone@example.com")
+    assert row is not None and row["disabled_at"] is None
+    await rig.mailin.handle(dsn(subscriber, "5.1.1", 3))
+    row = rig.subscriber("gone@example.com")
+    assert row is not None and row["disabled_at"] and "5.1.1" in str(row["disabled_reason"])
+    assert rig.store.bounce_counts(NOW - timedelta(days=30)) == {subscriber: (3, 1)}
+    assert not rig.store.is_subscribed(subscriber)
+    assert rig.server.handler.received == [] and rig.mailin.report.bounces == 4
+
+
+async def test_old_permanent_bounces_fall_out_of_the_window(rig: Rig) -> None:
+    subscriber, _ = rig.store.add_subscriber("gone@example.com", "en", NOW)
+    for n in range(2):
+        await rig.mailin.handle(dsn(subscriber, "5.1.1", n))
+    rig.clock.now += timedelta(days=31)
+    await rig.mailin.handle(dsn(subscriber, "5.1.1", 5))
+    row = rig.subscriber("gone@example.com")
+    assert row is not None and row["disabled_at"] is None
+
+
+# --- exactly once -------------------------------------------------------------------------------
+
+
+async def test_the_same_message_twice_gets_one_reply(rig: Rig) -> None:
+    data = mail("mirrors")
+    await rig.mailin.handle(data)
+    outcome = await rig.mailin.handle(data)
+    assert outcome.reason == "seen" and len(rig.replies()) == 1
+
+
+class Crash(BaseException):
+    """The process dying right after the server took the message."""
+
+
+class CrashingAfterSend:
+    def __init__(self, inner: SmtpTransport) -> None:
+        self.inner = inner
+
+    async def send(self, outgoing: Outgoing) -> None:
+        await self.inner.send(outgoing)
+        raise Crash
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_crash_between_send_and_record_repeats_one_reply_with_its_message_id(
+    rig: Rig,
+) -> None:
+    data = mail("mirrors")
+    crashing = rig.fresh()
+    crashing.transport = CrashingAfterSend(rig.transport)
+    with pytest.raises(Crash):
+        await crashing.handle(data)
+    assert (await rig.fresh().handle(data)).kind == "replied"
+    assert (await rig.fresh().handle(data)).reason == "seen"
+    first, second = rig.replies()
+    assert first["Message-ID"] == second["Message-ID"]
+    assert rig.store.sender_hashes()  # counted once: two more replies still allowed
+    for n in range(2):
+        await rig.mailin.handle(mail("mirrors", message_id=f"<more{n}@example.com>"))
+    assert len(rig.replies()) == 4
+
+
+class Refusing:
+    async def send(self, outgoing: Outgoing) -> None:
+        from mirror.errors import SmtpConnectionError
+
+        raise SmtpConnectionError("connection refused")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_failed_send_leaves_the_message_for_the_next_run(rig: Rig) -> None:
+    data = mail("mirrors")
+    failing = rig.fresh()
+    failing.transport = Refusing()
+    outcome = await failing.handle(data)
+    assert outcome.kind == "failed" and not outcome.handled
+    assert failing.report.failed[0]["reason"].startswith("the reply could not be sent")
+    assert (await rig.fresh().handle(data)).kind == "replied"
+
+
+async def test_no_address_in_logs(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for subject in ("mirrors", "subscribe", "unsubscribe", "latest"):
+        await rig.mailin.handle(mail(subject, sender="secret.reader@example.com"))
+    await rig.mailin.handle(mail("mirrors", sender="x@example.com", authenticated=False))
+    ours = [r for r in caplog.records if r.name.startswith("mirror")]  # not aiosmtpd's
+    logged = " ".join(f"{r.getMessage()} {r.args}" for r in ours)
+    assert "secret.reader" not in logged and "x@example.com" not in logged
+    assert "sender " in logged  # hashes are logged instead
