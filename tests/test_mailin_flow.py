@@ -418,3 +418,80 @@ async def test_no_address_in_logs(rig: Rig, caplog: pytest.LogCaptureFixture) ->
     logged = " ".join(f"{r.getMessage()} {r.args}" for r in ours)
     assert "secret.reader" not in logged and "x@example.com" not in logged
     assert "sender " in logged  # hashes are logged instead
+
+
+# --- the confirm link on serve-unsubscribe ---------------------------------------------------
+
+
+async def test_confirm_link_subscribes_only_on_post(rig: Rig) -> None:
+    import re
+
+    import aiohttp
+
+    from mirror.digest.unsubscribe import make_app
+    from servers import serve
+
+    await rig.mailin.handle(mail("subscribe ru"))
+    link = re.search(r"https://news\.example\.org/confirm\?token=(\S+)", text(rig.replies()[0]))
+    assert link is not None
+    app = make_app(rig.config.state.path, DIGEST_SECRET, publication="Courier", now=rig.clock)
+    async with serve(app) as port, aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{port}/confirm"
+        async with session.get(url, params={"token": link[1]}) as page:
+            assert page.status == 200 and '<form method="post">' in await page.text()
+        assert rig.subscriber("reader@example.com") is None  # a GET changes nothing
+        async with session.post(url, data={"token": link[1] + "x"}) as bad:
+            assert bad.status == 400
+        async with session.post(url, data={"token": link[1]}) as done:
+            assert done.status == 200
+        row = rig.subscriber("reader@example.com")
+        assert row is not None and row["lang"] == "ru"
+        rig.clock.now += timedelta(days=8)
+        async with session.get(url, params={"token": link[1]}) as expired:
+            assert expired.status == 400
+
+
+# --- the digest side: VERP, disabled subscribers, the list -----------------------------------
+
+
+def test_digest_goes_out_with_a_verp_envelope_and_skips_the_disabled(
+    config: Config, server: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from mirror.cli import run
+    from mirror.mailin.tokens import verp_subscriber, verp_token_in
+
+    path = str(config.path)
+    text = config.path.read_text(encoding="utf-8").replace(
+        "[digest]\n", f'[digest]\nsmtp_url = "smtp+insecure://127.0.0.1:{server.port}"\n'
+    )
+    config.path.write_text(text, encoding="utf-8")
+    for address in ("kept@example.com", "gone@example.com"):
+        assert run(["-c", path, "subscribers", "add", address, "--lang", "en"]) == 0
+    with Store(config.state.path) as store:
+        gone = store.subscriber_id("gone@example.com")
+        assert gone is not None
+        for _ in range(3):
+            store.record_bounce(
+                gone, permanent=True, status="5.1.1", at=datetime.now(UTC),
+                window_start=datetime.now(UTC) - timedelta(days=30), hard_limit=3,
+            )  # fmt: skip
+    capsys.readouterr()
+    assert run(["-c", path, "digest", "send", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sent"] == 1
+    (received,) = server.handler.received
+    assert received.rcpt_tos == ("kept@example.com",)
+    token = verp_token_in("bounces@courier.example.org", received.mail_from)
+    assert received.mail_from.startswith("bounces+") and token is not None
+    with Store(config.state.path) as store:
+        assert verp_subscriber(DIGEST_SECRET, token) == store.subscriber_id("kept@example.com")
+    assert b"Return-Path" not in received.content
+    assert run(["-c", path, "subscribers", "list"]) == 0
+    listing = capsys.readouterr().out
+    gone_line = next(line for line in listing.splitlines() if "gone@" in line)
+    assert "disabled" in gone_line and "5.1.1" in gone_line and "bouncing: 3 bounces" in gone_line
+    assert run(["-c", path, "subscribers", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["subscribers"]
+    assert {r["id"]: r["bounces"]["permanent"] for r in rows}[gone] == 3
+    assert all("email" not in r for r in rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,13 @@ def cmd_subscribers_remove(args: argparse.Namespace) -> int:
 
 def cmd_subscribers_list(args: argparse.Namespace) -> int:
     config = config_from(args)
+    days = config.mailin.bounce_window_days if config.mailin else DEFAULT_BOUNCE_WINDOW_DAYS
     with Store(config.state.path) as store:
         rows = store.subscribers(active_only=not getattr(args, "all", False))
+        bounces = store.bounce_counts(cli.utc_now() - timedelta(days=days))
+    for row in rows:  # bouncing: delivery reports within the window (permanent, transient)
+        permanent, transient = bounces.get(row["id"], (0, 0))
+        row["bounces"] = {"permanent": permanent, "transient": transient}
     if getattr(args, "json", False):
         # JSON goes to monitoring and logs: subscribers by id unless asked (an export)
         keep = (
@@ -90,10 +96,27 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
         emit_json({"subscribers": keep})
     else:
         for row in rows:
-            left = f"\tleft {row['unsubscribed_at']}" if row["unsubscribed_at"] else ""
-            sys.stdout.write(f"{row['id']}\t{row['lang']}\t{row['email']}{left}\n")
+            sys.stdout.write(f"{row['id']}\t{row['lang']}\t{row['email']}{_states(row, days)}\n")
     log.info("%d subscribers", len(rows))
     return EXIT_OK
+
+
+DEFAULT_BOUNCE_WINDOW_DAYS = 30  # without [mailin]: the window `bouncing` counts over
+
+
+def _states(row: dict[str, Any], days: int) -> str:
+    """The tab-separated notes after an address: left, disabled (why), bouncing."""
+    notes = []
+    if row["unsubscribed_at"]:
+        notes.append(f"left {row['unsubscribed_at']}")
+    if row["disabled_at"]:
+        notes.append(f"disabled {row['disabled_at']}: {row['disabled_reason']}")
+    bounced = row["bounces"]["permanent"] + row["bounces"]["transient"]
+    if bounced:
+        notes.append(
+            f"bouncing: {bounced} bounces in {days} days ({row['bounces']['permanent']} permanent)"
+        )
+    return "".join(f"\t{note}" for note in notes)
 
 
 def cmd_subscribers_import(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ from mirror.errors import ConfigError, DigestError, SubscriberError
 from mirror.fetch.urls import with_slash
 from mirror.mail.delivery import Delivery, Transport, deliver, transport_for
 from mirror.mail.wire import Outgoing
+from mirror.mailin.tokens import verp_address
 from mirror.store import EditionArticle, Store, link_map, with_own_canonicals
 from mirror.trust.keyfiles import load_signing_public_key, published_keys
 
@@ -134,7 +135,7 @@ def due(store: Store, config: Config, now: datetime) -> bool:
     """`sync` sends a digest when min_interval_h has passed since the last one."""
     last = store.last_digest()
     if last is None:
-        return bool(store.subscribers())
+        return bool(store.subscribers(disabled=False))
     finished = datetime.fromisoformat(last["created_at"])
     return now - finished >= timedelta(hours=config.digest.min_interval_h)
 
@@ -156,7 +157,7 @@ class DigestRun:
     def recipients(self, upto: int) -> Iterator[tuple[Recipient, list[DigestArticle]]]:
         """Active subscribers and what is new for each of them, in the order published."""
         last_sent = self.store.last_sent_versions()
-        for row in self.store.subscribers():
+        for row in self.store.subscribers(disabled=False):  # the disabled get no digest
             after = max(row["since_version"], last_sent.get(row["id"], 0))
             chosen = [
                 digest_article(a)
@@ -280,8 +281,15 @@ class DigestRun:
                 self.refused(context, recipient, str(exc))
                 continue
             yield Outgoing(
-                recipient.id, recipient.email, data, message_id(context, recipient), payload
-            )
+                recipient.id, recipient.email, data, message_id(context, recipient), payload,
+                envelope_from=self.envelope_from(recipient.id),
+            )  # fmt: skip
+
+    def envelope_from(self, subscriber_id: int) -> str:
+        """The VERP envelope sender (digest.return_path + the subscriber's token): a
+        bounce names its subscriber. "" (the transport's sender) when it is off."""
+        return_path = self.config.digest.return_path
+        return verp_address(return_path, self.secret, subscriber_id) if return_path else ""
 
     def record(self, digest_id: int, out: Outgoing, state: str, error: str | None = None) -> None:
         self.store.record_send(

@@ -7,6 +7,10 @@ Runs on the ops host beside the store, behind the outlet's reverse proxy:
     POST /unsubscribe            token in the form field `token` or in the query (RFC 8058
                                  one-click: body `List-Unsubscribe=One-Click`); records
                                  the unsubscribe with its time and says so
+    GET  /confirm?token=T        mail-in's double opt-in: a page with a button; changes
+                                 nothing
+    POST /confirm                token in the form field `token` (or the query): subscribes
+                                 the address the token carries, if valid and unexpired
 
 A bad or missing token changes nothing and gets 400. Replays are harmless: the first
 time is kept. No cookie, no login, no script; every page forbids every request it does
@@ -25,8 +29,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from mirror.digest import subscribers
 from mirror.digest.tokens import token_subscriber
-from mirror.errors import StoreError
+from mirror.errors import StoreError, SubscriberError
+from mirror.mailin.tokens import Confirmation, confirmation
 from mirror.store import Store
 
 MAX_BODY_BYTES = 4096  # a POST body larger than this is refused (413)
@@ -51,6 +57,11 @@ STORE_DOWN = (
     "again later.\nСписок подписчиков сейчас недоступен, ничего не изменено. Попробуйте "
     "позже.\n"
 )
+INVALID_CONFIRMATION = (
+    "This confirmation link is not valid or has expired: nothing was changed. Write to us "
+    "again to subscribe.\nЭта ссылка подтверждения недействительна или устарела, ничего не "
+    "изменено. Напишите нам снова, чтобы подписаться.\n"
+)
 log = logging.getLogger("mirror.unsubscribe")
 
 
@@ -74,6 +85,13 @@ class _Settings:
     def subscriber(self, token: str) -> int | None:
         return token_subscriber(self.secret, token, previous=self.previous)
 
+    def confirmation(self, token: str) -> Confirmation | None:
+        for key in (self.secret, *self.previous):
+            carried = confirmation(key, token, now=self.now())
+            if carried is not None:
+                return carried
+        return None
+
 
 SETTINGS = web.AppKey("unsubscribe_settings", _Settings)
 
@@ -93,6 +111,8 @@ def make_app(
     app[SETTINGS] = _Settings(store_path, secret, previous, publication, now)
     app.router.add_get("/unsubscribe", confirm_page)
     app.router.add_post("/unsubscribe", unsubscribe)
+    app.router.add_get("/confirm", subscribe_page)
+    app.router.add_post("/confirm", subscribe)
     app.on_response_prepare.append(_security_headers)
     return app
 
@@ -133,6 +153,38 @@ async def unsubscribe(request: web.Request) -> web.Response:
         log.error("an unsubscribe could not be recorded: the store is unavailable")
         return _plain(STORE_DOWN, 503)
     return _page(settings.publication, DONE_HTML)
+
+
+async def subscribe_page(request: web.Request) -> web.Response:
+    """GET: the subscribe button for a valid, unexpired confirmation; nothing changes."""
+    settings = request.app[SETTINGS]
+    token = request.query.get("token", "")
+    if settings.confirmation(token) is None:
+        return _plain(INVALID_CONFIRMATION, 400)
+    return _page(settings.publication, SUBSCRIBE_HTML.format(token=html.escape(token, quote=True)))
+
+
+async def subscribe(request: web.Request) -> web.Response:
+    """POST: subscribe the address a valid, unexpired confirmation carries (again: no
+    change)."""
+    settings = request.app[SETTINGS]
+    carried = settings.confirmation(await _posted_token(request))
+    if carried is None:
+        return _plain(INVALID_CONFIRMATION, 400)
+    try:
+        await asyncio.to_thread(_subscribe, settings.store_path, carried, settings.now())
+    except StoreError:
+        log.error("a subscription could not be recorded: the store is unavailable")
+        return _plain(STORE_DOWN, 503)
+    except SubscriberError:
+        return _plain(INVALID_CONFIRMATION, 400)
+    return _page(settings.publication, SUBSCRIBED_HTML)
+
+
+def _subscribe(store_path: Path, carried: Confirmation, at: datetime) -> None:
+    with Store(store_path) as store:
+        added = subscribers.add(store, carried.address, carried.language, at=at, watch=())
+    log.info("subscriber %d confirmed on the web", added.id)
 
 
 async def _posted_token(request: web.Request) -> str:
@@ -188,3 +240,11 @@ CONFIRM_HTML = """<p>Stop receiving the email digest?</p>
 </form>"""
 DONE_HTML = """<p>You are unsubscribed: no more digests will be sent to you.</p>
 <p lang="ru">Вы отписались: письма больше не будут приходить.</p>"""
+SUBSCRIBE_HTML = """<p>Receive the news by email?</p>
+<p lang="ru">Получать новости по почте?</p>
+<form method="post">
+<input type="hidden" name="token" value="{token}">
+<button type="submit">Subscribe · Подписаться</button>
+</form>"""
+SUBSCRIBED_HTML = """<p>You are subscribed: the next digest will come to you.</p>
+<p lang="ru">Вы подписаны: следующий выпуск придёт вам.</p>"""

@@ -35,7 +35,7 @@ class OutboxTransport:
         if self._closed:
             raise DigestError("the outbox transport is closed")
         try:
-            await asyncio.to_thread(self._write, outbox_name(outgoing.message_id), outgoing.message)
+            await asyncio.to_thread(self._write, outbox_name(outgoing.message_id), _file(outgoing))
         except OSError as exc:
             raise SmtpConnectionError(f"cannot write the outbox: {exc.strerror}") from exc
 
@@ -56,6 +56,15 @@ class OutboxTransport:
             with contextlib.suppress(OSError):
                 Path(temp).unlink()
             raise
+
+
+def _file(outgoing: Outgoing) -> bytes:
+    """The message as a mailbox keeps it: the envelope sender (a VERP address) in a
+    Return-Path line on top, as the final delivery writes it (the message itself never
+    carries one)."""
+    if not outgoing.envelope_from:
+        return outgoing.message
+    return b"Return-Path: <" + outgoing.envelope_from.encode("utf-8") + b">\r\n" + outgoing.message
 
 
 def outbox_name(message_id: str) -> str:

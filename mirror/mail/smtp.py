@@ -260,8 +260,9 @@ class SmtpTransport:
         assert session is not None
         slot.data_started = False
         recipient = _envelope(out.address)
-        options, encoding = _mail_options(session, out, self._sender + recipient)
-        mail = b" ".join([b"MAIL FROM:" + _path(self._sender, encoding), *options]) + b"\r\n"
+        sender = _envelope(out.envelope_from) if out.envelope_from else self._sender
+        options, encoding = _mail_options(session, out, sender + recipient)
+        mail = b" ".join([b"MAIL FROM:" + _path(sender, encoding), *options]) + b"\r\n"
         rcpt = b"RCPT TO:" + _path(recipient, encoding) + b"\r\n"
         if session.pipelining:
             session.write(mail + rcpt + b"DATA\r\n")

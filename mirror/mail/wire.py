@@ -36,6 +36,7 @@ class Outgoing:
     message: bytes  # the full RFC 5322 message, CRLF line endings
     message_id: str  # the Message-ID header's value: re-sends reuse it
     payload: bytes | None = None  # `data_payload(message)`, when the composer made it already
+    envelope_from: str = ""  # MAIL FROM for this message (a VERP address); "": the sender's
 
     def data(self) -> bytes:
         """The message as DATA carries it (see data_payload)."""
