@@ -5,23 +5,31 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import logging
+import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from mirror.cli import run
 from mirror.config import Config, load_config
+from mirror.digest.unsubscribe import make_app
+from mirror.errors import SmtpConnectionError
 from mirror.mail.smtp import SmtpTransport
 from mirror.mail.wire import Outgoing
 from mirror.mailin.handle import MailIn
 from mirror.mailin.replies import LOOP_HEADER
-from mirror.mailin.tokens import sender_hash, verp_address
+from mirror.mailin.tokens import sender_hash, verp_address, verp_subscriber, verp_token_in
 from mirror.store import Store
 
 from mailin_stubs import PARSERS
+from servers import serve
 from smtp_servers import Recorder, SmtpServer, smtp_server
 from test_build import fetched_store  # noqa: F401 (a fixture)
 from test_digest_run import SECRET, built  # noqa: F401 (a fixture)
@@ -267,8 +275,6 @@ async def test_per_sender_and_global_limits(rig: Rig) -> None:
 
 
 async def test_global_limit_per_hour(config: Config, server: SmtpServer) -> None:
-    from dataclasses import replace
-
     assert config.mailin is not None
     limited = replace(config, mailin=replace(config.mailin, global_per_hour=2))
     made = Rig(limited, server)
@@ -391,8 +397,6 @@ async def test_a_crash_between_send_and_record_repeats_one_reply_with_its_messag
 
 class Refusing:
     async def send(self, outgoing: Outgoing) -> None:
-        from mirror.errors import SmtpConnectionError
-
         raise SmtpConnectionError("connection refused")
 
     async def close(self) -> None:
@@ -424,13 +428,6 @@ async def test_no_address_in_logs(rig: Rig, caplog: pytest.LogCaptureFixture) ->
 
 
 async def test_confirm_link_subscribes_only_on_post(rig: Rig) -> None:
-    import re
-
-    import aiohttp
-
-    from mirror.digest.unsubscribe import make_app
-    from servers import serve
-
     await rig.mailin.handle(mail("subscribe ru"))
     link = re.search(r"https://news\.example\.org/confirm\?token=(\S+)", text(rig.replies()[0]))
     assert link is not None
@@ -457,11 +454,6 @@ async def test_confirm_link_subscribes_only_on_post(rig: Rig) -> None:
 def test_digest_goes_out_with_a_verp_envelope_and_skips_the_disabled(
     config: Config, server: SmtpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import json
-
-    from mirror.cli import run
-    from mirror.mailin.tokens import verp_subscriber, verp_token_in
-
     path = str(config.path)
     text = config.path.read_text(encoding="utf-8").replace(
         "[digest]\n", f'[digest]\nsmtp_url = "smtp+insecure://127.0.0.1:{server.port}"\n'
