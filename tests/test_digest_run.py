@@ -25,13 +25,12 @@ from mirror.store import Store
 from mirror.trust import minisign
 
 from smtp_servers import Recorder, smtp_server
-from test_build import fetched_store  # noqa: F401 (a fixture)
 
 SECRET = "a-long-enough-unsubscribe-secret"
 
 
 @pytest.fixture
-def built(tmp_path: Path, fetched_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+def built(tmp_path: Path, fetched_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A config whose edition is built (8 articles, English and Russian)."""
     monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", SECRET)
     path = tmp_path / "mirror.toml"

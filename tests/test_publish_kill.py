@@ -23,13 +23,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from test_verify import make_edition, verify
 
 from mirror.config import MirrorConfig
 from mirror.publish.publisher import gc_mirror
 from mirror.storage.directory import LOCK_NAME, TEMP_PREFIX, DirectoryBackend
 from mirror.trust import minisign
 from mirror.verify.run import VerifyReport
+
+from editions import make_edition, verify
 
 KILLS = 40
 MAX_SECONDS = 20.0

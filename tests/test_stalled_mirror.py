@@ -26,9 +26,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from stalled_servers import StalledServer, WriteStalledS3
-from test_cli_publish import cli as run_cli
-from test_cli_publish import mirror_table, with_store, write_config
 
 from mirror import cli
 from mirror.config import MirrorConfig, load_config
@@ -40,8 +37,10 @@ from mirror.storage.s3 import S3Backend
 from mirror.store import Store
 from mirror.trust import minisign
 
+from cli_configs import cli as run_cli
+from cli_configs import mirror_table, with_store, write_config
 from moto_server import REGION, create_bucket
-from test_build import fetched_store  # noqa: F401 (a fixture)
+from stalled_servers import StalledServer, WriteStalledS3
 
 STALL_TIMEOUT_S = 60  # the stalled mirror's own timeout_s in the signal tests
 STOPPED_WITHIN_S = 10.0  # generous for a loaded machine; the target is 2 s (STOP_GRACE_S)
@@ -272,7 +271,7 @@ async def test_a_directory_call_past_timeout_s_is_abandoned(tmp_path: Path) -> N
 @pytest.mark.usefixtures("aws_env")
 def test_publish_fails_a_stalled_mirror_at_its_deadline_and_the_good_one_publishes(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
+    fetched_store: Path,
     moto_endpoint: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -421,7 +420,7 @@ def test_ctrl_c_stops_a_sync_held_by_a_stalled_mirror_and_what_was_done_is_shown
 )
 def test_sigterm_or_two_ctrl_c_stop_a_publish_held_by_a_silent_mirror(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
+    fetched_store: Path,
     capsys: pytest.CaptureFixture[str],
     signals: tuple[int, ...],
     status: int,

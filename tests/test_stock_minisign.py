@@ -17,13 +17,13 @@ from mirror.cli import run
 from mirror.newsroom import config_for
 from mirror.trust import minisign
 
-from test_build import fetched_store, minisign_binary  # noqa: F401 (a fixture)
+from stock_minisign import minisign_binary
 
 SECRET = "a-long-enough-unsubscribe-secret"
 
 
 @pytest.fixture
-def rooted(tmp_path: Path, fetched_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+def rooted(tmp_path: Path, fetched_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A config with an offline root that certified the signing key; edition built."""
     monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", SECRET)
     root = minisign.generate_key()

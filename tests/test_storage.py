@@ -20,7 +20,6 @@ import boto3
 import pytest
 from aiohttp import web
 from botocore import exceptions as boto_errors
-from test_verify import SITE, make_edition, verify
 
 from mirror.config import MirrorConfig
 from mirror.errors import (
@@ -39,6 +38,7 @@ from mirror.storage.directory import DirectoryBackend
 from mirror.storage.s3 import S3Backend, S3Limits
 from mirror.trust import minisign
 
+from editions import SITE, make_edition, verify
 from moto_server import REGION, create_bucket, s3_mirror
 from servers import closed_port, serve
 
