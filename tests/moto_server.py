@@ -22,7 +22,7 @@ import pytest
 
 from mirror.config import MirrorConfig
 
-from servers import closed_port
+from servers import free_port
 
 START_TIMEOUT_S = 30.0
 START_ATTEMPTS = 3  # another process may grab the free port before moto binds it
@@ -51,7 +51,7 @@ def _answers(url: str) -> bool:
 def start_moto(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A running moto server and its endpoint URL; RuntimeError if none starts."""
     for _ in range(START_ATTEMPTS):
-        port = closed_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(

@@ -23,7 +23,8 @@ from mirror.mail.outbox import OutboxTransport, outbox_name
 from mirror.mail.smtp import SmtpTransport, translate_smtp_error
 from mirror.mail.wire import Outgoing, data_payload
 
-from smtp_servers import Certificate, Recorder, free_port, make_certificate, smtp_server
+from servers import closed_port
+from smtp_servers import Certificate, Recorder, make_certificate, smtp_server
 
 SENDER = "digest@example.org"
 PASSWORD = "s3cret-Pa55word"
@@ -271,7 +272,7 @@ async def test_a_4xx_past_the_retries_fails_for_now() -> None:
 
 
 async def test_a_dead_server_fails_every_message_quickly_and_not_permanently() -> None:
-    port = free_port()
+    port = closed_port()
     tries = 0
 
     async def counted() -> AsyncIterator[Outgoing]:

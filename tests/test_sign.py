@@ -404,7 +404,7 @@ def test_garbled_secret_keys(key: SecretKey) -> None:
         "algorithm": with_raw(b"XX", 0),
         "key derivation": with_raw(b"Ar", 2),
         "checksum": with_raw(b"S2", 4),
-        "corrupted": with_raw(b"\x01", 100),  # a byte of the seed
+        "corrupted": with_raw(bytes([raw[100] ^ 0xFF]), 100),  # a seed byte, bits flipped
         "garbled": f"{comment}\n{body[:-8]}\n".encode(),
         "base64": f"{comment}\n{body[:-4]}!!!!\n".encode(),
         "untrusted comment": body.encode(),
