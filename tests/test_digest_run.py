@@ -203,11 +203,23 @@ main(["-c", sys.argv[1], "-q", "digest", "send"])
 """
 
 
+def reached(handler: Recorder, addresses: int, within_s: float = 60.0) -> bool:
+    """Wait until the server took messages for `addresses` distinct recipients."""
+    deadline = time.monotonic() + within_s
+    while len({r.rcpt_tos[0] for r in list(handler.received)}) < addresses:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
 @pytest.mark.slow
 def test_killed_sends_resume_with_no_message_lost_or_doubled(built: Path) -> None:
-    """SIGKILL `mirror digest send` at random moments, start it again until it finishes:
-    every subscriber gets the digest, and any second copy (a message in flight at a kill)
-    carries the same Message-ID."""
+    """SIGKILL `mirror digest send` mid-run (once the server took 10, 20, ... 80 of its
+    120 messages, give or take a few: at 200 a second the rest take 0.2 s or more, so
+    every kill lands), start it again until it finishes: every subscriber gets the
+    digest, and any second copy (a message in flight at a kill) carries the same
+    Message-ID."""
     import random
 
     rng = random.Random(7)
@@ -222,20 +234,18 @@ def test_killed_sends_resume_with_no_message_lost_or_doubled(built: Path) -> Non
         text = built.read_text().replace("[digest]\n", "[digest]\nrate_per_s = 200\n")
         built.write_text(text)
         env = {**os.environ, "MIRROR_UNSUBSCRIBE_SECRET": SECRET}
-        for _ in range(8):
+        for round_ in range(1, 9):
             child = subprocess.Popen([sys.executable, "-c", KILLER, str(built)], env=env)
-            try:
-                child.wait(timeout=rng.uniform(0.6, 2.0))
-            except subprocess.TimeoutExpired:
-                child.send_signal(signal.SIGKILL)
-                child.wait()
-                kills += 1
+            assert reached(handler, 10 * round_ + rng.randint(-3, 3)), "no progress"
+            assert child.poll() is None, "the send finished before its kill"
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            kills += 1
         final = subprocess.run(
             [sys.executable, "-c", KILLER, str(built)], env=env, timeout=120, check=False
         )
         assert final.returncode == 0
-        time.sleep(0.2)
-    assert kills >= 2, "the test did not manage to kill a send"
+    assert kills == 8
     ids: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
     for received in handler.received:
