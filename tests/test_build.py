@@ -63,6 +63,7 @@ def article_pages(folder: Path) -> list[str]:
     return [path for path in tree(folder) if manifest.is_article_page(path)]
 
 
+@pytest.mark.slow
 def test_first_build_makes_the_whole_signed_edition(config: Config) -> None:
     report = build(config)
     out = config.edition.output_dir
@@ -253,6 +254,7 @@ def fail_on_call(number: int, real: Callable[..., bytes], error: BaseException) 
         ("render_mirrors_json", 1, OSError(28, "No space left on device")),
     ],
 )
+@pytest.mark.slow
 def test_a_build_that_dies_half_way_leaves_the_last_edition_whole(
     config: Config,
     monkeypatch: pytest.MonkeyPatch,
@@ -278,6 +280,7 @@ def test_a_build_that_dies_half_way_leaves_the_last_edition_whole(
     assert verify_folder(config, NOW + timedelta(hours=2)).ok
 
 
+@pytest.mark.slow
 def test_a_build_that_dies_while_moving_its_files_leaves_a_folder_that_verifies(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -309,6 +312,7 @@ def test_a_build_that_dies_while_moving_its_files_leaves_a_folder_that_verifies(
     assert report.ok and report.version == 3 and report.pending is None
 
 
+@pytest.mark.slow
 def test_a_build_that_dies_before_the_store_records_it_is_repaired(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,6 +21,7 @@ from servers import closed_port
 
 
 @pytest.mark.usefixtures("aws_env")
+@pytest.mark.slow
 def test_publish_to_folders_and_s3_with_one_broken_mirror(
     tmp_path: Path,
     fetched_store: Path,
@@ -113,6 +114,7 @@ def test_status_reports_a_forbidden_mirror_as_not_public(
     assert "private: NOT PUBLIC" in err and "mirrors setup" in err
 
 
+@pytest.mark.slow
 def test_a_damaged_mirror_is_repaired_with_a_warning_and_status_full_names_what_differs(
     tmp_path: Path,
     fetched_store: Path,
@@ -163,6 +165,7 @@ def test_setup_creates_a_public_bucket_and_missing_credentials_are_named(
     assert "fresh" in err and "super-secret-value" not in err
 
 
+@pytest.mark.slow
 def test_retire_empties_a_mirror_and_drops_it_from_the_list(
     tmp_path: Path,
     fetched_store: Path,
@@ -187,6 +190,7 @@ def test_retire_empties_a_mirror_and_drops_it_from_the_list(
     assert not (root / "old" / "index.html").exists()
 
 
+@pytest.mark.slow
 def test_sync_fetches_builds_publishes_and_mails_when_due(
     tmp_path: Path,
     web_root: tuple[Path, str],
@@ -275,6 +279,7 @@ class Clock:
         return self.now
 
 
+@pytest.mark.slow
 def test_sync_mails_again_once_min_interval_has_passed_since_the_last_digest(
     tmp_path: Path,
     web_root: tuple[Path, str],

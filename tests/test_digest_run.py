@@ -85,6 +85,7 @@ def parse(content: bytes) -> email.message.EmailMessage:
     return email.message_from_bytes(content, policy=email.policy.default)
 
 
+@pytest.mark.slow
 def test_digest_reaches_every_subscriber_once_in_their_language(
     built: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -29,6 +29,7 @@ def with_root(config: str, folder: Path) -> str:
     return str(offline / "root.key")
 
 
+@pytest.mark.slow
 def test_status_reports_a_keys_json_about_to_expire(
     tmp_path: Path,
     fetched_store: Path,
@@ -59,6 +60,7 @@ def test_status_reports_a_keys_json_about_to_expire(
     assert status == 0 and report["mirrors"][0]["keys_due"] is False
 
 
+@pytest.mark.slow
 def test_sync_reports_a_keys_json_about_to_expire(
     tmp_path: Path,
     web_root: tuple[Path, str],

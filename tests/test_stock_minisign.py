@@ -74,6 +74,7 @@ def check_both(commands: list[str], edition: Path, page: Path, root: str, signin
     assert f"path:{page.relative_to(edition).as_posix()}" in checked.stdout
 
 
+@pytest.mark.slow
 def test_the_printed_commands_check_keys_json_then_a_page(
     rooted: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

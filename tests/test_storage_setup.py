@@ -49,6 +49,7 @@ def test_aws_creates_opens_and_adds_the_policy(moto_endpoint: str) -> None:
     assert statement["Principal"] == {"AWS": ["*"]}
 
 
+@pytest.mark.slow
 def test_aws_twice_is_harmless_and_keeps_other_statements(moto_endpoint: str) -> None:
     bucket = new_bucket_name()
     mirror = s3_mirror(moto_endpoint, bucket)
