@@ -248,7 +248,7 @@ def test_a_disabled_mirror_is_neither_published_nor_checked(
 
 def test_publish_flags_reach_every_mirror_gc_included(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
+    fetched_store: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = tmp_path / "www"
