@@ -15,7 +15,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import pytest
 
 from mirror.config import MirrorConfig
 
-from servers import closed_port
+from servers import free_port
 
 START_TIMEOUT_S = 30.0
 START_ATTEMPTS = 3  # another process may grab the free port before moto binds it
@@ -52,7 +51,7 @@ def _answers(url: str) -> bool:
 def start_moto(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A running moto server and its endpoint URL; RuntimeError if none starts."""
     for _ in range(START_ATTEMPTS):
-        port = closed_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
@@ -77,33 +76,6 @@ def stop_moto(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The endpoint URL of a moto S3 server running for this test session (worker)."""
-    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    proc, url = start_moto(log_path)
-    try:
-        yield url
-    finally:
-        stop_moto(proc)
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Fake AWS credentials and region in the environment; nothing else of the host's."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
-                 "AWS_SECURITY_TOKEN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE",
-                 "AWS_ROLE_ARN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def new_bucket_name() -> str:

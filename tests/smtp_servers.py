@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import ipaddress
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -24,6 +24,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from servers import free_port
+
+START_ATTEMPTS = 3  # another process may take the free port before the server binds it
 
 
 @dataclass(frozen=True)
@@ -104,22 +108,33 @@ def smtp_server(
 ) -> Iterator[SmtpServer]:
     """An aiosmtpd server on 127.0.0.1; AUTH (over TLS only) when `logins` is given."""
     handler = handler or Recorder()
-    port = free_port()
-    options: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
+    options: dict[str, Any] = {"enable_SMTPUTF8": smtputf8, "ssl_context": implicit_tls}
     if starttls is not None:
         options.update(tls_context=starttls)
     if logins is not None:
         options.update(
             authenticator=_authenticator(logins), auth_required=True, auth_require_tls=True
         )
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=port, ssl_context=implicit_tls, **options
-    )
-    controller.start()
+    controller = _started(handler, options)
     try:
-        yield SmtpServer(port, handler)
+        yield SmtpServer(controller.port, handler)
     finally:
         controller.stop()
+
+
+def _started(handler: Recorder, options: dict[str, Any]) -> Controller:
+    """A started controller on a free port; another port if one is taken before we bind."""
+    for _ in range(START_ATTEMPTS - 1):
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
+        try:
+            controller.start()
+            return controller
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
+    controller.start()
+    return controller
 
 
 def _authenticator(logins: dict[str, str]) -> Any:
@@ -130,13 +145,6 @@ def _authenticator(logins: dict[str, str]) -> Any:
         return AuthResult(success=False, handled=False)
 
     return check
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 free right now (and so refusing connections)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

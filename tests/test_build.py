@@ -18,43 +18,16 @@ from mirror.build import render
 from mirror.build.builder import BuildReport, build_edition
 from mirror.config import Config, load_config
 from mirror.errors import StoreError
-from mirror.fetch.stage import fetch_articles
-from mirror.newsroom import NewsroomOptions, config_for, serve_newsroom
+from mirror.newsroom import config_for
 from mirror.newsroom.state import DEFAULT_REFERENCE
 from mirror.store import Revision, Store
 from mirror.trust import manifest, minisign
 from mirror.trust.keyfiles import build_inputs
 from mirror.verify.run import VerifyReport, verify_target
 
+from stock_minisign import minisign_binary
+
 NOW = DEFAULT_REFERENCE + timedelta(hours=6)
-
-
-def minisign_binary() -> str:
-    path = shutil.which("minisign")
-    if path is None:
-        if __import__("os").environ.get("CI") == "true":
-            pytest.fail("minisign is not installed (apt-get install minisign)")
-        pytest.skip("minisign is not installed")
-    return path
-
-
-@pytest.fixture(scope="module")
-def fetched_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store holding the sample newsroom's articles, fetched once for this module."""
-    folder = tmp_path_factory.mktemp("fetched")
-
-    async def fill() -> Path:
-        options = NewsroomOptions(articles=8, feed_items=0, image_size=(900, 600))
-        async with serve_newsroom(options) as running:
-            path = folder / "mirror.toml"
-            path.write_text(config_for(running.base_url, folder), encoding="utf-8")
-            config = load_config(path)
-            with Store(config.state.path) as store:
-                report = await fetch_articles(config, store, now=NOW)
-                assert report.failed == [] and report.new == 8
-            return config.state.path
-
-    return asyncio.run(fill())
 
 
 @pytest.fixture
@@ -90,6 +63,7 @@ def article_pages(folder: Path) -> list[str]:
     return [path for path in tree(folder) if manifest.is_article_page(path)]
 
 
+@pytest.mark.slow
 def test_first_build_makes_the_whole_signed_edition(config: Config) -> None:
     report = build(config)
     out = config.edition.output_dir
@@ -280,6 +254,7 @@ def fail_on_call(number: int, real: Callable[..., bytes], error: BaseException) 
         ("render_mirrors_json", 1, OSError(28, "No space left on device")),
     ],
 )
+@pytest.mark.slow
 def test_a_build_that_dies_half_way_leaves_the_last_edition_whole(
     config: Config,
     monkeypatch: pytest.MonkeyPatch,
@@ -305,6 +280,7 @@ def test_a_build_that_dies_half_way_leaves_the_last_edition_whole(
     assert verify_folder(config, NOW + timedelta(hours=2)).ok
 
 
+@pytest.mark.slow
 def test_a_build_that_dies_while_moving_its_files_leaves_a_folder_that_verifies(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -336,6 +312,7 @@ def test_a_build_that_dies_while_moving_its_files_leaves_a_folder_that_verifies(
     assert report.ok and report.version == 3 and report.pending is None
 
 
+@pytest.mark.slow
 def test_a_build_that_dies_before_the_store_records_it_is_repaired(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,11 +16,10 @@ from mirror.errors import KeyFileError
 from mirror.newsroom import config_for
 
 from servers import serve
-from test_build import fetched_store  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
-def config_path(fetched_store: Path, tmp_path: Path) -> Path:  # noqa: F811
+def config_path(fetched_store: Path, tmp_path: Path) -> Path:
     path = tmp_path / "mirror.toml"
     path.write_text(config_for("http://127.0.0.1:9/", tmp_path), encoding="utf-8")
     (tmp_path / "state").mkdir()

@@ -4,89 +4,27 @@ setup and retire, and sync against the live sample newsroom."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
-import http.server
-import json
-import shutil
-import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 import boto3
 import pytest
 
-from mirror.cli import run
-from mirror.newsroom import NewsroomOptions, RunningNewsroom, config_for, serve_newsroom
+from mirror.newsroom import RunningNewsroom
 from mirror.newsroom.state import DEFAULT_REFERENCE
-from mirror.trust import minisign
 
+from cli_configs import cli, mirror_table, sync_config, with_store, write_config
 from moto_server import create_bucket, new_bucket_name
 from servers import closed_port
-from test_build import fetched_store  # noqa: F401 (a fixture)
-
-
-class Forbidding(http.server.SimpleHTTPRequestHandler):
-    """A static server that answers 403 under /private/, like a bucket that isn't public."""
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/private/"):
-            self.send_error(403)
-            return
-        super().do_GET()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def web_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A folder served over HTTP on 127.0.0.1 (a thread: the CLI runs its own loop)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = partial(Forbidding, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-def mirror_table(name: str, **values: str) -> str:
-    body = "".join(f'{key} = "{value}"\n' for key, value in values.items())
-    return f'\n[[mirrors]]\nname = "{name}"\n{body}'
-
-
-def write_config(folder: Path, base: str, tables: str) -> Path:
-    path = folder / "mirror.toml"
-    path.write_text(config_for(base, folder) + tables, encoding="utf-8")
-    key = minisign.generate_key()
-    minisign.write_key_pair(
-        key, folder / "keys" / "mirror.key", folder / "keys" / "mirror.pub", None
-    )
-    return path
-
-
-def with_store(path: Path, store: Path) -> Path:
-    (path.parent / "state").mkdir(exist_ok=True)
-    shutil.copy(store, path.parent / "state" / "mirror.db")
-    return path
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict, str]:  # type: ignore[type-arg]
-    status = run(list(args))
-    out = capsys.readouterr()
-    return status, (json.loads(out.out) if out.out.strip() else {}), out.err
 
 
 @pytest.mark.usefixtures("aws_env")
+@pytest.mark.slow
 def test_publish_to_folders_and_s3_with_one_broken_mirror(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
+    fetched_store: Path,
     web_root: tuple[Path, str],
     moto_endpoint: str,
     capsys: pytest.CaptureFixture[str],
@@ -154,7 +92,7 @@ def test_publish_to_folders_and_s3_with_one_broken_mirror(
 
 def test_status_reports_a_forbidden_mirror_as_not_public(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
+    fetched_store: Path,
     web_root: tuple[Path, str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -176,9 +114,10 @@ def test_status_reports_a_forbidden_mirror_as_not_public(
     assert "private: NOT PUBLIC" in err and "mirrors setup" in err
 
 
+@pytest.mark.slow
 def test_a_damaged_mirror_is_repaired_with_a_warning_and_status_full_names_what_differs(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
+    fetched_store: Path,
     web_root: tuple[Path, str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -226,9 +165,10 @@ def test_setup_creates_a_public_bucket_and_missing_credentials_are_named(
     assert "fresh" in err and "super-secret-value" not in err
 
 
+@pytest.mark.slow
 def test_retire_empties_a_mirror_and_drops_it_from_the_list(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
+    fetched_store: Path,
     web_root: tuple[Path, str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -250,46 +190,7 @@ def test_retire_empties_a_mirror_and_drops_it_from_the_list(
     assert not (root / "old" / "index.html").exists()
 
 
-@pytest.fixture
-def newsroom() -> Iterator[RunningNewsroom]:
-    """The sample newsroom (5 articles, all in the feed) served on 127.0.0.1 from a
-    thread of its own (the CLI runs its own loop), stopped at the end."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    stop = asyncio.Event()
-    holder: list[RunningNewsroom] = []
-
-    async def serve() -> None:
-        async with serve_newsroom(NewsroomOptions(articles=5, feed_items=0)) as running:
-            holder.append(running)
-            started.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert started.wait(30)
-    yield holder[0]
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(10)
-    loop.close()
-
-
-def sync_config(
-    folder: Path, newsroom: RunningNewsroom, web_root: tuple[Path, str], digest: str = ""
-) -> str:
-    """A config fetching from `newsroom`, publishing to one folder mirror ("site") under
-    `web_root`, mailing into the outbox; `digest`: more lines for [digest]."""
-    root, base = web_root
-    tables = mirror_table("site", type="directory", path=str(root / "s"), public_url=base + "s/")
-    path = write_config(folder, newsroom.base_url, tables)
-    path.write_text(
-        path.read_text().replace(
-            "[digest]\n", '[digest]\nunsubscribe_url = "https://n.example.org/u"\n' + digest
-        )
-    )
-    return str(path)
-
-
+@pytest.mark.slow
 def test_sync_fetches_builds_publishes_and_mails_when_due(
     tmp_path: Path,
     web_root: tuple[Path, str],
@@ -316,7 +217,7 @@ def test_sync_fetches_builds_publishes_and_mails_when_due(
 
 def test_a_disabled_mirror_is_neither_published_nor_checked(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
+    fetched_store: Path,
     web_root: tuple[Path, str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -347,7 +248,7 @@ def test_a_disabled_mirror_is_neither_published_nor_checked(
 
 def test_publish_flags_reach_every_mirror_gc_included(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
+    fetched_store: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = tmp_path / "www"
@@ -378,6 +279,7 @@ class Clock:
         return self.now
 
 
+@pytest.mark.slow
 def test_sync_mails_again_once_min_interval_has_passed_since_the_last_digest(
     tmp_path: Path,
     web_root: tuple[Path, str],

@@ -10,6 +10,7 @@ import pytest
 from mirror.cli import run
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_pipeline_offline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

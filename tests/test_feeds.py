@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -406,13 +405,11 @@ def test_sitemap_billion_laughs_is_not_expanded() -> None:
         '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
         "<url><loc>&lol9;</loc></url></urlset>"
     ).encode()
-    started = time.perf_counter()
     try:
         result = parse_sitemap(data, "https://www.example.org/sitemap.xml", max_urls=10)
     except FeedError:
         result = None
-    assert time.perf_counter() - started < 1.0
-    assert result is None or result.pages == ()
+    assert result is None or result.pages == ()  # not one of the 10**9 expanded URLs
 
 
 # The sample newsroom's feeds and sitemaps

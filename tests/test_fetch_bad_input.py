@@ -244,6 +244,7 @@ def reasons(report: FetchReport) -> dict[str, str]:
     return {failure.url: failure.reason for failure in report.failed}
 
 
+@pytest.mark.slow
 async def test_hostile_origin_every_failure_named_and_the_rest_stored(hostile) -> None:  # type: ignore[no-untyped-def]
     config, hits = hostile
     base = config.source.feeds[0].rsplit("/", 1)[0]
@@ -300,6 +301,7 @@ async def test_hostile_origin_every_failure_named_and_the_rest_stored(hostile) -
     assert report.new == 6  # good, cp1251, images, hostile, limited, gone
 
 
+@pytest.mark.slow
 async def test_failed_articles_are_retried_next_run_and_ok_ones_are_not(hostile) -> None:  # type: ignore[no-untyped-def]
     config, hits = hostile
     await run_fetch(config)
@@ -309,6 +311,7 @@ async def test_failed_articles_are_retried_next_run_and_ok_ones_are_not(hostile)
     assert hits["/good.html"] == first["/good.html"]  # stored, too old to re-check
 
 
+@pytest.mark.slow
 async def test_article_that_disappears_is_recorded_as_gone(hostile) -> None:  # type: ignore[no-untyped-def]
     config, _ = hostile
     await run_fetch(config)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from test_verify import SITE, make_edition
 
 from mirror.cli import run
 from mirror.errors import KeyCertificateError, StaleKeysError
@@ -21,6 +20,7 @@ from mirror.verify.freshness import MAX_PEERS, PeerKeys, check_serial, peer_urls
 from mirror.verify.readers import HttpSettings
 from mirror.verify.run import verify_target
 
+from editions import SITE, make_edition
 from servers import closed_port, serve
 
 FAST = HttpSettings(retries=0, timeout_s=10)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
 import tracemalloc
 import zlib
 from collections.abc import Callable
@@ -90,15 +89,12 @@ def test_other_formats_are_refused(image_format: str) -> None:
 def test_huge_claim_fails_from_the_header(header: Callable[[int, int], bytes]) -> None:
     data = header(30000, 30000)
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(ImageError, match="pixel"):
             probe_image(data, max_pixels=LIMIT)
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.5
     assert peak < 2_000_000  # bytes: nothing near 30000×30000×3 was allocated
 
 

@@ -44,6 +44,14 @@ def setup(tmp_path: Path) -> Setup:
     return Setup(config, root, offline / "root.key", signing, keys_dir / "keys.json")
 
 
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """One moment, which the CLI's clock keeps too (else it may be a second later)."""
+    moment = datetime.now(UTC).replace(microsecond=0)
+    monkeypatch.setattr("mirror.cli.utc_now", lambda: moment)
+    return moment
+
+
 def certify(setup: Setup, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
     args = ["-c", str(setup.config), "keys", "certify", "--root-key", str(setup.root_key)]
     status = run([*args, *extra])
@@ -89,9 +97,8 @@ def test_certify_warns_when_the_signing_key_is_due_for_renewal(
 
 
 def test_an_expired_keys_json_stops_the_build_and_the_root_renews_it(
-    setup: Setup, capsys: pytest.CaptureFixture[str]
+    setup: Setup, capsys: pytest.CaptureFixture[str], now: datetime
 ) -> None:
-    now = datetime.now(UTC).replace(microsecond=0)
     revoked = minisign.generate_key().public
     data, signature = certificate.certify(
         setup.root, setup.signing.public, now=now - 60 * DAY, days=30, revoke=(revoked,)
@@ -109,9 +116,8 @@ def test_an_expired_keys_json_stops_the_build_and_the_root_renews_it(
 
 
 def test_a_keys_json_without_expiry_is_refused_until_certified_again(
-    setup: Setup, capsys: pytest.CaptureFixture[str]
+    setup: Setup, capsys: pytest.CaptureFixture[str], now: datetime
 ) -> None:
-    now = datetime.now(UTC).replace(microsecond=0)
     data, _ = certificate.certify(setup.root, setup.signing.public, now=now, days=90)
     document = json.loads(data)
     del document["expires"]

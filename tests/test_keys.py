@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -25,20 +23,10 @@ from mirror.trust.certificate import (
 )
 from mirror.trust.minisign import SecretKey, generate_key
 
+from stock_minisign import minisign_binary
+
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-def minisign_binary() -> str:
-    """The real minisign binary; missing is a failure on CI, a skip elsewhere."""
-    found = shutil.which("minisign") or (
-        "/usr/bin/minisign" if Path("/usr/bin/minisign").exists() else None
-    )
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("minisign is not installed (apt-get install minisign)")
-        pytest.skip("minisign is not installed")
-    return found
 
 
 @pytest.fixture(scope="module")

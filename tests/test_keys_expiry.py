@@ -6,20 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_cli_publish import (  # noqa: F401 (fixtures)
-    cli,
-    mirror_table,
-    newsroom,
-    sync_config,
-    web_root,
-    with_store,
-    write_config,
-)
 
 from mirror.newsroom import RunningNewsroom
 from mirror.trust import minisign
 
-from test_build import fetched_store  # noqa: F401 (a fixture)
+from cli_configs import cli, mirror_table, sync_config, with_store, write_config
 
 
 def with_root(config: str, folder: Path) -> str:
@@ -38,10 +29,11 @@ def with_root(config: str, folder: Path) -> str:
     return str(offline / "root.key")
 
 
+@pytest.mark.slow
 def test_status_reports_a_keys_json_about_to_expire(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
-    web_root: tuple[Path, str],  # noqa: F811
+    fetched_store: Path,
+    web_root: tuple[Path, str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     root, base = web_root
@@ -68,10 +60,11 @@ def test_status_reports_a_keys_json_about_to_expire(
     assert status == 0 and report["mirrors"][0]["keys_due"] is False
 
 
+@pytest.mark.slow
 def test_sync_reports_a_keys_json_about_to_expire(
     tmp_path: Path,
-    web_root: tuple[Path, str],  # noqa: F811
-    newsroom: RunningNewsroom,  # noqa: F811
+    web_root: tuple[Path, str],
+    newsroom: RunningNewsroom,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = sync_config(tmp_path, newsroom, web_root)

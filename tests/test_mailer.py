@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiosmtplib
 import aiosmtplib.errors
@@ -18,12 +19,14 @@ import pytest
 
 from mirror.config import DigestConfig
 from mirror.errors import DeliveryError, DigestError, SmtpConnectionError, TlsRequiredError
+from mirror.mail import delivery as delivery_module
 from mirror.mail.delivery import Delivery, deliver, transport_for
 from mirror.mail.outbox import OutboxTransport, outbox_name
 from mirror.mail.smtp import SmtpTransport, translate_smtp_error
 from mirror.mail.wire import Outgoing, data_payload
 
-from smtp_servers import Certificate, Recorder, free_port, make_certificate, smtp_server
+from servers import closed_port
+from smtp_servers import Certificate, Recorder, make_certificate, smtp_server
 
 SENDER = "digest@example.org"
 PASSWORD = "s3cret-Pa55word"
@@ -271,7 +274,7 @@ async def test_a_4xx_past_the_retries_fails_for_now() -> None:
 
 
 async def test_a_dead_server_fails_every_message_quickly_and_not_permanently() -> None:
-    port = free_port()
+    port = closed_port()
     tries = 0
 
     async def counted() -> AsyncIterator[Outgoing]:
@@ -350,33 +353,58 @@ def test_the_data_payload_is_crlf_and_dot_stuffed() -> None:
 # --- pacing, hooks, concurrency, memory -----------------------------------------------
 
 
-async def test_the_overall_rate_is_respected() -> None:
+class VirtualClock:
+    """The pacer's clock and sleep in mirror.mail.delivery: a sleep returns at once and moves
+    the clock to when it would have ended (concurrent sleeps: to the latest end)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now_s = 0.0
+        self.sleeps_s: list[float] = []
+        clock = self
+
+        class Loop:
+            def __getattr__(self, name: str) -> object:
+                return getattr(asyncio.get_running_loop(), name)
+
+            def time(self) -> float:
+                return clock.now_s
+
+        shim = {"sleep": self.sleep, "get_running_loop": Loop}
+        monkeypatch.setattr(
+            delivery_module, "asyncio", SimpleNamespace(**{**vars(asyncio), **shim})
+        )
+
+    async def sleep(self, delay_s: float) -> None:
+        self.sleeps_s.append(delay_s)
+        until_s = self.now_s + delay_s
+        await asyncio.sleep(0)
+        self.now_s = max(self.now_s, until_s)
+
+
+async def test_the_overall_rate_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = VirtualClock(monkeypatch)
     with smtp_server() as server:
-        started = time.monotonic()
         deliveries = await send_all(
             smtp(server.port), [outgoing(n) for n in range(20)], rate_per_s=10
         )
-        elapsed = time.monotonic() - started
     assert all(d.ok for d in deliveries)
-    assert 1.85 <= elapsed < 4
+    assert len(clock.sleeps_s) == 19  # every message after the first waits for its slot
+    assert clock.now_s == pytest.approx(1.9)  # 20 slots 0.1 s apart
 
 
-async def test_the_per_domain_rate_holds_one_domain_back_not_the_others() -> None:
+async def test_the_per_domain_rate_holds_one_domain_back_not_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = VirtualClock(monkeypatch)
     slow = [outgoing(n, f"r{n}@slow.example") for n in range(6)]
     fast = [outgoing(100 + n, f"r{n}@d{n}.example") for n in range(6)]
-    finished: dict[int, float] = {}
-
-    def done(out: Outgoing, result: Delivery) -> None:
-        finished[out.recipient_id] = time.monotonic() - started
-
     with smtp_server() as server:
-        started = time.monotonic()
-        await send_all(
-            smtp(server.port), slow + fast, per_domain_rate_per_s=5, concurrency=8,
-            after_send=done,
-        )  # fmt: skip
-    assert max(finished[n] for n in range(6)) >= 0.95  # 6 at 5/s: the last at 1.0 s
-    assert max(finished[100 + n] for n in range(6)) < 0.6
+        deliveries = await send_all(
+            smtp(server.port), slow + fast, per_domain_rate_per_s=5, concurrency=8
+        )
+    assert all(d.ok for d in deliveries)
+    assert len(clock.sleeps_s) == 5  # the slow domain's 2nd to 6th: no other one waits
+    assert clock.now_s == pytest.approx(1.0)  # 6 at 5/s: the last at 1.0 s
 
 
 async def test_after_send_comes_once_the_server_has_the_message() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from conftest import SECRET
 
 from mirror.cli import run
 from mirror.config import Config, load_config
@@ -31,8 +32,6 @@ from mirror.store import Store
 from mailin_stubs import PARSERS
 from servers import serve
 from smtp_servers import Recorder, SmtpServer, smtp_server
-from test_build import fetched_store  # noqa: F401 (a fixture)
-from test_digest_run import SECRET, built  # noqa: F401 (a fixture)
 
 MAILIN_SECRET = b"mail-in-test-secret-0123456789"
 DIGEST_SECRET = SECRET.encode()
@@ -63,7 +62,7 @@ class Clock:
 
 
 @pytest.fixture
-def config(built: Path) -> Config:  # noqa: F811
+def config(built: Path) -> Config:
     text = built.read_text(encoding="utf-8").replace(
         "[digest]\n",
         "[digest]\n"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import re
-import time
 import tomllib
+import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from mirror.newsroom import (
     config_for,
     serve_newsroom,
 )
+from mirror.newsroom import app as newsroom_app
 from mirror.newsroom.__main__ import parse_args
 from mirror.newsroom.articles import DRAFTS, build_articles
 from mirror.newsroom.chrome import CHROME_TEXT
@@ -291,13 +293,23 @@ async def test_error_rate_one_answers_500(session: aiohttp.ClientSession) -> Non
         assert (await fetch(session, served.url("rss.xml")))[0] == 500
 
 
-async def test_latency_and_slow_knobs_delay(session: aiohttp.ClientSession) -> None:
+async def test_latency_and_slow_knobs_delay(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits_s: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recorded(delay_s: float) -> None:
+        waits_s.append(delay_s)
+        await real_sleep(delay_s)
+
+    shim = types.SimpleNamespace(**{**vars(asyncio), "sleep": recorded})
+    monkeypatch.setattr(newsroom_app, "asyncio", shim)  # the newsroom's sleeps only
     options = NewsroomOptions(articles=2, latency_s=0.1, slow_rate=1.0, slow_s=0.2)
     async with serve_newsroom(options) as served:
-        started = time.monotonic()
         status, body, _ = await fetch(session, served.url("rss.xml"))
         assert status == 200 and feedparser.parse(body).bozo == 0
-        assert time.monotonic() - started >= 0.3
+    assert waits_s[0] == 0.1 and sum(waits_s[1:]) == pytest.approx(0.2)  # latency, drip
 
 
 # ---- mutations and the request log -------------------------------------------------

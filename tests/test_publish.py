@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from test_verify import make_edition, verify
 
 from mirror.config import MirrorConfig
 from mirror.errors import BuildError, MirrorUnreachableError
@@ -28,6 +27,8 @@ from mirror.storage.s3 import S3Backend
 from mirror.trust import minisign
 from mirror.trust.manifest import MAX_MANIFEST_BYTES, manifest_path
 from mirror.verify.run import VerifyReport
+
+from editions import make_edition, verify
 
 # ---------------------------------------------------------------- editions by hand
 

@@ -1,7 +1,10 @@
 """SIGKILL at any moment leaves a directory mirror that verifies.
 
 Publishes run in a subprocess against a DirectoryBackend folder and are killed with
-SIGKILL after a random delay, many times; the editions alternate between two contents
+SIGKILL many times: at moments the publish reaches itself (right after `pending` is
+written, just before its Nth file is renamed into place: a temp file written, not yet
+renamed), and after a delay drawn from a seeded generator (wherever the publish then
+is: on a fast machine it may have finished). The editions alternate between two contents
 (with rising versions: a lower one is refused), so each publish adds, revises and
 deletes files. Meanwhile a verifier in this process checks the folder again and again.
 After every kill the folder must verify: nothing missing, tampered or badly signed
@@ -23,7 +26,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from test_verify import make_edition, verify
 
 from mirror.config import MirrorConfig
 from mirror.publish.publisher import gc_mirror
@@ -31,12 +33,15 @@ from mirror.storage.directory import LOCK_NAME, TEMP_PREFIX, DirectoryBackend
 from mirror.trust import minisign
 from mirror.verify.run import VerifyReport
 
-KILLS = 40
-MAX_SECONDS = 20.0
+from editions import make_edition, verify
 
-# Imports once, then forks one child per publish (fast to start, killed alone): reads an
-# edition folder per line, answers with the child's pid; the child writes its result
-# into <edition>.result.json, then exits.
+KILLS = 40
+
+# Imports once, then forks one child per publish (fast to start, killed alone): reads
+# "<edition folder>\t<when to die>" per line, answers with the child's pid; the child
+# SIGKILLs itself when told ("after:NAME": once NAME is renamed into place; "rename:N":
+# just before its Nth rename), else writes its result into <edition>.result.json and
+# exits.
 WORKER = """
 import asyncio, json, os, signal, sys
 from pathlib import Path
@@ -54,13 +59,29 @@ async def publish(folder: Path, edition: Path, key: minisign.PublicKey) -> None:
     temp.write_text(json.dumps(result.to_json()))
     os.replace(temp, f"{edition}.result.json")
 
+def die_when(spec: str) -> None:
+    kind, _, value = spec.partition(":")
+    real_replace, renames = os.replace, []
+
+    def replace(source, target):
+        renames.append(target)
+        if kind == "rename" and len(renames) == int(value):
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_replace(source, target)
+        if kind == "after" and Path(target).name == value:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    os.replace = replace
+
 folder, key = Path(sys.argv[1]), minisign.parse_public_key(sys.argv[2])
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
 print("ready", flush=True)
 for line in sys.stdin:
+    edition, spec = line.rstrip("\\n").split("\\t")
     pid = os.fork()
     if pid == 0:
-        asyncio.run(publish(folder, Path(line.strip()), key))
+        die_when(spec)
+        asyncio.run(publish(folder, Path(edition), key))
         os._exit(0)
     print(pid, flush=True)
 """
@@ -152,20 +173,17 @@ class Forker:
         return cls(process)
 
     async def publish(
-        self, edition: Path, kill_after_s: float | None, *, kill_when: Path | None = None
+        self, edition: Path, kill_after_s: float | None = None, *, die: str = ""
     ) -> dict[str, object] | None:
         """One publish in a child process, SIGKILLed `kill_after_s` after it started, or
-        as soon as `kill_when` exists (within `kill_after_s`). Its result, unless it was
+        by itself at the moment `die` names (see WORKER). Its result, unless it was
         killed first."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(f"{edition}\n".encode())
+        self.process.stdin.write(f"{edition}\t{die}\n".encode())
         await self.process.stdin.drain()
         pid = int(await self.process.stdout.readline())
         if kill_after_s is not None:
-            if kill_when is None:
-                await asyncio.sleep(kill_after_s)
-            else:
-                await asyncio.to_thread(_appears, kill_when, kill_after_s)
+            await asyncio.sleep(kill_after_s)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         return await asyncio.to_thread(_result_once_gone, pid, edition)
@@ -174,13 +192,6 @@ class Forker:
         assert self.process.stdin is not None
         self.process.stdin.close()
         await self.process.wait()
-
-
-def _appears(path: Path, within_s: float) -> None:
-    """Return once `path` exists (polled every 0.2 ms), or after `within_s`."""
-    deadline = time.monotonic() + within_s
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.0002)
 
 
 def _result_once_gone(pid: int, edition: Path) -> dict[str, object] | None:
@@ -197,7 +208,6 @@ def _result_once_gone(pid: int, edition: Path) -> dict[str, object] | None:
 
 @pytest.mark.slow
 async def test_sigkill_at_any_moment_leaves_a_mirror_that_verifies(tmp_path: Path) -> None:
-    started = time.monotonic()
     secret = minisign.generate_key()
     key = secret.public
     variants = [content(0), content(1)]
@@ -217,7 +227,7 @@ async def test_sigkill_at_any_moment_leaves_a_mirror_that_verifies(tmp_path: Pat
 
     forker = await Forker.start(folder, key)
     for version in (1, 2):
-        done = await forker.publish(edition(version), None)
+        done = await forker.publish(edition(version))
         assert done is not None and done["ok"], done
         assert await verifier.problem() is None
     assert done is not None
@@ -226,24 +236,29 @@ async def test_sigkill_at_any_moment_leaves_a_mirror_that_verifies(tmp_path: Pat
     rng = random.Random(20261124)
     problems: list[str] = []
     watcher = asyncio.create_task(verifier.watch(problems))
-    outcomes: dict[str, int] = {"killed": 0, "finished": 0, "pending left": 0}
+    outcomes: dict[str, int] = {"killed at a moment it reached": 0, "timed kills sent": 0}
     try:
         for version in range(3, KILLS + 3):
-            pending = folder / "pending"
-            if version % 5 == 0 and not pending.exists():  # aimed at `pending` appearing
-                result = await forker.publish(edition(version), 10 * duration, kill_when=pending)
-            else:  # the rest at random moments
-                result = await forker.publish(edition(version), rng.uniform(0, duration))
-            outcomes["killed" if result is None else "finished"] += 1
-            outcomes["pending left"] += (folder / "pending").exists()
+            if version % 2:  # at a moment of its own: the kill always lands there
+                # every publish renames at least 9 files: its manifest and signature,
+                # `pending`, index, feed, two archive months, `current`
+                die = "after:pending" if version % 4 == 1 else f"rename:{rng.randint(1, 9)}"
+                result = await forker.publish(edition(version), die=die)
+                assert result is None, f"the publish of {version} outlived {die}"
+                if die == "after:pending":
+                    assert (folder / "pending").exists()
+                outcomes["killed at a moment it reached"] += 1
+            else:  # after a delay: mid-publish, or after it on a fast machine
+                await forker.publish(edition(version), rng.uniform(0, duration))
+                outcomes["timed kills sent"] += 1
             problem = await verifier.problem()
             assert problem is None, f"after killing the publish of {version}: {problem}"
-        final = await forker.publish(edition(KILLS + 3), None)
+        final = await forker.publish(edition(KILLS + 3))
     finally:
         watcher.cancel()
         await forker.stop()
     assert not problems, problems[:3]
-    assert outcomes["killed"] >= KILLS // 2 and outcomes["pending left"] >= 3, outcomes
+    assert outcomes == {"killed at a moment it reached": KILLS // 2, "timed kills sent": KILLS // 2}
 
     newest = KILLS + 3
     assert final is not None and final["ok"], final
@@ -258,4 +273,3 @@ async def test_sigkill_at_any_moment_leaves_a_mirror_that_verifies(tmp_path: Pat
     report = await verify(folder, key, tmp_path / "state")
     assert [p for p in report.extra if not _backend_file(p)] == [], report
     assert verifier.runs > KILLS
-    assert time.monotonic() - started < MAX_SECONDS

@@ -26,9 +26,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from stalled_servers import StalledServer, WriteStalledS3
-from test_cli_publish import cli as run_cli
-from test_cli_publish import mirror_table, with_store, write_config
 
 from mirror import cli
 from mirror.config import MirrorConfig, load_config
@@ -40,8 +37,10 @@ from mirror.storage.s3 import S3Backend
 from mirror.store import Store
 from mirror.trust import minisign
 
+from cli_configs import cli as run_cli
+from cli_configs import mirror_table, with_store, write_config
 from moto_server import REGION, create_bucket
-from test_build import fetched_store  # noqa: F401 (a fixture)
+from stalled_servers import StalledServer, WriteStalledS3
 
 STALL_TIMEOUT_S = 60  # the stalled mirror's own timeout_s in the signal tests
 STOPPED_WITHIN_S = 10.0  # generous for a loaded machine; the target is 2 s (STOP_GRACE_S)
@@ -223,6 +222,7 @@ async def test_within_deadline_names_the_mirror_that_passed_it() -> None:
 
 
 @pytest.mark.usefixtures("aws_env")
+@pytest.mark.slow
 async def test_an_s3_call_past_timeout_s_is_abandoned_and_close_does_not_wait() -> None:
     with StalledServer() as stalled:
         mirror = MirrorConfig(
@@ -270,9 +270,10 @@ async def test_a_directory_call_past_timeout_s_is_abandoned(tmp_path: Path) -> N
 
 
 @pytest.mark.usefixtures("aws_env")
+@pytest.mark.slow
 def test_publish_fails_a_stalled_mirror_at_its_deadline_and_the_good_one_publishes(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
+    fetched_store: Path,
     moto_endpoint: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -300,6 +301,7 @@ def test_publish_fails_a_stalled_mirror_at_its_deadline_and_the_good_one_publish
 
 
 @pytest.mark.usefixtures("aws_env")
+@pytest.mark.slow
 def test_sync_bounds_a_stalled_mirror_by_its_deadline_live_read_included(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -382,6 +384,7 @@ def sync_setup(folder: Path, newsroom: RunningNewsroom, hanging_url: str) -> str
     return str(write_config(folder, newsroom.base_url, tables))
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_sync_held_by_a_stalled_mirror_and_what_was_done_is_shown(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -419,9 +422,10 @@ def test_ctrl_c_stops_a_sync_held_by_a_stalled_mirror_and_what_was_done_is_shown
         ((signal.SIGINT, signal.SIGINT), 130, "mirror: "),  # the second may come at any point
     ],
 )
+@pytest.mark.slow
 def test_sigterm_or_two_ctrl_c_stop_a_publish_held_by_a_silent_mirror(
     tmp_path: Path,
-    fetched_store: Path,  # noqa: F811
+    fetched_store: Path,
     capsys: pytest.CaptureFixture[str],
     signals: tuple[int, ...],
     status: int,
@@ -448,6 +452,7 @@ def test_sigterm_or_two_ctrl_c_stop_a_publish_held_by_a_silent_mirror(
     assert run_cli(capsys, "-c", config, "publish", "--mirror", "site")[0] == 0  # lock free
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_fetch_stops_the_workers_without_tracebacks(tmp_path: Path) -> None:
     options = NewsroomOptions(articles=6, feed_items=0, latency_s=5.0)
     with newsroom_in_thread(options) as newsroom:
@@ -495,6 +500,7 @@ def hanging_stop() -> subprocess.Popen[str]:
     return process
 
 
+@pytest.mark.slow
 def test_a_stop_that_hangs_is_cut_short_and_a_second_ctrl_c_exits_at_once() -> None:
     process = hanging_stop()
     sent = time.monotonic()

@@ -17,13 +17,13 @@ from mirror.cli import run
 from mirror.newsroom import config_for
 from mirror.trust import minisign
 
-from test_build import fetched_store, minisign_binary  # noqa: F401 (a fixture)
+from stock_minisign import minisign_binary
 
 SECRET = "a-long-enough-unsubscribe-secret"
 
 
 @pytest.fixture
-def rooted(tmp_path: Path, fetched_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+def rooted(tmp_path: Path, fetched_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A config with an offline root that certified the signing key; edition built."""
     monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", SECRET)
     root = minisign.generate_key()
@@ -74,6 +74,7 @@ def check_both(commands: list[str], edition: Path, page: Path, root: str, signin
     assert f"path:{page.relative_to(edition).as_posix()}" in checked.stdout
 
 
+@pytest.mark.slow
 def test_the_printed_commands_check_keys_json_then_a_page(
     rooted: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,7 +1,8 @@
 """One conformance suite for every storage backend, then what only S3 can get wrong.
 
 The s3 backend talks to moto's S3 server, a separate process on 127.0.0.1 (see
-moto_server.py); the directory backend writes under tmp_path.
+moto_server.py); the directory backend writes under tmp_path; the memory backend (the
+one publish tests use) keeps its objects in a dict.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import dataclasses
 import inspect
 import os
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +23,6 @@ import boto3
 import pytest
 from aiohttp import web
 from botocore import exceptions as boto_errors
-from test_verify import SITE, make_edition, verify
 
 from mirror.config import MirrorConfig
 from mirror.errors import (
@@ -36,9 +38,11 @@ from mirror.storage import Backend, open_backend
 from mirror.storage import directory as directory_module
 from mirror.storage import s3 as s3_module
 from mirror.storage.directory import DirectoryBackend
+from mirror.storage.memory import MemoryBackend
 from mirror.storage.s3 import S3Backend, S3Limits
 from mirror.trust import minisign
 
+from editions import SITE, make_edition, verify
 from moto_server import REGION, create_bucket, s3_mirror
 from servers import closed_port, serve
 
@@ -60,6 +64,13 @@ class Case:
     def raw_client(self) -> Any:
         return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION)
 
+    def open_sibling(self, prefix: str) -> Backend:
+        """Another backend on the same store under `prefix` (a memory store has no
+        prefixes: another memory backend)."""
+        if isinstance(self.backend, MemoryBackend):
+            return MemoryBackend(self.mirror.name)
+        return open_backend(dataclasses.replace(self.mirror, prefix=prefix))
+
 
 def directory_mirror(root: Path, **overrides: Any) -> MirrorConfig:
     values: dict[str, Any] = {
@@ -72,16 +83,23 @@ def directory_mirror(root: Path, **overrides: Any) -> MirrorConfig:
     return MirrorConfig(**values)
 
 
-@pytest.fixture(params=["directory", "s3"])
+@pytest.fixture(params=["directory", "s3", "memory"])
 async def case(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Case]:
+    """Each backend in turn, empty, its objects under the prefix "edition/"."""
+    endpoint = ""
     if request.param == "directory":
         mirror = directory_mirror(tmp_path / "public", prefix="edition")
-        endpoint = ""
-    else:
+    elif request.param == "s3":
         request.getfixturevalue("aws_env")
         endpoint = request.getfixturevalue("moto_endpoint")
         mirror = s3_mirror(endpoint, create_bucket(endpoint), prefix="edition")
-    backend = open_backend(mirror, max_workers=8)
+    else:
+        mirror = MirrorConfig(name="memory-test", type="memory", public_url="http://127.0.0.1/")
+    backend: Backend = (
+        MemoryBackend(mirror.name)
+        if mirror.type == "memory"
+        else open_backend(mirror, max_workers=8)
+    )
     yield Case(request.param, mirror, backend, endpoint)
     await backend.close()
 
@@ -104,6 +122,9 @@ async def test_round_trip_keeps_bytes_type_and_cache_control(case: Case) -> None
         )
         assert head["ContentType"] == HTML
         assert head["CacheControl"] == SHORT
+    elif isinstance(case.backend, MemoryBackend):
+        found = case.backend.objects["articles/2026/11/x.html"]
+        assert (found.content_type, found.cache_control) == (HTML, SHORT)
     else:
         assert (case.mirror.path / "edition/articles/2026/11/x.html").read_bytes() == data
 
@@ -177,7 +198,7 @@ async def test_delete_more_than_a_thousand(case: Case) -> None:
 
 
 async def test_list_sees_only_its_prefix(case: Case) -> None:
-    other = open_backend(dataclasses.replace(case.mirror, prefix="other/"))
+    other = case.open_sibling("other/")
     try:
         await other.put("index.html", b"o", content_type=HTML, cache_control=SHORT)
         for path in ("index.html", "articles/2026/11/a.html", "manifests/3.json", "current"):
@@ -432,15 +453,16 @@ async def test_directory_conditional_puts_race_to_one_winner(tmp_path: Path) -> 
 
 UNWRITABLE_CHECK = """
 import asyncio, sys
+from pathlib import Path
+from mirror.config import MirrorConfig
 from mirror.errors import MirrorAccessError
 from mirror.storage.directory import DirectoryBackend
-from test_storage import directory_mirror, HTML, SHORT
-from pathlib import Path
 
 async def main():
-    async with DirectoryBackend(directory_mirror(Path(sys.argv[1]))) as backend:
+    mirror = MirrorConfig("dir-test", "directory", "http://127.0.0.1/", path=Path(sys.argv[1]))
+    async with DirectoryBackend(mirror) as backend:
         try:
-            await backend.put("a.html", b"x", content_type=HTML, cache_control=SHORT)
+            await backend.put("a.html", b"x", content_type="text/html", cache_control="no-cache")
         except MirrorAccessError as exc:
             print("access error:", exc)
 
@@ -448,34 +470,22 @@ asyncio.run(main())
 """
 
 
-def test_directory_unwritable_folder_is_an_access_error() -> None:
-    """Run as an unprivileged user (root writes anywhere), via setpriv when we are root."""
-    import subprocess
-    import sys
-    import tempfile
-
-    outer = Path(tempfile.mkdtemp(prefix="mirror-ro-", dir="/tmp"))
+def test_directory_unwritable_folder_is_an_access_error(tmp_path: Path) -> None:
+    """Run in a process of our own user without capabilities (root writes anywhere, and
+    another user could not import this checkout when it lives under a 0700 folder)."""
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    folder.chmod(0o555)
+    command = [sys.executable, "-c", UNWRITABLE_CHECK, str(folder)]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--", *command]
     try:
-        outer.chmod(0o755)
-        (outer / "ro").mkdir(mode=0o555)
-        (outer / "ro").chmod(0o555)
-        command = [sys.executable, "-c", UNWRITABLE_CHECK, str(outer / "ro")]
-        if os.geteuid() == 0:
-            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-        tests = str(Path(__file__).parent)
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=60, cwd=tests,
-            env={**os.environ, "PYTHONPATH": tests},
-        )  # fmt: skip
-        unreadable = "Permission denied" in result.stderr and "access error:" not in result.stdout
-        if unreadable and "Traceback" in result.stderr and "import" in result.stderr:
-            pytest.skip("an unprivileged user cannot read this checkout's Python packages")
-        assert "access error:" in result.stdout, result.stderr
-        assert not (outer / "ro" / "a.html").exists()
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     finally:
-        import shutil
-
-        shutil.rmtree(outer, ignore_errors=True)
+        folder.chmod(0o755)
+    assert "access error:" in result.stdout, result.stderr
+    assert "dir-test" in result.stdout
+    assert not (folder / "a.html").exists()
 
 
 async def test_directory_file_in_the_way_is_a_publish_error(tmp_path: Path) -> None:

@@ -1,0 +1,22 @@
+"""The stock minisign binary (Debian's `minisign`), for tests that check our signatures
+with the tool readers use."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def minisign_binary() -> str:
+    """The real minisign binary; missing is a failure on CI, a skip elsewhere."""
+    found = shutil.which("minisign") or (
+        "/usr/bin/minisign" if Path("/usr/bin/minisign").exists() else None
+    )
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("minisign is not installed (apt-get install minisign)")
+        pytest.skip("minisign is not installed")
+    return found
