@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from email import policy
 from email.headerregistry import AddressHeader
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.parser import BytesParser
 
 from mirror.errors import MalformedMailError, MessageTooLargeError
@@ -66,14 +66,16 @@ def parse_inbound(data: bytes, *, max_bytes: int) -> Inbound:
     )
 
 
-def _parse(data: bytes) -> EmailMessage:
+def _parse(data: bytes) -> Message:
+    """The MIME structure; compat32 here because it reads Content-Type cheaply (the
+    default policy re-parses it on every access); headers are decoded by _headers."""
     try:
-        message = BytesParser(policy=policy.default).parsebytes(data)
+        message = BytesParser(policy=policy.compat32).parsebytes(data)
     except RecursionError as exc:
         raise MalformedMailError("malformed", "MIME nesting too deep") from exc
     except Exception as exc:  # the stdlib parser has had crash bugs on hostile input
         raise MalformedMailError("malformed", f"unparsable ({type(exc).__name__})") from exc
-    if not isinstance(message, EmailMessage) or not message.keys():
+    if not message.keys():
         raise MalformedMailError("malformed", "no header section")
     if len(message.keys()) > MAX_HEADERS:
         raise MalformedMailError("malformed", "too many headers")
@@ -195,6 +197,8 @@ def _decode_8bit(value: str, fallback_charset: str | None) -> str:
 
 def _decode_header(name: str, value: str) -> str:
     value = _CONTROL.sub("", value.replace("\r", "").replace("\n", ""))[:MAX_HEADER_CHARS]
+    if "=?" not in value:  # no encoded words: nothing to decode
+        return value.strip()
     try:
         return str(policy.default.header_factory(name, value)).strip()
     except Exception:  # headerregistry has had crash bugs on hostile input
