@@ -6,17 +6,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import quopri
+from datetime import UTC, datetime
 
 import pytest
 
 from mirror.errors import MailInError, MalformedMailError, MessageTooLargeError
 from mirror.mailin import message as message_module
 from mirror.mailin.auth import aligned, authenticated, parse_one
-from mirror.mailin.bounces import bounce_of, verp_tokens
+from mirror.mailin.bounces import bounce_of, verp_addresses
 from mirror.mailin.commands import confirm_tag, read_request, strip_reply_prefixes
 from mirror.mailin.loops import AUTO_HEADER, refusal
 from mirror.mailin.message import parse_inbound
 from mirror.mailin.model import Command, Inbound
+from mirror.mailin.replies import LOOP_HEADER
+from mirror.mailin.tokens import (
+    confirmation,
+    confirmation_token,
+    verp_address,
+    verp_subscriber,
+    verp_token_in,
+)
 
 MAX = 1_000_000
 TRUSTED = ("mx.example.org",)
@@ -501,7 +510,7 @@ def test_alignment() -> None:
         ("", "bounces+x@example.net", "robot_sender"),
         ("Return-Path: <news-bounces@lists.example.net>\n", "reader@example.net", "robot_sender"),
         ("", "Mirror@Example.org", "own_address"),
-        (f"{AUTO_HEADER}: 1\n", "reader@example.net", "own_message"),
+        (f"{AUTO_HEADER}: 3f2a9c\n", "reader@example.net", "own_message"),
     ],
 )
 def test_refusals(headers: str, sender: str, reason: str) -> None:
@@ -521,11 +530,11 @@ def test_ordinary_mail_is_answered() -> None:
 
 # --- bounces ---------------------------------------------------------------------------------
 
-TOKENS = {"Tok3n.ABC": 7, "tok-other": 8}
+VERP = {"bounces+Tok3n.ABC@example.org": 7, "bounces+tok-other@example.org": 8}
 
 
-def parse_token(token: str) -> int | None:
-    return TOKENS.get(token)
+def subscriber_of(address: str) -> int | None:
+    return VERP.get(address)
 
 
 def dsn(action: str, status: str, *, to: str = "bounces+Tok3n.ABC@example.org") -> Inbound:
@@ -572,7 +581,7 @@ def test_dsn_permanent() -> None:
     inbound = dsn("failed", "5.1.1")
     assert inbound.is_report
     assert inbound.delivery_status[0].action == "failed"
-    bounce = bounce_of(inbound, parse_token=parse_token)
+    bounce = bounce_of(inbound, subscriber_of=subscriber_of)
     assert bounce is not None
     assert (bounce.subscriber_id, bounce.permanent, bounce.status) == (7, True, "5.1.1")
     assert "@" not in bounce.reason
@@ -580,25 +589,26 @@ def test_dsn_permanent() -> None:
 
 
 def test_dsn_transient() -> None:
-    delayed = bounce_of(dsn("delayed", "4.4.1"), parse_token=parse_token)
+    delayed = bounce_of(dsn("delayed", "4.4.1"), subscriber_of=subscriber_of)
     assert delayed is not None
     assert (delayed.permanent, delayed.status) == (False, "4.4.1")
-    failed_4xx = bounce_of(dsn("failed", "4.2.2"), parse_token=parse_token)
+    failed_4xx = bounce_of(dsn("failed", "4.2.2"), subscriber_of=subscriber_of)
     assert failed_4xx is not None
     assert not failed_4xx.permanent
 
 
 def test_dsn_success_is_no_bounce() -> None:
-    assert bounce_of(dsn("delivered", "2.0.0"), parse_token=parse_token) is None
+    assert bounce_of(dsn("delivered", "2.0.0"), subscriber_of=subscriber_of) is None
 
 
 def test_bounce_without_a_valid_token_is_none() -> None:
     assert (
-        bounce_of(dsn("failed", "5.1.1", to="bounces@example.org"), parse_token=parse_token) is None
+        bounce_of(dsn("failed", "5.1.1", to="bounces@example.org"), subscriber_of=subscriber_of)
+        is None
     )
     forged = dsn("failed", "5.1.1", to="bounces+forged-token@example.org")
-    assert bounce_of(forged, parse_token=parse_token) is None
-    assert verp_tokens(forged) == ["forged-token"]
+    assert bounce_of(forged, subscriber_of=subscriber_of) is None
+    assert verp_addresses(forged) == ["bounces+forged-token@example.org"]
 
 
 def test_plain_exim_bounce() -> None:
@@ -620,7 +630,7 @@ recipients. This is a permanent error. The following address(es) failed:
     550 5.1.1 User unknown
 """
     )
-    bounce = bounce_of(inbound, parse_token=parse_token)
+    bounce = bounce_of(inbound, subscriber_of=subscriber_of)
     assert bounce is not None
     assert (bounce.subscriber_id, bounce.permanent, bounce.status) == (8, True, "5.1.1")
     assert "@" not in bounce.reason
@@ -632,14 +642,14 @@ def test_plain_russian_bounces_permanent_and_transient() -> None:
         f"{head}Subject: Сообщение не доставлено\n\n"
         "Ваше сообщение не доставлено: адрес получателя не существует.\n"
     )
-    bounce = bounce_of(permanent, parse_token=parse_token)
+    bounce = bounce_of(permanent, subscriber_of=subscriber_of)
     assert bounce is not None
     assert bounce.permanent
     transient = parse(
         f"{head}Subject: Доставка задерживается\n\n"
         "Доставка сообщения задерживается: ящик получателя переполнен. Повторим позже.\n"
     )
-    late = bounce_of(transient, parse_token=parse_token)
+    late = bounce_of(transient, subscriber_of=subscriber_of)
     assert late is not None
     assert not late.permanent
 
@@ -650,8 +660,43 @@ def test_vacation_reply_to_the_return_path_is_no_bounce() -> None:
         "Auto-Submitted: auto-replied\nSubject: Out of office\n\n"
         "I am away until Monday.\n"
     )
-    assert bounce_of(inbound, parse_token=parse_token) is None
+    assert bounce_of(inbound, subscriber_of=subscriber_of) is None
 
 
 def test_reader_mail_is_no_bounce() -> None:
-    assert bounce_of(simple("mirrors", "mirrors"), parse_token=parse_token) is None
+    assert bounce_of(simple("mirrors", "mirrors"), subscriber_of=subscriber_of) is None
+
+
+# --- with the real tokens and replies of mailin ------------------------------------------
+
+
+SECRET = b"k" * 32
+
+
+def test_a_real_long_confirmation_token_is_read_whole() -> None:
+    address = "a.very.long.local.part." * 8 + "reader@mail.example.net"
+    token = confirmation_token(SECRET, address, "ru", now=datetime.now(UTC))
+    assert len(token) > 200
+    request = read_request(simple(f"Re: Подтвердите подписку {confirm_tag(token)}", ""))
+    assert (request.command, request.argument) == (Command.CONFIRM, token)
+    carried = confirmation(SECRET, request.argument, now=datetime.now(UTC))
+    assert carried is not None
+    assert carried.address == address
+
+
+def test_a_real_verp_address_finds_its_subscriber() -> None:
+    return_path = "bounces@example.org"
+
+    def subscriber(address: str) -> int | None:
+        token = verp_token_in(return_path, address)
+        return verp_subscriber(SECRET, token) if token else None
+
+    bounce = bounce_of(
+        dsn("failed", "5.2.1", to=verp_address(return_path, SECRET, 42)), subscriber_of=subscriber
+    )
+    assert bounce is not None
+    assert (bounce.subscriber_id, bounce.permanent) == (42, True)
+
+
+def test_the_loop_header_is_the_one_replies_set() -> None:
+    assert AUTO_HEADER == LOOP_HEADER

@@ -1,6 +1,6 @@
 """Delivery reports: an RFC 3464 DSN, or a plain bounce mail (classified by flufl.bounce,
-then by a few English and Russian phrases), matched to a subscriber by the VERP token in
-the address it came back to (`bounces+TOKEN@domain`). No valid token, no bounce."""
+then by a few English and Russian phrases), matched to a subscriber by the VERP address it
+came back to (`bounces+TOKEN@domain`). No valid VERP address, no bounce."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from mirror.mailin.model import Bounce, DeliveryStatus, Inbound
 
 # Where the address the report came back to (our VERP return path) is found.
 TOKEN_HEADERS = ("delivered-to", "x-original-to", "to")
-MAX_TOKENS_TRIED = 10
+MAX_TRIED = 10  # candidate addresses per message
 MAX_REASON_CHARS = 120
 
-_VERP = re.compile(r"[A-Za-z0-9._%=-]+\+([A-Za-z0-9._=-]{1,200})@[A-Za-z0-9.-]+")
+MAX_ADDRESS_CHARS = 254
+_VERP = re.compile(r"[A-Za-z0-9._%=-]+\+[A-Za-z0-9._=-]{1,200}@[A-Za-z0-9.-]+")
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _ADDRESS = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
 _BOUNCE_SUBJECT = re.compile(
@@ -46,11 +47,12 @@ _PERMANENT = re.compile(
 _ROBOT_SENDER = re.compile(r"^(?:mailer-daemon|postmaster)@", re.IGNORECASE)
 
 
-def bounce_of(inbound: Inbound, *, parse_token: Callable[[str], int | None]) -> Bounce | None:
-    """The delivery failure this message reports, for the subscriber whose VERP token is in
-    the address it came to; None when no valid token, or when it reports no failure (a
-    success notice, a vacation reply sent to the return path)."""
-    subscriber_id = _subscriber(inbound, parse_token)
+def bounce_of(inbound: Inbound, *, subscriber_of: Callable[[str], int | None]) -> Bounce | None:
+    """The delivery failure this message reports, for the subscriber that
+    `subscriber_of(address)` finds in a VERP address it came to (each "local+tag@domain" of
+    Delivered-To, X-Original-To, To is tried, case kept); None when none is valid, or when
+    it reports no failure (a success notice, a vacation reply sent to the return path)."""
+    subscriber_id = _subscriber(inbound, subscriber_of)
     if subscriber_id is None:
         return None
     if inbound.is_report and inbound.delivery_status:
@@ -58,19 +60,19 @@ def bounce_of(inbound: Inbound, *, parse_token: Callable[[str], int | None]) -> 
     return _bounce(subscriber_id, _from_library(inbound) or _from_text(inbound))
 
 
-def verp_tokens(inbound: Inbound) -> list[str]:
-    """Candidate tokens: the "+TOKEN" of each address in Delivered-To, X-Original-To, To
-    (case kept: headers, not the lower-cased recipients)."""
+def verp_addresses(inbound: Inbound) -> list[str]:
+    """Candidate VERP addresses ("local+tag@domain") in Delivered-To, X-Original-To, To
+    (case kept: read from the headers, not the lower-cased recipients)."""
     found: dict[str, None] = {}
     for name in TOKEN_HEADERS:
         for value in inbound.headers.get(name, ()):
             found.update(dict.fromkeys(_VERP.findall(value)))
-    return list(found)[:MAX_TOKENS_TRIED]
+    return [address for address in found if len(address) <= MAX_ADDRESS_CHARS][:MAX_TRIED]
 
 
-def _subscriber(inbound: Inbound, parse_token: Callable[[str], int | None]) -> int | None:
-    for token in verp_tokens(inbound):
-        subscriber_id = parse_token(token)
+def _subscriber(inbound: Inbound, subscriber_of: Callable[[str], int | None]) -> int | None:
+    for address in verp_addresses(inbound):
+        subscriber_id = subscriber_of(address)
         if subscriber_id is not None:
             return subscriber_id
     return None

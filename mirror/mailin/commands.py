@@ -27,7 +27,8 @@ LANGUAGES = {
     **dict.fromkeys(("en", "eng", "english", "английский", "англ"), "en"),
     **dict.fromkeys(("ru", "rus", "russian", "русский", "рус"), "ru"),
 }
-CONFIRM_CODE = r"[A-Za-z0-9_.-]{10,200}"  # a confirmation token: the signed string itself
+# A confirmation token (mailin.tokens: up to CONFIRM_TOKEN_MAX_CHARS = 512).
+CONFIRM_CODE = r"[A-Za-z0-9_.-]{10,512}"
 MAX_SCANNED_CHARS = 16_384  # of the body searched for a confirmation token
 
 _REPLY_PREFIX = re.compile(

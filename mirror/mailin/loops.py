@@ -9,10 +9,10 @@ from collections.abc import Iterable
 
 from mirror.mailin.model import Inbound
 
-# Set on every message mail-in sends (with Auto-Submitted: auto-replied): a copy of our own
-# reply that comes back in is never answered.
-AUTO_HEADER = "X-Mirror-Auto"
-AUTO_HEADER_VALUE = "1"
+# Set on every reply mail-in sends (with Auto-Submitted: auto-replied): a copy of our own
+# reply that comes back in is never answered, whatever the header's value. The same name
+# as mailin.replies.LOOP_HEADER.
+AUTO_HEADER = "X-Mirror-Loop"
 
 LIST_HEADERS = (
     "list-id",
