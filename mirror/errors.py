@@ -35,7 +35,10 @@
     │   ├── SmtpConnectionError      the server is down, refuses us, or times out
     │   ├── TlsRequiredError         smtp:// but the server offers no STARTTLS
     │   └── DeliveryError            one recipient refused (has permanent: 5xx vs 4xx)
-    ├── MailInError                  a reader's message cannot be taken in (has reason)
+    ├── MailInError                  one inbound message cannot be taken in (has reason)
+    │   ├── MessageTooLargeError     over mailin.max_message_bytes: skipped unread
+    │   └── MalformedMailError       not a mail we can read: no headers, too many headers or
+    │                                MIME parts, nesting too deep, the parser gave up
     └── VerifyError                  a copy is not the outlet's own, or is stale (exit 3)
         ├── SignatureError           garbled or truncated signature, wrong key, no match
         ├── KeyCertificateError      keys.json not signed by the root, expired, or revoking
@@ -172,6 +175,28 @@ class BuildError(MirrorError):
     """The edition cannot be built."""
 
 
+class MailInError(MirrorError):
+    """A reader's message cannot be taken in: malformed, too large, unreadable; `reason`
+    is short, fit for a report key, and never holds an address (nor does `detail`)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.reason, self.detail))
+
+
+class MessageTooLargeError(MailInError):
+    """The message is over the byte limit: skipped unread."""
+
+
+class MalformedMailError(MailInError):
+    """Not a mail we can read: no header section, too many headers or MIME parts, MIME
+    nesting too deep, or the parser gave up."""
+
+
 class VerifyError(MirrorError):
     """A copy of the edition is not the outlet's own, or is stale."""
 
@@ -292,18 +317,6 @@ class DeliveryError(DigestError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_delivery_error, (self.reason, self.permanent))
-
-
-class MailInError(MirrorError):
-    """A reader's message cannot be taken in: malformed, too large, unreadable; `reason`
-    is short, fit for a report key, and never holds an address."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.reason,))
 
 
 def _delivery_error(reason: str, permanent: bool) -> DeliveryError:

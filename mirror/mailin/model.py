@@ -45,6 +45,15 @@ class AuthResult:
 
 
 @dataclass(frozen=True)
+class DeliveryStatus:
+    """One recipient's block of an RFC 3464 delivery-status part."""
+
+    action: str  # "failed" | "delayed" | "delivered" | "relayed" | "expanded" | ""
+    status: str  # "5.1.1" | "4.2.2" | "" when missing or malformed
+    diagnostic: str  # Diagnostic-Code, bounded, addresses replaced by "<address>"
+
+
+@dataclass(frozen=True)
 class Inbound:
     """One inbound message, parsed and bounded. Addresses are lower-cased; the sender's is
     never logged (log `sender_hash` from `tokens`, never this)."""
@@ -63,6 +72,7 @@ class Inbound:
     auth_results: tuple[AuthResult, ...] = ()
     references: tuple[str, ...] = ()  # In-Reply-To + References message ids
     is_report: bool = False  # multipart/report; report-type=delivery-status
+    delivery_status: tuple[DeliveryStatus, ...] = ()  # per-recipient blocks of a DSN
 
 
 @dataclass(frozen=True)
