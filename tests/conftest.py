@@ -1,6 +1,7 @@
 """Fixtures shared by several test modules: moto's S3 server and fake AWS credentials,
 a store fetched from the sample newsroom, the sample newsroom and a web root served from
-threads (for CLI tests: the CLI runs its own loop), the stock minisign binary."""
+threads (for CLI tests: the CLI runs its own loop), the stock minisign binary, Dovecot
+(IMAP) per test."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from mirror.newsroom.state import DEFAULT_REFERENCE
 from mirror.store import Store
 from mirror.trust import minisign
 
+from dovecot import Dovecot, dovecot_server
 from moto_server import REGION, start_moto, stop_moto
 
 NOW = DEFAULT_REFERENCE + timedelta(hours=6)
@@ -148,3 +150,20 @@ def built(tmp_path: Path, fetched_store: Path, monkeypatch: pytest.MonkeyPatch) 
     )
     assert run(["-c", str(path), "build"]) == 0
     return path
+
+
+# --- Dovecot (tests/dovecot.py): a real IMAP server per test --------------------------
+
+
+@pytest.fixture
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    """A Dovecot on 127.0.0.1 (plain IMAP, no TLS) for this test alone."""
+    with dovecot_server(tmp_path_factory.mktemp("dovecot")) as server:
+        yield server
+
+
+@pytest.fixture
+def dovecot_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    """A Dovecot offering STARTTLS and imaps (a self-signed certificate), for this test."""
+    with dovecot_server(tmp_path_factory.mktemp("dovecot"), tls=True) as server:
+        yield server
