@@ -39,6 +39,11 @@
     │   ├── MessageTooLargeError     over mailin.max_message_bytes: skipped unread
     │   └── MalformedMailError       not a mail we can read: no headers, too many headers or
     │                                MIME parts, nesting too deep, the parser gave up
+    ├── MailboxError                 the readers' mailbox cannot be used at all (the run stops)
+    │   ├── ImapConnectionError      the IMAP server is down, drops us, or times out
+    │   ├── ImapAuthError            the IMAP login was refused
+    │   ├── ImapTlsError             imap:// without STARTTLS offered, or TLS failed
+    │   └── ImapProtocolError        the server refused a command (NO/BAD) or made no sense
     └── VerifyError                  a copy is not the outlet's own, or is stale (exit 3)
         ├── SignatureError           garbled or truncated signature, wrong key, no match
         ├── KeyCertificateError      keys.json not signed by the root, expired, or revoking
@@ -54,7 +59,8 @@ Whether to retry is a property of the error (`retryable`, `retry_after_s`), neve
 match on its text; mirror.retry reads it. Retryable: FetchTimeoutError,
 ConnectionFailedError (not a refused certificate), HTTPStatusError for 429 and 5xx,
 MirrorUnreachableError (not ObjectTooLargeError nor MirrorDeadlineError),
-SmtpConnectionError (not a refused login or TLS), DeliveryError for 4xx, and a
+SmtpConnectionError (not a refused login or TLS), DeliveryError for 4xx,
+ImapConnectionError, and a
 TargetError when the reader marks it so (a timeout, a reset, 429 or 5xx). Nothing else.
 """
 
@@ -195,6 +201,30 @@ class MessageTooLargeError(MailInError):
 class MalformedMailError(MailInError):
     """Not a mail we can read: no header section, too many headers or MIME parts, MIME
     nesting too deep, or the parser gave up."""
+
+
+class MailboxError(MirrorError):
+    """The readers' mailbox cannot be used at all: unlike a MailInError (one message),
+    this stops the run."""
+
+
+class ImapConnectionError(MailboxError):
+    """The IMAP server is down, refuses or drops the connection, or times out."""
+
+    retryable = True
+
+
+class ImapAuthError(MailboxError):
+    """The IMAP server refused the login: trying again will not help (and may lock)."""
+
+
+class ImapTlsError(MailboxError):
+    """imap:// was given but the server offers no STARTTLS, or the TLS handshake failed
+    (a certificate not trusted, for one): we never log in in clear."""
+
+
+class ImapProtocolError(MailboxError):
+    """The server refused a command (NO, BAD) or answered what we cannot read."""
 
 
 class VerifyError(MirrorError):
