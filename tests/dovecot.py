@@ -22,6 +22,7 @@ import grp
 import imaplib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -44,6 +45,8 @@ USERNAME = "reader"
 PASSWORD = 'pa"ss wörd\\1'  # quotes, a space, a backslash, non-ASCII: quoting must hold
 FINISHED = ": Debug: Command finished: "
 DISCONNECTED = ": Info: Disconnected: "
+LOGGED_IN = "imap-login: Info: Login: "
+SESSION_ENDED = re.compile(r"^\S+ \S+ \S+ imap\(.*: Info: Disconnected: ", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -91,15 +94,22 @@ class Dovecot:
             client.logout()
 
     def mark(self) -> int:
-        """Where the log ends now: pass it to `commands_since`."""
-        return self.log_file.stat().st_size if self.log_file.exists() else 0
+        """Where the log ends once every session so far has been logged to its end: pass
+        it to `commands_since`."""
+        deadline = time.monotonic() + LOG_SETTLE_S
+        while time.monotonic() < deadline:
+            text = self.log()
+            if text.count(LOGGED_IN) == len(SESSION_ENDED.findall(text)):
+                break
+            time.sleep(0.05)
+        return self.log_file.stat().st_size
 
     def commands_since(self, mark: int, sessions: int = 1) -> list[str]:
         """The IMAP commands logged-in sessions sent since `mark` (LOGIN and what came
         before it are the login process's, not counted), once `sessions` have ended."""
         deadline = time.monotonic() + LOG_SETTLE_S
         while True:
-            text = self._log_since(mark)
+            text = self.log_since(mark)
             if text.count(DISCONNECTED) >= sessions or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -107,13 +117,13 @@ class Dovecot:
             line.split(FINISHED, 1)[1].strip() for line in text.splitlines() if FINISHED in line
         ]
 
-    def _log_since(self, mark: int) -> str:
+    def log_since(self, mark: int) -> str:
         with self.log_file.open("rb") as log:
             log.seek(mark)
             return log.read().decode("utf-8", "replace")
 
     def log(self) -> str:
-        return self._log_since(0)
+        return self.log_since(0)
 
 
 def _quoted(text: str) -> str:

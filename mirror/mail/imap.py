@@ -162,7 +162,8 @@ def translate_imap_error(exc: BaseException) -> MailboxError:
     if isinstance(exc, aioimaplib.CommandTimeout | asyncio.TimeoutError):
         return ImapConnectionError("the IMAP server did not answer in time")
     if isinstance(exc, ssl.SSLError):
-        reason = getattr(exc, "verify_message", "") or exc.reason or type(exc).__name__
+        reason = getattr(exc, "verify_message", "") or getattr(exc, "reason", "")
+        reason = reason or type(exc).__name__
         return ImapTlsError(f"TLS failed: {clean(str(reason))}")
     if isinstance(exc, OSError):
         return ImapConnectionError(f"network error: {exc.strerror or type(exc).__name__}")
@@ -204,6 +205,7 @@ class ImapMailbox:
         self._broken = False  # a command was abandoned: the connection is not usable
         self._closed = False
         self._sizes: dict[int, int] = {}  # uid -> bytes, from `waiting`
+        self._fresh = False  # the view is the one SELECT just gave: nothing to catch up
         self.round_trips = 0
 
     async def __aenter__(self) -> ImapMailbox:
@@ -221,6 +223,7 @@ class ImapMailbox:
             client = await self._connect()
             await self._login()
             await self._command("SELECT", client.select(quote(self._settings.mailbox)))
+            self._fresh = True
         except BaseException:
             self._broken = True
             await self.close()
@@ -245,6 +248,9 @@ class ImapMailbox:
         """The messages waiting (oldest first, at most `max_waiting`), with their sizes:
         one UID SEARCH, and one UID FETCH of RFC822.SIZE for all of them."""
         client = self._ready()
+        if not self._fresh:  # a session's view moves only at a command's end (RFC 3501 5.2)
+            await self._command("NOOP", client.noop())
+        self._fresh = False
         found = await self._command("UID SEARCH", client.uid_search("UNDELETED", charset=None))
         uids = sorted(search_uids(found.lines))[: self._settings.max_waiting]
         if not uids:
@@ -294,6 +300,7 @@ class ImapMailbox:
         """Wait for new mail: True as soon as the server says some arrived, False after
         `timeout_s` without. A server without IDLE: wait `timeout_s`, then True."""
         client = self._ready()
+        self._fresh = False
         if not client.has_capability("IDLE"):
             await asyncio.sleep(timeout_s)
             return True
