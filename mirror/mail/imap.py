@@ -32,7 +32,7 @@ import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import aioimaplib
@@ -150,6 +150,27 @@ class Waiting:
     uid: int
     size: int  # bytes, as the server counts them (RFC822.SIZE)
     too_large: bool  # over max_message_bytes: skipped unread (`fetch` leaves it out)
+
+
+class Mailbox(Protocol):
+    """Where readers' mail waits: what mail-in's run codes against (`ImapMailbox` here;
+    a test may give its own). Failures are `MailInError`s."""
+
+    async def waiting(self) -> list[Waiting]:
+        """Every message not yet finished, oldest first, bounded in count."""
+        ...
+
+    def fetch(self, uids: Iterable[int]) -> AsyncIterator[tuple[int, bytes]]:
+        """(uid, bytes) of those still there and not too large; the others are left out."""
+        ...
+
+    async def finish(self, uids: Iterable[int]) -> None:
+        """Take these out of `waiting` for good (moved or deleted); unknown ones: no error."""
+        ...
+
+    async def idle(self, timeout_s: float) -> bool:
+        """Wait until new mail may be there (True) or `timeout_s` passes (False)."""
+        ...
 
 
 # --- translating aioimaplib's exceptions ---------------------------------------------
