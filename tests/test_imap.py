@@ -16,6 +16,7 @@ from mirror.errors import (
     ImapConnectionError,
     ImapProtocolError,
     ImapTlsError,
+    MailboxError,
     MailInError,
 )
 from mirror.mail import imap
@@ -343,9 +344,10 @@ def test_settings_refuse_what_cannot_work() -> None:
     ImapSettings(**good, done_mailbox="", keep=False)  # type: ignore[arg-type]
 
 
-def test_errors_are_mail_in_errors() -> None:
+def test_imap_errors_are_mailbox_errors() -> None:
     for error in (ImapConnectionError, ImapAuthError, ImapTlsError, ImapProtocolError):
-        assert issubclass(error, MailInError)
+        assert issubclass(error, MailboxError)
+        assert not issubclass(error, MailInError)  # not one message: the whole mailbox
 
 
 @pytest.mark.parametrize(
