@@ -524,17 +524,7 @@ class Store:
                ORDER BY COALESCE(r.published_at, a.first_seen_at) DESC, a.id DESC""",
             (include_gone,),
         ).fetchall()
-        return [
-            EditionArticle(
-                id=row["id"],
-                url=row["url"],
-                path=row["path"],
-                revision_number=row["revision"],
-                gone=row["state"] == "gone",
-                revision=_revision_from_row(row),
-            )
-            for row in rows
-        ]
+        return [_edition_article(row) for row in rows]
 
     def article_paths(self) -> dict[str, str]:
         """Every assigned edition path (hidden articles too: a path is never reused)."""
@@ -951,17 +941,7 @@ class Store:
                ORDER BY a.first_version, COALESCE(r.published_at, a.first_seen_at), a.id""",
             (after, upto, revisions, after, upto),
         ).fetchall()
-        return [
-            EditionArticle(
-                id=row["id"],
-                url=row["url"],
-                path=row["path"],
-                revision_number=row["revision"],
-                gone=row["state"] == "gone",
-                revision=_revision_from_row(row),
-            )
-            for row in rows
-        ]
+        return [_edition_article(row) for row in rows]
 
     # mirrors
 
@@ -1090,6 +1070,18 @@ def _revision_params(
         "body_html": revision.body_html,
         "images": json.dumps(list(revision.images)),
     }
+
+
+def _edition_article(row: sqlite3.Row) -> EditionArticle:
+    """An article as the edition (or a digest) shows it, from a row joining its revision."""
+    return EditionArticle(
+        id=row["id"],
+        url=row["url"],
+        path=row["path"],
+        revision_number=row["revision"],
+        gone=row["state"] == "gone",
+        revision=_revision_from_row(row),
+    )
 
 
 def _revision_from_row(row: sqlite3.Row) -> Revision:
