@@ -153,8 +153,8 @@ class MailInConfig:
     password_env: str = "MIRROR_IMAP_PASSWORD"  # noqa: S105 (a variable name)
     password_file: Path | None = None  # a file holding it instead (wins)
     mailbox: str = "INBOX"
-    done_mailbox: str = ""  # handled messages are moved here; "": left (keep) or deleted
-    keep: bool = True  # false: handled messages are deleted
+    done_mailbox: str = "Handled"  # handled messages are moved here (created when missing)
+    keep: bool = True  # false: handled messages are deleted instead
     trusted_authserv_ids: tuple[str, ...] = ()  # Authentication-Results we believe
     require: str = "dmarc"  # dmarc | none ("none": answers forged senders too: tests only)
     per_sender_per_day: int = 3  # replies to one sender in 24 hours
@@ -409,6 +409,13 @@ def _validate_mailin(mailin: MailInConfig, path: str) -> None:
         )
     if mailin.imap_url and urlsplit(mailin.imap_url).scheme not in IMAP_SCHEMES:
         raise ConfigError(f"must be a URL of {IMAP_SCHEMES}", path=path, key="mailin.imap_url")
+    if mailin.keep and mailin.done_mailbox in ("", mailin.mailbox):
+        raise ConfigError(
+            "must name a mailbox other than mailin.mailbox (handled messages go there), "
+            "unless keep = false",
+            path=path,
+            key="mailin.done_mailbox",
+        )
     if mailin.require == "dmarc" and not mailin.trusted_authserv_ids:
         raise ConfigError(
             "must name the receiving server's authserv-id (its Authentication-Results): "

@@ -1,7 +1,7 @@
 """The stages chained for ops: publish the edition to the configured mirrors, `sync`
 (fetch, build, publish, and the digest when `min_interval_h` has passed, then when
-keys.json expires in the edition and on each mirror), status of every mirror, and
-retiring a mirror.
+keys.json expires in the edition and on each mirror, then `mail-in once` when [mailin]
+names an IMAP mailbox), status of every mirror, and retiring a mirror.
 
 Each mirror gets its own backend; one that cannot even be opened (bad credentials, no
 such bucket) is reported like one that fails half-way, and never stops the others.
@@ -23,6 +23,7 @@ from mirror.errors import (
     ConfigError,
     DigestError,
     KeyCertificateError,
+    MirrorError,
     MirrorUnreachableError,
     PublishError,
 )
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # the heavy stages load only when a sync runs: publish starts
     from mirror.build.builder import BuildReport
     from mirror.digest.run import DigestReport
     from mirror.fetch.stage import FetchReport
+    from mirror.mailin.model import MailInReport
     from mirror.publish.status import MirrorStatus
 
 
@@ -242,15 +244,20 @@ class SyncReport:
     mirrors: list[MirrorResult] = field(default_factory=list)
     digest: DigestReport | None = None
     keys: KeysExpiry | None = None
+    mailin: MailInReport | None = None
     error: str = ""
+    mailin_error: str = ""  # mail-in could not run at all (the mailbox, a secret)
 
     @property
     def ok(self) -> bool:
         mirrors_ok = all(result.ok for result in self.mirrors)
         digest_ok = (self.digest is None or not self.digest.failed) and not self.error
         keys_ok = self.keys is None or not self.keys.due()
+        mailin_ok = (self.mailin is None or not self.mailin.failed) and not self.mailin_error
         built = self.build is not None
-        return not self.fetch.failed and built and mirrors_ok and digest_ok and keys_ok
+        return (
+            not self.fetch.failed and built and mirrors_ok and digest_ok and keys_ok and mailin_ok
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -260,7 +267,9 @@ class SyncReport:
             "publish": {"mirrors": [result.to_json() for result in self.mirrors]},
             "digest": self.digest.to_json() if self.digest else None,
             "keys": self.keys.to_json() if self.keys else None,
+            "mailin": self.mailin.to_json() if self.mailin else None,
             "error": self.error,
+            "mailin_error": self.mailin_error,
         }
 
     def lines(self) -> list[str]:
@@ -268,7 +277,8 @@ class SyncReport:
         lines += [self.build.summary()] if self.build else []
         lines += [mirror_line(result) for result in self.mirrors]
         lines += [self.digest.summary()] if self.digest else []
-        return lines + ([self.error] if self.error else [])
+        lines += [self.mailin.summary()] if self.mailin else []
+        return lines + [error for error in (self.error, self.mailin_error) if error]
 
 
 def mirror_line(result: MirrorResult) -> str:
@@ -325,7 +335,29 @@ async def run_sync(
                 stages.stage_done(digest.summary())
             except (DigestError, ConfigError) as exc:  # the edition is out; say why no digest
                 report.error = f"digest not sent: {exc}"
+        if config.mailin is not None and config.mailin.imap_url:
+            await sync_mail_in(config, store, report, now=now, progress=stages)
     return report
+
+
+async def sync_mail_in(
+    config: Config, store: Store, report: SyncReport, *, now: datetime, progress: Progress
+) -> None:
+    """`mail-in once` as sync's last stage (after the digest: a reader who confirms now
+    gets the welcome, not the same articles twice). A failure is reported, not raised:
+    the edition is out already."""
+    from mirror.mailin.run import advancing, imap_password, mail_in_from_mailbox, secrets_from
+
+    try:
+        secrets, password = secrets_from(config), imap_password(config)
+        report.mailin = await mail_in_from_mailbox(
+            config, store, now=advancing(now), secrets=secrets, password=password
+        )
+    except MirrorError as exc:
+        report.mailin_error = f"mail-in: {exc}"
+        progress.stage_done(report.mailin_error)
+        return
+    progress.stage_done(report.mailin.summary())
 
 
 async def check_status(

@@ -6,7 +6,7 @@ Exit status: 0 all done; 1 some items, mirrors or recipients failed, the rest do
 Human output and progress go to stderr; `--json` documents go to stdout.
 
 One module per command group (`stages`, `keys`, `mirrors`, `subscribers`, `digest`,
-`demo`); this one holds what they share: the parser, signals, logging, the clock,
+`mailin`, `demo`); this one holds what they share: the parser, signals, logging, the clock,
 `--json` output, the progress bar and the config.
 """
 
@@ -150,7 +150,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mirror.cli import demo, digest, keys, mirrors, stages, subscribers
+    from mirror.cli import demo, digest, keys, mailin, mirrors, stages, subscribers
 
     parser = argparse.ArgumentParser(
         prog="mirror",
@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     subscribers.add_subscribers(commands)
     digest.add_digest(commands)
     digest.add_serve_unsubscribe(commands)
+    mailin.add_mail_in(commands)
     stages.add_backup(commands)
     demo.add_demo(commands)
     return parser

@@ -346,6 +346,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         emit_json(report.to_json())
     if report.error:  # each stage's line was logged as the stage ended
         log.info("%s", report.error)
+    for failure in report.mailin.failed if report.mailin else []:
+        log.warning("mail-in: message %s: %s", failure["message"], failure["reason"])
     for result in report.mirrors:
         log_warnings(result)
     for line in report.keys.due() if report.keys else []:

@@ -110,3 +110,14 @@ class MailInReport:
             "ignored": dict(self.ignored),
             "failed": list(self.failed),
         }
+
+    def summary(self) -> str:
+        ignored = ", ".join(f"{reason} {count}" for reason, count in sorted(self.ignored.items()))
+        return (
+            f"mail-in: {self.handled} handled, {self.replied} replied "
+            f"({self.subscribed} subscribing, {self.confirmed} confirmed, "
+            f"{self.unsubscribed} unsubscribed), {self.bounces} bounces, "
+            f"{sum(self.ignored.values())} ignored"
+            + (f" ({ignored})" if ignored else "")
+            + f", {len(self.failed)} failed (left for the next run)"
+        )
