@@ -31,15 +31,29 @@ def test_demo_runs_the_whole_pipeline_offline(
     assert "open http://127.0.0.1:" in out.err
     # the digest went to the two sample subscribers, as files in the outbox
     assert report["digest"]["sent"] == 2 and report["digest"]["failed"] == []
-    messages = [
+    outbox = [
         email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
         for p in sorted(Path(report["digest"]["outbox"]).glob("*.eml"))
     ]
+    messages = [m for m in outbox if m["To"] != "chitatel@example.net"]
     assert sorted(m["To"] for m in messages) == ["reader-en@example.org", "reader-ru@example.org"]
     for message in messages:
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         body = message.get_content()
         assert "RW" in body and report["urls"]["mirror-a"].split("//")[1] in body
+    # a reader's request for mirrors, answered into the outbox
+    mailin = report["mailin"]
+    assert mailin["replied"] == 1 and mailin["failed"] == []
+    request = email.message_from_bytes(
+        Path(mailin["request"]).read_bytes(), policy=email.policy.default
+    )
+    assert request["Subject"] == "зеркала"
+    reply = email.message_from_bytes(
+        Path(mailin["reply"]).read_bytes(), policy=email.policy.default
+    )
+    assert reply["To"] == "chitatel@example.net" and reply["Auto-Submitted"] == "auto-replied"
+    assert report["urls"]["mirror-a"] in reply.get_body(("plain",)).get_content()
+    assert "the reply: " + mailin["reply"] in out.err
     # a second demo starts afresh in its own folder
     assert run(["demo", "--dir", str(folder), "--articles", "3", "--no-serve", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["fetch"]["new"] == 3

@@ -1,7 +1,9 @@
 """`mirror demo`: the whole pipeline offline, against the built-in sample newsroom on
 loopback: fetch, keygen, build and sign, publish to two directory mirrors served on
 loopback, verify them as a reader would, mail the digest to two sample subscribers
-(into the outbox folder: no SMTP), and serve the mirrors until Ctrl-C.
+(into the outbox folder: no SMTP), answer a reader's mailed request for mirrors (as
+`mirror mail-in --stdin` would; the reply goes to the outbox too), and serve the
+mirrors until Ctrl-C.
 
 The demo folder is the demo's own: each run starts it afresh (the sample newsroom gets
 a new port every time, so an old store would point nowhere). The stages and aiohttp are
@@ -19,11 +21,12 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mirror.cli import EXIT_OK, EXIT_PARTIAL, emit_json, progress_bar, subcommand
-from mirror.config import load_config
+from mirror.config import Config, load_config
 from mirror.errors import UsageError
 from mirror.store import RunLock, Store
 
@@ -33,6 +36,10 @@ if TYPE_CHECKING:
     from mirror.build.builder import BuildReport
     from mirror.digest.run import DigestReport
     from mirror.fetch.stage import FetchReport
+    from mirror.mail.delivery import Transport
+    from mirror.mail.wire import Outgoing
+    from mirror.mailin.model import MailInReport
+    from mirror.mailin.run import MailInSecrets
     from mirror.progress import Progress
     from mirror.publish.publisher import MirrorResult
     from mirror.verify.run import VerifyReport
@@ -48,6 +55,14 @@ DIGEST_KEYS = """[digest]
 from = "The Zarechensk Courier <digest@courier.example.org>"
 unsubscribe_url = "https://courier.example.org/unsubscribe"
 """
+MAILIN_ADDRESS = "news@courier.example.org"
+MAILIN_AUTHSERV = "mx.courier.example.org"  # the demo's own receiving server
+MAILIN_KEYS = f"""
+[mailin]
+address = "{MAILIN_ADDRESS}"
+trusted_authserv_ids = ["{MAILIN_AUTHSERV}"]
+"""
+READER = "chitatel@example.net"
 
 
 @dataclass
@@ -63,6 +78,9 @@ class DemoReport:
     public_key: Path
     digest: DigestReport
     outbox: Path
+    mailin: MailInReport
+    request: Path  # the reader's request, as the demo wrote it
+    reply: Path | None  # our reply in the outbox
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +93,11 @@ class DemoReport:
             "verify": {name: report.to_json() for name, report in self.verified.items()},
             "urls": self.urls,
             "digest": {**self.digest.to_json(), "outbox": str(self.outbox)},
+            "mailin": {
+                **self.mailin.to_json(),
+                "request": str(self.request),
+                "reply": str(self.reply) if self.reply else None,
+            },
         }
 
     def lines(self) -> list[str]:
@@ -89,6 +112,8 @@ class DemoReport:
         for name, report in self.verified.items():
             lines.append(f"verify {name}: {report.summary()}")
         lines.append(f"{self.digest.summary()}: one .eml file each in {self.outbox}")
+        lines.append(f"a reader's mail asking for mirrors (зеркала): {self.request}")
+        lines.append(f"{self.mailin.summary()}; the reply: {self.reply}")
         for name, url in self.urls.items():
             lines.append(f"open {url}index.html  ({name})")
         first = next(iter(self.urls.values()), "")
@@ -101,7 +126,11 @@ class DemoReport:
         mirrors_failed = any(not result.ok for result in self.mirrors)
         verify_failed = any(not report.ok for report in self.verified.values())
         digest_failed = bool(self.digest.failed) or bool(self.digest.deferred)
-        return bool(self.fetch.failed) or mirrors_failed or verify_failed or digest_failed
+        mailin_failed = self.reply is None
+        return (
+            bool(self.fetch.failed) or mirrors_failed or verify_failed or digest_failed
+            or mailin_failed
+        )  # fmt: skip
 
 
 def prepare_folder(folder: Path) -> None:
@@ -134,7 +163,61 @@ def demo_config(newsroom_url: str, mirrors_url: str, folder: Path) -> str:
         f'path = "mirrors/{name}"\npublic_url = "{mirrors_url}{name}/"\n'
         for name in MIRROR_NAMES
     )
-    return config_for(newsroom_url, folder).replace("[digest]\n", DIGEST_KEYS, 1) + tables
+    sample = config_for(newsroom_url, folder).replace("[digest]\n", DIGEST_KEYS, 1)
+    return sample + tables + MAILIN_KEYS
+
+
+def reader_request() -> bytes:
+    """A reader's mail asking for mirrors in Russian, as the demo's own receiving server
+    hands it on: with its Authentication-Results (DKIM and DMARC passed)."""
+    message = EmailMessage()
+    domain = READER.rpartition("@")[2]
+    message["Authentication-Results"] = (
+        f"{MAILIN_AUTHSERV}; dkim=pass header.d={domain}; dmarc=pass header.from={domain}"
+    )
+    message["From"] = f"Читатель <{READER}>"
+    message["To"] = MAILIN_ADDRESS
+    message["Subject"] = "зеркала"
+    message["Message-ID"] = f"<demo-request@{domain}>"
+    message.set_content("Пришлите, пожалуйста, адреса зеркал.\n")
+    return message.as_bytes()
+
+
+class RecordingTransport:
+    """A transport that notes the message ids it was given (to show where a reply went)."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.sent: list[str] = []
+
+    async def send(self, outgoing: Outgoing) -> None:
+        await self.inner.send(outgoing)
+        self.sent.append(outgoing.message_id)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def answer_request(
+    config: Config, store: Store, folder: Path, secrets: MailInSecrets, now: datetime
+) -> tuple[MailInReport, Path, Path | None]:
+    """A reader's request through mail-in as the pipe would hand it over; the reply
+    goes to the outbox."""
+    from mirror.mail.outbox import OutboxTransport, outbox_name
+    from mirror.mailin.run import handle_piped
+
+    request = folder / "request.eml"
+    request.write_bytes(reader_request())
+    transport = RecordingTransport(OutboxTransport(config.digest.outbox_dir))
+    try:
+        _, report = await handle_piped(
+            config, store, request.read_bytes(), now=lambda: now, transport=transport,
+            secrets=secrets,
+        )  # fmt: skip
+    finally:
+        await transport.close()
+    reply = config.digest.outbox_dir / outbox_name(transport.sent[0]) if transport.sent else None
+    return report, request, reply
 
 
 async def run_demo(
@@ -150,6 +233,7 @@ async def run_demo(
     from mirror.build.builder import build_edition
     from mirror.digest.run import send_digest
     from mirror.fetch.stage import fetch_articles
+    from mirror.mailin.run import MailInSecrets
     from mirror.newsroom import NewsroomOptions, serve_newsroom
     from mirror.pipeline import publish_edition
     from mirror.trust.keyfiles import build_inputs, load_signing_public_key, make_keys
@@ -179,11 +263,13 @@ async def run_demo(
         with RunLock(config.state.path), Store(config.state.path) as store:
             for email, lang in SUBSCRIBERS:
                 store.add_subscriber(email, lang, now)
-            # the demo's own unsubscribe secret, made afresh each run and never shown
-            digest = await send_digest(config, store, now=now, secret=secrets.token_bytes(32))
+            # the demo's own secrets, made afresh each run and never shown
+            keys = MailInSecrets(sender=secrets.token_bytes(32), digest=secrets.token_bytes(32))
+            digest = await send_digest(config, store, now=now, secret=keys.digest)
+            mailed = await answer_request(config, store, folder, keys, now)
         report = DemoReport(
             folder, config_path, newsroom.base_url, fetched, built, published, verified, urls,
-            public, digest, config.digest.outbox_dir,
+            public, digest, config.digest.outbox_dir, *mailed,
         )  # fmt: skip
         if on_ready:
             on_ready(report)
