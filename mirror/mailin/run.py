@@ -18,17 +18,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Protocol
+from typing import TYPE_CHECKING, NoReturn
 
 from mirror.config import Config, MailInConfig
 from mirror.credentials import SecretSource
-from mirror.errors import ConfigError, MailInError, StoreLockedError
+from mirror.errors import ConfigError, MailboxError, StoreLockedError
 from mirror.mail.delivery import Transport, transport_for
 from mirror.mailin.handle import MailIn, Outcome, Parsers
 from mirror.mailin.model import MailInReport
@@ -37,7 +37,7 @@ from mirror.retry import RetryPolicy, Sleep
 from mirror.store import RunLock, Store
 
 if TYPE_CHECKING:  # aioimaplib loads only when a mailbox is read: the pipe needs none
-    from mirror.mail.imap import ImapSettings
+    from mirror.mail.imap import ImapSettings, Mailbox
 
 log = logging.getLogger("mirror.mailin")
 Clock = Callable[[], datetime]
@@ -48,28 +48,6 @@ LOCKED_RETRY_S = 30.0  # another run holds the store: try the mailbox again afte
 # reconnecting after a lost connection: 1 s, 2 s, 4 s ... 5 minutes between attempts
 RECONNECT = RetryPolicy(retries=1_000_000, backoff_s=1.0, jitter=0.3, max_backoff_s=300.0)
 MAX_BACKOFF_STEP = 30  # 2 ** 30 s is far past max_backoff_s: no float overflow
-
-
-class WaitingMessage(Protocol):
-    """A message in the mailbox, by UID, with whether it is over the size limit."""
-
-    @property
-    def uid(self) -> int: ...
-
-    @property
-    def too_large(self) -> bool: ...
-
-
-class Mailbox(Protocol):
-    """What mail-in needs of a mailbox (`mirror.mail.imap.ImapMailbox` is the real one)."""
-
-    async def waiting(self) -> Sequence[WaitingMessage]: ...
-
-    def fetch(self, uids: Iterable[int]) -> AsyncIterator[tuple[int, bytes]]: ...
-
-    async def finish(self, uids: Iterable[int]) -> None: ...
-
-    async def idle(self, timeout_s: float) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -235,7 +213,7 @@ async def mail_in_forever(
                 failures = 0
                 await _serve(config, mailbox, now=now, secrets=secrets,
                              make_transport=make_transport, idle_s=idle_s)  # fmt: skip
-        except MailInError as exc:
+        except MailboxError as exc:
             wait_s = policy.delay_s(exc, min(failures, MAX_BACKOFF_STEP))
             if wait_s is None:
                 raise
