@@ -8,10 +8,16 @@ import email
 import email.policy
 import io
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,14 +26,19 @@ from mirror.config import load_config
 from mirror.mail.smtp import SmtpTransport
 from mirror.mailin.handle import MailIn
 from mirror.mailin.parsers import real_parsers
+from mirror.mailin.tokens import verp_address
+from mirror.newsroom import RunningNewsroom
 from mirror.store import RunLock, Store
 
+from cli_configs import sync_config
+from dovecot import Dovecot
 from servers import closed_port
 from smtp_servers import Recorder, SmtpServer, smtp_server
 
 ADDRESS = "news@courier.example.org"
 AUTHSERV = "mx.courier.example.org"
 MAILIN_SECRET = "mail-in-test-secret-0123456789"
+DIGEST_SECRET = b"a-long-enough-unsubscribe-secret"  # conftest's `built` sets it
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
@@ -117,7 +128,7 @@ async def test_real_parsers_subscribe_and_confirm_through_the_handler(
     with Store(config.state.path) as store:
         mailin = MailIn(
             config, store, transport, now=lambda: NOW, secret=MAILIN_SECRET.encode(),
-            digest_secret=b"a-long-enough-unsubscribe-secret", parsers=real_parsers(config),
+            digest_secret=DIGEST_SECRET, parsers=real_parsers(config),
         )  # fmt: skip
         asked = await mailin.handle(mail("Подписаться", message_id="<s1@example.com>"))
         assert asked.kind == "subscribed"
@@ -204,6 +215,172 @@ def test_mail_in_without_an_action_is_a_usage_error(config_path: Path) -> None:
     assert run(["-c", str(config_path), "mail-in"]) == 2
 
 
-def json_of(out: str) -> dict[str, object]:
-    document: dict[str, object] = json.loads(out)
-    return document
+# --- once, run and sync against Dovecot --------------------------------------------------------
+
+MAX_BYTES = 3_000
+
+
+def imap_section(server: Dovecot, **extra: str) -> dict[str, str]:
+    return {
+        "imap_url": f'"{server.url()}"', "username": f'"{server.username}"',
+        "max_message_bytes": str(MAX_BYTES), "batch": "2", "timeout_s": "10", **extra,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def imap_config(
+    built: Path, server: SmtpServer, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    monkeypatch.setenv("MIRROR_MAILIN_SECRET", MAILIN_SECRET)
+    monkeypatch.setenv("MIRROR_IMAP_PASSWORD", dovecot.password)
+    return with_smtp(built, f"smtp+insecure://127.0.0.1:{server.port}", **imap_section(dovecot))
+
+
+def dsn(verp: str, status: str = "5.1.1") -> bytes:
+    """A delivery status notification (RFC 3464) for a digest that came back to `verp`."""
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
+        f"To: {verp}\r\nDelivered-To: {verp}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn1@mx.example.com>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nThe digest could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.com\r\n\r\n"
+        f"Final-Recipient: rfc822; gone@example.com\r\nAction: failed\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; 550 {status} user unknown\r\n--B--\r\n"
+    ).encode()
+
+
+def once(capsys: pytest.CaptureFixture[str], config_path: Path) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    status = run(["-c", str(config_path), "mail-in", "once", "--json"])
+    return status, json.loads(capsys.readouterr().out)
+
+
+def test_once_answers_what_waits_and_a_second_once_makes_three_round_trips(
+    imap_config: Path, server: SmtpServer, dovecot: Dovecot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = load_config(imap_config)
+    with Store(config.state.path) as store:
+        gone, _ = store.add_subscriber("gone@example.com", "en", NOW)
+    verp = verp_address("bounces@courier.example.org", DIGEST_SECRET, gone)
+    for data in (
+        mail("mirrors", message_id="<a@example.com>"),
+        mail("зеркала", sender="chitatel@example.ru", message_id="<b@example.ru>"),
+        mail("latest", sender="forger@example.com", message_id="<c@example.com>", dmarc="fail"),
+        dsn(verp),
+        mail("mirrors", message_id="<big@example.com>", body="x" * (MAX_BYTES + 10) + "\n"),
+    ):
+        dovecot.append("INBOX", data)
+    status, report = once(capsys, imap_config)
+    assert status == 0, report
+    assert report == {
+        "handled": 5, "replied": 2, "subscribed": 0, "confirmed": 0, "unsubscribed": 0,
+        "bounces": 1, "ignored": {"unauthenticated": 1, "too_large": 1}, "failed": [],
+    }  # fmt: skip
+    assert len(replies(server)) == 1 and len(replies(server, "chitatel@example.ru")) == 1
+    assert "Зеркала" in str(replies(server, "chitatel@example.ru")[0]["Subject"])
+    assert dovecot.uids("INBOX") == [] and len(dovecot.uids("Handled")) == 5
+    with Store(config.state.path) as store:
+        assert store.bounce_counts(NOW - timedelta(days=30)) == {gone: (1, 0)}
+    mark = dovecot.mark()
+    status, report = once(capsys, imap_config)
+    assert status == 0 and report["handled"] == 0
+    commands = dovecot.commands_since(mark)
+    assert len(commands) <= 3, commands
+    assert len(server.handler.received) == 2
+
+
+def test_once_leaves_a_message_whose_reply_could_not_be_sent(
+    built: Path,
+    dovecot: Dovecot,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MIRROR_MAILIN_SECRET", MAILIN_SECRET)
+    monkeypatch.setenv("MIRROR_IMAP_PASSWORD", dovecot.password)
+    url = f"smtp+insecure://127.0.0.1:{closed_port()}"
+    path = with_smtp(built, url, **imap_section(dovecot))
+    dovecot.append("INBOX", mail("mirrors"))
+    dovecot.append("INBOX", mail("mirrors", dmarc="fail", message_id="<x@example.com>"))
+    status, report = once(capsys, path)
+    assert status == 1 and report["handled"] == 1 and len(report["failed"]) == 1
+    assert "could not be sent" in report["failed"][0]["reason"]
+    assert "reader@example.com" not in json.dumps(report)
+    assert len(dovecot.uids("INBOX")) == 1 and len(dovecot.uids("Handled")) == 1
+
+
+@pytest.mark.slow  # Dovecot's auth delay on a failed login
+def test_once_with_a_wrong_password_exits_1_without_showing_it(
+    imap_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MIRROR_IMAP_PASSWORD", "not-the-password-42")
+    assert run(["-c", str(imap_config), "mail-in", "once"]) == 1
+    err = capsys.readouterr().err
+    assert "not-the-password-42" not in err and "login" in err.lower()
+
+
+def test_run_answers_mail_appended_while_it_idles_and_stops_on_sigterm(
+    imap_config: Path, server: SmtpServer, dovecot: Dovecot
+) -> None:
+    dovecot.append("INBOX", mail("mirrors", message_id="<before@example.com>"))
+    env = {**os.environ, "MIRROR_MAILIN_SECRET": MAILIN_SECRET}
+    env["MIRROR_IMAP_PASSWORD"] = dovecot.password
+    command = [sys.executable, "-m", "mirror", "-c", str(imap_config), "mail-in", "run"]
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: len(server.handler.received) == 1)
+        dovecot.append("INBOX", mail("зеркала", sender="chitatel@example.ru", message_id="<w@x>"))
+        wait_for(lambda: len(server.handler.received) == 2)
+        assert replies(server, "chitatel@example.ru")
+        wait_for(lambda: dovecot.uids("INBOX") == [])
+        # `run` holds the store only while it handles mail: other runs go on beside it
+        with RunLock(load_config(imap_config).state.path):
+            pass
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143, err.decode()
+    assert b"Traceback" not in err and b"SIGTERM" in err
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sync_runs_mail_in_after_the_publish(
+    tmp_path: Path,
+    web_root: tuple[Path, str],
+    newsroom: RunningNewsroom,
+    dovecot: Dovecot,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", "a-long-enough-unsubscribe-secret")
+    monkeypatch.setenv("MIRROR_MAILIN_SECRET", MAILIN_SECRET)
+    monkeypatch.setenv("MIRROR_IMAP_PASSWORD", dovecot.password)
+    path = Path(sync_config(tmp_path, newsroom, web_root))
+    with path.open("a", encoding="utf-8") as config:
+        config.write(mailin_section(**imap_section(dovecot)))
+    dovecot.append("INBOX", mail("latest"))
+    capsys.readouterr()
+    assert run(["-c", str(path), "sync", "--json"]) == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert report["ok"] and report["publish"]["mirrors"][0]["ok"]
+    assert report["mailin"]["replied"] == 1 and report["mailin_error"] == ""
+    assert "mail-in: 1 handled, 1 replied" in out.err
+    (reply,) = [p for p in (tmp_path / "outbox").glob("*.eml")]
+    assert "reader@example.com" in reply.read_text(encoding="utf-8")
+    assert dovecot.uids("INBOX") == []
+    monkeypatch.setenv("MIRROR_IMAP_PASSWORD", "wrong-password")
+    dovecot.append("INBOX", mail("latest", message_id="<again@example.com>"))
+    assert run(["-c", str(path), "sync", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["publish"]["mirrors"][0]["ok"] and report["mailin"] is None
+    assert report["mailin_error"].startswith("mail-in: ")
