@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import imaplib
 import io
 import json
 import os
@@ -23,6 +24,7 @@ import pytest
 
 from mirror.cli import run
 from mirror.config import load_config
+from mirror.mail.imap import ImapMailbox, ImapSettings
 from mirror.mail.smtp import SmtpTransport
 from mirror.mailin.handle import MailIn
 from mirror.mailin.parsers import real_parsers
@@ -384,3 +386,25 @@ def test_sync_runs_mail_in_after_the_publish(
     report = json.loads(capsys.readouterr().out)
     assert report["publish"]["mirrors"][0]["ok"] and report["mailin"] is None
     assert report["mailin_error"].startswith("mail-in: ")
+
+
+@pytest.mark.slow
+async def test_a_thousand_waiting_messages_are_sized_fetched_and_moved(dovecot: Dovecot) -> None:
+    """aioimaplib reads a response one recursion level per line (its issue 118): a
+    1,200-line answer used to drop the connection."""
+    client = imaplib.IMAP4("127.0.0.1", dovecot.port, timeout=30)
+    client._encoding = "utf-8"  # type: ignore[attr-defined]  # the non-ASCII password
+    client.login(dovecot.username, dovecot.password)
+    for number in range(1200):
+        client.append("INBOX", "", None, mail("mirrors", message_id=f"<{number}@example.com>"))
+    client.logout()
+    settings = ImapSettings(
+        url=dovecot.url(), username=dovecot.username, password=dovecot.password, batch=10_000
+    )
+    async with ImapMailbox(settings) as mailbox:
+        waiting = await mailbox.waiting()
+        assert len(waiting) == 1200
+        fetched = [uid async for uid, _ in mailbox.fetch(w.uid for w in waiting)]
+        assert len(fetched) == 1200
+        await mailbox.finish(fetched)
+    assert dovecot.uids("INBOX") == [] and len(dovecot.uids("Handled")) == 1200

@@ -54,6 +54,10 @@ T = TypeVar("T")
 DEFAULT_PORTS = {"imaps": 993, "imap": 143, "imap+insecure": 143}
 LOOPBACK_NAMES = ("localhost", "localhost.")
 MAILBOX_NAME = re.compile(r"[\x20-\x7e]{1,200}")  # printable ASCII: no modified UTF-7 here
+# aioimaplib reads each line of a response one recursion level deeper (iroco-co/aioimaplib
+# issue 118, open): a response of ~1000 lines overflows the stack and drops the connection.
+# Commands whose response has a line per message (sizes, MOVE's EXPUNGEs) go in chunks.
+MAX_RESPONSE_LINES = 500
 CLOSE_TIMEOUT_S = 2.0  # a polite LOGOUT at close is not worth waiting for longer
 MAX_REASON_CHARS = 300  # a server's text, cut short in an error
 ADDRESS_LIKE = re.compile(r"[^\s<>\"',;:()\[\]]+@[^\s<>\"',;:()\[\]]+")
@@ -267,7 +271,7 @@ class ImapMailbox:
 
     async def waiting(self) -> list[Waiting]:
         """The messages waiting (oldest first, at most `max_waiting`), with their sizes:
-        one UID SEARCH, and one UID FETCH of RFC822.SIZE for all of them."""
+        one UID SEARCH, and one UID FETCH of RFC822.SIZE per MAX_RESPONSE_LINES of them."""
         client = self._ready()
         if not self._fresh:  # a session's view moves only at a command's end (RFC 3501 5.2)
             await self._command("NOOP", client.noop())
@@ -276,10 +280,12 @@ class ImapMailbox:
         uids = sorted(search_uids(found.lines))[: self._settings.max_waiting]
         if not uids:
             return []
-        sized = await self._command(
-            "UID FETCH", client.uid("FETCH", uid_set(uids), "(RFC822.SIZE)")
-        )
-        sizes = fetched_sizes(sized.lines)
+        sizes: dict[int, int] = {}
+        for chunk in chunks(uids, MAX_RESPONSE_LINES):
+            sized = await self._command(
+                "UID FETCH", client.uid("FETCH", uid_set(chunk), "(RFC822.SIZE)")
+            )
+            sizes.update(fetched_sizes(sized.lines))
         self._sizes.update(sizes)
         limit = self._settings.max_message_bytes
         return [Waiting(uid, sizes[uid], sizes[uid] > limit) for uid in uids if uid in sizes]
@@ -291,7 +297,8 @@ class ImapMailbox:
         limit = self._settings.max_message_bytes
         wanted = sorted(uid for uid in set(uids) if self._sizes.get(uid, 0) <= limit)
         sizes = {uid: self._sizes.get(uid, limit) for uid in wanted}
-        for batch in batches(wanted, sizes, self._settings.batch, self._settings.batch_bytes):
+        per_fetch = min(self._settings.batch, MAX_RESPONSE_LINES // 4)  # a few lines each
+        for batch in batches(wanted, sizes, per_fetch, self._settings.batch_bytes):
             items = f"(UID BODY.PEEK[]<0.{limit + 1}>)"  # the server sends no more than that
             response = await self._command("UID FETCH", client.uid("FETCH", uid_set(batch), items))
             in_batch = set(batch)
@@ -302,10 +309,11 @@ class ImapMailbox:
     async def finish(self, uids: Iterable[int]) -> None:
         """Move these messages to the done mailbox (created when missing), or delete them
         when `keep` is false. MOVE when the server has it, else COPY and delete."""
+        for chunk in chunks(sorted(set(uids)), MAX_RESPONSE_LINES):
+            await self._finish(chunk)
+
+    async def _finish(self, done: list[int]) -> None:
         client = self._ready()
-        done = sorted(set(uids))
-        if not done:
-            return
         which = uid_set(done)
         if not self._settings.keep:
             await self._delete(which)
@@ -479,6 +487,12 @@ class ImapMailbox:
 def quote(name: str) -> str:
     """A mailbox name as an IMAP quoted string."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def chunks(uids: Sequence[int], size: int) -> Iterator[list[int]]:
+    """`uids` in lists of at most `size`."""
+    for start in range(0, len(uids), size):
+        yield list(uids[start : start + size])
 
 
 def uid_set(uids: Sequence[int]) -> str:
