@@ -4,6 +4,7 @@ replies through aiosmtpd. Messages of our own writing, English and Russian."""
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import imaplib
@@ -14,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -24,12 +25,16 @@ import pytest
 
 from mirror.cli import run
 from mirror.config import load_config
+from mirror.errors import ImapAuthError, ImapConnectionError, MailboxError
 from mirror.mail.imap import ImapMailbox, ImapSettings
+from mirror.mail.outbox import OutboxTransport
 from mirror.mail.smtp import SmtpTransport
 from mirror.mailin.handle import MailIn
 from mirror.mailin.parsers import real_parsers
+from mirror.mailin.run import MailInSecrets, mail_in_forever
 from mirror.mailin.tokens import verp_address
 from mirror.newsroom import RunningNewsroom
+from mirror.retry import RetryPolicy
 from mirror.store import RunLock, Store
 
 from cli_configs import sync_config
@@ -408,3 +413,29 @@ async def test_a_thousand_waiting_messages_are_sized_fetched_and_moved(dovecot: 
         assert len(fetched) == 1200
         await mailbox.finish(fetched)
     assert dovecot.uids("INBOX") == [] and len(dovecot.uids("Handled")) == 1200
+
+
+async def test_run_reconnects_with_backoff_and_stops_on_a_refused_login(
+    config_path: Path,
+) -> None:
+    errors: list[MailboxError] = [
+        ImapConnectionError("dropped"), ImapConnectionError("dropped"), ImapAuthError("refused"),
+    ]  # fmt: skip
+    slept: list[float] = []
+
+    @contextlib.asynccontextmanager
+    async def connect() -> AsyncIterator[Any]:
+        raise errors.pop(0)
+        yield  # pragma: no cover
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    with pytest.raises(ImapAuthError):
+        await mail_in_forever(
+            load_config(config_path), now=lambda: NOW,
+            secrets=MailInSecrets(MAILIN_SECRET.encode(), DIGEST_SECRET), connect=connect,
+            make_transport=lambda: OutboxTransport(config_path.parent / "outbox"),
+            policy=RetryPolicy(retries=10, backoff_s=1.0), sleep=sleep,
+        )  # fmt: skip
+    assert slept == [1.0, 2.0] and errors == []
