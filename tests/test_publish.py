@@ -11,6 +11,7 @@ from mirror.config import MirrorConfig
 from mirror.errors import BuildError, MirrorUnreachableError
 from mirror.publish.publisher import (
     MirrorResult,
+    PublishOptions,
     PublishPlan,
     cache_control_for,
     content_type_for,
@@ -209,7 +210,7 @@ async def test_the_shrink_guard_stops_before_any_write(
     stopped = await publish_mirror(backend, smaller, key.public)
     assert not stopped.ok and "would delete 10 of the 44 live files" in (stopped.error or "")
     assert backend.count("put") + backend.count("delete") == writes
-    allowed = await publish_mirror(backend, smaller, key.public, allow_shrink=True)
+    allowed = await publish_mirror(backend, smaller, key.public, PublishOptions(allow_shrink=True))
     assert allowed.ok and allowed.deleted >= 10
     report = await verify_memory(backend, tmp_path, key, state)
     assert report.ok and report.version == 2
@@ -316,7 +317,7 @@ async def test_repair_re_uploads_what_the_mirror_serves_wrongly(
     del backend.objects["feed.xml"]
     plain = await publish_mirror(backend, v1, key.public)
     assert plain.ok and plain.uploaded == 0  # three GETs cannot see it
-    repaired = await publish_mirror(backend, v1, key.public, repair=True)
+    repaired = await publish_mirror(backend, v1, key.public, PublishOptions(repair=True))
     assert repaired.ok and repaired.uploaded == 3 and repaired.pointer_writes == 0
     report = await verify_memory(backend, tmp_path, key, state)
     assert report.ok, report

@@ -47,13 +47,15 @@ import asyncio, json, os, signal, sys
 from pathlib import Path
 from mirror.trust import minisign
 from mirror.config import MirrorConfig
-from mirror.publish.publisher import publish_mirror
+from mirror.publish.publisher import PublishOptions, publish_mirror
 from mirror.storage.directory import DirectoryBackend
 
 async def publish(folder: Path, edition: Path, key: minisign.PublicKey) -> None:
     mirror = MirrorConfig(name="killed", type="directory", public_url="", path=folder)
     backend = DirectoryBackend(mirror)
-    result = await publish_mirror(backend, edition, key, allow_shrink=True, concurrency=4)
+    result = await publish_mirror(
+        backend, edition, key, PublishOptions(allow_shrink=True, concurrency=4)
+    )
     await backend.close()
     temp = Path(f"{edition}.result.tmp")  # atomic: a kill mid-write leaves no result
     temp.write_text(json.dumps(result.to_json()))

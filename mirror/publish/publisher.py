@@ -564,21 +564,16 @@ async def publish_mirror(
     backend: Backend,
     edition: Path,
     key: minisign.PublicKey,
-    *,
-    allow_shrink: bool = False,
-    shrink_limit: float = DEFAULT_SHRINK_LIMIT,
-    repair: bool = False,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    options: PublishOptions | None = None,
 ) -> MirrorResult:
-    """Bring one mirror to the edition in `edition` (manifest signed by `key`); the
-    options as keywords, for a single mirror (`gc` is the caller's: `gc_mirror`).
+    """Bring one mirror to the edition in `edition` (manifest signed by `key`), as
+    `options` say (`options.gc` is the caller's, as for `publish_all`: `gc_mirror`).
 
     A mirror-side failure (any PublishError) comes back as `ok=False` with its reason;
     a local problem (no edition, a damaged one) raises BuildError.
     """
-    options = PublishOptions(allow_shrink, shrink_limit, repair, concurrency)
     local = await asyncio.to_thread(load_edition, edition, key)
-    return await publish_loaded(backend, local, key, options)
+    return await publish_loaded(backend, local, key, options or PublishOptions())
 
 
 async def publish_loaded(
