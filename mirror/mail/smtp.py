@@ -377,7 +377,8 @@ class _Session(asyncio.Protocol):
                     await self._waiter
         except TimeoutError:
             self.close()
-            raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response") from None
+            why = f"no reply within {self._timeout_s:g} s (timeout_s)"
+            raise aiosmtplib.SMTPReadTimeoutError(why) from None
         return [self._replies.popleft() for _ in range(count)]
 
     def close(self) -> None:
