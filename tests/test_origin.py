@@ -8,7 +8,6 @@ import inspect
 import socket
 import ssl
 import struct
-import time
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -520,10 +519,8 @@ def test_is_public_address(address: str, public: bool) -> None:
 
 
 async def test_endless_body_is_cut_while_streaming(newsroom: Newsroom) -> None:
-    started = time.monotonic()
-    with pytest.raises(ResponseTooLargeError):
-        await fetch(newsroom, "/forever", max_bytes=200_000)
-    assert time.monotonic() - started < 2
+    with pytest.raises(ResponseTooLargeError, match="body over 200000 bytes"):
+        await fetch(newsroom, "/forever", max_bytes=200_000)  # it never ends: only the cap stops it
     await asyncio.wait_for(newsroom.cut.wait(), 2)  # the server saw the connection go
 
 
@@ -536,15 +533,13 @@ async def test_declared_length_over_the_cap(newsroom: Newsroom) -> None:
 async def test_gzip_bomb_is_never_inflated_in_full(newsroom: Newsroom, bomb_bytes: bytes) -> None:
     cap = 5_000_000
     assert len(bomb_bytes) < cap  # Content-Length passes: the cap must hit while inflating
-    started = time.monotonic()
     tracemalloc.start()
     try:
-        with pytest.raises(ResponseTooLargeError):
+        with pytest.raises(ResponseTooLargeError, match=f"body over {cap} bytes"):
             await fetch(newsroom, "/bomb", max_bytes=cap)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert time.monotonic() - started < 3
     assert peak < 50_000_000  # the server's own 1 MB copy included; 1 GiB inflated would show
 
 
@@ -552,10 +547,10 @@ async def test_gzip_bomb_is_never_inflated_in_full(newsroom: Newsroom, bomb_byte
 
 
 async def test_slow_drip_fails_at_the_total_timeout(newsroom: Newsroom) -> None:
-    started = time.monotonic()
-    with pytest.raises(FetchTimeoutError):
+    # a byte every 0.05 s for 50 s: never silent for read_timeout_s, cut at timeout_s
+    with pytest.raises(FetchTimeoutError, match=r"not done within 0\.5 s \(timeout_s\)"):
         await fetch(newsroom, "/drip", retries=0, timeout_s=0.5, read_timeout_s=0.3)
-    assert 0.4 < time.monotonic() - started < 1.5
+    assert newsroom.hits["/drip"] == 1
 
 
 async def test_server_error_forever_is_retried_then_raised(newsroom: Newsroom) -> None:

@@ -34,6 +34,7 @@ from aiohttp.compression_utils import HAS_BROTLI
 from mirror.config import SourceConfig
 from mirror.errors import (
     FetchError,
+    FetchTimeoutError,
     HostNotAllowedError,
     HTTPStatusError,
     ResponseTooLargeError,
@@ -112,6 +113,19 @@ async def map_aiohttp_errors(url: str) -> AsyncIterator[None]:
         if error is None:
             raise
         raise error from exc
+
+
+@contextlib.asynccontextmanager
+async def total_time_limit(url: str, timeout_s: float) -> AsyncIterator[None]:
+    """The body cut off `timeout_s` after it started: FetchTimeoutError naming timeout_s."""
+    scope = asyncio.timeout(timeout_s)
+    try:
+        async with scope:
+            yield
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise
+        raise FetchTimeoutError(url, f"not done within {timeout_s:g} s (timeout_s)") from exc
 
 
 # ---------------------------------------------------------------- address checks
@@ -335,7 +349,7 @@ class OriginClient:
         async with (
             self._slots(host_of(url)),
             map_aiohttp_errors(url),
-            asyncio.timeout(self._config.timeout_s),
+            total_time_limit(url, self._config.timeout_s),
             session.get(
                 url, headers=headers, allow_redirects=False, proxy=self._config.proxy or None
             ) as answer,
