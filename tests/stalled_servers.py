@@ -1,9 +1,10 @@
 """Mirrors that hang, as real servers on 127.0.0.1 (threads: the CLI runs its own loop).
 
 `StalledServer` accepts TCP connections and never answers a byte: the blocked or
-black-holed endpoint ops meet. `WriteStalledS3` answers reads as an empty bucket would
-(404 NoSuchKey) and never answers a write: a store that hangs on uploads, so a publish
-gets past its reads and stalls in the middle.
+black-holed endpoint ops meet; it counts the connections, and those still open show
+that a run ended before its own socket timeouts. `WriteStalledS3` answers reads as an
+empty bucket would (404 NoSuchKey) and never answers a write: a store that hangs on
+uploads, so a publish gets past its reads and stalls in the middle.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ class StalledServer:
         for held in self._held:
             held.close()
 
+    @property
+    def connections(self) -> int:
+        """How many connections it has accepted."""
+        return len(self._held)
+
+    def open_connections(self) -> int:
+        """How many of them the client has not closed yet (what it sent is read and dropped)."""
+        return sum(_still_open(held) for held in list(self._held))
+
     def _accept(self) -> None:
         while True:
             try:
@@ -51,6 +61,18 @@ class StalledServer:
                 return
             self._held.append(held)
             self.connected.set()
+
+
+def _still_open(held: socket.socket) -> bool:
+    """Whether the peer still holds the connection: reads what it sent until none is left."""
+    try:
+        while held.recv(65536, socket.MSG_DONTWAIT):
+            pass
+    except BlockingIOError:
+        return True
+    except OSError:  # reset by the peer
+        return False
+    return False  # end of stream: closed by the peer
 
 
 class _WriteStalling(http.server.BaseHTTPRequestHandler):

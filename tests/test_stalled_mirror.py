@@ -43,7 +43,11 @@ from moto_server import REGION, create_bucket
 from stalled_servers import StalledServer, WriteStalledS3
 
 STALL_TIMEOUT_S = 60  # the stalled mirror's own timeout_s in the signal tests
-STOPPED_WITHIN_S = 10.0  # generous for a loaded machine; the target is 2 s (STOP_GRACE_S)
+# The one time bound of the signal tests, as the longest wait for the process to exit:
+# nothing but time shows that a stop did not wait for a stalled call (the process is gone,
+# its connections with it). Far below STALL_TIMEOUT_S, so a stop that waits for the stalled
+# mirror fails; generous for a loaded machine (the target is cli.STOP_GRACE_S).
+STOPPED_WITHIN_S = 10.0
 REACH_S = 180.0  # for a subprocess to get to the point a test waits for
 
 
@@ -143,10 +147,9 @@ class MirrorProcess:
         self._output += chunk
         return bool(chunk)
 
-    def interrupt(self, number: int = signal.SIGINT) -> float:
-        """Signal the process group, as a terminal's Ctrl-C does; when it was sent."""
+    def interrupt(self, number: int = signal.SIGINT) -> None:
+        """Signal the process group, as a terminal's Ctrl-C does."""
         os.killpg(self.process.pid, number)
-        return time.monotonic()
 
     def wait(self, timeout_s: float) -> int:
         """The exit status (killed after `timeout_s`: the test fails), stderr read to the end."""
@@ -212,13 +215,13 @@ def test_a_mirrors_timeout_and_deadline_default_to_30_and_120_s(tmp_path: Path) 
 
 async def test_within_deadline_names_the_mirror_that_passed_it() -> None:
     assert await within_deadline(asyncio.sleep(0, "done"), "fast", Deadline(5)) == "done"
-    started = time.monotonic()
+    slow = asyncio.ensure_future(asyncio.sleep(30))
     with pytest.raises(MirrorDeadlineError, match=r"slow: not done within its deadline of 0\.2 s"):
-        await within_deadline(asyncio.sleep(30), "slow", Deadline(0.2))
-    assert time.monotonic() - started < 5
+        await within_deadline(slow, "slow", Deadline(0.2))
+    used_up = asyncio.ensure_future(asyncio.sleep(30))
     with pytest.raises(MirrorDeadlineError, match="deadline of 60 s"):  # used up earlier
-        await within_deadline(asyncio.sleep(30), "slow", Deadline(60).spending(59.9))
-    assert time.monotonic() - started < 5
+        await within_deadline(used_up, "slow", Deadline(60).spending(59.9))
+    assert slow.cancelled() and used_up.cancelled()  # abandoned, not waited out
 
 
 @pytest.mark.usefixtures("aws_env")
@@ -230,10 +233,9 @@ async def test_an_s3_call_past_timeout_s_is_abandoned_and_close_does_not_wait() 
             endpoint_url=stalled.url, region=REGION, timeout_s=1,
         )  # fmt: skip
         backend = S3Backend(mirror)
-        started = time.monotonic()
+        # the call's limit, not botocore's own read timeout ("timed out waiting"), 3 times
         with pytest.raises(MirrorUnreachableError, match=r"no answer within 1 s \(timeout_s\)"):
             await backend.get("current", max_bytes=100)
-        assert time.monotonic() - started < 10  # botocore alone: 1 s reads, 3 attempts
         assert stalled.connected.is_set()
 
         await backend.close()
@@ -243,9 +245,8 @@ async def test_an_s3_call_past_timeout_s_is_abandoned_and_close_does_not_wait() 
         assert await asyncio.to_thread(stalled.connected.wait, 10)
         await asyncio.sleep(0.2)  # the call is in its thread, blocked on the socket
         call.cancel()
-        started = time.monotonic()
         await slow.close()  # calls in flight are abandoned, not waited for
-        assert time.monotonic() - started < 1.0
+        assert stalled.open_connections() == 1  # the call's, still waiting on its 60 s
         with pytest.raises(asyncio.CancelledError):
             await call
 
@@ -259,14 +260,12 @@ async def test_a_directory_call_past_timeout_s_is_abandoned(tmp_path: Path) -> N
     (tmp_path / LOCK_NAME).touch()
     with (tmp_path / LOCK_NAME).open("r+") as held:  # another process holds the lock
         fcntl.flock(held, fcntl.LOCK_EX)
-        started = time.monotonic()
         with pytest.raises(MirrorUnreachableError, match=r"no answer within 0\.5 s"):
             await backend.put(
                 "current", b"1\n", content_type="text/plain", cache_control="no-cache",
                 if_none_match=True,
             )  # fmt: skip
-        assert time.monotonic() - started < 5
-        await backend.close()
+        await backend.close()  # and the lock is still held: the call did not wait for it
 
 
 @pytest.mark.usefixtures("aws_env")
@@ -286,10 +285,10 @@ def test_publish_fails_a_stalled_mirror_at_its_deadline_and_the_good_one_publish
             with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store)
         )
         assert run_cli(capsys, "-c", config, "build")[0] == 0
-        started = time.monotonic()
         status, report, err = run_cli(capsys, "-c", config, "publish", "--json")
-        seconds = time.monotonic() - started
         assert stalled.connected.is_set()
+        # done before its 60 s timeout_s: a request of the run still waits on it
+        assert stalled.open_connections() >= 1
     results = {m["name"]: m for m in report["mirrors"]}
     assert status == 1
     assert results["good"]["ok"] and results["good"]["uploaded"] > 30
@@ -297,7 +296,6 @@ def test_publish_fails_a_stalled_mirror_at_its_deadline_and_the_good_one_publish
     assert not results["stalled"]["ok"]
     assert "not done within its deadline of 2 s (deadline_s)" in results["stalled"]["error"]
     assert "stalled: FAILED: not done within its deadline" in err
-    assert seconds < 20, seconds  # its requests alone may take 60 s each
 
 
 @pytest.mark.usefixtures("aws_env")
@@ -313,15 +311,14 @@ def test_sync_bounds_a_stalled_mirror_by_its_deadline_live_read_included(
             "stalled", stalled.url, "stalled-bucket", 60, 3
         )
         config = str(write_config(tmp_path, newsroom.base_url, tables))
-        started = time.monotonic()
         status, report, err = run_cli(capsys, "-c", config, "sync", "--json")
-        seconds = time.monotonic() - started
+        # the live read before the build used the whole deadline: the publish fails at
+        # once, without asking the mirror again, and before its 60 s timeout_s
+        assert stalled.connections == stalled.open_connections() == 1
     results = {m["name"]: m for m in report["publish"]["mirrors"]}
     assert status == 1 and results["site"]["ok"] and results["site"]["version"] == 1
     assert "deadline of 3 s" in results["stalled"]["error"]
     assert "publish stalled: FAILED: not done within its deadline of 3 s" in err
-    # the live read before the build used the whole deadline: the publish fails at once
-    assert seconds < 40, seconds
 
 
 # ---------------------------------------------------------------- sync reports each stage
@@ -396,12 +393,10 @@ def test_ctrl_c_stops_a_sync_held_by_a_stalled_mirror_and_what_was_done_is_shown
         run = MirrorProcess("-c", config, "sync", env=aws_environment())
         assert run.read_until("publish site: ok"), run.output
         assert hanging.writes.wait(REACH_S)  # the hanging mirror's upload is in flight
-        sent = run.interrupt(signal.SIGINT)
+        run.interrupt(signal.SIGINT)
         status = run.wait(STOPPED_WITHIN_S)
-        stopped_s = time.monotonic() - sent
     output = run.output
     assert status == 130, output
-    assert stopped_s < STOPPED_WITHIN_S
     assert "Traceback" not in output, output
     assert "interrupted (SIGINT): stopped" in output
     lines = [line for line in output.splitlines() if "mirror: " in line]
@@ -441,13 +436,10 @@ def test_sigterm_or_two_ctrl_c_stop_a_publish_held_by_a_silent_mirror(
         assert run_cli(capsys, "-c", config, "build")[0] == 0
         run = MirrorProcess("-c", config, "publish", env=aws_environment())
         assert stalled.connected.wait(REACH_S), run.output
-        sent = time.monotonic()
         for number in signals:
             run.interrupt(number)
         returned = run.wait(STOPPED_WITHIN_S)
-        stopped_s = time.monotonic() - sent
     assert returned == status, run.output
-    assert stopped_s < STOPPED_WITHIN_S
     assert "Traceback" not in run.output and words in run.output, run.output
     assert run_cli(capsys, "-c", config, "publish", "--mirror", "site")[0] == 0  # lock free
 
@@ -465,11 +457,9 @@ def test_ctrl_c_during_fetch_stops_the_workers_without_tracebacks(tmp_path: Path
         assert newsroom.newsroom.requests.entries, run.output
         workers = run.children()
         assert workers, "no worker processes"
-        sent = run.interrupt(signal.SIGINT)
+        run.interrupt(signal.SIGINT)
         status = run.wait(STOPPED_WITHIN_S)
-        stopped_s = time.monotonic() - sent
     assert status == 130, run.output
-    assert stopped_s < STOPPED_WITHIN_S
     assert "Traceback" not in run.output and "KeyboardInterrupt" not in run.output, run.output
     gone_by = time.monotonic() + 10
     while any(alive(pid) for pid in workers) and time.monotonic() < gone_by:
@@ -503,13 +493,11 @@ def hanging_stop() -> subprocess.Popen[str]:
 @pytest.mark.slow
 def test_a_stop_that_hangs_is_cut_short_and_a_second_ctrl_c_exits_at_once() -> None:
     process = hanging_stop()
-    sent = time.monotonic()
     process.send_signal(signal.SIGINT)
-    assert process.wait(STOPPED_WITHIN_S) == 130
-    stopped_s = time.monotonic() - sent
+    assert process.wait(STOPPED_WITHIN_S) == 130  # not the clean-up's 60 s
     _, err = process.communicate()
+    # the exit came from the grace timer (STOP_GRACE_S), the only one that says this
     assert f"still stopping after {cli.STOP_GRACE_S:g} s: exiting now" in err
-    assert cli.STOP_GRACE_S <= stopped_s < STOPPED_WITHIN_S
 
     process = hanging_stop()
     assert process.stdout is not None
