@@ -1,10 +1,12 @@
-"""Running many awaitables with a bound, without importing anything heavy (publish and
-verify both use it; `mirror publish` should not pay for aiohttp's import)."""
+"""Running many awaitables with a bound, and one within a time limit, without importing
+anything heavy (publish, verify and fetch use it; `mirror publish` should not pay for
+aiohttp's import)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -29,6 +31,20 @@ async def map_bounded(
     except BaseExceptionGroup as failure:
         raise _first_error(failure) from None
     return [results[index] for index in range(len(items))]
+
+
+@contextlib.asynccontextmanager
+async def time_limit(seconds: float | None, error: Callable[[], Exception]) -> AsyncIterator[None]:
+    """The body, cancelled once `seconds` have passed (None: no limit) and `error()` raised
+    in its place; a TimeoutError of the body's own passes as it is."""
+    scope = asyncio.timeout(seconds)
+    try:
+        async with scope:
+            yield
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise
+        raise error() from exc
 
 
 def _first_error(failure: BaseExceptionGroup[BaseException]) -> BaseException:

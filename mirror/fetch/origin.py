@@ -31,6 +31,7 @@ import charset_normalizer
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.compression_utils import HAS_BROTLI
 
+from mirror.bounded import time_limit
 from mirror.config import SourceConfig
 from mirror.errors import (
     FetchError,
@@ -113,19 +114,6 @@ async def map_aiohttp_errors(url: str) -> AsyncIterator[None]:
         if error is None:
             raise
         raise error from exc
-
-
-@contextlib.asynccontextmanager
-async def total_time_limit(url: str, timeout_s: float) -> AsyncIterator[None]:
-    """The body cut off `timeout_s` after it started: FetchTimeoutError naming timeout_s."""
-    scope = asyncio.timeout(timeout_s)
-    try:
-        async with scope:
-            yield
-    except TimeoutError as exc:
-        if not scope.expired():
-            raise
-        raise FetchTimeoutError(url, f"not done within {timeout_s:g} s (timeout_s)") from exc
 
 
 # ---------------------------------------------------------------- address checks
@@ -346,10 +334,12 @@ class OriginClient:
     async def _attempt(self, url: str, headers: dict[str, str], max_bytes: int) -> _Hop:
         """One request within the concurrency limits and the total time limit."""
         session = self._open_session()
+        timeout_s = self._config.timeout_s
+        reason = f"not done within {timeout_s:g} s (timeout_s)"
         async with (
             self._slots(host_of(url)),
             map_aiohttp_errors(url),
-            total_time_limit(url, self._config.timeout_s),
+            time_limit(timeout_s, lambda: FetchTimeoutError(url, reason)),
             session.get(
                 url, headers=headers, allow_redirects=False, proxy=self._config.proxy or None
             ) as answer,

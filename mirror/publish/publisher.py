@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mirror.bounded import map_bounded
+from mirror.bounded import map_bounded, time_limit
 from mirror.errors import (
     BuildError,
     ConflictError,
@@ -665,15 +665,11 @@ async def within_deadline(work: Awaitable[T], mirror: str, deadline: Deadline | 
     """`work`, cancelled with MirrorDeadlineError once what is left of `deadline` has
     passed (None: no deadline). What it had written stays: the publishing order keeps
     the mirror verifying at every step."""
-    scope = asyncio.timeout(None if deadline is None else deadline.left_s)
-    try:
-        async with scope:
-            return await work
-    except TimeoutError:
-        if deadline is None or not scope.expired():
-            raise
-        reason = f"not done within its deadline of {deadline.seconds:g} s (deadline_s): abandoned"
-        raise MirrorDeadlineError(mirror, reason) from None
+    if deadline is None:
+        return await work
+    reason = f"not done within its deadline of {deadline.seconds:g} s (deadline_s): abandoned"
+    async with time_limit(deadline.left_s, lambda: MirrorDeadlineError(mirror, reason)):
+        return await work
 
 
 async def _switch(
