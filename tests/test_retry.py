@@ -146,6 +146,7 @@ RETRYABLE_CLASSES = {
     "ConnectionFailedError",
     "MirrorUnreachableError",
     "SmtpConnectionError",
+    "ImapConnectionError",
 }
 
 
