@@ -172,6 +172,23 @@ class MailInConfig:
 
 
 @dataclass(frozen=True)
+class ReachConfig:
+    """[reach]: what OONI's measurements say of each listed mirror, per country."""
+
+    ooni_api: str = "https://api.ooni.io"
+    countries: tuple[str, ...] = ("RU",)  # ISO 3166-1 alpha-2 codes, as OONI's probe_cc
+    window_h: float = 24.0  # measurements this recent count; verdicts are cached this long
+    anomaly_ratio: float = 0.5  # anomalies / usable measurements above this: blocked
+    min_measurements: int = 5  # ... but only over at least this many usable measurements
+    auto_block: bool = False  # true: `sync` marks a blocked mirror blocked; false: reports
+    timeout_s: float = 30.0  # one API request, body included
+    max_pages: int = 5  # pages of measurements followed per mirror and country
+    page_size: int = 100  # measurements asked for per page (the API's `limit`)
+    max_response_bytes: int = 5_000_000  # one API answer, decompressed
+    concurrency: int = 8  # API requests at once
+
+
+@dataclass(frozen=True)
 class StateConfig:
     path: Path = Path("state/mirror.db")
 
@@ -187,6 +204,7 @@ class Config:
     digest: DigestConfig = field(default_factory=DigestConfig)
     state: StateConfig = field(default_factory=StateConfig)
     mailin: MailInConfig | None = None  # None: no [mailin] section, no mail in
+    reach: ReachConfig | None = None  # None: no [reach] section, `sync` asks OONI nothing
 
     def active_mirrors(self, retired: Collection[str] = frozenset()) -> tuple[MirrorConfig, ...]:
         """The mirrors to publish to and to list: enabled, and not among `retired` (the
@@ -202,7 +220,9 @@ SECTIONS: dict[str, type] = {
     "digest": DigestConfig,
     "state": StateConfig,
 }
-OPTIONAL_SECTIONS: dict[str, type] = {"mailin": MailInConfig}  # absent: the field is None
+# absent: the field is None ([reach] absent: `sync` asks OONI nothing; `mirror reach` uses
+# ReachConfig's defaults)
+OPTIONAL_SECTIONS: dict[str, type] = {"mailin": MailInConfig, "reach": ReachConfig}
 KEY_ALIASES = {("digest", "from"): "sender"}  # TOML key -> field name
 CONFIG_ENV = "MIRROR_CONFIG"
 DEFAULT_CONFIG = Path("mirror.toml")
@@ -385,6 +405,23 @@ def _validate(config: Config, path: str) -> None:
     _validate_return_path(config.digest.return_path, path)
     if config.mailin is not None:
         _validate_mailin(config.mailin, path)
+    if config.reach is not None:
+        _validate_reach(config.reach, path)
+
+
+COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
+
+
+def _validate_reach(reach: ReachConfig, path: str) -> None:
+    if not _is_http_url(reach.ooni_api):
+        raise ConfigError("must be an http(s) URL", path=path, key="reach.ooni_api")
+    for country in reach.countries:
+        if not COUNTRY_CODE.match(country):
+            raise ConfigError(
+                f"{country!r} is not a two-letter country code (RU, IR, ...)",
+                path=path,
+                key="reach.countries",
+            )
 
 
 def _validate_return_path(return_path: str, path: str) -> None:
@@ -524,6 +561,14 @@ RANGES: dict[str, Range] = {
     "mailin.batch": Range(1, 10_000),
     "mailin.timeout_s": TIMEOUT_S,
     "mirrors.deadline_s": Range(0, 86_400, above=True),
+    "reach.window_h": Range(0, 24 * 366, above=True),
+    "reach.anomaly_ratio": Range(0, 1),
+    "reach.min_measurements": Range(1, 100_000),
+    "reach.timeout_s": TIMEOUT_S,
+    "reach.max_pages": Range(1, 1_000),
+    "reach.page_size": Range(1, 10_000),
+    "reach.max_response_bytes": BYTES,
+    "reach.concurrency": Range(1, 1_000),
 }
 
 

@@ -44,6 +44,8 @@
     │   ├── ImapAuthError            the IMAP login was refused
     │   ├── ImapTlsError             imap:// without STARTTLS offered, or TLS failed
     │   └── ImapProtocolError        the server refused a command (NO/BAD) or made no sense
+    ├── ReachError                   the OONI API gave no usable answer: down, slow, 5xx,
+    │                                malformed or too large (has reason); nothing is blocked
     └── VerifyError                  a copy is not the outlet's own, or is stale (exit 3)
         ├── SignatureError           garbled or truncated signature, wrong key, no match
         ├── KeyCertificateError      keys.json not signed by the root, expired, or revoking
@@ -225,6 +227,18 @@ class ImapTlsError(MailboxError):
 
 class ImapProtocolError(MailboxError):
     """The server refused a command (NO, BAD) or answered what we cannot read."""
+
+
+class ReachError(MirrorError):
+    """The OONI API gave no usable answer (down, slow, 5xx, malformed, too large): the
+    verdict is "error", and nothing is blocked or unblocked on its account."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.reason,))
 
 
 class VerifyError(MirrorError):
