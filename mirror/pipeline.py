@@ -30,6 +30,7 @@ from mirror.errors import (
 from mirror.progress import NoProgress, Progress
 from mirror.publish import publisher
 from mirror.publish.publisher import Deadline, MirrorResult, PublishOptions
+from mirror.reach.cache import cache_path, load_cache
 from mirror.storage import Backend, open_backend
 from mirror.store import Store
 from mirror.trust import certificate, minisign
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # the heavy stages load only when a sync runs: publish starts
     from mirror.fetch.stage import FetchReport
     from mirror.mailin.model import MailInReport
     from mirror.publish.status import MirrorStatus
+    from mirror.reach.run import MarkBlocked, ReachReport
 
 
 @dataclass
@@ -245,6 +247,7 @@ class SyncReport:
     digest: DigestReport | None = None
     keys: KeysExpiry | None = None
     mailin: MailInReport | None = None
+    reach: ReachReport | None = None  # None: no [reach] section
     error: str = ""
     mailin_error: str = ""  # mail-in could not run at all (the mailbox, a secret)
 
@@ -268,6 +271,7 @@ class SyncReport:
             "digest": self.digest.to_json() if self.digest else None,
             "keys": self.keys.to_json() if self.keys else None,
             "mailin": self.mailin.to_json() if self.mailin else None,
+            "reach": self.reach.to_json() if self.reach else None,
             "error": self.error,
             "mailin_error": self.mailin_error,
         }
@@ -297,10 +301,13 @@ async def run_sync(
     mirrors: list[MirrorConfig],
     options: PublishOptions | None = None,
     progress: Progress | None = None,
+    mark_blocked: MarkBlocked | None = None,
 ) -> SyncReport:
     """Fetch, build above every live version, publish: one run for cron/systemd. Each
-    stage's summary line goes to `progress` as the stage ends (fetch, build, each
-    mirror, the digest), so an interrupted run still says what it did."""
+    stage's summary line goes to `progress` as the stage ends (reach, fetch, build, each
+    mirror, the digest), so an interrupted run still says what it did. With [reach],
+    OONI's verdicts come first; with `reach.auto_block`, `mark_blocked(name, reason)` is
+    called for each mirror they show blocked (else they are only reported)."""
     from mirror.build.builder import build_edition
     from mirror.digest.run import due, send_digest
     from mirror.fetch.stage import fetch_articles
@@ -311,7 +318,9 @@ async def run_sync(
     with Store(config.state.path) as store:
         # the keys and their certificate first: a config error stops the run before a fetch
         inputs = build_inputs(config, now=now, retired=store.retired_mirrors())
+        reach = await sync_reach(config, store.retired_mirrors(), now, mark_blocked, stages)
         report = SyncReport(await fetch_articles(config, store, now=now, progress=stages))
+        report.reach = reach
         stages.stage_done(report.fetch.summary())
         async with opened(mirrors) as mirrors_open:
             # at once, each within its deadline: a dead mirror must not hold up the others
@@ -337,6 +346,26 @@ async def run_sync(
                 report.error = f"digest not sent: {exc}"
         if config.mailin is not None and config.mailin.imap_url:
             await sync_mail_in(config, store, report, now=now, progress=stages)
+    return report
+
+
+async def sync_reach(
+    config: Config,
+    retired: frozenset[str],
+    now: datetime,
+    mark_blocked: MarkBlocked | None,
+    progress: Progress,
+) -> ReachReport | None:
+    """`mirror reach` as sync's first stage, when [reach] is set; an API failure is an
+    "error" verdict, reported, and never blocks or unblocks anything."""
+    from mirror.reach.run import apply_blocks, check_reach, public_mirrors, reach_line
+
+    if config.reach is None:
+        return None
+    report = await check_reach(config, public_mirrors(config, retired), now=now)
+    if mark_blocked is not None:
+        apply_blocks(report, config.reach, mark_blocked)
+    progress.stage_done(reach_line(report, config.reach))
     return report
 
 
@@ -371,10 +400,14 @@ async def check_status(
         latest = store.latest_edition()
         retired = store.retired_mirrors()
     mirrors = list(config.active_mirrors(retired))
-    return await mirrors_status(
+    statuses = await mirrors_status(
         mirrors, load_trust_anchor(config), now=now, local_version=latest.version if latest else 0,
         full=full, deadline_s=deadline_s,
     )  # fmt: skip
+    reach = load_cache(cache_path(config))  # the latest verdicts: no request to OONI
+    for status in statuses:
+        status.reach = [verdict.to_json() for verdict in reach.latest(status.name)]
+    return statuses
 
 
 async def retire(config: Config, name: str) -> int:

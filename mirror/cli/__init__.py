@@ -5,9 +5,9 @@ Exit status: 0 all done; 1 some items, mirrors or recipients failed, the rest do
 130 stopped by SIGINT (Ctrl-C), 143 by SIGTERM.
 Human output and progress go to stderr; `--json` documents go to stdout.
 
-One module per command group (`stages`, `keys`, `mirrors`, `subscribers`, `digest`,
-`mailin`, `demo`); this one holds what they share: the parser, signals, logging, the clock,
-`--json` output, the progress bar and the config.
+One module per command group (`stages`, `keys`, `mirrors`, `reach`, `subscribers`,
+`digest`, `mailin`, `demo`); this one holds what they share: the parser, signals,
+logging, the clock, `--json` output, the progress bar and the config.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mirror.cli import demo, digest, keys, mailin, mirrors, stages, subscribers
+    from mirror.cli import demo, digest, keys, mailin, mirrors, reach, stages, subscribers
 
     parser = argparse.ArgumentParser(
         prog="mirror",
@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     stages.add_sync(commands)
     stages.add_status(commands)
     mirrors.add_mirrors(commands)
+    reach.add_reach(commands)
     stages.add_verify(commands)
     keys.add_keygen(commands)
     keys.add_keys(commands)

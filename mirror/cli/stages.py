@@ -350,6 +350,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         log.warning("mail-in: message %s: %s", failure["message"], failure["reason"])
     for result in report.mirrors:
         log_warnings(result)
+    for verdict in report.reach.errors if report.reach else []:
+        log.warning("reach: %s", verdict.summary())
     for line in report.keys.due() if report.keys else []:
         log.warning("warning: %s", line)
     return EXIT_OK if report.ok else EXIT_PARTIAL

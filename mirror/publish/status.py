@@ -61,6 +61,8 @@ class MirrorStatus:
     keys_expires: str | None = None  # keys.json's expiry, when checked with the root key
     keys_due: bool = False  # keys.json expires within certificate.ALERT_DAYS days (or has)
     error: str = ""
+    # the latest OONI verdict per country (mirror.reach's cache: no request made for it)
+    reach: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +79,7 @@ class MirrorStatus:
             "keys_expires": self.keys_expires,
             "keys_due": self.keys_due,
             "error": self.error,
+            "reach": self.reach,
         }
 
     @property
@@ -86,9 +89,11 @@ class MirrorStatus:
 
     def summary(self) -> str:
         if not self.public:
-            return f"{self.name}: NOT PUBLIC ({self.error}; see `mirror mirrors setup`)"
+            return f"{self.name}: NOT PUBLIC ({self.error}; see `mirror mirrors setup`)" + (
+                self.reach_summary()
+            )
         if not self.reachable:
-            return f"{self.name}: UNREACHABLE ({self.error})"
+            return f"{self.name}: UNREACHABLE ({self.error})" + self.reach_summary()
         state = "STALE" if self.stale else "fresh"
         age = f", {self.age_s / 3600:.1f} h old" if self.age_s is not None else ""
         shown = ", ".join(self.tampered[:SHOWN_PATHS])
@@ -105,7 +110,13 @@ class MirrorStatus:
             if self.keys_due
             else ""
         )
-        return f"{self.name}: {state}, version {self.version}{age}{problems}{renew}{note}"
+        line = f"{self.name}: {state}, version {self.version}{age}{problems}{renew}{note}"
+        return line + self.reach_summary()
+
+    def reach_summary(self) -> str:
+        """ "; OONI: RU ok, IR anomalies" from the cached verdicts, or nothing."""
+        verdicts = ", ".join(f"{v['country']} {v['verdict']}" for v in self.reach)
+        return f"; OONI: {verdicts}" if verdicts else ""
 
 
 async def mirrors_status(

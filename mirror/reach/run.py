@@ -11,7 +11,7 @@ from typing import Any
 from mirror.bounded import map_bounded
 from mirror.config import Config, ReachConfig
 from mirror.errors import ReachError
-from mirror.reach.cache import ReachCache, cache_path, load_cache, save_cache
+from mirror.reach.cache import cache_path, load_cache, save_cache
 from mirror.reach.model import Verdict, classify, failed
 from mirror.reach.ooni import OoniClient
 
@@ -62,18 +62,19 @@ def reach_settings(config: Config) -> ReachConfig:
 
 
 async def check_reach(
-    config: Config, targets: list[ReachTarget], *, now: datetime, use_cache: bool = True
+    config: Config, targets: list[ReachTarget], *, now: datetime, refresh: bool = False
 ) -> ReachReport:
-    """Every target's verdict per country: fresh cached ones as they are, the rest asked
-    of the API (at most `concurrency` at once); the cache is then updated."""
+    """Every target's verdict per country: fresh cached ones as they are (unless
+    `refresh`), the rest asked of the API (at most `concurrency` at once); the cache is
+    then updated (an error never replaces a verdict there)."""
     reach, path = reach_settings(config), cache_path(config)
-    cache = load_cache(path) if use_cache else ReachCache()
+    cache = load_cache(path)
     pairs = [(target, country) for target in targets for country in reach.countries]
     async with OoniClient(reach) as client:
 
         async def one(pair: tuple[ReachTarget, str]) -> Verdict:
             target, country = pair
-            cached = cache.fresh(target.url, country, now, reach.window_h)
+            cached = None if refresh else cache.fresh(target.url, country, now, reach.window_h)
             if cached is not None and cached.mirror == target.name:
                 return cached
             return await ask(client, target, country, now, reach.window_h)
@@ -118,3 +119,20 @@ def apply_blocks(report: ReachReport, reach: ReachConfig, mark_blocked: MarkBloc
     for name, reason in to_block(report, reach).items():
         mark_blocked(name, reason)
         report.blocked.append((name, reason))
+
+
+def reach_line(report: ReachReport, reach: ReachConfig) -> str:
+    """The reach stage of a sync in a line: verdicts, errors, what is (or would be) blocked."""
+    counts: dict[str, int] = {}
+    for verdict in report.verdicts:
+        counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
+    spelled = ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
+    line = f"reach: {spelled or 'no listed mirror'}"
+    marked = [name for name, _ in report.blocked]
+    shown = sorted(set(to_block(report, reach)) - set(marked))
+    if marked:
+        line += f"; marked blocked: {', '.join(marked)}"
+    if shown:
+        why = "no fleet to mark it in" if reach.auto_block else "reach.auto_block is off"
+        line += f"; OONI shows blocked, NOT marked ({why}): {', '.join(shown)}"
+    return line
