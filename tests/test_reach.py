@@ -3,6 +3,7 @@ the block action against the OONI stand-in on 127.0.0.1 (tests/ooni_server.py)."
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from mirror.config import Config, MirrorConfig, ReachConfig, StateConfig
-from mirror.errors import ReachError
+from mirror.config import Config, MirrorConfig, ReachConfig, StateConfig, load_config
+from mirror.errors import ConfigError, ReachError
 from mirror.reach.cache import cache_path, load_cache
 from mirror.reach.model import Measurement, classify, parse_page
 from mirror.reach.run import ReachReport, apply_blocks, check_reach, public_mirrors, to_block
@@ -220,3 +221,35 @@ async def test_auto_block_marks_only_when_set(tmp_path: Path) -> None:
     assert [name for name, _ in marked] == ["m1"] and "anomalies" in marked[0][1].lower()
     assert report.blocked == marked
     assert ReachReport().to_json() == {"mirrors": [], "blocked": []}
+
+
+# [reach] in the config file
+
+
+def load(tmp_path: Path, reach: str) -> Config:
+    path = tmp_path / "mirror.toml"
+    path.write_text(f"[reach]\n{reach}\n")
+    return load_config(path)
+
+
+def test_reach_section_defaults_and_absence(tmp_path: Path) -> None:
+    assert load(tmp_path, "").reach == ReachConfig()
+    (tmp_path / "empty.toml").write_text("")
+    assert load_config(tmp_path / "empty.toml").reach is None  # sync asks OONI nothing
+    assert ReachConfig().ooni_api == "https://api.ooni.io" and ReachConfig().countries == ("RU",)
+
+
+@pytest.mark.parametrize(
+    ("reach", "message"),
+    [
+        ("anomaly_ration = 0.4", "did you mean 'reach.anomaly_ratio'"),
+        ('countries = ["ru"]', "two-letter country code"),
+        ('ooni_api = "ftp://api.ooni.io"', "http(s) URL"),
+        ("anomaly_ratio = 1.5", "at most 1"),
+        ("max_pages = 0", "1 or more"),
+        ("timeout_s = 0", "above 0"),
+    ],
+)
+def test_bad_reach_keys_are_named(tmp_path: Path, reach: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load(tmp_path, reach)
