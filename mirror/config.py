@@ -11,7 +11,6 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Collection
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -100,6 +99,45 @@ class MirrorConfig:
     path: Path | None = None
     timeout_s: float = 30.0  # one request (connect, each read; then abandoned)
     deadline_s: float = 120.0  # this mirror's whole publish; past it: a failure, the rest go on
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """[[pools]]: one provider account that new mirrors are spawned in, on random names."""
+
+    name: str
+    type: str  # s3 | directory
+    bucket: str  # name pattern with {random8}: "news-{random8}" (also the mirror's name)
+    public_url: str  # template with {bucket}
+    path: Path | None = None  # directory pools: a folder template with {bucket}
+    endpoint_url: str = ""
+    region: str = ""
+    addressing_style: str = "path"
+    profile: str = ""
+    provider: str = ""  # aws | minio | b2 (r2 is by hand: no pools); empty: from endpoint_url
+    spares: int = 1  # mirrors kept published but not handed out
+    max_live: int = 0  # live mirrors of this pool at most; 0: no limit
+    listed: bool = True  # false: spawned mirrors are never in mirrors.json/html
+    timeout_s: float = 30.0  # as in [[mirrors]]
+    deadline_s: float = 120.0
+
+    def mirror(self, bucket: str) -> MirrorConfig:
+        """The spawned mirror named `bucket`, as if it were a [[mirrors]] table."""
+        folder = Path(str(self.path).replace("{bucket}", bucket)) if self.path else None
+        return MirrorConfig(
+            name=bucket,
+            type=self.type,
+            public_url=self.public_url.replace("{bucket}", bucket),
+            listed=self.listed,
+            bucket=bucket if self.type == "s3" else "",
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            addressing_style=self.addressing_style,
+            profile=self.profile,
+            path=folder,
+            timeout_s=self.timeout_s,
+            deadline_s=self.deadline_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -205,11 +243,10 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     mailin: MailInConfig | None = None  # None: no [mailin] section, no mail in
     reach: ReachConfig | None = None  # None: no [reach] section, `sync` asks OONI nothing
+    pools: tuple[PoolConfig, ...] = ()
 
-    def active_mirrors(self, retired: Collection[str] = frozenset()) -> tuple[MirrorConfig, ...]:
-        """The mirrors to publish to and to list: enabled, and not among `retired` (the
-        names the store remembers as retired), in config order."""
-        return tuple(m for m in self.mirrors if m.enabled and m.name not in retired)
+    def pool(self, name: str) -> PoolConfig | None:
+        return next((pool for pool in self.pools if pool.name == name), None)
 
 
 SECTIONS: dict[str, type] = {
@@ -249,7 +286,7 @@ def load_config(path: Path) -> Config:
     """Read and check a config file; every problem is a ConfigError naming file and key."""
     raw = _read_toml(path)
     base = path.resolve().parent
-    _check_keys(raw, [*SECTIONS, *OPTIONAL_SECTIONS, "mirrors"], str(path), "")
+    _check_keys(raw, [*SECTIONS, *OPTIONAL_SECTIONS, "mirrors", "pools"], str(path), "")
     sections = {
         name: _build_section(name, cls, raw.get(name, {}), str(path), base)
         for name, cls in SECTIONS.items()
@@ -260,7 +297,8 @@ def load_config(path: Path) -> Config:
         if name in raw
     }
     mirrors = _build_mirrors(raw.get("mirrors", []), str(path), base)
-    config = Config(path=path.resolve(), mirrors=mirrors, **sections)
+    pools = _build_pools(raw.get("pools", []), str(path), base)
+    config = Config(path=path.resolve(), mirrors=mirrors, pools=pools, **sections)
     _validate(config, str(path))
     return config
 
@@ -378,6 +416,21 @@ def _build_mirrors(items: Any, path: str, base: Path) -> tuple[MirrorConfig, ...
     return tuple(mirrors)
 
 
+def _build_pools(items: Any, path: str, base: Path) -> tuple[PoolConfig, ...]:
+    if not isinstance(items, list):
+        raise ConfigError("must be an array of tables ([[pools]])", path=path, key="pools")
+    pools = []
+    for index, table in enumerate(items):
+        key = f"pools[{index}]"
+        if not isinstance(table, dict):
+            raise ConfigError("must be a table", path=path, key=key)
+        for required in ("name", "type", "bucket", "public_url"):
+            if required not in table:
+                raise ConfigError(f"missing {required!r}", path=path, key=key)
+        pools.append(_build_section("pools", PoolConfig, table, path, base))
+    return tuple(pools)
+
+
 def _validate(config: Config, path: str) -> None:
     """Checks across values that types alone cannot make."""
     _validate_source(config.source, path)
@@ -401,6 +454,7 @@ def _validate(config: Config, path: str) -> None:
     if not _is_http_url(config.publication.home_url):
         raise ConfigError("must be an http(s) URL", path=path, key="publication.home_url")
     _validate_mirrors(config.mirrors, path)
+    _validate_pools(config.pools, path)
     _validate_output_dir(config, path)
     _validate_return_path(config.digest.return_path, path)
     if config.mailin is not None:
@@ -569,6 +623,10 @@ RANGES: dict[str, Range] = {
     "reach.page_size": Range(1, 10_000),
     "reach.max_response_bytes": BYTES,
     "reach.concurrency": Range(1, 1_000),
+    "pools.spares": Range(0, 100),
+    "pools.max_live": Range(0, 10_000),  # 0: no limit
+    "pools.timeout_s": TIMEOUT_S,
+    "pools.deadline_s": Range(0, 86_400, above=True),
 }
 
 
@@ -605,6 +663,57 @@ def _validate_mirrors(mirrors: tuple[MirrorConfig, ...], path: str) -> None:
             )
         if mirror.checksums not in CHECKSUM_MODES:
             raise ConfigError(f"must be one of {CHECKSUM_MODES}", path=path, key=f"{key}.checksums")
+
+
+RANDOM_PART = "{random8}"
+POOL_PROVIDERS = ("", "aws", "minio", "b2")
+
+
+def _validate_pools(pools: tuple[PoolConfig, ...], path: str) -> None:
+    seen: set[str] = set()
+    for index, pool in enumerate(pools):
+        key = f"pools[{index}]"
+        if not MIRROR_NAME.match(pool.name) or pool.name in seen:
+            raise ConfigError(
+                "name must be 1-63 of a-z, 0-9, '-', '_', once", path=path, key=f"{key}.name"
+            )
+        seen.add(pool.name)
+        if pool.type not in MIRROR_TYPES:
+            raise ConfigError(f"must be one of {MIRROR_TYPES}", path=path, key=f"{key}.type")
+        if pool.provider not in POOL_PROVIDERS:
+            raise ConfigError(
+                f"must be one of {POOL_PROVIDERS[1:]}", path=path, key=f"{key}.provider"
+            )
+        _validate_pool_templates(pool, path, key)
+
+
+def _validate_pool_templates(pool: PoolConfig, path: str, key: str) -> None:
+    from mirror.storage import valid_bucket_name  # it imports this module
+
+    if pool.bucket.count(RANDOM_PART) != 1:
+        raise ConfigError(
+            f"must hold {RANDOM_PART} once (a random part: news-{RANDOM_PART})",
+            path=path,
+            key=f"{key}.bucket",
+        )
+    sample = pool.bucket.replace(RANDOM_PART, "a0a0a0a0")
+    valid_bucket_name(sample, key=f"{key}.bucket", path=path)
+    if not MIRROR_NAME.match(sample):
+        raise ConfigError(
+            "must make a mirror name too: a-z, 0-9, '-' (no dots)", path=path, key=f"{key}.bucket"
+        )
+    if "{bucket}" not in pool.public_url or not _is_http_url(pool.public_url):
+        raise ConfigError(
+            "must be an http(s) URL template with {bucket}", path=path, key=f"{key}.public_url"
+        )
+    if pool.type == "directory" and "{bucket}" not in str(pool.path or ""):
+        raise ConfigError(
+            "a directory pool needs 'path', a folder template with {bucket}", path=path, key=key
+        )
+    if pool.addressing_style not in ADDRESSING_STYLES:
+        raise ConfigError(
+            f"must be one of {ADDRESSING_STYLES}", path=path, key=f"{key}.addressing_style"
+        )
 
 
 def _validate_output_dir(config: Config, path: str) -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mirror import fleet
 from mirror.config import Config, MirrorConfig
 from mirror.errors import (
     ConfigError,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # the heavy stages load only when a sync runs: publish starts
     from mirror.build.builder import BuildReport
     from mirror.digest.run import DigestReport
     from mirror.fetch.stage import FetchReport
+    from mirror.fleet.spawn import SpawnResult
     from mirror.mailin.model import MailInReport
     from mirror.publish.status import MirrorStatus
     from mirror.reach.run import MarkBlocked, ReachReport
@@ -250,6 +252,7 @@ class SyncReport:
     reach: ReachReport | None = None  # None: no [reach] section
     error: str = ""
     mailin_error: str = ""  # mail-in could not run at all (the mailbox, a secret)
+    spawned: list[SpawnResult] = field(default_factory=list)  # pools' spares topped up
 
     @property
     def ok(self) -> bool:
@@ -258,9 +261,10 @@ class SyncReport:
         keys_ok = self.keys is None or not self.keys.due()
         mailin_ok = (self.mailin is None or not self.mailin.failed) and not self.mailin_error
         built = self.build is not None
+        spawn_ok = all(result.ok for result in self.spawned)
         return (
             not self.fetch.failed and built and mirrors_ok and digest_ok and keys_ok and mailin_ok
-        )
+        ) and spawn_ok
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -268,6 +272,7 @@ class SyncReport:
             "fetch": self.fetch.to_json(),
             "build": self.build.to_json() if self.build else None,
             "publish": {"mirrors": [result.to_json() for result in self.mirrors]},
+            "spawn": {"pools": [result.to_json() for result in self.spawned]},
             "digest": self.digest.to_json() if self.digest else None,
             "keys": self.keys.to_json() if self.keys else None,
             "mailin": self.mailin.to_json() if self.mailin else None,
@@ -280,6 +285,7 @@ class SyncReport:
         lines = [self.fetch.summary()]
         lines += [self.build.summary()] if self.build else []
         lines += [mirror_line(result) for result in self.mirrors]
+        lines += [result.summary() for result in self.spawned]
         lines += [self.digest.summary()] if self.digest else []
         lines += [self.mailin.summary()] if self.mailin else []
         return lines + [error for error in (self.error, self.mailin_error) if error]
@@ -311,14 +317,23 @@ async def run_sync(
     from mirror.build.builder import build_edition
     from mirror.digest.run import due, send_digest
     from mirror.fetch.stage import fetch_articles
+    from mirror.fleet.spawn import top_up
     from mirror.trust.keyfiles import build_inputs
 
     stages = progress or NoProgress()
     key = load_signing_public_key(config)
     with Store(config.state.path) as store:
         # the keys and their certificate first: a config error stops the run before a fetch
-        inputs = build_inputs(config, now=now, retired=store.retired_mirrors())
-        reach = await sync_reach(config, store.retired_mirrors(), now, mark_blocked, stages)
+        inputs = build_inputs(config, now=now, handed_out=fleet.handed_out(config, store))
+
+        def mark(name: str, reason: str) -> None:  # the fleet's block, unless given another
+            if mark_blocked is not None:
+                return mark_blocked(name, reason)
+            fleet.block(config, store, name, reason=reason, at=now)
+
+        reach = await sync_reach(config, fleet.live_public(config, store), now, mark, stages)
+        if reach is not None and reach.blocked:  # the mirror list follows what was marked
+            inputs = build_inputs(config, now=now, handed_out=fleet.handed_out(config, store))
         report = SyncReport(await fetch_articles(config, store, now=now, progress=stages))
         report.reach = reach
         stages.stage_done(report.fetch.summary())
@@ -337,6 +352,9 @@ async def run_sync(
             published = {result.name for result in report.mirrors if result.ok}
             backends = [b for b in mirrors_open.backends if b.name in published]
             report.keys = await keys_expiry(config, backends, inputs.keys_files, now)
+        report.spawned = await top_up(config, store, at=now)  # no spare lacking: no request
+        for result in report.spawned:
+            stages.stage_done(result.summary())
         if due(store, config, now):
             try:
                 digest = await send_digest(config, store, now=now)
@@ -351,7 +369,7 @@ async def run_sync(
 
 async def sync_reach(
     config: Config,
-    retired: frozenset[str],
+    live: Sequence[MirrorConfig],
     now: datetime,
     mark_blocked: MarkBlocked | None,
     progress: Progress,
@@ -362,7 +380,7 @@ async def sync_reach(
 
     if config.reach is None:
         return None
-    report = await check_reach(config, public_mirrors(config, retired), now=now)
+    report = await check_reach(config, public_mirrors(config, live), now=now)
     if mark_blocked is not None:
         apply_blocks(report, config.reach, mark_blocked)
     progress.stage_done(reach_line(report, config.reach))
@@ -398,8 +416,7 @@ async def check_status(
 
     with Store(config.state.path) as store:
         latest = store.latest_edition()
-        retired = store.retired_mirrors()
-    mirrors = list(config.active_mirrors(retired))
+        mirrors = list(fleet.published(config, store))
     statuses = await mirrors_status(
         mirrors, load_trust_anchor(config), now=now, local_version=latest.version if latest else 0,
         full=full, deadline_s=deadline_s,
@@ -410,16 +427,16 @@ async def check_status(
     return statuses
 
 
-async def retire(config: Config, name: str) -> int:
-    """Empty the mirror and keep it out of the mirror list from the next build on."""
-    chosen = [mirror for mirror in config.mirrors if mirror.name == name]
-    if not chosen:
-        raise ConfigError(f"no mirror named {name!r}", path=str(config.path), key="mirrors")
-    backend = open_backend(chosen[0])
+async def retire(config: Config, name: str, *, reason: str = "retired", at: datetime) -> int:
+    """Empty the mirror and keep it out of the mirror list from the next build on (its
+    state: retired)."""
+    with Store(config.state.path) as store:
+        chosen = fleet.find(config, store, name)
+    backend = open_backend(chosen.mirror)
     try:
         removed = await publisher.retire_mirror(backend)
     finally:
         await backend.close()
     with Store(config.state.path) as store:
-        store.retire_mirror(name)
+        store.set_fleet_state(chosen.row(), fleet.MirrorState.RETIRED, reason, at)
     return removed

@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -140,8 +140,43 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE subscribers ADD COLUMN disabled_at TEXT;  -- no digests; kept, never deleted
     ALTER TABLE subscribers ADD COLUMN disabled_reason TEXT;
     """,
+    """
+    CREATE TABLE fleet (  -- mirrors spawned from pools, and configured ones whose state changed
+        name TEXT PRIMARY KEY,
+        origin TEXT NOT NULL,  -- config | pool:NAME
+        type TEXT NOT NULL, bucket TEXT NOT NULL DEFAULT '', path TEXT NOT NULL DEFAULT '',
+        public_url TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL,  -- spare | live | blocked | retired
+        created_at TEXT NOT NULL, state_changed_at TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE fleet_history (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL, at TEXT NOT NULL,
+        from_state TEXT, to_state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO fleet (name, origin, type, state, created_at, state_changed_at, reason)
+        SELECT j.value, 'config', '', 'retired', '', '', 'retired before the fleet table'
+        FROM meta, json_each(meta.value) AS j WHERE meta.key = 'retired_mirrors';
+    DELETE FROM meta WHERE key = 'retired_mirrors';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    """A mirror's recorded state (times as ISO strings, as stored)."""
+
+    name: str
+    origin: str  # config | pool:NAME
+    type: str
+    public_url: str
+    state: str
+    created_at: str
+    state_changed_at: str
+    bucket: str = ""
+    path: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -946,16 +981,54 @@ class Store:
     # mirrors
 
     def retired_mirrors(self) -> frozenset[str]:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'retired_mirrors'").fetchone()
-        return frozenset(json.loads(row["value"])) if row else frozenset()
+        rows = self._db.execute("SELECT name FROM fleet WHERE state = 'retired'").fetchall()
+        return frozenset(row["name"] for row in rows)
 
-    def retire_mirror(self, name: str) -> None:
-        names = sorted(self.retired_mirrors() | {name})
+    def fleet_rows(self) -> list[FleetRow]:
+        """Every mirror the store knows a state of, oldest first."""
+        rows = self._db.execute("SELECT * FROM fleet ORDER BY created_at, name").fetchall()
+        return [FleetRow(**dict(row)) for row in rows]
+
+    def add_fleet_mirror(self, row: FleetRow) -> None:
+        """Record a new mirror (a name is never recorded twice: IntegrityError)."""
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('retired_mirrors', ?)",
-                (json.dumps(names),),
+                """INSERT INTO fleet (name, origin, type, bucket, path, public_url, state,
+                   created_at, state_changed_at, reason)
+                   VALUES (:name, :origin, :type, :bucket, :path, :public_url, :state,
+                   :created_at, :state_changed_at, :reason)""",
+                asdict(row),
             )
+            db.execute(
+                "INSERT INTO fleet_history (name, at, from_state, to_state, reason) "
+                "VALUES (?, ?, NULL, ?, ?)",
+                (row.name, row.created_at, row.state, row.reason),
+            )
+
+    def set_fleet_state(self, row: FleetRow, state: str, reason: str, at: datetime) -> None:
+        """Move `row`'s mirror to `state` (recording a configured one the first time)."""
+        when = iso(at)
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO fleet (name, origin, type, bucket, path, public_url, state,
+                   created_at, state_changed_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (name) DO UPDATE SET state = excluded.state,
+                   state_changed_at = excluded.state_changed_at, reason = excluded.reason""",
+                (row.name, row.origin, row.type, row.bucket, row.path, row.public_url,
+                 state, row.created_at or when, when, reason),
+            )  # fmt: skip
+            db.execute(
+                "INSERT INTO fleet_history (name, at, from_state, to_state, reason) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (row.name, when, row.state, state, reason),
+            )
+
+    def fleet_history(self, name: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT at, from_state, to_state, reason FROM fleet_history WHERE name = ? ORDER BY id",
+            (name,),
+        ).fetchall()
+        return [dict(row) for row in rows]
 
     # runs
 

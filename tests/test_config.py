@@ -41,6 +41,9 @@ def test_example_config_documents_every_key() -> None:
             assert re.search(rf"^{toml_key} = ", text, re.M), f"{section}.{toml_key} undocumented"
     for field in dataclasses.fields(config_module.MirrorConfig):
         assert re.search(rf"^{field.name} = ", text, re.M), f"mirrors.{field.name} undocumented"
+    pools = text[text.index("[[pools]]") :]
+    for field in dataclasses.fields(config_module.PoolConfig):
+        assert re.search(rf"^{field.name} = ", pools, re.M), f"pools.{field.name} undocumented"
 
 
 def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
@@ -191,6 +194,7 @@ def numeric_keys() -> list[tuple[str, dataclasses.Field]]:  # type: ignore[type-
         **config_module.SECTIONS,
         **config_module.OPTIONAL_SECTIONS,
         "mirrors": config_module.MirrorConfig,
+        "pools": config_module.PoolConfig,
     }
     found = []
     for section, cls in sections.items():
@@ -324,17 +328,6 @@ def test_output_dir_clash_is_seen_through_symbolic_links(tmp_path: Path) -> None
 def test_output_dir_of_its_own_loads(tmp_path: Path, text: str) -> None:
     config = load_config(write(tmp_path, text))
     assert config.edition.output_dir.parent == tmp_path.resolve()
-
-
-def test_active_mirrors_are_the_enabled_ones_not_retired(tmp_path: Path) -> None:
-    mirrors = "".join(
-        f"[[mirrors]]\nname='{name}'\ntype='directory'\npublic_url='https://{name}.org/'\n"
-        f"path='{name}'\nenabled={enabled}\n"
-        for name, enabled in (("a", "true"), ("b", "false"), ("c", "true"), ("d", "true"))
-    )
-    config = load_config(write(tmp_path, mirrors))
-    assert [m.name for m in config.active_mirrors()] == ["a", "c", "d"]
-    assert [m.name for m in config.active_mirrors(frozenset({"c", "b"}))] == ["a", "d"]
 
 
 MAILIN = "[mailin]\naddress = 'news@example.org'\ntrusted_authserv_ids = ['mx.example.org']\n"

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
+from mirror import fleet
 from mirror.config import Config, MirrorConfig, ReachConfig, StateConfig, load_config
 from mirror.errors import ConfigError, ReachError
 from mirror.reach.cache import cache_path, load_cache
 from mirror.reach.model import Measurement, classify, parse_page
 from mirror.reach.run import ReachReport, apply_blocks, check_reach, public_mirrors, to_block
+from mirror.store import Store
 
 from ooni_server import OoniStandIn, fixture, result, running
 from servers import closed_port
@@ -118,10 +120,15 @@ def blocked_in_ru() -> OoniStandIn:
     return ooni
 
 
-def test_only_listed_enabled_unretired_mirrors_are_public(tmp_path: Path) -> None:
-    names = [target.name for target in public_mirrors(config(tmp_path, "http://x"))]
+def test_only_listed_enabled_live_mirrors_are_public(tmp_path: Path) -> None:
+    settings = config(tmp_path, "http://x")
+    names = [target.name for target in public_mirrors(settings)]
     assert names == ["m1", "m2"]
-    assert [t.name for t in public_mirrors(config(tmp_path, "http://x"), {"m1"})] == ["m2"]
+    (tmp_path / "state").mkdir()
+    with Store(settings.state.path) as store:
+        store.set_fleet_state(fleet.find(settings, store, "m1").row(), "blocked", "OONI", NOW)
+        live = fleet.live_public(settings, store)
+    assert [t.name for t in public_mirrors(settings, live)] == ["m2"]
 
 
 async def test_reach_follows_pages_within_the_window_and_classifies(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from mirror import cli
 from mirror.cli import EXIT_OK, EXIT_PARTIAL, config_from, emit_json, subcommand
-from mirror.cli.stages import retired_mirrors
+from mirror.cli.stages import live_public_mirrors
 
 log = logging.getLogger("mirror")
 
@@ -40,7 +40,7 @@ def cmd_reach(args: argparse.Namespace) -> int:
     from mirror.reach.run import check_reach, public_mirrors
 
     config = config_from(args)
-    targets = public_mirrors(config, retired_mirrors(config))
+    targets = public_mirrors(config, live_public_mirrors(config))
     if args.ooni_run:
         return write_descriptor(Path(args.ooni_run), config.publication.name, targets)
     report = asyncio.run(check_reach(config, targets, now=cli.utc_now(), refresh=args.refresh))

@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mirror import cli  # cli.utc_now: the one clock, read through the package so a test can set it
+from mirror import (
+    cli,  # cli.utc_now: the one clock, read through the package so a test can set it
+    fleet,
+)
 from mirror.cli import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -82,7 +85,7 @@ def run_build(config: Config, store: Store, args: argparse.Namespace, live_versi
 
     now = cli.utc_now()
     inputs = build_inputs(
-        config, now=now, live_version=live_version, retired=store.retired_mirrors()
+        config, now=now, live_version=live_version, handed_out=fleet.handed_out(config, store)
     )
     with progress_bar("build", args) as bar:
         report = asyncio.run(build_edition(config, store, inputs, now=now, progress=bar))
@@ -293,28 +296,37 @@ def log_warnings(result: MirrorResult) -> None:
 
 
 def selected_mirrors(config: Config, names: list[str]) -> list[MirrorConfig]:
-    """The enabled, not retired mirrors, or the named ones (UsageError for an unknown name)."""
-    known = {mirror.name: mirror for mirror in config.mirrors}
+    """The published mirrors (configured and spawned: mirror.fleet), or the named ones
+    (UsageError for an unknown name)."""
+    every = published_mirrors(config)
+    active = {mirror.name for mirror in every}
+    known = {mirror.name for mirror in config.mirrors} | active
     for name in names:
         if name not in known:
-            raise UsageError(f"no mirror named {name!r} in the config (known: {sorted(known)})")
-    chosen = [known[name] for name in names] if names else list(config.mirrors)
-    retired = retired_mirrors(config)
+            raise UsageError(f"no mirror named {name!r} (known: {sorted(known)})")
     say = log.warning if names else log.info  # named on the command line: worth a warning
-    for mirror in chosen:
-        if not mirror.enabled:
-            say("%s: skipped (enabled = false)", mirror.name)
-        elif mirror.name in retired:
-            say("%s: skipped (retired)", mirror.name)
-    active = {mirror.name for mirror in config.active_mirrors(retired)}
-    return [mirror for mirror in chosen if mirror.name in active]
+    for mirror in config.mirrors:
+        if mirror.name in names or not names:
+            if not mirror.enabled:
+                say("%s: skipped (enabled = false)", mirror.name)
+            elif mirror.name not in active:
+                say("%s: skipped (retired)", mirror.name)
+    return [mirror for mirror in every if mirror.name in names or not names]
 
 
-def retired_mirrors(config: Config) -> frozenset[str]:
+def live_public_mirrors(config: Config) -> tuple[MirrorConfig, ...]:
+    """The live, listed mirrors (mirror.fleet.live_public): the ones OONI may hear of."""
     if not config.state.path.exists():
-        return frozenset()
+        return tuple(mirror for mirror in config.mirrors if mirror.enabled and mirror.listed)
     with Store(config.state.path) as store:
-        return store.retired_mirrors()
+        return fleet.live_public(config, store)
+
+
+def published_mirrors(config: Config) -> tuple[MirrorConfig, ...]:
+    if not config.state.path.exists():
+        return tuple(mirror for mirror in config.mirrors if mirror.enabled)
+    with Store(config.state.path) as store:
+        return fleet.published(config, store)
 
 
 def add_sync(commands: Any) -> None:

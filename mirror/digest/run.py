@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
+from mirror import fleet
 from mirror.build.locale import base_language
 from mirror.config import Config
 from mirror.credentials import SecretSource
@@ -185,7 +186,6 @@ class DigestRun:
 
     def context(self, digest_id: int, created: datetime, version: int, sha: str) -> DigestContext:
         digest, publication = self.config.digest, self.config.publication
-        retired = self.store.retired_mirrors()
         root_key_line, keys_serial = published_keys(self.config)
         return DigestContext(
             digest_id=digest_id,
@@ -195,7 +195,7 @@ class DigestRun:
             language=publication.language,
             mirrors=tuple(
                 DigestMirror(m.name, with_slash(m.public_url), m.listed)
-                for m in self.config.active_mirrors(retired)
+                for m in fleet.handed_out(self.config, self.store)
             ),
             links_per_article=digest.links_per_article,
             public_key_line=load_signing_public_key(self.config).line(),

@@ -3,13 +3,13 @@ and the "mark blocked" action for those OONI shows blocked."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from mirror.bounded import map_bounded
-from mirror.config import Config, ReachConfig
+from mirror.config import Config, MirrorConfig, ReachConfig
 from mirror.errors import ReachError
 from mirror.reach.cache import cache_path, load_cache, save_cache
 from mirror.reach.model import Verdict, classify, failed
@@ -26,13 +26,15 @@ class ReachTarget:
     url: str
 
 
-def public_mirrors(config: Config, retired: Collection[str] = frozenset()) -> list[ReachTarget]:
-    """The live public mirrors. Unlisted ones never go to OONI, neither in a query nor in
-    a descriptor: a measurement, and a query's input, are public."""
+def public_mirrors(config: Config, live: Iterable[MirrorConfig] | None = None) -> list[ReachTarget]:
+    """The live public mirrors: the listed ones of `live` (mirror.fleet.live_public;
+    None: the enabled configured mirrors). Unlisted ones never go to OONI, neither in a
+    query nor in a descriptor: a measurement, and a query's input, are public."""
+    mirrors = config.mirrors if live is None else live
     return [
         ReachTarget(mirror.name, mirror.public_url)
-        for mirror in config.active_mirrors(retired)
-        if mirror.listed
+        for mirror in mirrors
+        if mirror.listed and mirror.enabled
     ]
 
 

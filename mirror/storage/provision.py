@@ -55,21 +55,26 @@ def provider_of(mirror: MirrorConfig, provider: str = "") -> str:
     return provider
 
 
-def setup_mirror(mirror: MirrorConfig, provider: str = "") -> list[str]:
+def setup_mirror(mirror: MirrorConfig, provider: str = "", *, fresh: bool = False) -> list[str]:
     """Make the mirror's bucket (or folder) exist and be publicly readable; returns one
     line per step done, or, for R2, the steps to do by hand. `provider` ("aws", "minio",
     "b2", "r2") defaults to what `endpoint_url` says. UsageError for an unknown provider,
-    ConfigError for a bad bucket or prefix, a PublishError when the store refuses."""
+    ConfigError for a bad bucket or prefix, a PublishError when the store refuses.
+    `fresh`: the bucket (or a non-empty folder) must not exist yet, whoever's it is
+    (MirrorAccessError, nothing written): a spawned mirror never takes over another's."""
     if mirror.type == "directory":
-        return _setup_directory(mirror)
+        return _setup_directory(mirror, fresh=fresh)
     bucket = check_bucket(mirror)
     prefix = check_prefix(mirror)
     provider = provider_of(mirror, provider)
     if provider in BY_HAND:
+        if fresh:
+            raise UsageError(f"{provider}: buckets are made public by hand, not spawned")
         return r2_manual_steps(mirror, prefix)
     client = make_client(mirror, max_pool=1)
     try:
-        return RECIPES[provider](client, mirror, bucket, prefix)
+        steps = [_create_fresh(client, mirror, bucket, provider)] if fresh else []
+        return steps + RECIPES[provider](client, mirror, bucket, prefix)
     except Exception as exc:
         if isinstance(exc, boto_errors.ClientError) or error_kind(type(exc)) is not None:
             raise translate_error(mirror.name, exc) from exc
@@ -138,11 +143,13 @@ RECIPES: dict[str, Callable[[Any, MirrorConfig, str, str], list[str]]] = {
 }
 
 
-def _setup_directory(mirror: MirrorConfig) -> list[str]:
+def _setup_directory(mirror: MirrorConfig, *, fresh: bool = False) -> list[str]:
     if mirror.path is None:
         raise ConfigError("a directory mirror needs 'path'", key=f"mirrors.{mirror.name}")
     folder = Path(mirror.path) / check_prefix(mirror)
     existed = folder.is_dir()
+    if fresh and (folder.exists() and (not existed or any(folder.iterdir()))):
+        raise MirrorAccessError(mirror.name, f"{folder} exists and is not empty: never written to")
     folder.mkdir(parents=True, exist_ok=True)
     done = "exists" if existed else "created"
     return [f"folder {folder} {done}; serve it with a static web server (nginx: root {folder};)"]
@@ -159,6 +166,26 @@ def _bucket_exists(client: Any, bucket: str) -> bool:
             return False
         raise
     return True
+
+
+def _create_fresh(client: Any, mirror: MirrorConfig, bucket: str, provider: str) -> str:
+    """Create a bucket that must be new: one that exists (anyone's) is refused."""
+    if _bucket_exists(client, bucket):
+        raise MirrorAccessError(mirror.name, f"bucket {bucket!r} exists already: never written to")
+    args: dict[str, Any] = {"Bucket": bucket}
+    if provider == "b2":
+        args["ACL"] = "public-read"
+    if mirror.region and mirror.region != "us-east-1":
+        args["CreateBucketConfiguration"] = {"LocationConstraint": mirror.region}
+    try:
+        client.create_bucket(**args)
+    except boto_errors.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("BucketAlreadyExists", "BucketAlreadyOwnedByYou"):
+            reason = f"bucket {bucket!r} exists already ({code}): never written to"
+            raise MirrorAccessError(mirror.name, reason) from exc
+        raise
+    return f"created bucket {bucket} in {mirror.region or 'the default region'}"
 
 
 def _ensure_bucket(client: Any, mirror: MirrorConfig, bucket: str) -> str:

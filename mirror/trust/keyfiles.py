@@ -5,13 +5,14 @@ certify the online signing key (keys.json)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mirror.atomic import write_atomic
-from mirror.config import Config
+from mirror.config import Config, MirrorConfig
 from mirror.credentials import read_secret_file
 from mirror.errors import BuildError, ConfigError, KeyCertificateError, KeyFileError, UsageError
 from mirror.trust import certificate, minisign
@@ -140,9 +141,10 @@ def build_inputs(
     *,
     now: datetime,
     live_version: int = 0,
-    retired: frozenset[str] = frozenset(),
+    handed_out: Sequence[MirrorConfig] | None = None,
 ) -> BuildInputs:
-    """The signing key, its root certificate (when a root is configured) and the mirror list."""
+    """The signing key, its root certificate (when a root is configured) and the mirror
+    list: the listed ones of `handed_out` (mirror.fleet.handed_out; None: the configured)."""
     from mirror.build.builder import BuildInputs
     from mirror.build.render import MirrorLink
 
@@ -154,8 +156,8 @@ def build_inputs(
         root_line = root.line()
     mirrors = tuple(
         MirrorLink(name=m.name, url=m.public_url)
-        for m in config.active_mirrors(retired)
-        if m.listed
+        for m in (config.mirrors if handed_out is None else handed_out)
+        if m.listed and m.enabled
     )
     return BuildInputs(
         key=key,
