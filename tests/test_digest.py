@@ -23,6 +23,7 @@ from mirror.digest.compose import (
     choose_mirrors,
     compose,
     message_id,
+    stopped_mirrors,
 )
 from mirror.digest.text import html_to_text
 from mirror.digest.tokens import TOKEN_MAX_CHARS, token_subscriber, unsubscribe_token
@@ -586,3 +587,30 @@ def test_composer_imports_no_transport() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert found.strip() == "[]"
+
+
+def test_a_reader_whose_link_was_blocked_is_told_its_replacement() -> None:
+    gone = DigestMirror("gone", "https://gone.example.net/", True)
+    before = context(mirrors=(*MIRRORS, gone), digest_id=6, links_per_article=len(MIRRORS) + 1)
+    assert gone in choose_mirrors(before, READER)  # the reader had it last time
+    now = context(blocked=(gone,), previous_digest_id=6, links_per_article=len(MIRRORS) + 1)
+    assert stopped_mirrors(now, READER) == (gone,)
+    text = text_of(compose(now, READER, [article()]))
+    stopped = text.index("This link stopped working:")
+    assert text.index("https://gone.example.net/index.html") > stopped
+    use = text.index("Use these instead:", stopped)
+    assert all(text.index(m.url + "index.html", use) for m in choose_mirrors(now, READER))
+    assert "gone.example.net/20" not in text  # no article links to it
+    quiet = text_of(compose(context(), READER, [article()]))
+    assert "stopped working" not in quiet
+
+
+def test_a_reader_who_never_had_the_blocked_link_hears_nothing_of_it() -> None:
+    gone = DigestMirror("gone", "https://gone.example.net/", False)
+    now = context(blocked=(gone,), previous_digest_id=6, links_per_article=1)
+    readers = [Recipient(n, f"r{n}@example.com", "en") for n in range(1, 41)]
+    told = [r for r in readers if stopped_mirrors(now, r)]
+    assert 0 < len(told) < len(readers)
+    for reader in readers:
+        text = text_of(compose(now, reader, [article()]))
+        assert ("stopped working" in text) == (reader in told)

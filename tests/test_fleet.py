@@ -280,3 +280,26 @@ def test_top_up_spawns_what_is_lacking_and_then_asks_no_provider(
         assert spares_lacking(config, store) == {}
         assert asyncio.run(top_up(config, store, at=AT)) == []
     assert len(clients) == 2
+
+
+# --- the digest -------------------------------------------------------------------------
+
+
+def test_the_next_digest_context_names_mirrors_blocked_since_the_last(built: Path) -> None:
+    from datetime import timedelta
+
+    from mirror.digest.run import DigestRun
+
+    config = with_pools(built, DIR_POOL)
+    spare = spawn_in(config, "folders").spawned[0]
+    secret = b"a-long-enough-digest-secret-0123456789"
+    with Store(config.state.path) as store:
+        first, _ = store.open_digest(AT, 1, "0" * 64)
+        store.finish_digest(first, AT)
+        fleet.block(config, store, "hidden", reason="RU", at=AT + timedelta(hours=1))
+        second, _ = store.open_digest(AT + timedelta(hours=2), 1, "0" * 64)
+        run = DigestRun(config, store, now=AT + timedelta(hours=2), secret=secret)
+        context = run.context(second, AT + timedelta(hours=2), 1, "0" * 64)
+    assert [m.name for m in context.blocked] == ["hidden"]
+    assert context.previous_digest_id == first
+    assert [m.name for m in context.mirrors] == ["a", spare]  # the spare went live

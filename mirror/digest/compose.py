@@ -159,6 +159,10 @@ class DigestContext:
     keys_serial: int = 0  # the edition's keys.json serial (0: none known)
     unsubscribe: bool = True  # False: a reply to one who is no subscriber (mail-in's
     #                           `latest`): no List-Unsubscribe, no unsubscribe lines
+    # mirrors blocked since the previous digest (`previous_digest_id`): a recipient whose
+    # links then included one is told it stopped working and which links replace it
+    blocked: tuple[DigestMirror, ...] = ()
+    previous_digest_id: int = 0
 
 
 # --- ids, mirror choice --------------------------------------------------------
@@ -190,6 +194,20 @@ def choose_mirrors(context: DigestContext, recipient: Recipient) -> tuple[Digest
     first = sorted(pool[:pool_size], key=rotation)[:1]
     rest = sorted((m for m in [*listed, *pool[:pool_size]] if m not in first), key=rotation)
     return tuple([*first, *rest][:count])
+
+
+def stopped_mirrors(context: DigestContext, recipient: Recipient) -> tuple[DigestMirror, ...]:
+    """The blocked mirrors among this recipient's links in the previous digest (as chosen
+    from today's mirrors plus the blocked ones: a spare promoted since may shift a pick)."""
+    if not context.blocked or not context.previous_digest_id:
+        return ()
+    before = replace(
+        context,
+        mirrors=context.mirrors + context.blocked,
+        digest_id=context.previous_digest_id,
+        blocked=(),
+    )
+    return tuple(m for m in choose_mirrors(before, recipient) if m in context.blocked)
 
 
 # --- the message ---------------------------------------------------------------------
@@ -258,7 +276,8 @@ class Composer:
         self, recipient: Recipient, articles: Sequence[DigestArticle], chrome: str, size: int
     ) -> SharedBody:
         mirrors = choose_mirrors(self.context, recipient)
-        key = (chrome, tuple(articles), mirrors, size)
+        stopped = stopped_mirrors(self.context, recipient)
+        key = (chrome, tuple(articles), mirrors, stopped, size)
         if key not in self._bodies:
             stand_in = _STAND_IN * size
             view = _digest_view(self.context, recipient, articles, chrome, token=stand_in)
@@ -437,6 +456,7 @@ class _DigestView:
     context: DigestContext
     token: str
     unsubscribe_url: str
+    stopped: tuple[DigestMirror, ...]  # blocked mirrors this recipient had: replaced
     unsubscribe_mailto: str
     verify_url: str
 
@@ -473,6 +493,7 @@ def _digest_view(
         if context.unsubscribe_mailto
         else "",
         verify_url=(mirrors[0].url if mirrors else "") + "verify.html",
+        stopped=stopped_mirrors(context, recipient),
     )
 
 
@@ -593,6 +614,8 @@ MESSAGES: dict[str, dict[str, Any]] = {
         "summary_only": "Full text on the mirrors.",
         "image": "image",
         "mirrors": "Mirrors (open whichever works for you):",
+        "stopped": "This link stopped working:",
+        "use_these": "Use these instead:",
         "signed": "Every file on the mirrors is signed by {name}.",
         "signed_neutral": "Every file on the mirrors is signed by the publisher.",
         "key": "Signing public key (minisign):",
@@ -646,6 +669,8 @@ MESSAGES: dict[str, dict[str, Any]] = {
         "summary_only": "Полный текст — на зеркалах.",
         "image": "изображение",
         "mirrors": "Зеркала (откройте то, что работает у вас):",
+        "stopped": "Эта ссылка перестала работать:",
+        "use_these": "Пользуйтесь этими:",
         "signed": "Каждый файл на зеркалах подписан изданием «{name}».",
         "signed_neutral": "Каждый файл на зеркалах подписан издателем.",
         "key": "Открытый ключ подписи (minisign):",

@@ -38,7 +38,7 @@ from mirror.fetch.urls import with_slash
 from mirror.mail.delivery import Delivery, Transport, deliver, transport_for
 from mirror.mail.wire import Outgoing
 from mirror.mailin.tokens import verp_address
-from mirror.store import EditionArticle, Store, link_map, with_own_canonicals
+from mirror.store import EditionArticle, Store, link_map, parse_iso, with_own_canonicals
 from mirror.trust.keyfiles import load_signing_public_key, published_keys
 
 log = logging.getLogger("mirror.digest")
@@ -184,6 +184,24 @@ class DigestRun:
             self._edition = with_own_canonicals(found)
         return self._edition
 
+    def blocked_since_last(self, digest_id: int) -> dict[str, Any]:
+        """`blocked` and `previous_digest_id` of the context: the mirrors blocked since
+        the last finished digest before this one."""
+        last = self.store.last_digest()
+        since = parse_iso(last["created_at"]) if last and last["id"] != digest_id else None
+        if last is None or since is None:
+            return {}
+        blocked = fleet.blocked_since(self.config, self.store, since)
+        handed = {m.name for m in fleet.handed_out(self.config, self.store)}
+        return {
+            "blocked": tuple(
+                DigestMirror(m.name, with_slash(m.public_url), m.listed)
+                for m in blocked
+                if m.name not in handed  # the last live one stays handed out
+            ),
+            "previous_digest_id": last["id"],
+        }
+
     def context(self, digest_id: int, created: datetime, version: int, sha: str) -> DigestContext:
         digest, publication = self.config.digest, self.config.publication
         root_key_line, keys_serial = published_keys(self.config)
@@ -197,6 +215,7 @@ class DigestRun:
                 DigestMirror(m.name, with_slash(m.public_url), m.listed)
                 for m in fleet.handed_out(self.config, self.store)
             ),
+            **self.blocked_since_last(digest_id),
             links_per_article=digest.links_per_article,
             public_key_line=load_signing_public_key(self.config).line(),
             manifest_version=version,

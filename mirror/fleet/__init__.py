@@ -139,6 +139,15 @@ def live_public_urls(config: Config, store: Store) -> tuple[str, ...]:
     return tuple(mirror.public_url for mirror in live_public(config, store))
 
 
+def blocked_since(config: Config, store: Store, since: datetime) -> tuple[MirrorConfig, ...]:
+    """The mirrors blocked after `since` and blocked still (the digest tells readers)."""
+    return tuple(
+        m.mirror
+        for m in fleet(config, store)
+        if m.state is MirrorState.BLOCKED and m.state_changed_at and m.state_changed_at > since
+    )
+
+
 def find(config: Config, store: Store, name: str) -> FleetMirror:
     """The mirror named `name`; UsageError when there is none."""
     mirrors = {m.name: m for m in fleet(config, store)}
