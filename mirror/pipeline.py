@@ -416,7 +416,9 @@ async def check_status(
 
     with Store(config.state.path) as store:
         latest = store.latest_edition()
-        mirrors = list(fleet.published(config, store))
+        every = fleet.fleet(config, store)
+    states = {m.name: str(m.state) for m in every}
+    mirrors = [m.mirror for m in every if m.state in fleet.PUBLISHED]
     statuses = await mirrors_status(
         mirrors, load_trust_anchor(config), now=now, local_version=latest.version if latest else 0,
         full=full, deadline_s=deadline_s,
@@ -424,6 +426,7 @@ async def check_status(
     reach = load_cache(cache_path(config))  # the latest verdicts: no request to OONI
     for status in statuses:
         status.reach = [verdict.to_json() for verdict in reach.latest(status.name)]
+        status.state = states[status.name]
     return statuses
 
 

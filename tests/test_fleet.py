@@ -303,3 +303,24 @@ def test_the_next_digest_context_names_mirrors_blocked_since_the_last(built: Pat
     assert [m.name for m in context.blocked] == ["hidden"]
     assert context.previous_digest_id == first
     assert [m.name for m in context.mirrors] == ["a", spare]  # the spare went live
+
+
+def test_status_shows_each_mirror_state_and_retired_ones_drop_out(
+    built: Path, web_root: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, base = web_root
+    pool = DIR_POOL.replace('"pool/{bucket}"', f'"{root}/{{bucket}}"')
+    with_pools(built, pool.replace("https://pool.example.net/", base))
+    config = str(built)
+    for name in ("a", "hidden"):
+        assert cli(capsys, "-c", config, "mirrors", "retire", name)[0] == 0
+    spawned = cli(capsys, "-c", config, "mirrors", "spawn", "folders", "--count", "2", "--json")
+    first, second = spawned[1]["pools"][0]["spawned"]
+    assert cli(capsys, "-c", config, "mirrors", "block", first, "--reason", "RU")[0] == 0
+    _, report, err = cli(capsys, "-c", config, "status", "--json")
+    rows = {row["name"]: row for row in report["mirrors"]}
+    assert set(rows) == {first, second}
+    assert rows[first]["state"] == "blocked" and rows[first]["reachable"]
+    assert rows[second]["state"] == "spare" and "[spare]" in err
+    _, listing, _ = cli(capsys, "-c", config, "mirrors", "list", "--json")
+    assert {row["name"]: row["state"] for row in listing["mirrors"]}["a"] == "retired"

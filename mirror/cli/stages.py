@@ -390,7 +390,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"mirrors": [status.to_json() for status in statuses]})
     for status in statuses:
-        log.info("%s", status.summary())
+        log.info("%s [%s]", status.summary(), status.state)
     healthy = all(status.healthy for status in statuses)
     return EXIT_OK if healthy else EXIT_PARTIAL
 

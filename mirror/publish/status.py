@@ -63,6 +63,7 @@ class MirrorStatus:
     error: str = ""
     # the latest OONI verdict per country (mirror.reach's cache: no request made for it)
     reach: list[dict[str, Any]] = field(default_factory=list)
+    state: str = "live"  # the fleet's state: spare | live | blocked (mirror.fleet)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +81,7 @@ class MirrorStatus:
             "keys_due": self.keys_due,
             "error": self.error,
             "reach": self.reach,
+            "state": self.state,
         }
 
     @property
