@@ -19,10 +19,11 @@ from mirror.errors import ConfigError, UsageError
 from mirror.fleet import MirrorState
 from mirror.fleet import spawn as spawn_module
 from mirror.fleet.spawn import random_name, spares_lacking, spawn, top_up
+from mirror.newsroom import RunningNewsroom
 from mirror.storage import provision
 from mirror.store import SCHEMA_VERSION, Store
 
-from cli_configs import cli
+from cli_configs import cli, sync_config
 from moto_server import REGION, create_bucket
 from servers import closed_port
 
@@ -324,3 +325,31 @@ def test_status_shows_each_mirror_state_and_retired_ones_drop_out(
     assert rows[second]["state"] == "spare" and "[spare]" in err
     _, listing, _ = cli(capsys, "-c", config, "mirrors", "list", "--json")
     assert {row["name"]: row["state"] for row in listing["mirrors"]}["a"] == "retired"
+
+
+@pytest.mark.slow
+def test_sync_tops_up_a_pool_then_leaves_it_alone(
+    tmp_path: Path,
+    newsroom: RunningNewsroom,
+    web_root: tuple[Path, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root, base = web_root
+    config = sync_config(tmp_path, newsroom, web_root)
+    pool = DIR_POOL.replace('"pool/{bucket}"', f'"{root}/{{bucket}}"')
+    Path(config).write_text(
+        Path(config).read_text() + pool.replace("https://pool.example.net/", base)
+    )
+    monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", "a-long-enough-unsubscribe-secret")
+    status, report, _ = cli(capsys, "-c", config, "sync", "--json")
+    assert status == 0 and report["ok"], report
+    (spawned,) = report["spawn"]["pools"]
+    name = spawned["spawned"][0]
+    assert spawned["published"] == [name]
+    assert (root / name / "current").read_text() == "1\n"
+    status, report, _ = cli(capsys, "-c", config, "sync", "--json")
+    assert status == 0 and report["spawn"]["pools"] == []
+    names = [mirror["name"] for mirror in report["publish"]["mirrors"]]
+    assert names == ["site", name]  # the spare is published like a configured mirror
+    assert report["publish"]["mirrors"][1]["uploaded"] == 0
