@@ -353,3 +353,19 @@ def test_sync_tops_up_a_pool_then_leaves_it_alone(
     names = [mirror["name"] for mirror in report["publish"]["mirrors"]]
     assert names == ["site", name]  # the spare is published like a configured mirror
     assert report["publish"]["mirrors"][1]["uploaded"] == 0
+
+
+def test_promotion_prefers_the_blocked_mirrors_pool_and_keeps_within_max_live(
+    built: Path,
+) -> None:
+    other = DIR_POOL.replace('"folders"', '"other"').replace("news-", "othr-")
+    config = with_pools(built, DIR_POOL + other.replace("spares = 1", "spares = 1\nmax_live = 1"))
+    mine = spawn_in(config, "folders", count=2).spawned
+    theirs = spawn_in(config, "other", count=2).spawned
+    with Store(config.state.path) as store:
+        store.set_fleet_state(fleet.find(config, store, mine[0]).row(), MirrorState.LIVE, "", AT)
+        assert fleet.block(config, store, mine[0], reason="x", at=AT).promoted == mine[1]
+        assert fleet.block(config, store, mine[1], reason="x", at=AT).promoted == theirs[0]
+        # "other" has its one live mirror: its second spare is not promoted
+        assert fleet.block(config, store, "a", reason="x", at=AT).promoted is None
+        assert fleet.live_public_urls(config, store) == (f"https://pool.example.net/{theirs[0]}/",)
