@@ -371,3 +371,41 @@ def test_promotion_prefers_the_blocked_mirrors_pool_and_keeps_within_max_live(
         assert fleet.block(config, store, "a", reason="x", at=AT).promoted is None
         urls = fleet.live_public_urls(config, store)
     assert urls == (f"https://pool.example.net/{promoted}/",)
+
+
+@pytest.mark.slow
+def test_sync_with_reach_auto_block_blocks_in_the_fleet_and_a_spare_replaces_it(
+    tmp_path: Path,
+    newsroom: RunningNewsroom,
+    web_root: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    from mirror.cli.stages import selected_mirrors
+    from mirror.pipeline import run_sync
+
+    from ooni_server import OoniStandIn, result, running_in_thread
+
+    root, base = web_root
+    site = base + "s/"
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    ooni = OoniStandIn()
+    hours = [now - timedelta(hours=n) for n in range(6)]
+    ooni.add(site, "RU", [result(site, "RU", at, anomaly=True, n=n) for n, at in enumerate(hours)])
+    monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", "a-long-enough-unsubscribe-secret")
+    with running_in_thread(ooni) as api:
+        path = Path(sync_config(tmp_path, newsroom, web_root))
+        pool = DIR_POOL.replace('"pool/{bucket}"', f'"{root}/{{bucket}}"')
+        reach = f'\n[reach]\nooni_api = "{api}"\nmin_measurements = 5\nauto_block = true\n'
+        path.write_text(path.read_text() + reach + pool.replace("https://pool.example.net/", base))
+        config = load_config(path)
+        first = asyncio.run(run_sync(config, now=now, mirrors=selected_mirrors(config, [])))
+        assert first.reach is not None and [n for n, _ in first.reach.blocked] == ["site"]
+        (spare,) = first.spawned[0].spawned
+        assert states(config) == {"site": "blocked", spare: "live"}  # promoted: none was live
+        later = now + timedelta(hours=1)
+        second = asyncio.run(run_sync(config, now=later, mirrors=selected_mirrors(config, [])))
+    assert [r.name for r in second.mirrors] == ["site", spare]  # still published
+    listed = (root / spare / "mirrors.json").read_text()
+    assert f"{base}{spare}/" in listed and site not in listed
