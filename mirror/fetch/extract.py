@@ -22,12 +22,12 @@ from functools import lru_cache
 from typing import Any
 
 import lxml.html
-import trafilatura
 from cssselect import SelectorError
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
 from mirror.errors import ExtractError
+from mirror.fetch.bodies import choose_body
 from mirror.fetch.sanitise import (
     absolute_http_url,
     drop_unusable_images,
@@ -116,8 +116,11 @@ def extract_article(
     base_url = page_base_url(doc, url)
     resolve_lazy_images(doc, base_url)
     meta = read_metadata(doc, url, default_language)
+    witness = json_ld_article(doc).get("articleBody")  # read before remove_chrome drops scripts
     remove_chrome(doc, drop_selectors, base_url)
-    body_html, extractor = extract_body(doc, base_url, selector, meta.title)
+    body_html, extractor = extract_body(
+        doc, base_url, selector, meta.title, witness if isinstance(witness, str) else ""
+    )
     fragment = lxml.html.fragment_fromstring(body_html, create_parent="div")
     lead = meta.description or first_paragraph(fragment)
     return _article(url, meta, body_html, extractor, lead, body_images(fragment))
@@ -455,14 +458,17 @@ def parse_datetime(text: str) -> datetime | None:
 
 
 def extract_body(
-    doc: lxml.html.HtmlElement, base_url: str, selector: str, title: str
+    doc: lxml.html.HtmlElement, base_url: str, selector: str, title: str, article_body: str = ""
 ) -> tuple[str, str]:
-    """The sanitised body and which extractor found it; `ExtractError` if none did."""
+    """The sanitised body and which extractor found it; `ExtractError` if none did.
+
+    `article_body` is the page's schema.org articleBody (plain text), a witness only.
+    """
     if selector:
         body = _finish_body(selected_body(doc, selector), base_url, title)
         if body:
             return body, "selector"
-    body = _finish_body(automatic_body(doc, base_url), base_url, title)
+    body = _finish_body(automatic_body(doc, base_url, article_body), base_url, title)
     if body:
         return body, "automatic"
     raise ExtractError("no article text found on the page")
@@ -484,27 +490,12 @@ def selected_body(doc: lxml.html.HtmlElement, selector: str) -> lxml.html.HtmlEl
     return wrapper
 
 
-def automatic_body(doc: lxml.html.HtmlElement, base_url: str) -> lxml.html.HtmlElement | None:
-    """The article body trafilatura finds, as an element; None if it finds none."""
+def automatic_body(
+    doc: lxml.html.HtmlElement, base_url: str, article_body: str = ""
+) -> lxml.html.HtmlElement | None:
+    """The best-supported article body of the extractors (`mirror.fetch.bodies`); None if none."""
     replace_embeds(doc, base_url)
-    found = trafilatura.extract(
-        doc,
-        url=base_url,
-        output_format="html",
-        include_images=True,
-        include_links=True,
-        include_formatting=True,
-        include_tables=True,
-        include_comments=False,
-        favor_precision=False,  # measured on the benchmark: precision barely moves, recall +4 %
-        fast=False,
-        deduplicate=False,
-        with_metadata=False,
-    )
-    if not found:
-        return None
-    parsed = lxml.html.document_fromstring(found)
-    return parsed.find("body") if parsed.find("body") is not None else parsed
+    return choose_body(doc, base_url, article_body)
 
 
 def _finish_body(element: lxml.html.HtmlElement | None, base_url: str, title: str) -> str:

@@ -1,0 +1,114 @@
+"""The automatic body: extractors picked by agreement, articleBody as a witness."""
+
+from __future__ import annotations
+
+import json
+
+import lxml.html
+import pytest
+
+from mirror.fetch import bodies
+from mirror.fetch.extract import extract_article
+
+URL = "https://news.example.org/2026/11/harbour"
+STORY = [
+    f"Paragraph {n} of the harbour story: the dockers of pier {n} met the council on "
+    f"Tuesday morning and argued for {n + 3} hours about wages, cranes and the tide tables."
+    for n in range(1, 9)
+]
+
+
+def page(body: str, *, ld: dict[str, object] | None = None, extra: str = "") -> str:
+    script = f'<script type="application/ld+json">{json.dumps(ld)}</script>' if ld else ""
+    return (
+        f"<html><head><title>Harbour</title>{script}</head><body>"
+        f"<header><a href='/'>Home</a></header>{body}{extra}"
+        "<footer>© Example</footer></body></html>"
+    )
+
+
+def article(paragraphs: list[str]) -> str:
+    inner = "".join(f"<p>{text}</p>" for text in paragraphs)
+    return f"<article><h1>Harbour</h1>{inner}</article>"
+
+
+def body_text(html: str) -> str:
+    return " ".join(extract_article(html, URL).body_html.split())
+
+
+def comments(count: int) -> str:
+    items = "".join(
+        f"<li class='comment'><p>Reader {n} wrote: I disagree with the council about the cranes "
+        f"and the tide tables, and I have said so for {n} years at every meeting.</p></li>"
+        for n in range(count)
+    )
+    return f"<section id='comments' class='comments'><h2>Comments</h2><ol>{items}</ol></section>"
+
+
+def test_comments_are_not_in_the_body() -> None:
+    text = body_text(page(article(STORY), extra=comments(40)))
+    assert all(paragraph in text for paragraph in STORY)
+    assert "Reader" not in text
+
+
+def test_the_article_wins_over_a_related_list() -> None:
+    related = "".join(
+        f"<li><a href='/story/{n}'>Related story number {n} about something else entirely</a></li>"
+        for n in range(30)
+    )
+    html = page(f"<div class='related'><h3>Related</h3><ul>{related}</ul></div>{article(STORY)}")
+    text = body_text(html)
+    assert all(paragraph in text for paragraph in STORY)
+    assert "Related story number" not in text
+
+
+def test_a_lying_article_body_is_not_trusted() -> None:
+    lie = " ".join(
+        f"Invented sentence {n} that the page never shows to its readers." for n in range(40)
+    )
+    html = page(article(STORY), ld={"@type": "NewsArticle", "articleBody": lie})
+    text = body_text(html)
+    assert all(paragraph in text for paragraph in STORY)
+    assert "Invented" not in text
+
+
+def test_a_witness_must_be_on_the_page_and_long_enough() -> None:
+    doc = lxml.html.document_fromstring(page(article(STORY)))
+    assert bodies._plausible_witness(doc, " ".join(STORY)) is not None
+    assert bodies._plausible_witness(doc, STORY[0]) is None  # too short to judge by
+    assert bodies._plausible_witness(doc, "Made up words. " * 60) is None  # not on the page
+
+
+def test_a_teaser_article_body_does_not_cut_the_body() -> None:
+    teaser = " ".join(STORY[:2])  # on the page, but a quarter of the article
+    html = page(article(STORY), ld={"@type": "NewsArticle", "articleBody": teaser})
+    text = body_text(html)
+    assert all(paragraph in text for paragraph in STORY)
+
+
+def test_a_truthful_article_body_picks_the_candidate_that_agrees() -> None:
+    witness = bodies.shingles(" ".join(STORY))
+    whole = bodies.shingles(" ".join(STORY))
+    half = bodies.shingles(" ".join(STORY[:4]))
+    assert bodies.agreement(whole, witness) > bodies.agreement(half, witness)
+    assert bodies.agreement(bodies.shingles("nothing in common here at all"), witness) == 0.0
+
+
+def test_readability_is_asked_when_trafilatura_finds_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bodies, "_trafilatura_candidate", lambda doc, url: None)
+    text = body_text(page(article(STORY), extra=comments(5)))
+    assert all(paragraph in text for paragraph in STORY)
+
+
+def test_a_fragment_from_trafilatura_gives_way_to_readability() -> None:
+    first = bodies._candidate("trafilatura", lxml.html.fragment_fromstring(f"<p>{STORY[0]}</p>"))
+    whole = "".join(f"<p>{text}</p>" for text in STORY)
+    second = bodies._candidate("readability", lxml.html.fragment_fromstring(f"<div>{whole}</div>"))
+    assert first is not None and second is not None
+    assert bodies._without_witness(first, second) is second
+    links = "".join(f"<p><a href='/{n}'>{text}</a></p>" for n, text in enumerate(STORY))
+    listing = bodies._candidate("readability", lxml.html.fragment_fromstring(f"<div>{links}</div>"))
+    assert listing is not None
+    assert bodies._without_witness(first, listing) is first  # a list of links is no article
