@@ -9,16 +9,21 @@ another bench.
   until SIGINT or SIGTERM;
 - mirror's CLI run as a subprocess, timed: fetch, keygen, build, and the config they share;
 - moto's S3 server as its own process on 127.0.0.1;
-- resident memory of a process tree, read from /proc (Linux only).
+- resident memory of a process tree, read from /proc (Linux only);
+- the extraction benchmark's pages (/work/shared/extraction-benchmark, read in place) and
+  the plain text of an HTML element, blocks on lines of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
+import gzip
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -34,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lxml.etree
+import lxml.html
 from aiohttp import web
 
 from mirror.newsroom import config_for
@@ -437,6 +444,7 @@ class Peak:
 
     main_bytes: int = 0
     tree_bytes: int = 0  # main process plus every descendant, summed at one instant
+    descendants_bytes: int = 0  # every descendant without the main process (a worker pool)
     most_processes: int = 0
     samples: int = 0
 
@@ -471,5 +479,79 @@ class TreeSampler:
         peak = self.peak
         peak.main_bytes = max(peak.main_bytes, main)
         peak.tree_bytes = max(peak.tree_bytes, tree)
+        peak.descendants_bytes = max(peak.descendants_bytes, tree - main)
         peak.most_processes = max(peak.most_processes, 1 + len(others))
         peak.samples += 1
+
+
+# ---- the extraction benchmark's pages (bench/extract_bench.py)
+
+EXTRACTION_SET = Path("/work/shared/extraction-benchmark")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+CHARSET_SNIFF_BYTES = 16_384
+# fmt: off
+BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
+    "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
+    "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+})
+# fmt: on
+
+
+@dataclass(frozen=True)
+class BenchmarkPage:
+    """One page of the set: its id (sha256), bytes, declared charset and hand-checked body."""
+
+    page_id: str
+    url: str
+    body: bytes
+    charset: str  # the one the page declares, else "utf-8"
+    expected: str
+
+
+def declared_charset(body: bytes) -> str:
+    """The charset a page's `<meta>` declares (in its first 16 kB), else "utf-8"."""
+    found = _META_CHARSET.search(body[:CHARSET_SNIFF_BYTES])
+    if found:
+        name = found[1].decode("ascii").lower()
+        with contextlib.suppress(LookupError):
+            codecs.lookup(name)
+            return name
+    return "utf-8"
+
+
+def benchmark_pages(folder: Path = EXTRACTION_SET, limit: int | None = None) -> list[BenchmarkPage]:
+    """The set's pages in id order (the first `limit` of them); read in place, never copied."""
+    truth = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
+    pages = []
+    for page_id in sorted(truth)[:limit]:
+        body = gzip.decompress((folder / "html" / f"{page_id}.html.gz").read_bytes())
+        entry = truth[page_id]
+        pages.append(
+            BenchmarkPage(page_id, entry["url"], body, declared_charset(body), entry["articleBody"])
+        )
+    return pages
+
+
+def element_text(element: lxml.html.HtmlElement) -> str:
+    """The text of an element as a reader sees it: each block element on its own line."""
+    parts: list[str] = []
+    for event, node in lxml.etree.iterwalk(element, events=("start", "end")):
+        if not isinstance(node.tag, str):
+            continue  # comments, processing instructions
+        block = node.tag in BLOCK_TAGS
+        if event == "start":
+            parts.append("\n" if block else "")
+            parts.append(node.text or "")
+        else:
+            parts.append("\n" if block else "")
+            if node is not element:
+                parts.append(node.tail or "")
+    return re.sub(r"\n\s*\n+", "\n", "".join(parts)).strip()
+
+
+def fragment_text(html: str) -> str:
+    """The text of an HTML fragment (`element_text` of its wrapper); "" for an empty one."""
+    if not html.strip():
+        return ""
+    return element_text(lxml.html.fragment_fromstring(html, create_parent="div"))
