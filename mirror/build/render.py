@@ -52,6 +52,7 @@ from mirror.build.locale import (
     month_name,
     wording,
 )
+from mirror.build.standfirst import body_text, repeats_opening
 from mirror.build.templating import TemplateLoader, template_root
 from mirror.fetch.urls import with_slash
 
@@ -249,7 +250,7 @@ def render_article(
         article.language,
         article=article,
         body=Markup(body),  # noqa: S704 -- sanitised upstream, re-serialised by lxml
-        show_lead=bool(article.lead) and not _body_starts_with(article.body_html, article.lead),
+        show_lead=not repeats_opening(article.lead, body_text(article.body_html)),
         byline=_byline(article.authors, article.language),
         published=_moment(article.published, article.language, site),
         updated=_moment(_later(article.updated, article.published), article.language, site),
@@ -443,18 +444,6 @@ def _inline_image(
     parent = image.getparent()
     if parent is not None:
         parent.replace(image, replacement)
-
-
-def _body_starts_with(body_html: str, lead: str) -> bool:
-    """Whether the body already opens with the lead (then the page shows it once)."""
-    if not body_html.strip():
-        return False
-    try:
-        text = lxml.html.fragment_fromstring(body_html, create_parent="div").text_content()
-    except (ParserError, ValueError):
-        return False
-    squeezed = " ".join(text.split())
-    return " ".join(lead.split()) in squeezed[: 2 * len(lead) + 200]
 
 
 def _at_level(uris: Sequence[str], level: int) -> str | None:

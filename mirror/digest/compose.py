@@ -51,6 +51,7 @@ from mirror.build.locale import (
     plural_words,
     wording,
 )
+from mirror.build.standfirst import repeats_opening
 from mirror.build.templating import TemplateLoader
 from mirror.digest.text import (
     CONTROLS,
@@ -535,7 +536,7 @@ def _article_view(article: DigestArticle, chrome: str, zone: str) -> _ArticleVie
         title=one_line(article.title) or "—",
         byline=_byline(article.authors, article.language),
         date=date_words(article.published, article.language, zone) if article.published else "",
-        lead="" if _opens_with(body, lead) else lead,
+        lead="" if repeats_opening(lead, body) else lead,
         summary=lead or _shortened(body),
         body=body,
         links=(),
@@ -577,13 +578,6 @@ def _render_body(view: _DigestView, full: int, full_text: bool) -> str:
         )
     )
     return tidy(text)
-
-
-def _opens_with(body: str, lead: str) -> bool:
-    if not lead:
-        return True
-    squeezed = " ".join(body.split())
-    return " ".join(lead.split()) in squeezed[: 2 * len(lead) + 200]
 
 
 def _shortened(body: str) -> str:
