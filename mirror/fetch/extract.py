@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -28,6 +28,7 @@ from lxml.cssselect import CSSSelector
 
 from mirror.errors import ExtractError
 from mirror.fetch.bodies import choose_body
+from mirror.fetch.bylines import strip_meta_lines
 from mirror.fetch.sanitise import (
     absolute_http_url,
     drop_unusable_images,
@@ -121,6 +122,10 @@ def extract_article(
     body_html, extractor = extract_body(
         doc, base_url, selector, meta.title, witness if isinstance(witness, str) else ""
     )
+    stripped = strip_meta_lines(body_html, meta.authors, meta.published)
+    body_html = stripped.body_html
+    if not meta.authors and stripped.names:
+        meta = replace(meta, authors=stripped.names)
     fragment = lxml.html.fragment_fromstring(body_html, create_parent="div")
     lead = meta.description or first_paragraph(fragment)
     return _article(url, meta, body_html, extractor, lead, body_images(fragment))
