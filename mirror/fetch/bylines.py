@@ -100,12 +100,20 @@ def _edge_block(
     if not first and children and _clean(children[-1].tail):
         last = children[-1]
         return _clean(last.tail), lambda: setattr(last, "tail", None)
-    if not children:
+    pictures = [child for child in children if not _is_picture(child)]  # skipped over
+    if not pictures:
         return "", None
-    element = children[0] if first else children[-1]
-    if element.tag in KEPT_TAGS or next(element.iter("img"), None) is not None:
+    element = pictures[0] if first else pictures[-1]
+    if element.tag in KEPT_TAGS:
         return "", None
+    if first and element is not children[0] and _clean(children[0].tail):
+        return "", None  # text sits between the picture and this block
     return _clean(element.text_content()), element.drop_tree
+
+
+def _is_picture(element: lxml.html.HtmlElement) -> bool:
+    has_image = next(element.iter("img"), None) is not None
+    return element.tag in ("img", "figure") or (has_image and not _clean(element.text_content()))
 
 
 def _blocks(root: lxml.html.HtmlElement) -> int:

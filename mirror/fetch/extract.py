@@ -29,6 +29,13 @@ from lxml.cssselect import CSSSelector
 from mirror.errors import ExtractError
 from mirror.fetch.bodies import choose_body
 from mirror.fetch.bylines import strip_meta_lines
+from mirror.fetch.figures import (
+    Figure,
+    lead_figure,
+    named_image,
+    page_figures,
+    restore_captions,
+)
 from mirror.fetch.sanitise import (
     absolute_http_url,
     drop_unusable_images,
@@ -117,13 +124,16 @@ def extract_article(
     base_url = page_base_url(doc, url)
     resolve_lazy_images(doc, base_url)
     meta = read_metadata(doc, url, default_language)
-    witness = json_ld_article(doc).get("articleBody")  # read before remove_chrome drops scripts
+    linked = json_ld_article(doc)  # read before remove_chrome drops scripts and metas
+    witness = linked.get("articleBody")
+    named = named_image(meta_values(doc), linked, base_url)
     remove_chrome(doc, drop_selectors, base_url)
+    figures = page_figures(doc, base_url)
     body_html, extractor = extract_body(
         doc, base_url, selector, meta.title, witness if isinstance(witness, str) else ""
     )
     stripped = strip_meta_lines(body_html, meta.authors, meta.published)
-    body_html = stripped.body_html
+    body_html = with_figures(doc, stripped.body_html, figures, named, base_url)
     if not meta.authors and stripped.names:
         meta = replace(meta, authors=stripped.names)
     fragment = lxml.html.fragment_fromstring(body_html, create_parent="div")
@@ -521,6 +531,19 @@ def _has_text(body_html: str) -> bool:
     return bool(body_html) and bool(
         _clean(lxml.html.fragment_fromstring(body_html, create_parent="div").text_content())
     )
+
+
+def with_figures(
+    doc: lxml.html.HtmlElement,
+    body_html: str,
+    figures: dict[str, Figure],
+    named: Figure | None,
+    base_url: str,
+) -> str:
+    """The body with its figures' captions and credits, led by the page's lead image."""
+    body_html = restore_captions(body_html, figures)
+    lead = lead_figure(doc, named, figures, body_html)
+    return sanitise_body((lead.html() if lead else "") + body_html, base_url)
 
 
 def first_paragraph(fragment: lxml.html.HtmlElement) -> str:

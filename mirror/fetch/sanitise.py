@@ -24,7 +24,7 @@ ALLOWED_TAGS = frozenset(
         "p", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "li",
         "figure", "figcaption", "img", "a", "em", "strong", "b", "i", "u", "s",
         "sub", "sup", "br", "hr", "pre", "code", "table", "thead", "tbody", "tr",
-        "th", "td", "dl", "dt", "dd", "abbr", "cite", "q", "time",
+        "th", "td", "dl", "dt", "dd", "abbr", "cite", "q", "time", "small",
     }
 )  # fmt: skip
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
