@@ -548,10 +548,3 @@ def element_text(element: lxml.html.HtmlElement) -> str:
             if node is not element:
                 parts.append(node.tail or "")
     return re.sub(r"\n\s*\n+", "\n", "".join(parts)).strip()
-
-
-def fragment_text(html: str) -> str:
-    """The text of an HTML fragment (`element_text` of its wrapper); "" for an empty one."""
-    if not html.strip():
-        return ""
-    return element_text(lxml.html.fragment_fromstring(html, create_parent="div"))
