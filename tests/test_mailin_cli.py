@@ -439,3 +439,21 @@ async def test_run_reconnects_with_backoff_and_stops_on_a_refused_login(
             policy=RetryPolicy(retries=10, backoff_s=1.0), sleep=sleep,
         )  # fmt: skip
     assert slept == [1.0, 2.0] and errors == []
+
+
+def test_stdin_takes_a_message_whose_reply_is_refused_for_good(
+    config_path: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.handler.refuse["reader@example.com"] = "550 5.1.1 no such user"
+    assert piped(config_path, mail("mirrors"), monkeypatch) == 0  # not 75 forever
+    assert server.handler.received == []
+
+
+def test_once_moves_a_message_whose_reply_is_refused_for_good(
+    imap_config: Path, server: SmtpServer, dovecot: Dovecot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.handler.refuse["reader@example.com"] = "550 5.1.1 no such user"
+    dovecot.append("INBOX", mail("mirrors"))
+    status, report = once(capsys, imap_config)
+    assert status == 0 and report["ignored"] == {"reply_refused": 1} and report["failed"] == []
+    assert dovecot.uids("INBOX") == [] and len(dovecot.uids("Handled")) == 1

@@ -486,3 +486,15 @@ def test_digest_goes_out_with_a_verp_envelope_and_skips_the_disabled(
     rows = json.loads(capsys.readouterr().out)["subscribers"]
     assert {r["id"]: r["bounces"]["permanent"] for r in rows}[gone] == 3
     assert all("email" not in r for r in rows)
+
+
+async def test_a_reply_refused_for_good_finishes_the_message_as_ignored(rig: Rig) -> None:
+    rig.server.handler.refuse["reader@example.com"] = "550 5.1.1 <reader@example.com>: no such user"
+    data = mail("mirrors")
+    outcome = await rig.mailin.handle(data)
+    assert outcome.handled and outcome.reason == "reply_refused"
+    assert rig.mailin.report.ignored == {"reply_refused": 1} and rig.mailin.report.failed == []
+    assert (await rig.fresh().handle(data)).reason == "seen"  # never tried again
+    rig.server.handler.defer["second@example.com"] = 1  # 451: for now only
+    later = await rig.mailin.handle(mail("mirrors", sender="second@example.com"))
+    assert later.kind == "failed" and not later.handled

@@ -31,7 +31,7 @@ from mirror.config import Config, MailInConfig
 from mirror.digest import subscribers
 from mirror.digest.compose import DigestArticle
 from mirror.digest.run import DigestRun, digest_article
-from mirror.errors import DigestError, MailInError, SubscriberError
+from mirror.errors import DeliveryError, DigestError, MailInError, SubscriberError
 from mirror.mail.delivery import Transport
 from mirror.mail.wire import Outgoing
 from mirror.mailin import replies
@@ -226,11 +226,21 @@ class MailIn:
         outgoing = Outgoing(subscriber_id, reply.to, reply.message, reply.message_id)
         try:
             await self.transport.send(outgoing)
+        except DeliveryError as exc:
+            if not exc.permanent:
+                return self._unsent(who, exc)
+            # refused for good (550 5.1.1): retrying would fail the same way, forever
+            log.warning("sender %s: the reply was refused for good: %s", who[:12], exc.reason)
+            return self._done(key, inbound.sha256, Outcome.ignored("reply_refused"))
         except DigestError as exc:
-            log.warning("sender %s: the reply could not be sent: %s", who[:12], exc)
-            return Outcome("failed", f"the reply could not be sent: {exc}", handled=False)
+            return self._unsent(who, exc)
         log.info("sender %s: %s", who[:12], kind)
         return self._done(key, inbound.sha256, Outcome(kind))
+
+    @staticmethod
+    def _unsent(who: str, exc: DigestError) -> Outcome:
+        log.warning("sender %s: the reply could not be sent: %s", who[:12], exc)
+        return Outcome("failed", f"the reply could not be sent: {exc}", handled=False)
 
     def _done(self, key: str, sha: str, outcome: Outcome) -> Outcome:
         self.store.record_inbound(
