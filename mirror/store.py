@@ -316,11 +316,18 @@ class Store:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {path}: {exc}") from exc
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        try:  # SQLite reads the file first here: "file is not a database" comes now
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        except StoreError:
+            self._db.close()
+            raise
 
     def __enter__(self) -> Store:
         return self

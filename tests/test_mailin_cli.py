@@ -209,13 +209,44 @@ def test_stdin_tempfails_while_another_run_holds_the_store(
     assert len(replies(server)) == 1
 
 
-def test_stdin_config_errors_are_ex_config(
-    config_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_stdin_config_errors_keep_the_mail_and_say_so_loudly(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Not 78 (EX_CONFIG): Postfix bounces on it, to a sender who may be forged."""
     monkeypatch.delenv("MIRROR_MAILIN_SECRET")
-    assert piped(config_path, mail("mirrors"), monkeypatch) == 78
+    assert piped(config_path, mail("mirrors"), monkeypatch) == 75
+    assert "MIRROR_MAILIN_SECRET" in capsys.readouterr().err
     config_path.write_text("[mailin\n", encoding="utf-8")
-    assert piped(config_path, mail("mirrors"), monkeypatch) == 78
+    assert piped(config_path, mail("mirrors"), monkeypatch) == 75
+    err = capsys.readouterr().err
+    assert "not configured right" in err and "stays with the MTA" in err
+
+
+def test_stdin_keeps_the_mail_when_the_store_is_not_a_database(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = load_config(config_path).state.path
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_bytes(b"this is not a database, " * 200)
+    capsys.readouterr()
+    assert piped(config_path, mail("mirrors"), monkeypatch) == 75
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "not a database" in err and "stays with the MTA" in err
+
+
+def test_stdin_keeps_the_mail_on_an_unexpected_error_in_one_line_without_the_address(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("reader@example.com")
+
+    monkeypatch.setattr("mirror.mailin.run.handle_piped", broken)
+    capsys.readouterr()
+    assert piped(config_path, mail("mirrors"), monkeypatch) == 75
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "reader@example.com" not in err
+    (line,) = [line for line in err.splitlines() if "KeyError" in line]
+    assert "stays with the MTA" in line and "test_mailin_cli.py:" in line
 
 
 def test_mail_in_without_an_action_is_a_usage_error(config_path: Path) -> None:
@@ -457,3 +488,15 @@ def test_once_moves_a_message_whose_reply_is_refused_for_good(
     status, report = once(capsys, imap_config)
     assert status == 0 and report["ignored"] == {"reply_refused": 1} and report["failed"] == []
     assert dovecot.uids("INBOX") == [] and len(dovecot.uids("Handled")) == 1
+
+
+def test_exit_statuses_of_stdin_are_in_the_help_and_the_readme(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        run(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "75 (EX_TEMPFAIL)" in out and "78, EX_CONFIG" in out
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("### Exit status") :]
+    assert "\n| 75 | `mail-in --stdin`" in table and "\n| 78 | never" in table

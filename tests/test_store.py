@@ -268,3 +268,10 @@ def test_a_store_made_readable_by_others_is_tightened_when_opened(
     with RunLock(path), Store(path):
         for suffix in ("", "-wal", "-shm", ".lock"):
             assert mode(path.with_name(path.name + suffix)) == 0o600, suffix
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "mirror.db"
+    path.write_bytes(b"not a database at all " * 100)
+    with pytest.raises(StoreError, match="not a database"):
+        Store(path)

@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         "signed static edition, publish it to mirrors, mail digests.",
         epilog="Exit status: 0 done; 1 partly failed (see the report); 2 bad usage or "
         "config, or another run holds the store; 3 verification failed; 130 stopped by "
-        "SIGINT (Ctrl-C), 143 by SIGTERM.",
+        "SIGINT (Ctrl-C), 143 by SIGTERM. `mail-in --stdin` answers Postfix in sysexits, "
+        "0 or 75 only: 0 taken, 75 (EX_TEMPFAIL) the MTA keeps the message and tries again "
+        "(a config error too: 78, EX_CONFIG, would make Postfix bounce it).",
     )
     parser.add_argument("--version", action="version", version=f"mirror {__version__}")
     add_common(parser)

@@ -3,8 +3,10 @@
 `--stdin` is for Postfix's `pipe` transport and answers in sysexits, which Postfix reads:
 0 the message was handled or ignored (an unreadable or unauthenticated one too: a
 bounce would go to a sender who may be forged); 75 (EX_TEMPFAIL: Postfix keeps the
-message and tries again) when the reply could not be sent, or the store is locked or
-cannot be used; 78 (EX_CONFIG) when the config is wrong.
+message and tries again) for everything else: the reply could not be sent, the store is
+locked or cannot be used, the config is wrong, a signal, any unexpected error. Never 78
+(EX_CONFIG) nor 1: Postfix keeps the message only on 75 and EX_OSERR (sys_exits.c) and
+bounces it on any other status, to a sender who may be forged, and the mail is lost.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ import argparse
 import asyncio
 import logging
 import sys
+import traceback
+from pathlib import Path
 from typing import IO, Any
 
 from mirror import cli  # cli.utc_now: the one clock, read through the package so a test can set it
 from mirror.cli import EXIT_OK, EXIT_PARTIAL, add_common, config_from, emit_json, subcommand
-from mirror.errors import ConfigError, MirrorError, StoreError, UsageError
+from mirror.errors import ConfigError, MirrorError, UsageError
 from mirror.store import RunLock, Store
 
 log = logging.getLogger("mirror")
 
-EX_OK, EX_TEMPFAIL, EX_CONFIG = 0, 75, 78  # sysexits.h
+EX_OK, EX_TEMPFAIL = 0, 75  # sysexits.h
 DRAIN_CHUNK_BYTES = 65_536
 MAX_DRAIN_BYTES = 1_000_000_000  # past the limit, the rest of a piped message is read and
 # dropped (the MTA sees it taken), up to this much
@@ -36,7 +40,8 @@ def add_mail_in(commands: Any) -> None:
         "--stdin",
         action="store_true",
         help="handle one message read from stdin (Postfix's pipe transport); exits 0 "
-        "handled or ignored, 75 try again later, 78 bad config",
+        "handled or ignored, 75 kept for later (also a bad config: Postfix would bounce "
+        "on any other status)",
     )
     actions = parser.add_subparsers(title="actions", metavar="ACTION")
     once = actions.add_parser("once", help="handle what waits in the IMAP mailbox, then exit")
@@ -60,15 +65,30 @@ def cmd_mail_in(args: argparse.Namespace) -> int:
 
 
 def cmd_mail_in_stdin(args: argparse.Namespace) -> int:
-    """One message from stdin; sysexits (see the module docstring)."""
+    """One message from stdin; sysexits (see the module docstring): 0 or 75, nothing else."""
     try:
         return piped(args, sys.stdin.buffer)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return EX_CONFIG
-    except (StoreError, MirrorError) as exc:  # locked, unwritable, a server: try again later
+    except ConfigError as exc:  # 75, not 78: Postfix would bounce the reader's mail
+        log.critical("mail-in is not configured right, fix it: %s (the message stays with "
+                     "the MTA, which tries again until its queue lifetime ends)", exc)  # fmt: skip
+        return EX_TEMPFAIL
+    except MirrorError as exc:  # locked, unwritable, a server: try again later
         log.error("%s: the message stays with the MTA", exc)
         return EX_TEMPFAIL
+    except KeyboardInterrupt:  # SIGTERM (Postfix stopping): 143 would bounce the mail
+        log.error("interrupted: the message stays with the MTA")
+        return EX_TEMPFAIL
+    except Exception as exc:  # a bug must not bounce the reader's mail
+        log.critical("mail-in failed: %s: the message stays with the MTA", where(exc))
+        return EX_TEMPFAIL
+
+
+def where(exc: BaseException) -> str:
+    """An exception's class and the line that raised it; not its text, which may hold
+    an address."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"unexpected {type(exc).__name__}{last}"
 
 
 def piped(args: argparse.Namespace, stream: IO[bytes]) -> int:
