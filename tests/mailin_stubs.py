@@ -70,10 +70,11 @@ def request(inbound: Inbound) -> Request:
     confirm = re.search(r"\[confirm:([A-Za-z0-9_.-]+)\]", inbound.subject + inbound.body_text)
     if confirm:
         return Request(Command.CONFIRM, "en", argument=confirm[1])
-    words = re.sub(r"^(re|fwd?):\s*", "", inbound.subject.strip(), flags=re.I).lower().split()
-    if words and words[0] in WORDS:
-        command, language = WORDS[words[0]]
+    words = re.sub(r"^(re|fwd?):\s*", "", inbound.subject.strip(), flags=re.I).split()
+    if words and words[0].lower() in WORDS:
+        command, language = WORDS[words[0].lower()]
         argument = words[1] if len(words) > 1 else ""
+        argument = argument if command is Command.UNSUBSCRIBE else argument.lower()
         return Request(command, language, argument=argument)
     return Request(Command.MIRRORS, "en", understood=False)
 

@@ -25,6 +25,7 @@ import pytest
 
 from mirror.cli import run
 from mirror.config import load_config
+from mirror.digest.tokens import unsubscribe_token
 from mirror.errors import ImapAuthError, ImapConnectionError, MailboxError
 from mirror.mail.imap import ImapMailbox, ImapSettings
 from mirror.mail.outbox import OutboxTransport
@@ -84,6 +85,7 @@ def mail(
     subject: str,
     *,
     sender: str = "reader@example.com",
+    to: str = ADDRESS,
     body: str = "Hello.\n",
     message_id: str = "<m1@example.com>",
     authserv: str = AUTHSERV,
@@ -97,7 +99,7 @@ def mail(
         f"{authserv}; dkim=pass header.d={domain}; dmarc={dmarc} header.from={domain}"
     )
     message["From"] = f"Читатель <{sender}>"
-    message["To"] = ADDRESS
+    message["To"] = to
     message["Subject"] = subject
     message["Message-ID"] = message_id
     message.set_content(body)
@@ -500,3 +502,19 @@ def test_exit_statuses_of_stdin_are_in_the_help_and_the_readme(
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     table = readme[readme.index("### Exit status") :]
     assert "\n| 75 | `mail-in --stdin`" in table and "\n| 78 | never" in table
+
+
+def test_stdin_unsubscribes_by_the_digests_token_from_another_address(
+    config_path: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a mail client sends for the digest's mailto List-Unsubscribe, from an alias."""
+    config = load_config(config_path)
+    with Store(config.state.path) as store:
+        subscriber, _ = store.add_subscriber("digest-reader@example.com", "ru", NOW)
+    token = unsubscribe_token(DIGEST_SECRET, subscriber)
+    leave = mail(f"unsubscribe {token}", to="leave@courier.example.org")
+    assert piped(config_path, leave, monkeypatch) == 0
+    with Store(config.state.path) as store:
+        assert not store.is_subscribed(subscriber)
+    (reply,) = replies(server)
+    assert str(reply["Subject"]) == "You are unsubscribed"

@@ -31,6 +31,8 @@ MAX = 1_000_000
 TRUSTED = ("mx.example.org",)
 OWN = ("mirror@example.org", "bounces@example.org")
 
+UNSUB = "42.AbCdEfGhIjKlMnOpQrStUv"  # an unsubscribe token's shape
+
 
 def raw(text: str, *, charset: str = "utf-8") -> bytes:
     """A message from a readable text: headers, blank line, body; CRLF line ends."""
@@ -338,6 +340,10 @@ def test_broken_mime_is_parsed_as_far_as_it_goes() -> None:
         ("Ответ: Пересл: зеркала", "", Command.MIRRORS, "ru", ""),
         ("Re[2]: help", "", Command.HELP, "en", ""),
         ("confirm AbCdEf0123456789", "", Command.CONFIRM, "en", "AbCdEf0123456789"),
+        # the digest's mailto List-Unsubscribe: "unsubscribe <id>.<mac>" in the subject
+        (f"unsubscribe {UNSUB}", "", Command.UNSUBSCRIBE, "en", UNSUB),
+        ("", f"Отписаться: {UNSUB}", Command.UNSUBSCRIBE, "ru", UNSUB),
+        (f"unsubscribe {UNSUB}x", "", Command.UNSUBSCRIBE, "en", ""),  # not that shape
     ],
 )
 def test_commands(subject: str, body: str, command: Command, language: str, argument: str) -> None:

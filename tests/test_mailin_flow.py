@@ -20,6 +20,7 @@ from conftest import SECRET
 
 from mirror.cli import run
 from mirror.config import Config, load_config
+from mirror.digest.tokens import unsubscribe_token
 from mirror.digest.unsubscribe import make_app
 from mirror.errors import SmtpConnectionError
 from mirror.mail.smtp import SmtpTransport
@@ -498,3 +499,86 @@ async def test_a_reply_refused_for_good_finishes_the_message_as_ignored(rig: Rig
     rig.server.handler.defer["second@example.com"] = 1  # 451: for now only
     later = await rig.mailin.handle(mail("mirrors", sender="second@example.com"))
     assert later.kind == "failed" and not later.handled
+
+
+# --- unsubscribing: automatic mail, the digest's token, no one subscribed ---------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "to", "reason"),
+    [
+        ({"Auto-Submitted": "auto-generated"}, ADDRESS, "auto_submitted"),
+        ({"List-Id": "<talk.example.com>"}, "leave@courier.example.org", "list"),
+    ],
+)
+async def test_an_unsubscribe_in_automatic_mail_is_acted_on_without_a_reply(
+    rig: Rig, headers: dict[str, str], to: str, reason: str
+) -> None:
+    rig.store.add_subscriber("reader@example.com", "en", NOW)
+    outcome = await rig.mailin.handle(mail("unsubscribe", to=to, headers=headers))
+    assert outcome.kind == "unsubscribed" and outcome.reason == reason and not outcome.replied
+    row = rig.subscriber("reader@example.com")
+    assert row is not None and row["unsubscribed_at"] is not None
+    assert rig.server.handler.received == []  # the loop rules forbid only the reply
+    report = rig.mailin.report
+    assert (report.unsubscribed, report.replied, report.handled) == (1, 0, 1)
+
+
+async def test_an_unauthenticated_or_our_own_unsubscribe_changes_nothing(rig: Rig) -> None:
+    rig.store.add_subscriber("reader@example.com", "en", NOW)
+    forged = mail("unsubscribe", authenticated=False, headers={"Auto-Submitted": "auto-replied"})
+    assert (await rig.mailin.handle(forged)).reason == "unauthenticated"
+    own = mail("unsubscribe", headers={LOOP_HEADER: "x"}, message_id="<own@example.com>")
+    assert (await rig.mailin.handle(own)).reason == "own_message"
+    row = rig.subscriber("reader@example.com")
+    assert row is not None and row["unsubscribed_at"] is None
+
+
+async def test_the_digests_signed_token_unsubscribes_its_subscriber(rig: Rig) -> None:
+    """The digest's mailto List-Unsubscribe puts "unsubscribe TOKEN" in the subject: the
+    reader may write from another address (a forward, an alias) than the one subscribed."""
+    subscriber, _ = rig.store.add_subscriber("alias@example.com", "en", NOW)
+    token = unsubscribe_token(DIGEST_SECRET, subscriber)
+    leave = mail(f"unsubscribe {token}", to="leave@courier.example.org")
+    outcome = await rig.mailin.handle(leave)
+    assert outcome.kind == "unsubscribed" and not rig.store.is_subscribed(subscriber)
+    assert str(rig.replies()[0]["Subject"]) == "You are unsubscribed"
+    assert rig.mailin.report.unsubscribed == 1
+
+
+async def test_an_unsubscribe_that_finds_no_one_says_so_and_claims_nothing(rig: Rig) -> None:
+    rig.store.add_subscriber("kept@example.com", "en", NOW)
+    forged_token = "1." + "A" * 22  # the right shape, a wrong mac: falls back to the sender
+    outcome = await rig.mailin.handle(mail(f"unsubscribe {forged_token}"))
+    assert outcome.kind == "replied"
+    assert rig.store.is_subscribed(rig.store.subscriber_id("kept@example.com") or 0)
+    (reply,) = rig.replies()
+    assert str(reply["Subject"]) == "Not subscribed" and "not subscribed" in text(reply)
+    await rig.mailin.handle(mail("отписаться", message_id="<ru@example.com>"))
+    assert "не подписан" in text(rig.replies()[1])
+    report = rig.mailin.report
+    assert (report.unsubscribed, report.replied) == (0, 2)
+
+
+async def test_an_unsubscribe_over_the_limit_still_unsubscribes(rig: Rig) -> None:
+    for n in range(3):
+        await rig.mailin.handle(mail("mirrors", message_id=f"<l{n}@example.com>"))
+    rig.store.add_subscriber("reader@example.com", "en", NOW)
+    outcome = await rig.mailin.handle(mail("unsubscribe", message_id="<lu@example.com>"))
+    assert outcome.kind == "unsubscribed" and outcome.reason == "rate_limited"
+    assert len(rig.replies()) == 3 and rig.mailin.report.unsubscribed == 1
+    row = rig.subscriber("reader@example.com")
+    assert row is not None and row["unsubscribed_at"] is not None
+
+
+async def test_a_crash_after_an_unsubscribe_repeats_the_same_reply(rig: Rig) -> None:
+    rig.store.add_subscriber("reader@example.com", "en", NOW)
+    data = mail("unsubscribe")
+    crashing = rig.fresh()
+    crashing.transport = CrashingAfterSend(rig.transport)
+    with pytest.raises(Crash):
+        await crashing.handle(data)
+    assert (await rig.fresh().handle(data)).kind == "unsubscribed"
+    first, second = rig.replies()
+    assert first["Message-ID"] == second["Message-ID"]
+    assert str(second["Subject"]) == "You are unsubscribed"

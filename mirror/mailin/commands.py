@@ -29,6 +29,9 @@ LANGUAGES = {
 }
 # A confirmation token (mailin.tokens: up to CONFIRM_TOKEN_MAX_CHARS = 512).
 CONFIRM_CODE = r"[A-Za-z0-9_.-]{10,512}"
+# An unsubscribe token (mirror.digest.tokens: "<id>.<mac>"), as the digest's mailto
+# List-Unsubscribe puts it in the subject: "unsubscribe TOKEN".
+UNSUBSCRIBE_CODE = r"[1-9][0-9]{0,17}\.[A-Za-z0-9_-]{22}"
 MAX_SCANNED_CHARS = 16_384  # of the body searched for a confirmation token
 
 _REPLY_PREFIX = re.compile(
@@ -43,6 +46,7 @@ _CONFIRM_AT_START = re.compile(
     rf"^[\W_]*{_CONFIRM_WORDS}[\s:=]+({CONFIRM_CODE})(?![A-Za-z0-9_.-])", re.I
 )
 _CONFIRM_ANYWHERE = re.compile(rf"{_CONFIRM_WORDS}[\s:=]+({CONFIRM_CODE})(?![A-Za-z0-9_.-])", re.I)
+_UNSUBSCRIBE_TOKEN = re.compile(rf"(?<![A-Za-z0-9_.-])({UNSUBSCRIBE_CODE})(?![A-Za-z0-9_.-])")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
 
@@ -94,6 +98,9 @@ def _command_in(line: str, inbound: Inbound) -> Request | None:
     argument = ""
     if command is Command.SUBSCRIBE and len(words) > 1:
         argument = LANGUAGES.get(words[1], "")
+    if command is Command.UNSUBSCRIBE:
+        token = _UNSUBSCRIBE_TOKEN.search(line[:MAX_SCANNED_CHARS])
+        argument = token.group(1) if token else ""
     return Request(command, language, argument=argument)
 
 

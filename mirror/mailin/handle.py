@@ -4,9 +4,11 @@
 the bounce check (recorded, never answered; `hard_bounces` permanent failures within
 `bounce_window_days` disable the subscriber), the loop check, the authentication check
 (unauthenticated: recorded, no reply), the rate limits (per sender and per hour: over,
-no reply), then the command. Its `Outcome` says whether the message is done with
-(`handled`: the mailbox may move or delete it) or must stay for the next run (a reply
-that could not be sent).
+no reply), then the command. The loop rules and the limits only forbid a reply: an
+authenticated unsubscribe in automatic mail (Auto-Submitted, Precedence, List-*) is still
+acted on, without a reply, and so is one over the limits. Its `Outcome` says whether
+the message is done with (`handled`: the mailbox may move or delete it) or must stay for
+the next run (a reply that could not be sent).
 
 Exactly once: before a reply is sent the message is recorded as "replying" with the
 reply's Message-ID (derived from the message), and "done" once the transport took it.
@@ -31,6 +33,7 @@ from mirror.config import Config, MailInConfig
 from mirror.digest import subscribers
 from mirror.digest.compose import DigestArticle
 from mirror.digest.run import DigestRun, digest_article
+from mirror.digest.tokens import token_subscriber
 from mirror.errors import DeliveryError, DigestError, MailInError, SubscriberError
 from mirror.mail.delivery import Transport
 from mirror.mail.wire import Outgoing
@@ -76,6 +79,7 @@ class Outcome:
     kind: str  # replied | subscribed | confirmed | unsubscribed | bounce | ignored | failed
     reason: str = ""  # ignored: the report's key; failed: why (never an address)
     handled: bool = True  # False: leave the message for the next run
+    replied: bool = True  # subscribed | confirmed | unsubscribed: False when no reply went
 
     @classmethod
     def ignored(cls, reason: str) -> Outcome:
@@ -95,6 +99,7 @@ class MailIn:
         secret: bytes,
         digest_secret: bytes,
         parsers: Parsers,
+        previous_digest_secrets: tuple[bytes, ...] = (),
     ) -> None:
         if config.mailin is None:
             raise MailInError("no [mailin] section in the config")
@@ -105,6 +110,7 @@ class MailIn:
         self.now = now
         self.secret = secret  # mail-in's: sender hashes, reply ids, mirror choice
         self.digest_secret = digest_secret  # the digest's: VERP and confirmation tokens
+        self.previous_digest_secrets = previous_digest_secrets  # unsubscribe tokens made before
         self.parsers = parsers
         self.report = MailInReport()
         self._context: ReplyContext | None = None
@@ -128,7 +134,7 @@ class MailIn:
         elif outcome.kind == "bounce":
             report.bounces += 1
         else:
-            report.replied += 1
+            report.replied += 1 if outcome.replied else 0
             if outcome.kind in ("subscribed", "confirmed", "unsubscribed"):
                 setattr(report, outcome.kind, getattr(report, outcome.kind) + 1)
 
@@ -146,18 +152,24 @@ class MailIn:
         seen = self.store.inbound_state(key, inbound.sha256)
         if seen is not None and seen["state"] == "done":
             return Outcome.ignored("seen")
-        return await self._judged(inbound, key, resumed=seen is not None)
+        return await self._judged(inbound, key, resumed=seen["outcome"] if seen else "")
 
-    async def _judged(self, inbound: Inbound, key: str, *, resumed: bool) -> Outcome:
+    async def _judged(self, inbound: Inbound, key: str, *, resumed: str) -> Outcome:
+        """`resumed`: the outcome recorded before a crash ("" for a new message)."""
         bounce = self.parsers.bounce(inbound, self.verp_subscriber)
         if bounce is not None:
             return self._done(key, inbound.sha256, self._bounced(bounce))
+        request = self._request(inbound)
         refusal = self.parsers.refusal(inbound, self.mailin.address)
-        if refusal is not None:
+        # The loop rules forbid replying, not acting: an unsubscribe is still honoured
+        # (but never our own message coming back)
+        acted_on = refusal != "own_message" and request.command is Command.UNSUBSCRIBE
+        if refusal is not None and not acted_on:
             return self._done(key, inbound.sha256, Outcome.ignored(refusal))
         if not inbound.sender or not self.parsers.authenticated(inbound, self.mailin):
             return self._done(key, inbound.sha256, Outcome.ignored("unauthenticated"))
-        request = self._request(inbound)
+        if refusal is not None:
+            return self._done(key, inbound.sha256, self._unanswered(inbound, request, refusal))
         try:
             return await self._command(inbound, key, request, resumed=resumed)
         except (DigestError, MailInError) as exc:
@@ -186,15 +198,21 @@ class MailIn:
     def _request(self, inbound: Inbound) -> Request:
         request = self.parsers.request(inbound)
         mailto = self.config.digest.unsubscribe_mailto.lower()
-        if mailto and mailto in inbound.recipients:
+        if request.command is not Command.UNSUBSCRIBE and mailto and mailto in inbound.recipients:
             return Request(Command.UNSUBSCRIBE, request.language)
         return request
 
+    def _unanswered(self, inbound: Inbound, request: Request, refusal: str) -> Outcome:
+        """An unsubscribe in mail we must not answer (RFC 3834): done, without a reply."""
+        if self._unsubscribe(inbound, request) is None:
+            return Outcome.ignored(refusal)
+        return Outcome("unsubscribed", refusal, replied=False)
+
     async def _command(
-        self, inbound: Inbound, key: str, request: Request, *, resumed: bool
+        self, inbound: Inbound, key: str, request: Request, *, resumed: str
     ) -> Outcome:
         who = sender_hash(self.secret, inbound.sender)
-        made = self._act(inbound, request, who)
+        made = self._act(inbound, request, who, resumed=resumed)
         if isinstance(made, Outcome):
             return self._done(key, inbound.sha256, made)
         kind, reply = made
@@ -202,7 +220,7 @@ class MailIn:
             limited = self._take(who, key, inbound.sha256, kind, reply)
             if limited is not None:
                 log.info("sender %s: no reply, %s", who[:12], limited)
-                return self._done(key, inbound.sha256, Outcome.ignored("rate_limited"))
+                return self._done(key, inbound.sha256, _unreplied(kind, "rate_limited"))
         return await self._send(inbound, key, kind, reply, who)
 
     def _take(self, who: str, key: str, sha: str, kind: str, reply: Reply) -> str | None:
@@ -231,7 +249,7 @@ class MailIn:
                 return self._unsent(who, exc)
             # refused for good (550 5.1.1): retrying would fail the same way, forever
             log.warning("sender %s: the reply was refused for good: %s", who[:12], exc.reason)
-            return self._done(key, inbound.sha256, Outcome.ignored("reply_refused"))
+            return self._done(key, inbound.sha256, _unreplied(kind, "reply_refused"))
         except DigestError as exc:
             return self._unsent(who, exc)
         log.info("sender %s: %s", who[:12], kind)
@@ -250,7 +268,9 @@ class MailIn:
 
     # --- the commands ------------------------------------------------------------------------
 
-    def _act(self, inbound: Inbound, request: Request, who: str) -> Outcome | tuple[str, Reply]:
+    def _act(
+        self, inbound: Inbound, request: Request, who: str, *, resumed: str = ""
+    ) -> Outcome | tuple[str, Reply]:
         """The command's change to the store, and its reply (or why there is none)."""
         context, language = self.context(), _language(request.language)
         command = request.command
@@ -259,7 +279,9 @@ class MailIn:
         if command is Command.CONFIRM:
             return self._confirm(inbound, request, who)
         if command is Command.UNSUBSCRIBE:
-            self._unsubscribe(inbound)
+            # resumed after a crash: the unsubscribe happened, its reply was not recorded
+            if self._unsubscribe(inbound, request) is None and resumed != "unsubscribed":
+                return "replied", replies.not_subscribed_reply(context, inbound, language)
             return "unsubscribed", replies.unsubscribed_reply(context, inbound, language)
         if command is Command.LATEST:
             articles = self.latest_articles(language)
@@ -299,13 +321,28 @@ class MailIn:
         reply = replies.welcome_reply(self.context(), inbound, language, who, articles, added.id)
         return "confirmed", reply
 
-    def _unsubscribe(self, inbound: Inbound) -> None:
+    def _unsubscribe(self, inbound: Inbound, request: Request) -> int | None:
+        """Unsubscribe the subscriber the mail's signed token names (the digest's mailto
+        link carries it), else the sender; the id unsubscribed, None when neither was
+        subscribed."""
+        for found in (self._token_subscriber(request), self._sender_subscriber(inbound)):
+            if found is not None and self.store.unsubscribe(found, self.now()):
+                log.info("subscriber %d unsubscribed by mail", found)
+                return found
+        return None
+
+    def _token_subscriber(self, request: Request) -> int | None:
+        if not request.argument:
+            return None
+        return token_subscriber(
+            self.digest_secret, request.argument, previous=self.previous_digest_secrets
+        )
+
+    def _sender_subscriber(self, inbound: Inbound) -> int | None:
         try:
-            found = self.store.subscriber_id(subscribers.normalise_address(inbound.sender))
+            return self.store.subscriber_id(subscribers.normalise_address(inbound.sender))
         except SubscriberError:
-            found = None
-        if found is not None and self.store.unsubscribe(found, self.now()):
-            log.info("subscriber %d unsubscribed by mail", found)
+            return None
 
     # --- what replies are made of --------------------------------------------------------------
 
@@ -332,6 +369,13 @@ class MailIn:
             self._articles = [digest_article(a) for a in run.edition_articles() if a.path]
         own = [a for a in self._articles if base_language(a.language) == language]
         return (own or self._articles)[: self.mailin.latest_articles]
+
+
+def _unreplied(kind: str, reason: str) -> Outcome:
+    """No reply went: ignored, or an unsubscribe that happened all the same."""
+    if kind == "unsubscribed":
+        return Outcome(kind, reason, replied=False)
+    return Outcome.ignored(reason)
 
 
 def _language(language: str) -> str:

@@ -31,7 +31,8 @@ class Request:
     command: Command
     language: str  # "en" | "ru": of the command word, else of the message
     understood: bool = True  # False: not a command we know (the MIRRORS reply adds help)
-    argument: str = ""  # subscribe: "en" | "ru" | ""; confirm: the token
+    argument: str = ""  # subscribe: "en" | "ru" | ""; confirm: the token; unsubscribe: the
+    # digest's unsubscribe token ("unsubscribe TOKEN", from its mailto link) or ""
 
 
 @dataclass(frozen=True)

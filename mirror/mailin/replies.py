@@ -7,7 +7,7 @@
     confirmation_reply  double opt-in: the token in the Subject ("[confirm:TOKEN]") and the
                         body, the confirm link, the watched-domain warning
     welcome_reply       mirrors and the newest articles, for a new subscriber
-    unsubscribed_reply, help_reply
+    unsubscribed_reply, not_subscribed_reply, help_reply
 
 Every reply is `Auto-Submitted: auto-replied` (RFC 3834), answers the message it
 replies to (In-Reply-To, References), carries our loop marker (`LOOP_HEADER`) and has a
@@ -174,6 +174,13 @@ def unsubscribed_reply(context: ReplyContext, inbound: Inbound, language: str) -
     return _reply(context, inbound, t["unsubscribed_subject"], text)
 
 
+def not_subscribed_reply(context: ReplyContext, inbound: Inbound, language: str) -> Reply:
+    """An unsubscribe that found no one subscribed (neither the token nor the sender)."""
+    t = _words(language)
+    text = wrap(t["not_subscribed"].format(publication=context.digest.publication))
+    return _reply(context, inbound, t["not_subscribed_subject"], text)
+
+
 def confirm_link(confirm_url: str, token: str) -> str:
     parts = urlsplit(confirm_url)
     query = "&".join(q for q in (parts.query, urlencode({"token": token})) if q)
@@ -273,6 +280,12 @@ WORDS: dict[str, dict[str, str]] = {
             "You are unsubscribed from {publication}: no more digests will be sent to you. "
             "To come back, write to us with the word subscribe in the subject."
         ),
+        "not_subscribed_subject": "Not subscribed",
+        "not_subscribed": (
+            "This address is not subscribed to {publication}, so there was nothing to "
+            "unsubscribe. If digests still reach you at another address, write from that "
+            "address, or use the unsubscribe link at the end of a digest."
+        ),
     },
     "ru": {
         "mirrors_subject": "Зеркала",
@@ -309,6 +322,12 @@ WORDS: dict[str, dict[str, str]] = {
         "unsubscribed": (
             "Вы отписались от рассылки «{publication}»: письма больше не будут приходить. "
             "Чтобы вернуться, напишите нам со словом «подписаться» в теме."
+        ),
+        "not_subscribed_subject": "Адрес не подписан",
+        "not_subscribed": (
+            "Этот адрес не подписан на рассылку «{publication}», отписывать нечего. Если "
+            "письма приходят на другой адрес, напишите с него или откройте ссылку для "
+            "отписки в конце письма рассылки."
         ),
     },
 }

@@ -56,6 +56,7 @@ class MailInSecrets:
 
     sender: bytes = field(repr=False)
     digest: bytes = field(repr=False)
+    digest_previous: tuple[bytes, ...] = field(default=(), repr=False)  # before rotations
 
 
 # --- secrets and the transport ----------------------------------------------------------
@@ -70,7 +71,7 @@ def mailin_of(config: Config) -> MailInConfig:
 
 def secrets_from(config: Config) -> MailInSecrets:
     """Both keys, from their files or variables (ConfigError when missing or short)."""
-    from mirror.digest.run import secret_from
+    from mirror.digest.run import previous_secrets, secret_from
 
     mailin = mailin_of(config)
     source = SecretSource(
@@ -84,7 +85,10 @@ def secrets_from(config: Config) -> MailInSecrets:
             path=str(config.path),
             key=source.key_used(),
         )
-    return MailInSecrets(sender=value.encode("utf-8"), digest=secret_from(config))
+    return MailInSecrets(
+        sender=value.encode("utf-8"), digest=secret_from(config),
+        digest_previous=previous_secrets(config),
+    )  # fmt: skip
 
 
 def imap_password(config: Config) -> str:
@@ -123,7 +127,7 @@ def make_mail_in(
     """A MailIn over the real parsers (or `parsers`)."""
     return MailIn(
         config, store, transport, now=now, secret=secrets.sender, digest_secret=secrets.digest,
-        parsers=parsers or real_parsers(config),
+        parsers=parsers or real_parsers(config), previous_digest_secrets=secrets.digest_previous,
     )  # fmt: skip
 
 
