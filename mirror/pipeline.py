@@ -362,7 +362,7 @@ async def run_sync(
                 stages.stage_done(digest.summary())
             except (DigestError, ConfigError) as exc:  # the edition is out; say why no digest
                 report.error = f"digest not sent: {exc}"
-        if config.mailin is not None and config.mailin.imap_url:
+        if config.mailin is not None:
             await sync_mail_in(config, store, report, now=now, progress=stages)
     return report
 
@@ -391,15 +391,26 @@ async def sync_mail_in(
     config: Config, store: Store, report: SyncReport, *, now: datetime, progress: Progress
 ) -> None:
     """`mail-in once` as sync's last stage (after the digest: a reader who confirms now
-    gets the welcome, not the same articles twice). A failure is reported, not raised:
+    gets the welcome, not the same articles twice); with no mailbox (the pipe), only the
+    welcomes owed to readers who confirmed on the web. A failure is reported, not raised:
     the edition is out already."""
-    from mirror.mailin.run import advancing, imap_password, mail_in_from_mailbox, secrets_from
+    from mirror.mailin.run import (
+        advancing,
+        imap_password,
+        mail_in_from_mailbox,
+        secrets_from,
+        send_welcomes,
+    )
 
     try:
-        secrets, password = secrets_from(config), imap_password(config)
-        report.mailin = await mail_in_from_mailbox(
-            config, store, now=advancing(now), secrets=secrets, password=password
-        )
+        secrets = secrets_from(config)
+        if config.mailin is None or not config.mailin.imap_url:  # mail comes by the pipe
+            report.mailin = await send_welcomes(config, store, now=advancing(now), secrets=secrets)
+        else:
+            report.mailin = await mail_in_from_mailbox(
+                config, store, now=advancing(now), secrets=secrets,
+                password=imap_password(config),
+            )  # fmt: skip
     except MirrorError as exc:
         report.mailin_error = f"mail-in: {exc}"
         progress.stage_done(report.mailin_error)

@@ -119,7 +119,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     """
     CREATE TABLE mailin_messages (
-        message_key TEXT PRIMARY KEY,  -- the Message-ID, or "sha256:<hex>" when it has none
+        message_key TEXT PRIMARY KEY,  -- "mid:<HMAC of the Message-ID>", or "sha256:<hex>"
         sha256 TEXT NOT NULL UNIQUE,  -- of the raw bytes: a message is handled once
         state TEXT NOT NULL,  -- replying (reply being sent) | done
         outcome TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
@@ -158,6 +158,11 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT j.value, 'config', '', 'retired', '', '', 'retired before the fleet table'
         FROM meta, json_each(meta.value) AS j WHERE meta.key = 'retired_mirrors';
     DELETE FROM meta WHERE key = 'retired_mirrors';
+    """,
+    """
+    CREATE TABLE welcomes_owed (  -- confirmed on the web: mail-in sends the welcome
+        subscriber_id INTEGER PRIMARY KEY REFERENCES subscribers (id), owed_at TEXT NOT NULL
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -844,6 +849,16 @@ class Store:
                 (message_key, sha256, state, outcome, reason[:200], reply_message_id, iso(at)),
             )
 
+    def forget_inbound(self, before: datetime) -> int:
+        """Forget the messages finished before `before` (a "replying" one is kept: its
+        reply is still owed); how many."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM mailin_messages WHERE state = 'done' AND handled_at < ?",
+                (iso(before),),
+            )
+        return cursor.rowcount
+
     def take_reply(
         self,
         sender_hash: str,
@@ -881,6 +896,26 @@ class Store:
                 (hour,),
             )
         return None
+
+    def owe_welcome(self, subscriber_id: int, at: datetime) -> None:
+        """Record that `subscriber_id` (confirmed on the web) is owed a welcome by mail."""
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO welcomes_owed (subscriber_id, owed_at) VALUES (?, ?)
+                   ON CONFLICT (subscriber_id) DO NOTHING""",
+                (subscriber_id, iso(at)),
+            )
+
+    def owed_welcomes(self, limit: int) -> list[tuple[int, str]]:
+        """Up to `limit` (subscriber id, owed_at) of welcomes owed, oldest first."""
+        rows = self._db.execute(
+            "SELECT subscriber_id, owed_at FROM welcomes_owed ORDER BY owed_at LIMIT ?", (limit,)
+        ).fetchall()
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    def welcome_done(self, subscriber_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM welcomes_owed WHERE subscriber_id = ?", (subscriber_id,))
 
     def sender_hashes(self) -> list[str]:
         """The keyed hashes of senders counted now (tests: no address is ever kept)."""

@@ -317,7 +317,8 @@ def test_once_answers_what_waits_and_a_second_once_makes_three_round_trips(
     assert status == 0, report
     assert report == {
         "handled": 5, "replied": 2, "subscribed": 0, "confirmed": 0, "unsubscribed": 0,
-        "bounces": 1, "ignored": {"unauthenticated": 1, "too_large": 1}, "failed": [],
+        "bounces": 1, "welcomed": 0, "ignored": {"unauthenticated": 1, "too_large": 1},
+        "failed": [],
     }  # fmt: skip
     assert len(replies(server)) == 1 and len(replies(server, "chitatel@example.ru")) == 1
     assert "Зеркала" in str(replies(server, "chitatel@example.ru")[0]["Subject"])
@@ -518,3 +519,17 @@ def test_stdin_unsubscribes_by_the_digests_token_from_another_address(
         assert not store.is_subscribed(subscriber)
     (reply,) = replies(server)
     assert str(reply["Subject"]) == "You are unsubscribed"
+
+
+def test_stdin_sends_the_welcome_owed_to_a_reader_who_confirmed_on_the_web(
+    config_path: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(config_path)
+    with Store(config.state.path) as store:
+        subscriber, _ = store.add_subscriber("web-reader@example.com", "ru", NOW)
+        store.owe_welcome(subscriber, NOW)
+    assert piped(config_path, mail("mirrors"), monkeypatch) == 0
+    (welcome,) = replies(server, "web-reader@example.com")
+    assert "Добро пожаловать" in str(welcome["Subject"])
+    with Store(config.state.path) as store:
+        assert store.owed_welcomes(10) == []

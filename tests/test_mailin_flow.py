@@ -582,3 +582,59 @@ async def test_a_crash_after_an_unsubscribe_repeats_the_same_reply(rig: Rig) -> 
     first, second = rig.replies()
     assert first["Message-ID"] == second["Message-ID"]
     assert str(second["Subject"]) == "You are unsubscribed"
+
+
+# --- the welcome after a confirmation on the web ---------------------------------------------
+
+
+async def test_a_web_confirmation_owes_a_welcome_sent_once_at_the_next_run(rig: Rig) -> None:
+    await rig.mailin.handle(mail("subscribe ru"))
+    link = re.search(r"https://news\.example\.org/confirm\?token=(\S+)", text(rig.replies()[0]))
+    assert link is not None
+    app = make_app(rig.config.state.path, DIGEST_SECRET, publication="Courier", now=rig.clock)
+    async with serve(app) as port, aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{port}/confirm"
+        for _ in range(2):  # a second press owes nothing more
+            async with session.post(url, data={"token": link[1]}) as done:
+                assert done.status == 200
+    subscriber = rig.store.subscriber_id("reader@example.com")
+    assert subscriber is not None and len(rig.store.owed_welcomes(10)) == 1
+    assert len(rig.replies()) == 1  # the web sends no mail
+    later = rig.fresh()
+    assert await later.send_owed_welcomes() == 1 and later.report.welcomed == 1
+    welcome = rig.replies()[1]
+    assert "Courier" in str(welcome["Subject"]) and "/articles/" in text(welcome)
+    assert "List-Unsubscribe" in welcome and "In-Reply-To" not in welcome
+    assert await rig.fresh().send_owed_welcomes() == 0 and len(rig.replies()) == 2
+
+
+async def test_an_owed_welcome_that_cannot_be_sent_stays_owed(rig: Rig) -> None:
+    subscriber, _ = rig.store.add_subscriber("reader@example.com", "en", NOW)
+    rig.store.owe_welcome(subscriber, NOW)
+    failing = rig.fresh()
+    failing.transport = Refusing()
+    assert await failing.send_owed_welcomes() == 0
+    assert rig.store.owed_welcomes(10) == [(subscriber, NOW.isoformat())]
+    assert await rig.fresh().send_owed_welcomes() == 1
+    assert rig.store.owed_welcomes(10) == []
+
+
+# --- what the store keeps of a message -------------------------------------------------------
+
+
+async def test_message_ids_are_kept_only_as_keyed_hashes_and_only_for_the_window(
+    rig: Rig,
+) -> None:
+    data = mail("mirrors", message_id="<id.reader-laptop.home@example.com>")
+    await rig.mailin.handle(data)
+    rows = [dict(r) for r in rig.store.execute("SELECT * FROM mailin_messages").fetchall()]
+    assert len(rows) == 1 and "reader-laptop" not in json.dumps(rows)
+    assert rows[0]["message_key"].startswith("mid:")
+    resent = mail("mirrors", message_id="<id.reader-laptop.home@example.com>", body="Again\n")
+    assert (await rig.fresh().handle(resent)).reason == "seen"  # the same id, other bytes
+    rig.clock.now += timedelta(days=1, minutes=1)
+    later = rig.fresh()
+    await later.handle(mail("help", message_id="<next@example.com>"))
+    keys = [r[0] for r in rig.store.execute("SELECT message_key FROM mailin_messages")]
+    assert len(keys) == 1  # the first is forgotten: past the window, it is handled again
+    assert (await later.handle(data)).kind == "replied"

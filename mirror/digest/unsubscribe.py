@@ -182,8 +182,13 @@ async def subscribe(request: web.Request) -> web.Response:
 
 
 def _subscribe(store_path: Path, carried: Confirmation, at: datetime) -> None:
-    with Store(store_path) as store:
+    """Subscribe, and owe the welcome (mail-in sends it at its next run, or `sync`)."""
+    with Store(store_path) as store, store.transaction():
+        before = store.subscriber_id(carried.address)
+        again = before is not None and store.is_subscribed(before)  # a second POST
         added = subscribers.add(store, carried.address, carried.language, at=at, watch=())
+        if not again:
+            store.owe_welcome(added.id, at)
     log.info("subscriber %d confirmed on the web", added.id)
 
 

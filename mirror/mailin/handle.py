@@ -16,7 +16,9 @@ A crash in between sends that one reply again on the next run, with the same
 Message-ID, and counts it against no limit twice.
 
 Senders are logged and counted by their keyed hash (`tokens.sender_hash`), never by
-address.
+address; messages are known by the keyed hash of their Message-ID (`tokens.message_key`)
+and of their bytes, and only for `SEEN_WINDOW`: a message delivered again after that is
+handled again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from typing import Any
 
 from mirror.build.locale import base_language
 from mirror.config import Config, MailInConfig
@@ -43,6 +46,7 @@ from mirror.mailin.replies import Reply, ReplyContext
 from mirror.mailin.tokens import (
     confirmation,
     confirmation_token,
+    message_key,
     sender_hash,
     verp_subscriber,
     verp_token_in,
@@ -51,6 +55,9 @@ from mirror.store import Store
 
 log = logging.getLogger("mirror.mailin")
 SENDER_WINDOW = timedelta(days=1)  # per_sender_per_day counts replies in this window
+# Handled messages are known again (exactly once) for this long, then forgotten: one
+# delivered again later is handled again (at most one more reply, within the limits).
+SEEN_WINDOW = SENDER_WINDOW
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,7 @@ class MailIn:
         self._context: ReplyContext | None = None
         self._articles: list[DigestArticle] | None = None
         self._current = ""  # the sha256 of the message being handled (for the report)
+        self._pruned = False
 
     async def handle(self, data: bytes) -> Outcome:
         """Run one message through mail-in (see the module docstring)."""
@@ -139,6 +147,9 @@ class MailIn:
                 setattr(report, outcome.kind, getattr(report, outcome.kind) + 1)
 
     async def _handle(self, data: bytes) -> Outcome:
+        if not self._pruned:  # once a run: what is older than the window is forgotten
+            self.store.forget_inbound(self.now() - SEEN_WINDOW)
+            self._pruned = True
         digest = hashlib.sha256(data).hexdigest()
         self._current = digest
         if len(data) > self.mailin.max_message_bytes:
@@ -148,7 +159,8 @@ class MailIn:
         except MailInError as exc:
             log.info("message %s unreadable: %s", digest[:12], exc.reason)
             return self._done(f"sha256:{digest}", digest, Outcome.ignored("malformed"))
-        key = inbound.message_id or f"sha256:{inbound.sha256}"
+        key = message_key(self.secret, inbound.message_id) if inbound.message_id else ""
+        key = key or f"sha256:{inbound.sha256}"
         seen = self.store.inbound_state(key, inbound.sha256)
         if seen is not None and seen["state"] == "done":
             return Outcome.ignored("seen")
@@ -344,6 +356,39 @@ class MailIn:
         except SubscriberError:
             return None
 
+    # --- welcomes owed to readers who confirmed on the web --------------------------------
+
+    async def send_owed_welcomes(self) -> int:
+        """Send the welcomes `serve-unsubscribe` recorded as owed (at most
+        `global_per_hour` a run); how many went. One that cannot be sent stays owed; a
+        crash after sending repeats it once, with the same Message-ID."""
+        sent = 0
+        for subscriber_id, owed_at in self.store.owed_welcomes(self.mailin.global_per_hour):
+            row = self.store.subscriber(subscriber_id)
+            if row is not None and self.store.is_subscribed(subscriber_id):
+                if not await self._welcome(subscriber_id, row, owed_at):
+                    continue
+                sent += 1
+            self.store.welcome_done(subscriber_id)
+        self.report.welcomed += sent
+        return sent
+
+    async def _welcome(self, subscriber_id: int, row: dict[str, Any], owed_at: str) -> bool:
+        language = _language(row["lang"])
+        who = sender_hash(self.secret, row["email"])
+        to = _addressed(row["email"], f"welcome:{subscriber_id}:{owed_at}")
+        articles = self.latest_articles(language)
+        reply = replies.welcome_reply(self.context(), to, language, who, articles, subscriber_id)
+        try:
+            await self.transport.send(
+                Outgoing(subscriber_id, reply.to, reply.message, reply.message_id)
+            )
+        except DigestError as exc:
+            log.warning("subscriber %d: the welcome could not be sent: %s", subscriber_id, exc)
+            return isinstance(exc, DeliveryError) and exc.permanent  # refused for good: done
+        log.info("subscriber %d: welcome sent (confirmed on the web)", subscriber_id)
+        return True
+
     # --- what replies are made of --------------------------------------------------------------
 
     def context(self) -> ReplyContext:
@@ -369,6 +414,16 @@ class MailIn:
             self._articles = [digest_article(a) for a in run.edition_articles() if a.path]
         own = [a for a in self._articles if base_language(a.language) == language]
         return (own or self._articles)[: self.mailin.latest_articles]
+
+
+def _addressed(address: str, key: str) -> Inbound:
+    """A stand-in for the message a reply answers, for mail no message asked for (the
+    welcome after a web confirmation): `key` makes its Message-ID."""
+    domain = address.rpartition("@")[2]
+    return Inbound(
+        sha256=key, size=0, message_id="", sender=address, sender_domain=domain,
+        envelope_sender=address, recipients=(), subject="", first_line="", body_text="",
+    )  # fmt: skip
 
 
 def _unreplied(kind: str, reason: str) -> Outcome:

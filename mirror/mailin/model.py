@@ -97,6 +97,7 @@ class MailInReport:
     confirmed: int = 0
     unsubscribed: int = 0
     bounces: int = 0
+    welcomed: int = 0  # welcomes sent to readers who confirmed on the web
     ignored: dict[str, int] = field(default_factory=dict)  # reason -> count
     failed: list[dict[str, str]] = field(default_factory=list)  # {"message", "reason"}
 
@@ -108,6 +109,7 @@ class MailInReport:
             "confirmed": self.confirmed,
             "unsubscribed": self.unsubscribed,
             "bounces": self.bounces,
+            "welcomed": self.welcomed,
             "ignored": dict(self.ignored),
             "failed": list(self.failed),
         }
@@ -118,7 +120,8 @@ class MailInReport:
             f"mail-in: {self.handled} handled, {self.replied} replied "
             f"({self.subscribed} subscribing, {self.confirmed} confirmed, "
             f"{self.unsubscribed} unsubscribed), {self.bounces} bounces, "
-            f"{sum(self.ignored.values())} ignored"
+            + (f"{self.welcomed} welcomed, " if self.welcomed else "")
+            + f"{sum(self.ignored.values())} ignored"
             + (f" ({ignored})" if ignored else "")
             + f", {len(self.failed)} failed (left for the next run)"
         )

@@ -5,6 +5,8 @@
   the done mailbox (or deleted), one whose reply could not be sent stays for the next run;
   a message over `max_message_bytes` is never downloaded: it is counted as
   `ignored: too_large` and moved (or deleted) unread like a handled one.
+- `send_welcomes`: the welcomes owed to readers who confirmed on serve-unsubscribe's
+  page (each of the above sends them too, after the mail).
 - `mail_in_forever`: IDLE on the mailbox for systemd (`mirror mail-in run`): a round of
   `once` whenever mail arrives (or the IDLE times out), the run lock and the store held
   only during a round, reconnects with backoff (`mirror.retry`) after a lost connection.
@@ -154,6 +156,7 @@ async def handle_piped(
     the MTA should try again later) and the report."""
     mailin = make_mail_in(config, store, transport, now=now, secrets=secrets)
     outcome = await mailin.handle(data)
+    await mailin.send_owed_welcomes()
     return outcome, mailin.report
 
 
@@ -173,6 +176,7 @@ async def mail_in_once(
     """Handle what waits in the mailbox (see the module docstring)."""
     mailin = make_mail_in(config, store, transport, now=now, secrets=secrets, parsers=parsers)
     await handle_waiting(mailin, mailbox, finish_every=mailin_of(config).batch)
+    await mailin.send_owed_welcomes()
     return mailin.report
 
 
@@ -311,6 +315,20 @@ async def mail_in_from_mailbox(
             )
     finally:
         await transport.close()
+
+
+async def send_welcomes(
+    config: Config, store: Store, *, now: Clock, secrets: MailInSecrets
+) -> MailInReport:
+    """Only the welcomes owed to readers who confirmed on the web (`mirror sync` when
+    mail comes in by the pipe, not from a mailbox)."""
+    transport = reply_transport(config)
+    try:
+        mailin = make_mail_in(config, store, transport, now=now, secrets=secrets)
+        await mailin.send_owed_welcomes()
+    finally:
+        await transport.close()
+    return mailin.report
 
 
 async def run_forever(

@@ -4,6 +4,7 @@
                                       the subscriber a bounce to it names
     confirmation_token, confirmation  double opt-in: address, language and expiry, signed
     sender_hash                       who wrote, as an HMAC: what rate limits and logs keep
+    message_key                       a reader's Message-ID, as an HMAC: what the store keeps
 
 The VERP and confirmation tokens are signed with the digest's secret (the one of the
 unsubscribe links: `serve-unsubscribe` checks confirmations too); the sender hash with
@@ -134,3 +135,10 @@ def sender_hash(secret: bytes, address: str) -> str:
     """The keyed hash of a sender (lower-cased): what rate limits and logs keep."""
     check_secret(secret)
     return mac(secret, "sender", address.strip().lower())[:16].hex()
+
+
+def message_key(secret: bytes, message_id: str) -> str:
+    """The keyed hash of an inbound Message-ID: how the store knows a message again
+    without keeping the reader's id (which often names their host) in clear."""
+    check_secret(secret)
+    return "mid:" + mac(secret, "inbound-message-id", message_id.strip())[:16].hex()
