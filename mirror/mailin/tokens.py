@@ -2,11 +2,13 @@
 
     verp_address, verp_subscriber     a digest's envelope sender (bounces+TOKEN@domain) and
                                       the subscriber a bounce to it names
-    confirmation_token, confirmation  double opt-in: address, language and expiry, signed
+    confirmation_token, confirmation  double opt-in: address, language and expiry, sealed
+                                      (AES-GCM: the /confirm URL, and so a proxy's log,
+                                      shows no address)
     sender_hash                       who wrote, as an HMAC: what rate limits and logs keep
     message_key                       a reader's Message-ID, as an HMAC: what the store keeps
 
-The VERP and confirmation tokens are signed with the digest's secret (the one of the
+The VERP token is signed and the confirmation token sealed with the digest's secret (the one of the
 unsubscribe links: `serve-unsubscribe` checks confirmations too); the sender hash with
 mail-in's own secret. All go through `mirror.digest.tokens.mac`, each with its own purpose
 string, so no token of one kind passes for another.
@@ -21,6 +23,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from mirror.digest.tokens import check_secret, mac
 
 CONFIRM_DAYS = 7  # a confirmation token expires this long after it was made
@@ -28,9 +33,11 @@ CONFIRM_TOKEN_MAX_CHARS = 512  # an address is at most 254 characters
 VERP_TOKEN_MAX_CHARS = 48
 LANGUAGES = ("en", "ru", "any")
 _VERP_MAC_BYTES = 10  # 16 base32 characters: a local part is case-insensitive in practice
-_CONFIRM_MAC_BYTES = 16
+_NONCE_BYTES = 12  # AES-GCM's
+_CONFIRM_AAD = b"mirror mail-in confirmation v2"
 _VERP = re.compile(r"([1-9][0-9]{0,17})-([a-z2-7]{16})")
-_CONFIRM = re.compile(r"([A-Za-z0-9_-]{8,460})\.([A-Za-z0-9_-]{22})")
+# nonce + tag (28 bytes) + the fields (from 17 bytes): 60 base64 characters and more
+_CONFIRM = re.compile(r"[A-Za-z0-9_-]{50,512}")
 _SEPARATOR = "\x1f"
 
 
@@ -88,36 +95,45 @@ class Confirmation:
 def confirmation_token(
     secret: bytes, address: str, language: str, *, now: datetime, days: int = CONFIRM_DAYS
 ) -> str:
-    """A URL-safe token carrying address, language and expiry, signed."""
+    """A URL-safe, opaque token sealing address, language and expiry (AES-256-GCM under a
+    key derived from `secret`). The nonce is derived from the sealed text, so the same
+    request makes the same token (pure), and a nonce repeats only with its text."""
     check_secret(secret)
     expires = int((now.astimezone(UTC) + timedelta(days=days)).timestamp())
-    fields = _SEPARATOR.join((language, str(expires), address.lower()))
-    payload = _b64(fields.encode("utf-8"))
-    return f"{payload}.{_b64(mac(secret, 'confirm', payload)[:_CONFIRM_MAC_BYTES])}"
+    fields = _SEPARATOR.join((language, str(expires), address.lower())).encode("utf-8")
+    nonce = mac(secret, "confirm-nonce", fields.hex())[:_NONCE_BYTES]
+    sealed = AESGCM(_confirm_key(secret)).encrypt(nonce, fields, _CONFIRM_AAD)
+    return _b64(nonce + sealed)
 
 
 def confirmation(secret: bytes, token: str, *, now: datetime) -> Confirmation | None:
     """The confirmation a token carries; None when bad, forged, overlong or expired."""
     if len(token) > CONFIRM_TOKEN_MAX_CHARS or len(secret) < 16:
         return None
-    found = _CONFIRM.fullmatch(token)
-    if found is None:
+    if _CONFIRM.fullmatch(token) is None:
         return None
-    expected = _b64(mac(secret, "confirm", found[1])[:_CONFIRM_MAC_BYTES])
-    if not hmac.compare_digest(expected, found[2]):
+    try:
+        data = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        fields = AESGCM(_confirm_key(secret)).decrypt(
+            data[:_NONCE_BYTES], data[_NONCE_BYTES:], _CONFIRM_AAD
+        )
+    except (binascii.Error, ValueError, InvalidTag):
         return None
-    carried = _fields(found[1])
+    carried = _fields(fields)
     if carried is None or carried.expires <= now:
         return None
     return carried
 
 
-def _fields(payload: str) -> Confirmation | None:
+def _confirm_key(secret: bytes) -> bytes:
+    return mac(secret, "confirm-key")  # 32 bytes: AES-256
+
+
+def _fields(fields: bytes) -> Confirmation | None:
     try:
-        text = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode("utf-8")
-        language, expires, address = text.split(_SEPARATOR)
+        language, expires, address = fields.decode("utf-8").split(_SEPARATOR)
         moment = datetime.fromtimestamp(int(expires), UTC)
-    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+    except (UnicodeDecodeError, ValueError, OverflowError):
         return None
     if language not in LANGUAGES or "@" not in address:
         return None
