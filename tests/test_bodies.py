@@ -112,3 +112,79 @@ def test_a_fragment_from_trafilatura_gives_way_to_readability() -> None:
     listing = bodies._candidate("readability", lxml.html.fragment_fromstring(f"<div>{links}</div>"))
     assert listing is not None
     assert bodies._without_witness(first, listing) is first  # a list of links is no article
+
+
+def candidate(name: str, html: str) -> bodies.Candidate:
+    found = bodies._candidate(name, lxml.html.fragment_fromstring(html, create_parent="div"))
+    assert found is not None
+    return found
+
+
+def paragraphs(texts: list[str]) -> str:
+    return "".join(f"<p>{text}</p>" for text in texts)
+
+
+TRAILER = (
+    "<p>Share this story on social media</p>"
+    "<p>Sign up for our newsletter and get the harbour news every morning.</p>"
+    "<ul><li><a href='/a'>Related: the cranes of pier nine are sold</a></li>"
+    "<li><a href='/b'>Related: a new ferry for the islands</a></li></ul>"
+    "<p>Copyright 2026 Example News. All rights reserved.</p>"
+)
+
+
+def test_short_blocks_the_other_extractor_did_not_find_are_dropped() -> None:
+    chosen = candidate("trafilatura", paragraphs(STORY) + TRAILER)
+    other = candidate("readability", paragraphs(STORY))
+    text = " ".join(bodies.confirmed(chosen, other).text_content().split())
+    assert all(paragraph in text for paragraph in STORY)
+    for boilerplate in ("Share this", "newsletter", "Related", "Copyright"):
+        assert boilerplate not in text
+
+
+def test_an_unconfirmed_paragraph_of_prose_is_kept() -> None:
+    prose = " ".join(f"The tide came in at {n} and the dockers waited for it." for n in range(5))
+    chosen = candidate("trafilatura", paragraphs([*STORY, prose]) + TRAILER)
+    other = candidate("readability", paragraphs(STORY))
+    text = " ".join(bodies.confirmed(chosen, other).text_content().split())
+    assert prose in text
+    assert "newsletter" not in text
+
+
+def test_a_short_block_inside_the_article_goes_only_if_it_is_links() -> None:
+    heading = "<h2>What the council said</h2>"
+    links = "<p><a href='/more'>Read more about the council</a></p>"
+    chosen = candidate(
+        "trafilatura", paragraphs(STORY[:4]) + heading + links + paragraphs(STORY[4:])
+    )
+    other = candidate("readability", paragraphs(STORY))
+    text = " ".join(bodies.confirmed(chosen, other).text_content().split())
+    assert "What the council said" in text  # a subheading the other extractor left out
+    assert "Read more" not in text
+
+
+def test_a_block_with_an_image_is_never_dropped() -> None:
+    figure = "<p><img src='/crane.jpg' alt=''>Photo: Harbour Press</p>"
+    chosen = candidate("trafilatura", paragraphs(STORY) + figure)
+    other = candidate("readability", paragraphs(STORY))
+    kept = bodies.confirmed(chosen, other)
+    assert kept.find(".//img") is not None
+    assert "Harbour Press" in kept.text_content()
+
+
+def test_bodies_that_disagree_confirm_nothing() -> None:
+    elsewhere = [
+        f"Unrelated sentence number {n} about the weather in the hills." for n in range(30)
+    ]
+    chosen = candidate("trafilatura", paragraphs(STORY) + TRAILER)
+    other = candidate("readability", paragraphs(elsewhere))
+    text = " ".join(bodies.confirmed(chosen, other).text_content().split())
+    assert "newsletter" in text  # nothing to judge by: the chosen body is kept whole
+
+
+def test_half_a_body_from_trafilatura_gives_way_to_readability() -> None:
+    half = candidate("trafilatura", paragraphs(STORY[:4]))
+    whole = candidate("readability", paragraphs(STORY))
+    assert bodies._without_witness(half, whole) is whole
+    most = candidate("trafilatura", paragraphs(STORY[:7]))
+    assert bodies._without_witness(most, whole) is most

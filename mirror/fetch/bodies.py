@@ -5,7 +5,8 @@ element, or None. The candidates come from two well-kept extractors, trafilatura
 readability-lxml; schema.org `articleBody` (JSON-LD) is the witness when it is plausible:
 long enough, found in the page's visible text, and not a teaser much shorter than the
 candidates. With no witness, trafilatura's body is kept unless it found nothing or only
-a fragment of what readability found.
+a fragment of what readability found. The chosen body then loses its short blocks that
+the other extractor did not find (`confirmed`): boilerplate more often than not.
 """
 
 from __future__ import annotations
@@ -23,10 +24,44 @@ from readability.readability import Unparseable  # type: ignore[import-untyped]
 MIN_WITNESS_WORDS = 50  # a shorter articleBody says too little to judge by
 MIN_WITNESS_ON_PAGE = 0.8  # share of its shingles the visible page must hold
 MIN_WITNESS_SHARE = 0.6  # a witness shorter than this share of the longest candidate is a teaser
-MIN_FRAGMENT_SHARE = (
-    0.3  # trafilatura's body shorter than this share of readability's is a fragment
+# trafilatura's body shorter than this share of readability's is a fragment (measured: 0.3
+# kept half-bodies of long articles; 0.7 takes them whole, 0.8 takes in more chrome)
+MIN_FRAGMENT_SHARE = 0.7
+MAX_LINK_DENSITY = 0.5  # a body or block with more link text than this is a list, not prose
+# Confirmation of blocks by the other extractor's body (`confirmed`):
+MIN_CONFIRMING_AGREEMENT = 0.5  # the two bodies must agree this much (F1 of shingles)
+MIN_BLOCK_SHARED = 0.5  # share of a block's shingles the other body must hold to confirm it
+MIN_LONE_BLOCK_WORDS = 35  # an unconfirmed block this long is prose, and kept
+# Leaf blocks (no block inside) that go whole when unconfirmed; never one holding an image,
+# a figure or a table (captions and credits are kept).
+PRUNED_BLOCKS = frozenset(
+    {"p", "li", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "dd", "dt", "div"}
 )
-MAX_LINK_DENSITY = 0.5  # readability's body with more link text than this is a list, not an article
+BLOCK_TAGS = PRUNED_BLOCKS | frozenset(
+    {
+        "h1",
+        "ul",
+        "ol",
+        "dl",
+        "table",
+        "tr",
+        "td",
+        "th",
+        "figure",
+        "figcaption",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "aside",
+        "nav",
+        "main",
+        "caption",
+    }
+)
+KEPT_INSIDE = frozenset(
+    {"img", "picture", "video", "audio", "iframe", "figure", "figcaption", "table"}
+)
 SHINGLE_WORDS = 4
 _WORD = re.compile(r"\w+")
 
@@ -46,18 +81,75 @@ def choose_body(
 ) -> lxml.html.HtmlElement | None:
     """The best-supported body of `doc`; None if no extractor found one."""
     first = _trafilatura_candidate(doc, base_url)
-    witness = _plausible_witness(doc, article_body)
-    if first is not None and witness is None and not _maybe_fragment(first):
-        return first.element
     second = _readability_candidate(doc)
     candidates = [found for found in (first, second) if found is not None]
     if not candidates:
         return None
+    witness = _plausible_witness(doc, article_body)
     if witness is not None and witness.total() >= MIN_WITNESS_SHARE * max(
         found.shingles.total() for found in candidates
     ):
-        return max(candidates, key=lambda found: agreement(found.shingles, witness)).element
-    return _without_witness(first, second).element
+        chosen = max(candidates, key=lambda found: agreement(found.shingles, witness))
+    else:
+        chosen = _without_witness(first, second)
+    others = [found for found in candidates if found is not chosen]
+    return confirmed(chosen, others[0]) if others else chosen.element
+
+
+def confirmed(chosen: Candidate, other: Candidate) -> lxml.html.HtmlElement:
+    """`chosen`'s body less its short blocks that `other` did not find, when the two agree.
+
+    A block only one extractor kept is boilerplate more often than not (a share line, a
+    "related" teaser, a sign-up box, a tag list) unless it is a paragraph of prose; two
+    bodies that disagree overall confirm nothing, and `chosen` is kept whole.
+    """
+    if agreement(chosen.shingles, other.shingles) < MIN_CONFIRMING_AGREEMENT:
+        return chosen.element
+    other_words = " ".join(_WORD.findall(" ".join(other.element.itertext()).lower()))
+    for block in _lone_short_blocks(chosen.element, other.shingles, other_words):
+        block.drop_tree()
+    return chosen.element
+
+
+def _lone_short_blocks(
+    root: lxml.html.HtmlElement, other: Counter[tuple[str, ...]], other_words: str
+) -> list[lxml.html.HtmlElement]:
+    """The leaf blocks under `root` that are short and not in `other`.
+
+    Between the first and the last block the two extractors share (inside the article),
+    such a block goes only when it is mostly links; around them, it goes.
+    """
+    leaves = [block for block in root.iterdescendants(*PRUNED_BLOCKS) if _is_leaf_block(block)]
+    lone = [_lone_and_short(block, other, other_words) for block in leaves]
+    kept = [
+        n for n, block in enumerate(leaves) if not lone[n] and _WORD.search(block.text_content())
+    ]
+    if not kept:
+        return []
+    return [
+        block
+        for n, block in enumerate(leaves)
+        if lone[n] and (not kept[0] < n < kept[-1] or link_density(block) > MAX_LINK_DENSITY)
+    ]
+
+
+def _is_leaf_block(block: lxml.html.HtmlElement) -> bool:
+    return not any(
+        isinstance(inner.tag, str) and (inner.tag in BLOCK_TAGS or inner.tag in KEPT_INSIDE)
+        for inner in block.iterdescendants()
+    )
+
+
+def _lone_and_short(
+    block: lxml.html.HtmlElement, other: Counter[tuple[str, ...]], other_words: str
+) -> bool:
+    words = _WORD.findall(block.text_content().lower())
+    if not words or len(words) >= MIN_LONE_BLOCK_WORDS:
+        return False
+    if len(words) < SHINGLE_WORDS:
+        return f" {' '.join(words)} " not in f" {other_words} "
+    own = shingles(" ".join(words))
+    return (own & other).total() < MIN_BLOCK_SHARED * own.total()
 
 
 def _without_witness(first: Candidate | None, second: Candidate | None) -> Candidate:
@@ -67,11 +159,6 @@ def _without_witness(first: Candidate | None, second: Candidate | None) -> Candi
     if second is None or link_density(second.element) > MAX_LINK_DENSITY:
         return first
     return second if first.words < MIN_FRAGMENT_SHARE * second.words else first
-
-
-def _maybe_fragment(found: Candidate) -> bool:
-    """Too short to trust without asking the second extractor."""
-    return found.words < 2 * MIN_WITNESS_WORDS
 
 
 def _plausible_witness(
