@@ -182,7 +182,7 @@ def _trafilatura_candidate(doc: lxml.html.HtmlElement, base_url: str) -> Candida
         include_formatting=True,
         include_tables=True,
         include_comments=False,
-        favor_precision=False,  # measured on the benchmark: precision barely moves, recall +4 %
+        favor_precision=True,  # measured: F1 +0.002 once readability covers its fragments
         fast=False,
         deduplicate=False,
         with_metadata=False,
