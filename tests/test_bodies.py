@@ -188,3 +188,29 @@ def test_half_a_body_from_trafilatura_gives_way_to_readability() -> None:
     assert bodies._without_witness(half, whole) is whole
     most = candidate("trafilatura", paragraphs(STORY[:7]))
     assert bodies._without_witness(most, whole) is most
+
+
+def test_short_blocks_of_links_leave_the_body_even_when_both_extractors_kept_them() -> None:
+    teaser = "<p>Related: <a href='/cranes'>The cranes of pier nine are sold to a museum</a></p>"
+    aside = "<p>The council will <a href='/minutes'>publish the minutes</a> on Friday.</p>"
+    video = "https://video.example.net/watch/harbour-council"
+    cited = f"<p>Video: <a href='{video}'>{video}</a></p>"  # an embed, replaced by its link
+    html = paragraphs(STORY[:4]) + teaser + aside + cited + paragraphs(STORY[4:])
+    text = " ".join(
+        bodies.without_teasers(lxml.html.fragment_fromstring(html, create_parent="div"))
+        .text_content()
+        .split()
+    )
+    assert all(paragraph in text for paragraph in STORY)
+    assert "cranes of pier nine" not in text
+    assert "publish the minutes" in text  # a sentence with a link in it is prose
+    assert video in text  # a link that shows its own address is no teaser
+
+
+def test_a_related_link_inside_an_article_leaves_the_extracted_body() -> None:
+    link = "<a href='/story/cranes'>The cranes of pier nine are sold to the harbour museum</a>"
+    teaser = f"<p>Read more: {link}</p>"
+    html = page(article([*STORY[:4], teaser, *STORY[4:]]).replace(f"<p>{teaser}</p>", teaser))
+    text = body_text(html)
+    assert all(paragraph in text for paragraph in STORY)
+    assert "cranes of pier nine" not in text

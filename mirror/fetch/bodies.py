@@ -6,7 +6,8 @@ readability-lxml; schema.org `articleBody` (JSON-LD) is the witness when it is p
 long enough, found in the page's visible text, and not a teaser much shorter than the
 candidates. With no witness, trafilatura's body is kept unless it found nothing or only
 a fragment of what readability found. The chosen body then loses its short blocks that
-the other extractor did not find (`confirmed`): boilerplate more often than not.
+the other extractor did not find (`confirmed`): boilerplate more often than not; and
+its short blocks of links, found or not (`without_teasers`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ MAX_LINK_DENSITY = 0.5  # a body or block with more link text than this is a lis
 MIN_CONFIRMING_AGREEMENT = 0.5  # the two bodies must agree this much (F1 of shingles)
 MIN_BLOCK_SHARED = 0.5  # share of a block's shingles the other body must hold to confirm it
 MIN_LONE_BLOCK_WORDS = 35  # an unconfirmed block this long is prose, and kept
+MAX_TEASER_LINK_DENSITY = 0.8  # a shorter block with more link text than this is a teaser
 # Leaf blocks (no block inside) that go whole when unconfirmed; never one holding an image,
 # a figure or a table (captions and credits are kept).
 PRUNED_BLOCKS = frozenset(
@@ -93,7 +95,7 @@ def choose_body(
     else:
         chosen = _without_witness(first, second)
     others = [found for found in candidates if found is not chosen]
-    return confirmed(chosen, others[0]) if others else chosen.element
+    return without_teasers(confirmed(chosen, others[0]) if others else chosen.element)
 
 
 def confirmed(chosen: Candidate, other: Candidate) -> lxml.html.HtmlElement:
@@ -109,6 +111,29 @@ def confirmed(chosen: Candidate, other: Candidate) -> lxml.html.HtmlElement:
     for block in _lone_short_blocks(chosen.element, other.shingles, other_words):
         block.drop_tree()
     return chosen.element
+
+
+def without_teasers(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """`root` less its short blocks that are nearly all link text: teasers.
+
+    Such a block points elsewhere ("Related: ...", "Read more: ...", a list of other
+    stories); both extractors keep them when they sit among the paragraphs. A link that
+    shows its own address (a cited URL, an embedded video's "Video: <url>") is no teaser.
+    """
+    leaves = [block for block in root.iterdescendants(*PRUNED_BLOCKS) if _is_leaf_block(block)]
+    for block in leaves:
+        if _is_teaser(block):
+            block.drop_tree()
+    return root
+
+
+def _is_teaser(block: lxml.html.HtmlElement) -> bool:
+    words = _WORD.findall(block.text_content())
+    if not words or len(words) >= MIN_LONE_BLOCK_WORDS:
+        return False
+    if any(link.text_content().strip() == link.get("href", "") for link in block.iter("a")):
+        return False
+    return link_density(block) > MAX_TEASER_LINK_DENSITY
 
 
 def _lone_short_blocks(
