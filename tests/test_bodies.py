@@ -214,3 +214,24 @@ def test_a_related_link_inside_an_article_leaves_the_extracted_body() -> None:
     text = body_text(html)
     assert all(paragraph in text for paragraph in STORY)
     assert "cranes of pier nine" not in text
+
+
+def test_a_box_of_unconfirmed_short_blocks_inside_the_article_goes() -> None:
+    box = "<p>Get the harbour newsletter</p><p>Every morning at seven</p><p>Sign up now</p>"
+    subheading = "<h2>What the council said</h2>"
+    chosen = candidate(
+        "trafilatura",
+        paragraphs(STORY[:3]) + box + paragraphs(STORY[3:5]) + subheading + paragraphs(STORY[5:]),
+    )
+    other = candidate("readability", paragraphs(STORY))
+    text = " ".join(bodies.confirmed(chosen, other).text_content().split())
+    assert all(paragraph in text for paragraph in STORY)
+    assert "newsletter" not in text and "Sign up" not in text
+    assert "What the council said" in text  # alone among confirmed paragraphs: a subheading
+
+
+def test_runs_of_flags() -> None:
+    flags = [True, False, True, True, True, False, True, True]
+    assert bodies._in_runs(flags, 3) == [False, False, True, True, True, False, False, False]
+    assert bodies._in_runs(flags, 2) == [False, False, True, True, True, False, True, True]
+    assert bodies._in_runs([], 3) == []

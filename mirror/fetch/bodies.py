@@ -33,6 +33,7 @@ MAX_LINK_DENSITY = 0.5  # a body or block with more link text than this is a lis
 MIN_CONFIRMING_AGREEMENT = 0.5  # the two bodies must agree this much (F1 of shingles)
 MIN_BLOCK_SHARED = 0.5  # share of a block's shingles the other body must hold to confirm it
 MIN_LONE_BLOCK_WORDS = 35  # an unconfirmed block this long is prose, and kept
+MIN_BOX_BLOCKS = 3  # this many unconfirmed short blocks in a row are a box, even mid-article
 MAX_TEASER_LINK_DENSITY = 0.8  # a shorter block with more link text than this is a teaser
 # Leaf blocks (no block inside) that go whole when unconfirmed; never one holding an image,
 # a figure or a table (captions and credits are kept).
@@ -141,8 +142,10 @@ def _lone_short_blocks(
 ) -> list[lxml.html.HtmlElement]:
     """The leaf blocks under `root` that are short and not in `other`.
 
-    Between the first and the last block the two extractors share (inside the article),
-    such a block goes only when it is mostly links; around them, it goes.
+    Around the first and the last block the two extractors share, such a block goes.
+    Between them (inside the article) it goes only when it is mostly links or one of a
+    run of such blocks (a box: sign-up, "more on this", a product card); a lone short
+    block among confirmed ones is a subheading or a short paragraph, and stays.
     """
     leaves = [block for block in root.iterdescendants(*PRUNED_BLOCKS) if _is_leaf_block(block)]
     lone = [_lone_and_short(block, other, other_words) for block in leaves]
@@ -151,11 +154,25 @@ def _lone_short_blocks(
     ]
     if not kept:
         return []
+    boxed = _in_runs(lone, MIN_BOX_BLOCKS)
     return [
         block
         for n, block in enumerate(leaves)
-        if lone[n] and (not kept[0] < n < kept[-1] or link_density(block) > MAX_LINK_DENSITY)
+        if lone[n]
+        and (not kept[0] < n < kept[-1] or boxed[n] or link_density(block) > MAX_LINK_DENSITY)
     ]
+
+
+def _in_runs(flags: list[bool], length: int) -> list[bool]:
+    """Which of `flags` are True within a run of at least `length` consecutive Trues."""
+    marked = [False] * len(flags)
+    start = 0
+    for end in range(len(flags) + 1):
+        if end == len(flags) or not flags[end]:
+            if end - start >= length:
+                marked[start:end] = [True] * (end - start)
+            start = end + 1
+    return marked
 
 
 def _is_leaf_block(block: lxml.html.HtmlElement) -> bool:
