@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from mirror.fleet import spawn as spawn_module
 from mirror.fleet.spawn import random_name, spares_lacking, spawn, top_up
 from mirror.newsroom import RunningNewsroom
 from mirror.storage import provision
-from mirror.store import SCHEMA_VERSION, Store
+from mirror.store import MIGRATIONS, Store
 
 from cli_configs import cli, sync_config
 from moto_server import REGION, create_bucket
@@ -185,8 +186,10 @@ def test_retired_names_from_before_the_fleet_table_are_kept(tmp_path: Path) -> N
     with Store(path):
         pass
     db = sqlite3.connect(path)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
-    db.executescript("DROP TABLE fleet; DROP TABLE fleet_history;")
+    fleet = next(n for n, script in enumerate(MIGRATIONS) if "CREATE TABLE fleet " in script)
+    later = [re.findall(r"CREATE TABLE (\w+)", script) for script in MIGRATIONS[fleet:]]
+    db.execute(f"PRAGMA user_version = {fleet}")  # a store from before the fleet table
+    db.executescript("".join(f"DROP TABLE {table};" for tables in later for table in tables))
     db.execute("INSERT INTO meta (key, value) VALUES ('retired_mirrors', '[\"old\"]')")
     db.commit()
     db.close()
