@@ -23,8 +23,6 @@ import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 import aiohttp
 import charset_normalizer
@@ -43,6 +41,7 @@ from mirror.errors import (
 )
 from mirror.fetch.urls import AllowedHosts, host_of, is_allowed_host, normalise_url
 from mirror.http_errors import translate_error
+from mirror.http_session import OneSession
 from mirror.retry import Clock, RetryPolicy, Sleep, with_retries
 
 ACCEPT_ENCODING = "gzip, deflate, br" if HAS_BROTLI else "gzip, deflate"
@@ -214,7 +213,7 @@ def _as_ipv4(
 # ---------------------------------------------------------------- the client
 
 
-class OriginClient:
+class OriginClient(OneSession):
     """Bounded, checked GETs to the origin; use as `async with OriginClient(cfg) as c:`."""
 
     def __init__(
@@ -241,33 +240,8 @@ class OriginClient:
         configured = (*config.feeds, *config.sitemaps, *([home_url] if home_url else []))
         self._allowed = AllowedHosts.parse(config.allowed_hosts, configured)
         self._inner_resolver = resolver
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
         self._all_slots = asyncio.Semaphore(config.concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
-
-    async def __aenter__(self) -> Self:
-        """Open the session (once: a closed client cannot be reopened)."""
-        if self._closed or self._session is not None:
-            raise RuntimeError("an OriginClient can be opened only once")
-        self._session = self._new_session()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the session and every connection."""
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the session; later requests raise RuntimeError."""
-        self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def get(
         self,
@@ -345,13 +319,6 @@ class OriginClient:
             ) as answer,
         ):
             return await _read_hop(url, answer, max_bytes)
-
-    def _open_session(self) -> aiohttp.ClientSession:
-        """The session, or RuntimeError when the client is not open."""
-        if self._session is None:
-            state = "closed" if self._closed else "not opened (use `async with`)"
-            raise RuntimeError(f"OriginClient is {state}")
-        return self._session
 
     @contextlib.asynccontextmanager
     async def _slots(self, host: str) -> AsyncIterator[None]:

@@ -21,8 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
@@ -34,6 +33,7 @@ from mirror.errors import (
 )
 from mirror.fetch.urls import UNRESERVED, remove_dot_segments, with_slash
 from mirror.http_errors import translate_error
+from mirror.http_session import OneSession
 from mirror.retry import Clock, RetryPolicy, Sleep, with_retries
 
 CHUNK_BYTES = 1024 * 1024  # bytes read from a file at a time
@@ -191,7 +191,7 @@ class HttpSettings:
     rate_grace_s: float = 10.0
 
 
-class HttpReader:
+class HttpReader(OneSession):
     """An edition served at a base URL ("https://host/bucket/"); `async with` it."""
 
     def __init__(
@@ -209,27 +209,6 @@ class HttpReader:
         self._retry = RetryPolicy(self._settings.retries, self._settings.backoff_s)
         self._sleep = sleep
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
-
-    async def __aenter__(self) -> Self:
-        """Open the session (once)."""
-        if self._closed or self._session is not None:
-            raise RuntimeError("an HttpReader can be opened only once")
-        self._session = self._new_session()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the session; the reader cannot be used again."""
-        self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """`attempt()`, tried again (mirror.retry) while its error is retryable."""
@@ -239,7 +218,7 @@ class HttpReader:
         """GET base + path, following redirects only while they stay under the base URL."""
         url = self._base + path
         for _hop in range(self._settings.max_redirects + 1):
-            session = self._open()
+            session = self._open_session()
             async with map_http_errors(url), session.get(url, allow_redirects=False) as answer:
                 if answer.status not in REDIRECT_STATUSES:
                     return await _read_answer(url, answer, sink, max_bytes, self._settings)
@@ -278,12 +257,6 @@ class HttpReader:
             headers=headers,
             trust_env=False,
         )
-
-    def _open(self) -> aiohttp.ClientSession:
-        """The session, or RuntimeError when the reader is not open."""
-        if self._session is None:
-            raise RuntimeError("HttpReader is not open (use `async with`)")
-        return self._session
 
 
 def checked_base_url(url: str) -> str:
