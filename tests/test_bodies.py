@@ -217,7 +217,10 @@ def test_a_related_link_inside_an_article_leaves_the_extracted_body() -> None:
 
 
 def test_a_box_of_unconfirmed_short_blocks_inside_the_article_goes() -> None:
-    box = "<p>Get the harbour newsletter</p><p>Every morning at seven</p><p>Sign up now</p>"
+    box = (
+        "<p>Get the harbour newsletter</p><p>Every morning at seven</p>"
+        "<p>Free for readers</p><p>Sign up now</p>"
+    )
     subheading = "<h2>What the council said</h2>"
     chosen = candidate(
         "trafilatura",
@@ -228,6 +231,42 @@ def test_a_box_of_unconfirmed_short_blocks_inside_the_article_goes() -> None:
     assert all(paragraph in text for paragraph in STORY)
     assert "newsletter" not in text and "Sign up" not in text
     assert "What the council said" in text  # alone among confirmed paragraphs: a subheading
+
+
+def test_three_unconfirmed_short_lines_inside_the_article_stay() -> None:
+    steps = "<p>Close the gate.</p><p>Lower the crane.</p><p>Wait for the tide.</p>"
+    chosen = candidate("trafilatura", paragraphs(STORY[:4]) + steps + paragraphs(STORY[4:]))
+    other = candidate("readability", paragraphs(STORY))
+    text = " ".join(bodies.confirmed(chosen, other).text_content().split())
+    assert "Lower the crane" in text  # fewer than MIN_BOX_BLOCKS: a short list, not a box
+
+
+# An embedded social post as the extractors leave it: a quote ending in its attribution.
+POST = (
+    "<blockquote><p>Watch: <a href='https://social.example/v/1'>the cranes are going to the "
+    "museum</a></p><p>— Harbour Board (@harbourboard) <a href='https://social.example/s/1'>"
+    "November 4, 2026</a></p></blockquote>"
+)
+
+
+def test_an_embedded_post_the_other_extractor_left_out_is_kept() -> None:
+    chosen = candidate("trafilatura", paragraphs(STORY) + POST)
+    other = candidate("readability", paragraphs(STORY))
+    text = " ".join(bodies.confirmed(chosen, other).text_content().split())
+    assert "the cranes are going to the museum" in text
+    assert "(@harbourboard) November 4, 2026" in text
+
+
+def test_an_embedded_post_is_no_teaser() -> None:
+    root = lxml.html.fragment_fromstring(paragraphs(STORY) + POST, create_parent="div")
+    text = " ".join(bodies.without_teasers(root).text_content().split())
+    assert "the cranes are going to the museum" in text
+
+
+def test_a_quote_without_an_attribution_is_pruned_as_before() -> None:
+    quote = "<blockquote><p><a href='/cranes'>The cranes of pier nine</a></p></blockquote>"
+    root = lxml.html.fragment_fromstring(paragraphs(STORY) + quote, create_parent="div")
+    assert "cranes of pier nine" not in bodies.without_teasers(root).text_content()
 
 
 def test_runs_of_flags() -> None:

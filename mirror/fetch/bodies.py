@@ -7,7 +7,8 @@ long enough, found in the page's visible text, and not a teaser much shorter tha
 candidates. With no witness, trafilatura's body is kept unless it found nothing or only
 a fragment of what readability found. The chosen body then loses its short blocks that
 the other extractor did not find (`confirmed`): boilerplate more often than not; and
-its short blocks of links, found or not (`without_teasers`).
+its short blocks of links, found or not (`without_teasers`). An embedded social post (a
+quote ending in "— Name (@handle) date") is the article's, and never pruned.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ MAX_LINK_DENSITY = 0.5  # a body or block with more link text than this is a lis
 MIN_CONFIRMING_AGREEMENT = 0.5  # the two bodies must agree this much (F1 of shingles)
 MIN_BLOCK_SHARED = 0.5  # share of a block's shingles the other body must hold to confirm it
 MIN_LONE_BLOCK_WORDS = 35  # an unconfirmed block this long is prose, and kept
-MIN_BOX_BLOCKS = 3  # this many unconfirmed short blocks in a row are a box, even mid-article
+MIN_BOX_BLOCKS = 4  # this many unconfirmed short blocks in a row are a box, even mid-article
 MAX_TEASER_LINK_DENSITY = 0.8  # a shorter block with more link text than this is a teaser
 # Leaf blocks (no block inside) that go whole when unconfirmed; never one holding an image,
 # a figure or a table (captions and credits are kept).
@@ -67,6 +68,10 @@ KEPT_INSIDE = frozenset(
 )
 SHINGLE_WORDS = 4
 _WORD = re.compile(r"\w+")
+# The last line of an embedded social post (a quoted tweet): "— Name (@handle) Month D, YYYY".
+# Such a post is part of the article even when one extractor left it out, and its short
+# lines of links are not teasers.
+_POST_ATTRIBUTION = re.compile(r"\(@\w{1,30}\)\s+\w+\.?\s+\d{1,2},\s+\d{4}\s*$")
 
 
 @dataclass(frozen=True)
@@ -121,11 +126,27 @@ def without_teasers(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     stories); both extractors keep them when they sit among the paragraphs. A link that
     shows its own address (a cited URL, an embedded video's "Video: <url>") is no teaser.
     """
-    leaves = [block for block in root.iterdescendants(*PRUNED_BLOCKS) if _is_leaf_block(block)]
+    leaves = _prunable_leaves(root)
     for block in leaves:
         if _is_teaser(block):
             block.drop_tree()
     return root
+
+
+def _prunable_leaves(root: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """The leaf blocks under `root` that may go: not those of an embedded social post."""
+    posts = [quote for quote in root.iter("blockquote") if _is_embedded_post(quote)]
+    return [
+        block
+        for block in root.iterdescendants(*PRUNED_BLOCKS)
+        if _is_leaf_block(block)
+        and block not in posts
+        and not any(outer in posts for outer in block.iterancestors("blockquote"))
+    ]
+
+
+def _is_embedded_post(quote: lxml.html.HtmlElement) -> bool:
+    return bool(_POST_ATTRIBUTION.search(" ".join(quote.text_content().split())))
 
 
 def _is_teaser(block: lxml.html.HtmlElement) -> bool:
@@ -147,7 +168,7 @@ def _lone_short_blocks(
     run of such blocks (a box: sign-up, "more on this", a product card); a lone short
     block among confirmed ones is a subheading or a short paragraph, and stays.
     """
-    leaves = [block for block in root.iterdescendants(*PRUNED_BLOCKS) if _is_leaf_block(block)]
+    leaves = _prunable_leaves(root)
     lone = [_lone_and_short(block, other, other_words) for block in leaves]
     kept = [
         n for n, block in enumerate(leaves) if not lone[n] and _WORD.search(block.text_content())
