@@ -274,3 +274,22 @@ def test_runs_of_flags() -> None:
     assert bodies._in_runs(flags, 3) == [False, False, True, True, True, False, False, False]
     assert bodies._in_runs(flags, 2) == [False, False, True, True, True, False, True, True]
     assert bodies._in_runs([], 3) == []
+
+
+def test_a_block_repeating_the_one_before_it_goes() -> None:
+    caption = "<p>The cranes of pier nine at dawn, before the museum took them</p>"
+    html = paragraphs(STORY[:4]) + caption * 3 + paragraphs(STORY[4:])
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    text = " ".join(bodies.without_repeats(root).text_content().split())
+    assert text.count("The cranes of pier nine at dawn") == 1
+    assert all(paragraph in text for paragraph in STORY)
+
+
+def test_a_repeat_further_away_or_short_stays() -> None:
+    refrain = "<p>Stir the pot and wait for the tide.</p>"
+    short = "<p>Stir.</p>"
+    html = refrain + paragraphs(STORY[:2]) + refrain + short + short
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    text = " ".join(bodies.without_repeats(root).text_content().split())
+    assert text.count("Stir the pot") == 2
+    assert text.count("Stir.") == 2  # shorter than MIN_REPEAT_WORDS: a list's "Yes", "No"

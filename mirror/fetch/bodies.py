@@ -7,7 +7,8 @@ long enough, found in the page's visible text, and not a teaser much shorter tha
 candidates. With no witness, trafilatura's body is kept unless it found nothing or only
 a fragment of what readability found. The chosen body then loses its short blocks that
 the other extractor did not find (`confirmed`): boilerplate more often than not; and
-its short blocks of links, found or not (`without_teasers`). An embedded social post (a
+its short blocks of links, found or not (`without_teasers`), and each block that repeats the
+one before it (`without_repeats`). An embedded social post (a
 quote ending in "— Name (@handle) date") is the article's, and never pruned.
 """
 
@@ -36,6 +37,7 @@ MIN_BLOCK_SHARED = 0.5  # share of a block's shingles the other body must hold t
 MIN_LONE_BLOCK_WORDS = 35  # an unconfirmed block this long is prose, and kept
 MIN_BOX_BLOCKS = 4  # this many unconfirmed short blocks in a row are a box, even mid-article
 MAX_TEASER_LINK_DENSITY = 0.8  # a shorter block with more link text than this is a teaser
+MIN_REPEAT_WORDS = 5  # a block this long repeating the one before it is a gallery's caption
 # Leaf blocks (no block inside) that go whole when unconfirmed; never one holding an image,
 # a figure or a table (captions and credits are kept).
 PRUNED_BLOCKS = frozenset(
@@ -101,7 +103,9 @@ def choose_body(
     else:
         chosen = _without_witness(first, second)
     others = [found for found in candidates if found is not chosen]
-    return without_teasers(confirmed(chosen, others[0]) if others else chosen.element)
+    return without_repeats(
+        without_teasers(confirmed(chosen, others[0]) if others else chosen.element)
+    )
 
 
 def confirmed(chosen: Candidate, other: Candidate) -> lxml.html.HtmlElement:
@@ -130,6 +134,24 @@ def without_teasers(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     for block in leaves:
         if _is_teaser(block):
             block.drop_tree()
+    return root
+
+
+def without_repeats(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """`root` less each block that repeats the block just before it word for word.
+
+    A gallery or slideshow repeats its caption under every slide; the same sentence twice
+    in a row is never the article's. A repeat further away (a recipe's step, a refrain)
+    stays.
+    """
+    previous = ""
+    for block in _prunable_leaves(root):
+        words = " ".join(_WORD.findall(block.text_content().lower()))
+        if not words:
+            continue
+        if words == previous and words.count(" ") + 1 >= MIN_REPEAT_WORDS:
+            block.drop_tree()
+        previous = words
     return root
 
 
