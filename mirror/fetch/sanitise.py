@@ -3,7 +3,10 @@
 `sanitise_body(html, base_url)` returns a fragment that holds only plain text
 markup, links (http/https, tracking parameters removed) and images, every URL made
 absolute against `base_url` so later stages can rewrite them. Embedded players (iframe, video,
-embed, object) become a paragraph with a link: a static mirror plays no video.
+embed, object) become a paragraph with a link: a static mirror plays no video. That
+paragraph (or span, inside a paragraph) is our note, not the article's text: it keeps
+class="note" (NOTE_CLASS), the one class value the allow-list lets through, so the built
+page shows it as a note and a scorer can leave it out. Other spans lose their tags.
 The same input always gives the same output.
 """
 
@@ -34,7 +37,12 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "time": {"datetime"},
     "th": {"colspan", "rowspan"},
     "td": {"colspan", "rowspan"},
+    "p": {"class"},
+    "span": {"class"},
 }
+NOTE_CLASS = "note"  # our own lines ("Video: <url>"); the only class value kept
+NOTE_TAGS = frozenset({"p", "span"})
+NOTE_PREFIX = "Video: "
 # Removed together with everything inside them.
 DROPPED_WITH_CONTENT = frozenset(
     {
@@ -61,7 +69,7 @@ def sanitise_body(html: str, base_url: str) -> str:
     prepared = _prepare(html, base_url)
     cleaned: str = nh3.clean(
         prepared,
-        tags=set(ALLOWED_TAGS),
+        tags=set(ALLOWED_TAGS | {"span"}),
         clean_content_tags=set(DROPPED_WITH_CONTENT),
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=set(URL_SCHEMES),
@@ -73,8 +81,13 @@ def sanitise_body(html: str, base_url: str) -> str:
     return cleaned.strip()
 
 
-def _untracked_links(tag: str, attribute: str, value: str) -> str:
-    """Links lose their tracking parameters (utm_*, fbclid, yclid, ...)."""
+def _untracked_links(tag: str, attribute: str, value: str) -> str | None:
+    """Links lose their tracking parameters (utm_*, fbclid, yclid, ...); notes keep their class.
+
+    A class survives only as exactly NOTE_CLASS on a p or span; any other is dropped.
+    """
+    if attribute == "class":
+        return value if tag in NOTE_TAGS and value == NOTE_CLASS else None
     return without_trackers(value) if (tag, attribute) == ("a", "href") else value
 
 
@@ -87,7 +100,9 @@ def _prepare(html: str, base_url: str) -> str:
     except (ParserError, ValueError):
         return html
     replace_embeds(root, base_url)
+    mark_notes(root)
     drop_unusable_images(root, base_url)
+    unwrap_plain_spans(root)
     for heading in root.iter("h1"):
         heading.tag = "h2"  # the page's own title is the only h1
     return str(lxml.html.tostring(root, encoding="unicode"))
@@ -115,11 +130,59 @@ def replace_embeds(root: lxml.html.HtmlElement, base_url: str) -> None:
 def _video_link(url: str, element: lxml.html.HtmlElement) -> etree._Element:
     """Put "Video: <url>" before `element`: a <p>, or a <span> inside a paragraph."""
     in_paragraph = any(parent.tag == "p" for parent in element.iterancestors())
-    link = etree.Element("span" if in_paragraph else "p")
-    link.text = "Video: "
+    link = etree.Element("span" if in_paragraph else "p", {"class": NOTE_CLASS})
+    link.text = NOTE_PREFIX
     etree.SubElement(link, "a", href=url).text = url
     element.addprevious(link)
     return link
+
+
+def mark_notes(root: lxml.html.HtmlElement) -> None:
+    """Mark each unmarked "Video: <url>" line under `root` as a note again.
+
+    Automatic extraction rebuilds the body and drops every class, ours too; the line
+    itself (NOTE_PREFIX, then a link showing its own URL) says what it is.
+    """
+    for link in list(root.iter("a")):
+        parent = link.getparent()
+        if parent is None or parent.tag != "p" or parent.get("class") == NOTE_CLASS:
+            continue
+        if (link.text or "").strip() != (link.get("href") or "").strip() or len(link):
+            continue
+        previous = link.getprevious()
+        before = (parent.text if previous is None else previous.tail) or ""
+        if not before.endswith(NOTE_PREFIX):
+            continue
+        if (
+            previous is None
+            and not before.removesuffix(NOTE_PREFIX).strip()
+            and (len(parent) == 1 and not (link.tail or "").strip())
+        ):
+            parent.set("class", NOTE_CLASS)
+        else:
+            _wrap_in_note(link, previous, before.removesuffix(NOTE_PREFIX))
+
+
+def _wrap_in_note(
+    link: lxml.html.HtmlElement, previous: lxml.html.HtmlElement | None, before: str
+) -> None:
+    """Put NOTE_PREFIX and `link` into a span.note where they stand."""
+    if previous is None:
+        link.getparent().text = before
+    else:
+        previous.tail = before
+    note = etree.Element("span", {"class": NOTE_CLASS})
+    note.text = NOTE_PREFIX
+    link.addprevious(note)
+    note.tail, link.tail = link.tail, None
+    note.append(link)
+
+
+def unwrap_plain_spans(root: lxml.html.HtmlElement) -> None:
+    """Drop the tags (not the text) of every span but our notes: spans carry no meaning."""
+    for span in list(root.iter("span")):
+        if span.get("class") != NOTE_CLASS:
+            span.drop_tag()
 
 
 def _lift_out_of_wrappers(paragraph: etree._Element, root: etree._Element) -> None:
