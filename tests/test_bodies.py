@@ -293,3 +293,85 @@ def test_a_repeat_further_away_or_short_stays() -> None:
     text = " ".join(bodies.without_repeats(root).text_content().split())
     assert text.count("Stir the pot") == 2
     assert text.count("Stir.") == 2  # shorter than MIN_REPEAT_WORDS: a list's "Yes", "No"
+
+
+def fragment(html: str) -> lxml.html.HtmlElement:
+    return lxml.html.fragment_fromstring(html, create_parent="div")
+
+
+def words_of(root: lxml.html.HtmlElement) -> str:
+    return " ".join(root.text_content().split())
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Dockers end the harbour strike",
+        "Dockers end the harbour strike | Example News",
+        "Dockers end the harbour strike - Example News",
+        "Dockers End the Harbour Strike!",
+    ],
+)
+def test_a_first_block_repeating_the_title_goes(title: str) -> None:
+    root = fragment("<h2>Dockers end the harbour strike</h2>" + paragraphs(STORY))
+    text = words_of(bodies.without_headline(root, title))
+    assert "Dockers end" not in text
+    assert all(paragraph in text for paragraph in STORY)
+
+
+def test_the_title_later_in_the_body_or_a_longer_first_block_stays() -> None:
+    title = "Dockers end the harbour strike"
+    later = fragment(paragraphs(STORY[:1]) + f"<p>{title}</p>" + paragraphs(STORY[1:]))
+    assert title in words_of(bodies.without_headline(later, title))
+    longer = fragment(f"<p>{title} after nine weeks</p>" + paragraphs(STORY))
+    assert f"{title} after nine weeks" in words_of(bodies.without_headline(longer, title))
+    loose = fragment(f"Intro words first<p>{title}</p>" + paragraphs(STORY))
+    assert title in words_of(bodies.without_headline(loose, title))
+    untitled = fragment(paragraphs(STORY))
+    assert words_of(bodies.without_headline(untitled, "")) == words_of(fragment(paragraphs(STORY)))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"{URL}",
+        "http://www.news.example.org/2026/11/harbour?print=1",
+        f"{URL} 28/11/2026",
+        f"November 28, 2026 at 9:15 am {URL}",
+    ],
+)
+def test_a_first_line_that_is_only_the_pages_own_address_goes(line: str) -> None:
+    loose = fragment(line + paragraphs(STORY))
+    assert words_of(bodies.without_own_address(loose, URL)).startswith(STORY[0])
+    boxed = fragment(f"<p>{line}</p>" + paragraphs(STORY))
+    root = bodies.without_own_address(boxed, URL)
+    assert words_of(root).startswith(STORY[0])
+    assert len(root.findall("p")) == len(STORY)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>See https://other.example.com/report for the figures</p>",  # another host
+        f"<p>Source: {URL}</p>",  # words besides the address
+        f"<p><a href='{URL}'>{URL}</a></p>",  # a link is a citation
+        paragraphs(STORY[:1]) + f"<p>{URL}</p>",  # not the first line
+    ],
+)
+def test_other_addresses_stay(html: str) -> None:
+    before = words_of(fragment(html + paragraphs(STORY)))
+    assert words_of(bodies.without_own_address(fragment(html + paragraphs(STORY)), URL)) == before
+
+
+def test_the_headline_and_print_header_leave_the_extracted_body() -> None:
+    html = (
+        "<html><head><title>Dockers end the harbour strike | Example News</title></head>"
+        "<body><header><a href='/'>Home</a></header><article>"
+        f"<div class='print-header'>{URL}</div>"
+        "<p><strong>Dockers end the harbour strike</strong></p>"
+        f"{paragraphs(STORY)}</article><footer>© Example</footer></body></html>"
+    )
+    text = body_text(html)
+    assert "Dockers end" not in text
+    assert "news.example.org" not in text
+    assert all(paragraph in text for paragraph in STORY)

@@ -7,8 +7,10 @@ long enough, found in the page's visible text, and not a teaser much shorter tha
 candidates. With no witness, trafilatura's body is kept unless it found nothing or only
 a fragment of what readability found. The chosen body then loses its short blocks that
 the other extractor did not find (`confirmed`): boilerplate more often than not; and
-its short blocks of links, found or not (`without_teasers`), and each block that repeats the
-one before it (`without_repeats`). An embedded social post (a
+its short blocks of links, found or not (`without_teasers`), each block that repeats the
+one before it (`without_repeats`), a first block that only repeats the page's title
+(`without_headline`) and a first line that is only the page's own address, perhaps with a
+date (`without_own_address`: a print header or share line). An embedded social post (a
 quote ending in "— Name (@handle) date") is the article's, and never pruned.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import lxml.html
 import trafilatura
@@ -74,6 +77,15 @@ _WORD = re.compile(r"\w+")
 # Such a post is part of the article even when one extractor left it out, and its short
 # lines of links are not teasers.
 _POST_ATTRIBUTION = re.compile(r"\(@\w{1,30}\)\s+\w+\.?\s+\d{1,2},\s+\d{4}\s*$")
+# A site's name after the headline in <title>: "Headline | Site", "Headline - Site".
+_TITLE_SUFFIX = re.compile(r"\s+[|\u2013\u2014-]\s+[^|\u2013\u2014-]{1,60}$")
+_URL = re.compile(r"\bhttps?://([^/\s?#:]+)[^\s]*", re.IGNORECASE)
+# The words a date or time may hold around a printed address: numbers, month names.
+_DATE_WORDS = re.compile(
+    r"\d{1,4}|am|pm|at|jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february"
+    r"|march|april|june|july|august|september|october|november|december",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -87,9 +99,12 @@ class Candidate:
 
 
 def choose_body(
-    doc: lxml.html.HtmlElement, base_url: str, article_body: str
+    doc: lxml.html.HtmlElement, base_url: str, article_body: str, title: str = ""
 ) -> lxml.html.HtmlElement | None:
-    """The best-supported body of `doc`; None if no extractor found one."""
+    """The best-supported body of `doc`; None if no extractor found one.
+
+    `title` is the page's headline: a first block repeating it goes.
+    """
     first = _trafilatura_candidate(doc, base_url)
     second = _readability_candidate(doc)
     candidates = [found for found in (first, second) if found is not None]
@@ -103,9 +118,10 @@ def choose_body(
     else:
         chosen = _without_witness(first, second)
     others = [found for found in candidates if found is not chosen]
-    return without_repeats(
+    pruned = without_repeats(
         without_teasers(confirmed(chosen, others[0]) if others else chosen.element)
     )
+    return without_own_address(without_headline(pruned, title), base_url)
 
 
 def confirmed(chosen: Candidate, other: Candidate) -> lxml.html.HtmlElement:
@@ -153,6 +169,93 @@ def without_repeats(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
             block.drop_tree()
         previous = words
     return root
+
+
+def without_headline(root: lxml.html.HtmlElement, title: str) -> lxml.html.HtmlElement:
+    """`root` less its first block when that block only repeats `title`.
+
+    The headline printed again as the body's first line (a heading, a bold paragraph) is
+    the page's title, which the reader sees already. `title` may end in the site's name
+    (" | Site", " - Site"): the block may equal the title with or without it.
+    """
+    headlines = {_normalised(title), _normalised(_TITLE_SUFFIX.sub("", title.strip()))} - {""}
+    first = _first_block(root)
+    if first is not None and _normalised(first.text_content()) in headlines:
+        first.drop_tree()
+    return root
+
+
+def without_own_address(root: lxml.html.HtmlElement, base_url: str) -> lxml.html.HtmlElement:
+    """`root` less a first line of loose text that is only an address on the page's own host.
+
+    A print header or share line ("https://news.example.org/2026/11/story", perhaps with
+    the date) is no part of the article. Only the first text of the body is looked at, and
+    only text outside links: a link that shows its address is a citation.
+    """
+    own_host = _bare_host(urlsplit(base_url).hostname or "")
+    for element, slot, text in _text_nodes(root):
+        if not _WORD.search(text):
+            continue
+        if element.tag != "a" and _is_own_address(text, own_host):
+            setattr(element, slot, None)
+            if slot == "text" and element is not root and _is_bare_leaf(element):
+                element.drop_tree()
+        break
+    return root
+
+
+def _is_own_address(text: str, own_host: str) -> bool:
+    found = _URL.search(text)
+    if found is None or _bare_host(found.group(1)) != own_host:
+        return False
+    rest = text[: found.start()] + " " + text[found.end() :]
+    return all(_DATE_WORDS.fullmatch(word) for word in _WORD.findall(rest))
+
+
+def _bare_host(host: str) -> str:
+    host = host.lower().rstrip(".")
+    return host.removeprefix("www.")
+
+
+def _is_bare_leaf(element: lxml.html.HtmlElement) -> bool:
+    return (
+        element.tag in PRUNED_BLOCKS
+        and _is_leaf_block(element)
+        and not _WORD.search(element.text_content())
+    )
+
+
+def _text_nodes(
+    root: lxml.html.HtmlElement,
+) -> list[tuple[lxml.html.HtmlElement, str, str]]:
+    """Each text of `root` in reading order: (element, "text" or "tail", the text)."""
+    found = []
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        if not isinstance(element.tag, str):
+            if event == "end" and element.tail:
+                found.append((element, "tail", element.tail))
+            continue
+        if event == "start" and element.text:
+            found.append((element, "text", element.text))
+        elif event == "end" and element.tail and element is not root:
+            found.append((element, "tail", element.tail))
+    return found
+
+
+def _first_block(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    """The first leaf block with words under `root`, if no text comes before it."""
+    body = _normalised(root.text_content())
+    for block in root.iterdescendants(*BLOCK_TAGS):
+        if not _is_leaf_block(block):
+            continue
+        words = _normalised(block.text_content())
+        if words:
+            return block if body.startswith(words) else None
+    return None
+
+
+def _normalised(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
 
 
 def _prunable_leaves(root: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:

@@ -483,7 +483,7 @@ def extract_body(
         body = _finish_body(selected_body(doc, selector), base_url, title)
         if body:
             return body, "selector"
-    body = _finish_body(automatic_body(doc, base_url, article_body), base_url, title)
+    body = _finish_body(automatic_body(doc, base_url, article_body, title), base_url, title)
     if body:
         return body, "automatic"
     raise ExtractError("no article text found on the page")
@@ -506,11 +506,11 @@ def selected_body(doc: lxml.html.HtmlElement, selector: str) -> lxml.html.HtmlEl
 
 
 def automatic_body(
-    doc: lxml.html.HtmlElement, base_url: str, article_body: str = ""
+    doc: lxml.html.HtmlElement, base_url: str, article_body: str = "", title: str = ""
 ) -> lxml.html.HtmlElement | None:
     """The best-supported article body of the extractors (`mirror.fetch.bodies`); None if none."""
     replace_embeds(doc, base_url)
-    return choose_body(doc, base_url, article_body)
+    return choose_body(doc, base_url, article_body, title)
 
 
 def _finish_body(element: lxml.html.HtmlElement | None, base_url: str, title: str) -> str:
