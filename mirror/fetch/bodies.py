@@ -99,11 +99,16 @@ class Candidate:
 
 
 def choose_body(
-    doc: lxml.html.HtmlElement, base_url: str, article_body: str, title: str = ""
+    doc: lxml.html.HtmlElement,
+    base_url: str,
+    article_body: str,
+    title: str = "",
+    canonical_url: str = "",
 ) -> lxml.html.HtmlElement | None:
     """The best-supported body of `doc`; None if no extractor found one.
 
-    `title` is the page's headline: a first block repeating it goes.
+    `title` is the page's headline: a first block repeating it goes. A first line that is
+    only an address on the host of `base_url` or of `canonical_url` goes too.
     """
     first = _trafilatura_candidate(doc, base_url)
     second = _readability_candidate(doc)
@@ -121,7 +126,7 @@ def choose_body(
     pruned = without_repeats(
         without_teasers(confirmed(chosen, others[0]) if others else chosen.element)
     )
-    return without_own_address(without_headline(pruned, title), base_url)
+    return without_own_address(without_headline(pruned, title), base_url, canonical_url)
 
 
 def confirmed(chosen: Candidate, other: Candidate) -> lxml.html.HtmlElement:
@@ -185,18 +190,20 @@ def without_headline(root: lxml.html.HtmlElement, title: str) -> lxml.html.HtmlE
     return root
 
 
-def without_own_address(root: lxml.html.HtmlElement, base_url: str) -> lxml.html.HtmlElement:
+def without_own_address(root: lxml.html.HtmlElement, *page_urls: str) -> lxml.html.HtmlElement:
     """`root` less a first line of loose text that is only an address on the page's own host.
 
+    The page's own hosts are those of `page_urls` (where it was fetched from, its canonical
+    address).
     A print header or share line ("https://news.example.org/2026/11/story", perhaps with
     the date) is no part of the article. Only the first text of the body is looked at, and
     only text outside links: a link that shows its address is a citation.
     """
-    own_host = _bare_host(urlsplit(base_url).hostname or "")
+    own_hosts = {_bare_host(urlsplit(url).hostname or "") for url in page_urls} - {""}
     for element, slot, text in _text_nodes(root):
         if not _WORD.search(text):
             continue
-        if element.tag != "a" and _is_own_address(text, own_host):
+        if element.tag != "a" and _is_own_address(text, own_hosts):
             setattr(element, slot, None)
             if slot == "text" and element is not root and _is_bare_leaf(element):
                 element.drop_tree()
@@ -204,9 +211,9 @@ def without_own_address(root: lxml.html.HtmlElement, base_url: str) -> lxml.html
     return root
 
 
-def _is_own_address(text: str, own_host: str) -> bool:
+def _is_own_address(text: str, own_hosts: set[str]) -> bool:
     found = _URL.search(text)
-    if found is None or _bare_host(found.group(1)) != own_host:
+    if found is None or _bare_host(found.group(1)) not in own_hosts:
         return False
     rest = text[: found.start()] + " " + text[found.end() :]
     return all(_DATE_WORDS.fullmatch(word) for word in _WORD.findall(rest))

@@ -130,7 +130,12 @@ def extract_article(
     remove_chrome(doc, drop_selectors, base_url)
     figures = page_figures(doc, base_url)
     body_html, extractor = extract_body(
-        doc, base_url, selector, meta.title, witness if isinstance(witness, str) else ""
+        doc,
+        base_url,
+        selector,
+        meta.title,
+        witness if isinstance(witness, str) else "",
+        canonical_url=meta.canonical_url,
     )
     stripped = strip_meta_lines(body_html, meta.authors, meta.published)
     body_html = with_figures(doc, stripped.body_html, figures, named, base_url)
@@ -473,17 +478,25 @@ def parse_datetime(text: str) -> datetime | None:
 
 
 def extract_body(
-    doc: lxml.html.HtmlElement, base_url: str, selector: str, title: str, article_body: str = ""
+    doc: lxml.html.HtmlElement,
+    base_url: str,
+    selector: str,
+    title: str,
+    article_body: str = "",
+    *,
+    canonical_url: str = "",
 ) -> tuple[str, str]:
     """The sanitised body and which extractor found it; `ExtractError` if none did.
 
-    `article_body` is the page's schema.org articleBody (plain text), a witness only.
+    `article_body` is the page's schema.org articleBody (plain text), a witness only;
+    `canonical_url` the page's canonical address (its host is the page's own, too).
     """
     if selector:
         body = _finish_body(selected_body(doc, selector), base_url, title)
         if body:
             return body, "selector"
-    body = _finish_body(automatic_body(doc, base_url, article_body, title), base_url, title)
+    found = automatic_body(doc, base_url, article_body, title, canonical_url)
+    body = _finish_body(found, base_url, title)
     if body:
         return body, "automatic"
     raise ExtractError("no article text found on the page")
@@ -506,11 +519,15 @@ def selected_body(doc: lxml.html.HtmlElement, selector: str) -> lxml.html.HtmlEl
 
 
 def automatic_body(
-    doc: lxml.html.HtmlElement, base_url: str, article_body: str = "", title: str = ""
+    doc: lxml.html.HtmlElement,
+    base_url: str,
+    article_body: str = "",
+    title: str = "",
+    canonical_url: str = "",
 ) -> lxml.html.HtmlElement | None:
     """The best-supported article body of the extractors (`mirror.fetch.bodies`); None if none."""
     replace_embeds(doc, base_url)
-    return choose_body(doc, base_url, article_body, title)
+    return choose_body(doc, base_url, article_body, title, canonical_url)
 
 
 def _finish_body(element: lxml.html.HtmlElement | None, base_url: str, title: str) -> str:
