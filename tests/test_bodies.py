@@ -377,3 +377,16 @@ def test_the_headline_and_print_header_leave_the_extracted_body(fetched_from: st
     assert "Dockers end" not in text
     assert "news.example.org" not in text
     assert all(paragraph in text for paragraph in STORY)
+
+
+def test_the_canonical_address_is_the_pages_own_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, ...]] = []
+
+    def recording(root: lxml.html.HtmlElement, *page_urls: str) -> lxml.html.HtmlElement:
+        seen.append(page_urls)
+        return root
+
+    monkeypatch.setattr(bodies, "without_own_address", recording)
+    html = page(article(STORY)).replace("</head>", f"<link rel='canonical' href='{URL}'></head>")
+    extract_article(html, "http://127.0.0.1:8080/harbour.html")
+    assert seen and URL in seen[0] and "http://127.0.0.1:8080/harbour.html" in seen[0]
