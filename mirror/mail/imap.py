@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import re
 import ssl
@@ -45,6 +44,7 @@ from mirror.errors import (
     ImapTlsError,
     MailboxError,
 )
+from mirror.mail.hosts import is_loopback
 
 log = logging.getLogger("mirror.mailin")
 logging.getLogger("aioimaplib").setLevel(logging.WARNING)  # its debug lines hold mail
@@ -52,7 +52,6 @@ logging.getLogger("aioimaplib").setLevel(logging.WARNING)  # its debug lines hol
 T = TypeVar("T")
 
 DEFAULT_PORTS = {"imaps": 993, "imap": 143, "imap+insecure": 143}
-LOOPBACK_NAMES = ("localhost", "localhost.")
 MAILBOX_NAME = re.compile(r"[\x20-\x7e]{1,200}")  # printable ASCII: no modified UTF-7 here
 # aioimaplib reads each line of a response one recursion level deeper (iroco-co/aioimaplib
 # issue 118, open): a response of ~1000 lines overflows the stack and drops the connection.
@@ -104,16 +103,6 @@ def parse_imap_url(url: str) -> ImapEndpoint:
             key="imap_url",
         )
     return ImapEndpoint(scheme, host, port)
-
-
-def is_loopback(host: str) -> bool:
-    """A loopback IP literal or the name localhost; other names are not resolved."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

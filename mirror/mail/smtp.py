@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import re
 import ssl
@@ -34,12 +33,12 @@ from mirror.errors import (
     SubscriberError,
     TlsRequiredError,
 )
+from mirror.mail.hosts import is_loopback
 from mirror.mail.wire import Outgoing, ascii_domain
 
 log = logging.getLogger("mirror.mailer")
 
 DEFAULT_PORTS = {"smtp": 587, "smtps": 465, "smtp+insecure": 25}
-LOOPBACK_NAMES = ("localhost", "localhost.")
 MAX_REASON_CHARS = 300  # a server's text, cut short in a reason
 ADDRESS_LIKE = re.compile(r"[^\s<>\"',;:()\[\]]+@[^\s<>\"',;:()\[\]]+")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
@@ -151,22 +150,12 @@ def parse_smtp_url(url: str) -> SmtpEndpoint:
     host = parts.hostname or ""
     if not host:
         raise DigestError("smtp_url has no host")
-    if scheme == "smtp+insecure" and not _is_loopback(host):
+    if scheme == "smtp+insecure" and not is_loopback(host):
         raise TlsRequiredError(
             "smtp+insecure:// is allowed only to a loopback host (localhost, 127.0.0.1, ::1);"
             " use smtp:// (STARTTLS) or smtps://"
         )
     return SmtpEndpoint(scheme, host, port)
-
-
-def _is_loopback(host: str) -> bool:
-    """A loopback IP literal or the name localhost; other names are not resolved."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class SmtpTransport:
