@@ -37,6 +37,19 @@ class SecretSource:
             return None
         return os.environ.get(self.env)
 
+    def require(self, config_path: str, what: str) -> str:
+        """The secret; a ConfigError naming where it was looked for when it is not set."""
+        value = self.read(config_path)
+        if value is None:
+            raise self.refusal(
+                config_path, f"({what}) is not set (or name a file in {self.key}_file)"
+            )
+        return value
+
+    def refusal(self, config_path: str, problem: str) -> ConfigError:
+        """The ConfigError for this secret: where it was looked for, then `problem`."""
+        return ConfigError(f"{self.where()} {problem}", path=config_path, key=self.key_used())
+
     def where(self) -> str:
         """Where the secret was looked for, for a message: never the value."""
         return f"the file {self.file}" if self.file is not None else f"the variable ${self.env}"

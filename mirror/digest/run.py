@@ -33,7 +33,7 @@ from mirror.digest.compose import (
     message_id,
     readable,
 )
-from mirror.errors import ConfigError, DigestError, SubscriberError
+from mirror.errors import DigestError, SubscriberError
 from mirror.fetch.urls import with_slash
 from mirror.mail.delivery import Delivery, Transport, deliver, transport_for
 from mirror.mail.wire import Outgoing
@@ -86,11 +86,9 @@ def secret_from(config: Config) -> bytes:
     )
     value = source.read(str(config.path)) or ""
     if len(value) < 16:
-        raise ConfigError(
-            f"{source.where()} must hold a secret of 16 characters or more: it signs every "
-            "unsubscribe link",
-            path=str(config.path),
-            key=source.key_used(),
+        raise source.refusal(
+            str(config.path),
+            "must hold a secret of 16 characters or more: it signs every unsubscribe link",
         )
     return value.encode("utf-8")
 
@@ -106,11 +104,7 @@ def previous_secrets(config: Config) -> tuple[bytes, ...]:
     )
     values = (source.read(str(config.path)) or "").split()
     if any(len(value) < 16 for value in values):
-        raise ConfigError(
-            f"{source.where()} holds a secret shorter than 16 characters",
-            path=str(config.path),
-            key=source.key_used(),
-        )
+        raise source.refusal(str(config.path), "holds a secret shorter than 16 characters")
     return tuple(value.encode("utf-8") for value in values)
 
 
@@ -121,15 +115,7 @@ def smtp_password(config: Config) -> str | None:
     source = SecretSource(
         "digest.smtp_password", digest.smtp_password_file, digest.smtp_password_env
     )
-    value = source.read(str(config.path))
-    if value is None:
-        raise ConfigError(
-            f"{source.where()} (the SMTP password) is not set "
-            "(or name a file in digest.smtp_password_file)",
-            path=str(config.path),
-            key=source.key_used(),
-        )
-    return value
+    return source.require(str(config.path), "the SMTP password")
 
 
 def due(store: Store, config: Config, now: datetime) -> bool:

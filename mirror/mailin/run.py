@@ -81,11 +81,10 @@ def secrets_from(config: Config) -> MailInSecrets:
     )
     value = source.read(str(config.path)) or ""
     if len(value) < MIN_SECRET_CHARS:
-        raise ConfigError(
-            f"{source.where()} must hold a secret of {MIN_SECRET_CHARS} characters or more: "
+        raise source.refusal(
+            str(config.path),
+            f"must hold a secret of {MIN_SECRET_CHARS} characters or more: "
             "it keys the senders' hashes",
-            path=str(config.path),
-            key=source.key_used(),
         )
     return MailInSecrets(
         sender=value.encode("utf-8"), digest=secret_from(config),
@@ -97,15 +96,7 @@ def imap_password(config: Config) -> str:
     """The IMAP password, from mailin.password_file or mailin.password_env."""
     mailin = mailin_of(config)
     source = SecretSource("mailin.password", mailin.password_file, mailin.password_env)
-    value = source.read(str(config.path))
-    if value is None:
-        raise ConfigError(
-            f"{source.where()} (the IMAP password) is not set "
-            "(or name a file in mailin.password_file)",
-            path=str(config.path),
-            key=source.key_used(),
-        )
-    return value
+    return source.require(str(config.path), "the IMAP password")
 
 
 def reply_transport(config: Config) -> Transport:
