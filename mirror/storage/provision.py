@@ -168,15 +168,21 @@ def _bucket_exists(client: Any, bucket: str) -> bool:
     return True
 
 
+def _create_args(mirror: MirrorConfig, bucket: str) -> dict[str, Any]:
+    """CreateBucket's arguments: the name, and the region unless it is S3's default."""
+    args: dict[str, Any] = {"Bucket": bucket}
+    if mirror.region and mirror.region != "us-east-1":
+        args["CreateBucketConfiguration"] = {"LocationConstraint": mirror.region}
+    return args
+
+
 def _create_fresh(client: Any, mirror: MirrorConfig, bucket: str, provider: str) -> str:
     """Create a bucket that must be new: one that exists (anyone's) is refused."""
     if _bucket_exists(client, bucket):
         raise MirrorAccessError(mirror.name, f"bucket {bucket!r} exists already: never written to")
-    args: dict[str, Any] = {"Bucket": bucket}
+    args = _create_args(mirror, bucket)
     if provider == "b2":
         args["ACL"] = "public-read"
-    if mirror.region and mirror.region != "us-east-1":
-        args["CreateBucketConfiguration"] = {"LocationConstraint": mirror.region}
     try:
         client.create_bucket(**args)
     except boto_errors.ClientError as exc:
@@ -192,9 +198,7 @@ def _ensure_bucket(client: Any, mirror: MirrorConfig, bucket: str) -> str:
     """Create the bucket unless it exists (and is ours)."""
     if _bucket_exists(client, bucket):
         return f"bucket {bucket} exists"
-    args: dict[str, Any] = {"Bucket": bucket}
-    if mirror.region and mirror.region != "us-east-1":
-        args["CreateBucketConfiguration"] = {"LocationConstraint": mirror.region}
+    args = _create_args(mirror, bucket)
     try:
         client.create_bucket(**args)
     except boto_errors.ClientError as exc:
