@@ -64,6 +64,9 @@ class EditionConfig:
     image_max_width: int = 800  # pixels
     page_budget_bytes: int = 300_000
     gone_articles: str = "keep"  # keep | hide: an article the origin answers 404/410 for
+    daily_articles: int = 20  # a day's single-file edition: at least this many (the newest)
+    daily_max_bytes: int = 1_000_000  # one daily file: images shrunk, dropped, then articles
+    daily_keep_days: int = 14  # earlier days' files kept on the mirrors
 
     @property
     def keeps_gone(self) -> bool:
@@ -163,6 +166,7 @@ class DigestConfig:
     content: str = "full"  # full | summary: what each article brings
     max_message_bytes: int = 200_000  # past this, the rest of the articles go as summaries
     max_articles: int = 30  # the newest this many of what is new; the rest: on the mirrors
+    attach_edition: bool = False  # attach the day's single-file edition (within max_message_bytes)
     send_revisions: bool = False  # a revised article is mailed again
     neutral: bool = False  # sender name and subject that don't name the outlet
     neutral_sender: str = "Newsletter"  # the display name in neutral mode
@@ -594,6 +598,9 @@ RANGES: dict[str, Range] = {
     "source.workers": Range(0, 1_024),  # 0: one per core
     "edition.image_max_width": Range(1, 20_000),
     "edition.page_budget_bytes": Range(1, 100_000_000),
+    "edition.daily_articles": Range(1, 1_000),
+    "edition.daily_max_bytes": Range(10_000, 100_000_000),
+    "edition.daily_keep_days": Range(0, 3660),
     "signing.expires_days": Range(1, 366),
     "digest.rate_per_s": RATE_PER_S,
     "digest.min_interval_h": Range(0, 366 * 24),

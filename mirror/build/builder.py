@@ -15,9 +15,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from importlib.abc import Traversable
 from pathlib import Path
@@ -28,12 +28,12 @@ import PIL
 
 from mirror import __version__
 from mirror.atomic import write_atomic
-from mirror.build import pictures, render
+from mirror.build import daily, pictures, render
 from mirror.build.pictures import data_uri, mime_of, shrink_image
 from mirror.build.slugs import article_path
 from mirror.build.templating import template_root
 from mirror.config import Config
-from mirror.errors import ContentError, ManifestError
+from mirror.errors import ContentError, EditionTooLargeError, ManifestError
 from mirror.progress import NoProgress, Progress
 from mirror.store import (
     EditionArticle,
@@ -72,6 +72,9 @@ class BuildReport:
     over_budget: list[str] = field(default_factory=list)
     images_dropped: int = 0
     foreign: int = 0  # files in the folder no build wrote: left alone
+    daily_articles_dropped: int = 0  # oldest articles left out of a daily file to fit
+    daily_images_dropped: int = 0  # images left out of a daily file to fit
+    daily_too_large: list[str] = field(default_factory=list)  # daily files not written
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +88,11 @@ class BuildReport:
             "largest": [{"path": path, "bytes": size} for path, size in self.largest],
             "over_budget": self.over_budget,
             "images_dropped": self.images_dropped,
+            "daily": {
+                "articles_dropped": self.daily_articles_dropped,
+                "images_dropped": self.daily_images_dropped,
+                "too_large": self.daily_too_large,
+            },
         }
 
     def summary(self) -> str:
@@ -306,6 +314,7 @@ class Builder:
         self.progress.add_total(len(articles))
         await self.article_pages(articles, site, links)
         self.shared_pages(articles, site)
+        await self.daily_editions(articles, site)
         previous = self.previous
         if not self.needs_version(previous):
             assert previous is not None
@@ -492,6 +501,88 @@ class Builder:
     def extra_languages(self, site: render.Site) -> tuple[str, ...]:
         """Languages that get their own index and feed: all, when there are several."""
         return site.languages if len(site.languages) > 1 else ()
+
+    # daily single-file editions
+
+    async def daily_editions(self, articles: list[EditionArticle], site: render.Site) -> None:
+        """Today's file in each language (rendered again only when its inputs changed),
+        earlier days' files kept for `daily_keep_days`, and editions/index.html."""
+        today = daily.local_day(self.now, site.timezone)
+        by_path = {article.path: article for article in articles}
+        summaries = self.summaries(articles)
+        for language in site.languages:
+            chosen = daily.daily_articles(
+                summaries, today, language, self.edition.daily_articles, site.timezone
+            )
+            await self.daily_file(today, language, [by_path[s.path] for s in chosen], site)
+        for path in daily.kept_daily_files(self.folder.known, today, self.edition.daily_keep_days):
+            known = self.folder.known[path]
+            if path not in self.folder.produced and self.folder.on_disk(known):
+                self.folder.produced[path] = known
+        files = [
+            (found, entry.size)
+            for path, entry in self.folder.produced.items()
+            if (found := daily.parse_daily_path(path)) is not None and found.kind == "html"
+        ]
+        self.folder.write(daily.EDITIONS_INDEX, render.render_editions_index(files, site))
+
+    async def daily_file(
+        self, day: date, language: str, chosen: list[EditionArticle], site: render.Site
+    ) -> None:
+        path = daily.daily_path(day, language)
+        key = render_key(
+            kind="daily",
+            templates=self.fingerprint,
+            site=site,
+            path=path,
+            articles=[
+                (a.path, a.url, a.revision.content_hash, a.revision_number, self.image_hashes(a))
+                for a in chosen
+            ],
+            mirrors=self.inputs.mirrors,
+            max_bytes=self.edition.daily_max_bytes,
+            width=self.edition.image_max_width,
+        )
+        if self.folder.reusable(path, key) and self.folder.reusable(path + ".minisig", key):
+            return
+        try:
+            page = await self.fitted_daily(day, language, chosen, site)
+        except EditionTooLargeError as exc:
+            log.warning("daily edition %s not written: %s", path, exc)
+            self.report.daily_too_large.append(path)
+            return
+        self.folder.write(path, page, key)
+        comment = manifest.daily_comment(path, day, language)
+        self.folder.write(path + ".minisig", minisign.sign(self.inputs.key, page, comment), key)
+
+    async def fitted_daily(
+        self, day: date, language: str, chosen: list[EditionArticle], site: render.Site
+    ) -> bytes:
+        """The day's file under `daily_max_bytes`: images smaller, then none, then the
+        oldest articles dropped (EditionTooLargeError when even none fit)."""
+        max_bytes = self.edition.daily_max_bytes
+
+        def rendering(images: dict[int, dict[str, str | None]]) -> Callable[..., bytes]:
+            def render_some(some: Sequence[EditionArticle]) -> bytes:
+                views = [self.view(a, images.get(a.id, {})) for a in some]
+                return render.render_daily(
+                    day, language, views, site, mirrors=self.inputs.mirrors,
+                    dropped=len(chosen) - len(some),
+                )  # fmt: skip
+
+            return render_some
+
+        with_images = [a for a in chosen if a.revision.images]
+        for divisor, quality in IMAGE_STEPS if with_images else ():
+            width = max(1, self.edition.image_max_width // divisor)
+            images = {a.id: await self.article_images(a, width, quality) for a in with_images}
+            page = rendering(images)(chosen)
+            if len(page) <= max_bytes:
+                return page
+        self.report.daily_images_dropped += sum(len(a.revision.images) for a in with_images)
+        page, dropped = daily.fit_articles(rendering({}), chosen, max_bytes)
+        self.report.daily_articles_dropped += dropped
+        return page
 
     # versions
 

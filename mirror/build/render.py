@@ -13,6 +13,8 @@ Paths inside an edition (all relative, "/"-separated, see the `*_path` functions
     feed.xml, feed-<lang>.xml         Atom feed (all languages / one language)
     mirrors.html, mirrors.json        the listed mirrors
     verify.html                       how to check the signatures
+    editions/YYYY-MM-DD-<lang>.html   a day's articles in one file (`mirror.build.daily`)
+    editions/index.html               the daily files kept
 
 Every page is self-contained (CSS inline, images as data: URIs, no script, no font),
 carries a Content-Security-Policy that forbids every request, and links only
@@ -33,7 +35,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -42,6 +44,7 @@ import lxml.html
 from lxml.etree import ParserError
 from markupsafe import Markup
 
+from mirror.build.daily import EDITIONS_INDEX, DailyFile, daily_path, section_id
 from mirror.build.locale import (
     aware,
     babel_locale,
@@ -386,6 +389,84 @@ def render_feed(
     )
 
 
+def render_daily(
+    day: date,
+    language: str,
+    articles: Sequence[ArticleView],
+    site: Site,
+    *,
+    mirrors: Sequence[MirrorLink] = (),
+    dropped: int = 0,
+) -> bytes:
+    """The single-file edition of `day` in `language` (`daily_path(day, language)`):
+    a table of contents, then each of `articles` (in the order given) in its own section
+    with its images as given; links between them stay inside the file. No build time:
+    the same inputs give the same bytes. `dropped` older articles are said to be left out."""
+    page = daily_path(day, language)
+    anchors = {}
+    for article in articles:
+        for address in (article.url, article.canonical_url):
+            if address:
+                anchors[address] = "#" + section_id(article.path)
+    sections = [_daily_section(article, page, anchors, site) for article in articles]
+    noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    words = _messages(language)
+    return _render(
+        "daily.html",
+        page,
+        site,
+        language,
+        sections=sections,
+        day=_Moment(day.isoformat(), date_words(noon, language, "UTC")),
+        dropped=words["daily_dropped"].format(n=dropped) if dropped else "",
+        file_name=posixpath.basename(page),
+        signature=posixpath.basename(page) + ".minisig",
+        mirrors=[(mirror.name, _mirror_index_url(mirror.url)) for mirror in mirrors],
+    )
+
+
+@dataclass(frozen=True)
+class _DailySection:
+    id: str
+    listed: _Listed
+    show_lead: bool
+    body: Markup
+
+
+def _daily_section(
+    article: ArticleView, page: str, anchors: Mapping[str, str], site: Site
+) -> _DailySection:
+    body = rewrite_body(article.body_html, replace(article, path=page), anchors)
+    return _DailySection(
+        section_id(article.path),
+        _listed(article, site),
+        not repeats_opening(article.lead, body_text(article.body_html)),
+        Markup(body),  # noqa: S704 -- sanitised upstream, re-serialised by lxml
+    )
+
+
+def render_editions_index(files: Sequence[tuple[DailyFile, int]], site: Site) -> bytes:
+    """`editions/index.html`: the daily `files` with their sizes in bytes, newest day first."""
+    ordered = sorted(files, key=lambda item: (item[0].day, item[0].language), reverse=True)
+    words = _messages(site.language)
+    rows = [
+        (
+            found.path,
+            found.day.isoformat(),
+            _language_name(found.language),
+            found.language,
+            words["kilobytes"].format(n=-(-size // 1000)),
+        )
+        for found, size in ordered
+    ]
+    return _render("editions.html", EDITIONS_INDEX, site, site.language, rows=rows)
+
+
+def _language_name(language: str) -> str:
+    locale = babel_locale(language)
+    return locale.get_display_name(locale) or language
+
+
 # --- body rewriting ----------------------------------------------------------------
 
 
@@ -422,7 +503,7 @@ def _rewrite_link(anchor: lxml.html.HtmlElement, page: str, links: Mapping[str, 
     address, _, fragment = href.partition("#")
     target = links.get(href) or links.get(address)
     if target is not None:
-        relative = relative_url(page, target)
+        relative = target if target.startswith("#") else relative_url(page, target)
         anchor.set("href", f"{relative}#{fragment}" if fragment else relative)
     elif urlsplit(href).scheme in ("http", "https"):
         anchor.set("rel", "noreferrer")
@@ -476,6 +557,29 @@ MESSAGES: dict[str, dict[str, str]] = {
         "all_languages": "All languages",
         "no_articles": "No articles yet.",
         "signed": "Every page of this copy is signed by {name}.",
+        "editions": "Daily editions in one file",
+        "editions_intro": (
+            "Each file holds one day's articles in one page: save it, forward it, read it "
+            "offline. Beside each file is its signature (.minisig)."
+        ),
+        "daily_title": "{name}, {date}",
+        "contents": "Contents",
+        "to_contents": "Back to contents",
+        "daily_dropped": "{n} older articles were left out to keep this file small.",
+        "daily_check": (
+            "To check this file, save it with its signature {signature} (on any mirror, "
+            "next to it) and run:"
+        ),
+        "daily_check_root": (
+            "With only the outlet's root key: check keys.json (and keys.json.minisig) from "
+            "a mirror with it first, then this file with the signing key keys.json lists:"
+        ),
+        "daily_comment": ("The trusted comment names this file's path, its date and its language."),
+        "daily_mirrors": "This edition's mirrors:",
+        "date": "Date",
+        "language": "Language",
+        "size": "Size",
+        "kilobytes": "{n} KB",
     },
     "ru": {
         "home": "Главная",
@@ -499,6 +603,29 @@ MESSAGES: dict[str, dict[str, str]] = {
         "all_languages": "Все языки",
         "no_articles": "Статей пока нет.",
         "signed": "Каждая страница этой копии подписана изданием «{name}».",
+        "editions": "Выпуски дня одним файлом",
+        "editions_intro": (
+            "В каждом файле — статьи одного дня на одной странице: сохраните его, перешлите, "
+            "читайте без сети. Рядом с каждым файлом лежит его подпись (.minisig)."
+        ),
+        "daily_title": "{name}, {date}",
+        "contents": "Содержание",
+        "to_contents": "К содержанию",
+        "daily_dropped": "{n} более старых статей не вошли, чтобы файл оставался лёгким.",
+        "daily_check": (
+            "Чтобы проверить этот файл, сохраните его вместе с подписью {signature} (она "
+            "лежит рядом с ним на любом зеркале) и выполните:"
+        ),
+        "daily_check_root": (
+            "Если у вас есть только корневой ключ издания: сначала проверьте им keys.json "
+            "(и keys.json.minisig) с зеркала, затем этот файл ключом подписи из keys.json:"
+        ),
+        "daily_comment": ("Доверенный комментарий называет путь этого файла, его дату и язык."),
+        "daily_mirrors": "Зеркала этого издания:",
+        "date": "Дата",
+        "language": "Язык",
+        "size": "Размер",
+        "kilobytes": "{n} КБ",
     },
 }
 RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "ps", "sd", "ug", "yi", "ckb", "dv"})
@@ -647,6 +774,7 @@ def _render(template: str, page: str, site: Site, language: str, **context: Any)
                 "mirrors": MIRRORS_HTML,
                 "verify": VERIFY_HTML,
                 "feed": FEED_XML,
+                "editions": EDITIONS_INDEX,
             },
             **context,
         )

@@ -39,7 +39,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -77,6 +77,7 @@ STAGE_PREFIX = ".mirror-build-"  # + a number: the build's staged files
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 _MONTH_PATH = re.compile(r"articles/(?:([0-9]{4})/([0-9]{2})|undated)/")
 _ARTICLE_PAGE = re.compile(r"articles/(?:[0-9]{4}/[0-9]{2}|undated)/[^/]+\.html")
+_DAILY_PAGE = re.compile(r"editions/[0-9]{4}-[0-9]{2}-[0-9]{2}-[a-z]{2,3}(?:-[a-z0-9]{2,8})*\.html")
 _MANIFEST_FILE = re.compile(
     r"manifests/(?:(?:0|[1-9][0-9]{0,17})\.json(?:\.minisig)?|parts/[0-9a-f]{64}\.json)"
 )
@@ -91,6 +92,9 @@ _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _POINTER = re.compile(rb"(0|[1-9][0-9]{0,17})\n?")
 _MANIFEST_COMMENT = re.compile(r"mirror-manifest version:([0-9]+) epoch:([0-9]+) expires:(\S+)")
 _PAGE_COMMENT = re.compile(r"mirror-page path:(\S+) revision:([0-9]+) url:(\S*)")
+_DAILY_COMMENT = re.compile(
+    r"mirror-daily path:(\S+) date:([0-9]{4}-[0-9]{2}-[0-9]{2}) language:([a-z0-9-]+)"
+)
 # A comment's URL keeps printable ASCII (existing %XX escapes too); spaces, control
 # characters and non-ASCII are percent-encoded.
 _URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
@@ -178,6 +182,15 @@ class PageComment:
     url: str  # the article's fetched origin URL, percent-encoded
 
 
+@dataclass(frozen=True)
+class DailyComment:
+    """What a daily edition signature's trusted comment states."""
+
+    path: str
+    day: date
+    language: str
+
+
 # ---------------------------------------------------------------- paths
 
 
@@ -224,6 +237,17 @@ def is_housekeeping(path: str) -> bool:
 def is_article_page(path: str) -> bool:
     """Whether `path` is an article page ("articles/YYYY/MM/<slug>.html", or undated)."""
     return _ARTICLE_PAGE.fullmatch(path) is not None
+
+
+def is_daily_page(path: str) -> bool:
+    """Whether `path` is a daily single-file edition ("editions/YYYY-MM-DD-<lang>.html")."""
+    return _DAILY_PAGE.fullmatch(path) is not None
+
+
+def is_signed_page(path: str) -> bool:
+    """Whether `path` has a detached signature of its own that verify checks: an article
+    page or a daily edition."""
+    return is_article_page(path) or is_daily_page(path)
 
 
 def signature_path(path: str) -> str:
@@ -428,6 +452,32 @@ def parse_page_comment(text: str) -> PageComment:
     if match is None:
         raise ManifestError(f"trusted comment {text[:120]!r} is not an article page's")
     return PageComment(check_path(match[1]), int(match[2]), match[3])
+
+
+def daily_comment(path: str, day: date, language: str) -> str:
+    """The trusted comment of a daily edition's signature: its path, day and language
+    ("mirror-daily path:editions/2026-11-28-en.html date:2026-11-28 language:en")."""
+    check_path(path)
+    comment = f"mirror-daily path:{path} date:{day.isoformat()} language:{language}"
+    if _DAILY_COMMENT.fullmatch(comment) is None:
+        raise ManifestError(f"daily comment for {path}: bad language {language!r}")
+    return comment
+
+
+def signed_path(text: str) -> str:
+    """The path a page's or daily edition's trusted comment names (ManifestError if it is
+    neither's)."""
+    if text.startswith("mirror-daily "):
+        return parse_daily_comment(text).path
+    return parse_page_comment(text).path
+
+
+def parse_daily_comment(text: str) -> DailyComment:
+    """What a daily edition signature's trusted comment states (ManifestError if not one)."""
+    match = _DAILY_COMMENT.fullmatch(text)
+    if match is None:
+        raise ManifestError(f"trusted comment {text[:120]!r} is not a daily edition's")
+    return DailyComment(check_path(match[1]), date.fromisoformat(match[2]), match[3])
 
 
 # ---------------------------------------------------------------- parsing

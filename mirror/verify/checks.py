@@ -21,11 +21,11 @@ from mirror.trust import certificate, minisign
 from mirror.trust.manifest import (
     UNCOVERED_FILES,
     FileEntry,
-    is_article_page,
     is_housekeeping,
     is_manifest_file,
-    parse_page_comment,
+    is_signed_page,
     signature_path,
+    signed_path,
 )
 
 MAX_SIGNATURE_BYTES = minisign.MAX_SIGNATURE_FILE_BYTES  # bytes, one .minisig
@@ -121,7 +121,7 @@ def page_signature_errors(
     """
     errors: list[str] = []
     for path, result in sorted(results.items()):
-        if not is_article_page(path) or result.status is not FileStatus.OK:
+        if not is_signed_page(path) or result.status is not FileStatus.OK:
             continue
         signature = results.get(signature_path(path))
         if signature is None:
@@ -158,11 +158,11 @@ def page_signature_error(
         return f"{signature.path}: over {MAX_SIGNATURE_BYTES} bytes"
     try:
         signer = trust.signer(minisign.parse_signature(content).key_id, now)
-        comment = parse_page_comment(minisign.verify_digest(signer, digest, content))
+        signed = signed_path(minisign.verify_digest(signer, digest, content))
     except VerifyError as exc:
         return f"{signature.path}: {exc}"
-    if comment.path != path:
-        return f"{signature.path}: signs {comment.path}, not {path}"
+    if signed != path:
+        return f"{signature.path}: signs {signed}, not {path}"
     return None
 
 

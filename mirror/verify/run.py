@@ -64,7 +64,7 @@ from mirror.trust.manifest import (
     check_part,
     check_signed_manifest,
     format_time,
-    is_article_page,
+    is_signed_page,
     manifest_entries,
     manifest_path,
     parse_pointer,
@@ -248,7 +248,7 @@ async def check_file(
     async def attempt() -> ReadOutcome:
         holder[:] = [
             FileDigest(
-                blake2b=is_article_page(path),
+                blake2b=is_signed_page(path),
                 keep_bytes=MAX_SIGNATURE_BYTES if is_signature else 0,
             )
         ]

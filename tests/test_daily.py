@@ -1,0 +1,287 @@
+"""The daily single-file edition: which articles, the byte limit, signatures, manifest,
+verify, the editions index, and the digest's link and attachment."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mirror.build import daily
+from mirror.build.builder import BuildReport, build_edition
+from mirror.config import Config, load_config
+from mirror.errors import EditionTooLargeError, ManifestError
+from mirror.newsroom import config_for
+from mirror.newsroom.state import DEFAULT_REFERENCE
+from mirror.store import Store
+from mirror.trust import manifest, minisign
+from mirror.trust.keyfiles import build_inputs
+from mirror.verify.run import verify_target
+
+from stock_minisign import minisign_binary
+
+NOW = DEFAULT_REFERENCE + timedelta(hours=6)
+TODAY = NOW.date()
+
+
+# --- pure: selection, paths, fitting ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    path: str
+    published: datetime | None
+    language: str = "en"
+
+
+def at(day: int, hour: int = 12) -> datetime:
+    return datetime(2026, 11, day, hour, tzinfo=UTC)
+
+
+def test_the_days_articles_then_the_newest_earlier_up_to_the_limit() -> None:
+    items = [
+        Item("a/today-1", at(20, 8)),
+        Item("a/today-2", at(20, 20)),
+        Item("a/yesterday", at(19)),
+        Item("a/older", at(10)),
+        Item("a/tomorrow", at(21)),
+        Item("a/undated", None),
+        Item("a/russian", at(20), "ru-RU"),
+    ]
+    chosen = daily.daily_articles(items, date(2026, 11, 20), "en", limit=3)
+    assert [i.path for i in chosen] == ["a/today-2", "a/today-1", "a/yesterday"]
+    # every article of the day, even past the limit
+    assert len(daily.daily_articles(items, date(2026, 11, 20), "en", limit=1)) == 2
+    assert [i.path for i in daily.daily_articles(items, date(2026, 11, 20), "ru", 5)] == [
+        "a/russian"
+    ]
+
+
+def test_the_day_is_the_sites_time_zone_day() -> None:
+    late = Item("a/late", datetime(2026, 11, 20, 22, 30, tzinfo=UTC))  # 21 Nov in Moscow
+    assert daily.daily_articles([late], date(2026, 11, 20), "en", 0, "UTC") == [late]
+    assert daily.daily_articles([late], date(2026, 11, 20), "en", 0, "Europe/Moscow") == []
+    assert daily.daily_articles([late], date(2026, 11, 21), "en", 0, "Europe/Moscow") == [late]
+
+
+def test_paths_parse_back_and_other_paths_are_not_daily() -> None:
+    day = date(2026, 11, 28)
+    assert daily.daily_path(day, "ru") == "editions/2026-11-28-ru.html"
+    assert daily.daily_epub_path(day, "en_GB") == "editions/2026-11-28-en-gb.epub"
+    found = daily.parse_daily_path("editions/2026-11-28-ru.html")
+    assert found == daily.DailyFile("editions/2026-11-28-ru.html", day, "ru", "html")
+    for other in ("editions/index.html", "editions/2026-13-40-ru.html", "index.html"):
+        assert daily.parse_daily_path(other) is None
+    assert manifest.is_daily_page("editions/2026-11-28-ru.html")
+    assert not manifest.is_daily_page("editions/2026-11-28-ru.epub")
+    kept = daily.kept_daily_files(
+        [
+            "editions/2026-11-28-ru.html",
+            "editions/2026-11-28-ru.html.minisig",
+            "editions/2026-11-13-ru.html",
+            "editions/2026-11-14-en.html",
+            "editions/2026-11-29-en.html",
+            "editions/index.html",
+        ],
+        day,
+        keep_days=14,
+    )
+    assert kept == [
+        "editions/2026-11-14-en.html",
+        "editions/2026-11-28-ru.html",
+        "editions/2026-11-28-ru.html.minisig",
+    ]
+
+
+def test_fit_drops_the_oldest_articles_and_never_goes_over() -> None:
+    def render(some: object) -> bytes:
+        return b"x" * (100 + 50 * len(some))  # type: ignore[arg-type]
+
+    page, dropped = daily.fit_articles(render, list(range(10)), 400)
+    assert len(page) <= 400 and dropped == 4
+    assert daily.fit_articles(render, list(range(3)), 400) == (b"x" * 250, 0)
+    with pytest.raises(EditionTooLargeError):
+        daily.fit_articles(render, list(range(3)), 99)
+
+
+def test_daily_comment_names_path_date_and_language() -> None:
+    comment = manifest.daily_comment("editions/2026-11-28-ru.html", date(2026, 11, 28), "ru")
+    assert comment == "mirror-daily path:editions/2026-11-28-ru.html date:2026-11-28 language:ru"
+    stated = manifest.parse_daily_comment(comment)
+    assert (stated.path, stated.day, stated.language) == (
+        "editions/2026-11-28-ru.html",
+        date(2026, 11, 28),
+        "ru",
+    )
+    assert manifest.signed_path(comment) == "editions/2026-11-28-ru.html"
+    with pytest.raises(ManifestError):
+        manifest.daily_comment("editions/x.html", date(2026, 11, 28), "r u")
+    with pytest.raises(ManifestError):
+        manifest.parse_daily_comment("mirror-page path:a revision:1 url:")
+
+
+# --- built from the sample newsroom --------------------------------------------------
+
+
+@pytest.fixture
+def config(fetched_store: Path, tmp_path: Path) -> Config:
+    path = tmp_path / "mirror.toml"
+    path.write_text(config_for("http://127.0.0.1:9/", tmp_path), encoding="utf-8")
+    config = load_config(path)
+    config.state.path.parent.mkdir(parents=True)
+    shutil.copy(fetched_store, config.state.path)
+    key = minisign.generate_key()
+    minisign.write_key_pair(
+        key, config.signing.secret_key_file, config.signing.public_key_file, None
+    )
+    return config
+
+
+def build(config: Config, now: datetime = NOW) -> BuildReport:
+    inputs = build_inputs(config, now=now)
+    with Store(config.state.path) as store:
+        return asyncio.run(build_edition(config, store, inputs, now=now))
+
+
+def limited(config: Config, **edition: int) -> Config:
+    return replace(config, edition=replace(config.edition, **edition))
+
+
+def daily_files(out: Path) -> list[str]:
+    return sorted(
+        p.relative_to(out).as_posix()
+        for p in (out / "editions").glob("*.html")
+        if daily.is_daily_file(p.relative_to(out).as_posix())
+    )
+
+
+def test_a_build_writes_each_languages_daily_file_signed_and_in_the_manifest(
+    config: Config,
+) -> None:
+    report = build(config)
+    out = config.edition.output_dir
+    assert daily_files(out) == ["editions/2026-11-20-en.html", "editions/2026-11-20-ru.html"]
+    document = manifest.parse_manifest((out / "manifests/1.json").read_bytes())
+    listed = set()
+    for part in document.parts:
+        listed |= {e.path for e in manifest.parse_part((out / part.path).read_bytes()).files}
+    for path in daily_files(out):
+        assert {path, path + ".minisig"} <= listed
+    assert "editions/index.html" in listed
+    english = (out / "editions/2026-11-20-en.html").read_text()
+    assert 'lang="en"' in english and "Contents" in english
+    russian = (out / "editions/2026-11-20-ru.html").read_text()
+    assert "Содержание" in russian and "minisign -Vm 2026-11-20-ru.html -P RW" in russian
+    assert report.daily_too_large == []
+
+
+def test_the_daily_file_is_self_contained_and_its_contents_links_resolve(
+    config: Config,
+) -> None:
+    build(config)
+    html = (config.edition.output_dir / "editions/2026-11-20-en.html").read_text()
+    ids = set(re.findall(r'id="([^"]+)"', html))
+    anchors = re.findall(r'href="#([^"]+)"', html)
+    sections = re.findall(r'<article id="([^"]+)"', html)
+    assert len(sections) >= 4 and set(sections) <= set(anchors)
+    assert all(anchor in ids for anchor in anchors)
+    assert "default-src 'none'" in html
+    assert not re.search(r'(?:src|href)="(?!#|data:|https?://)', html)  # no relative link
+    assert not re.search(r'src="(?!data:)', html)  # images inline or left out
+
+
+def test_stock_minisign_verifies_the_daily_file(config: Config) -> None:
+    binary = minisign_binary()
+    build(config)
+    out = config.edition.output_dir
+    public = str(config.signing.public_key_file)
+    for path in daily_files(out):
+        result = subprocess.run(
+            [binary, "-Vm", str(out / path), "-p", public], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        language = path[-7:-5]
+        assert f"mirror-daily path:{path} date:2026-11-20 language:{language}" in result.stdout
+    victim = out / daily_files(out)[0]
+    victim.write_bytes(victim.read_bytes().replace(b"Contents", b"Kontents"))
+    forged = subprocess.run([binary, "-Vm", str(victim), "-p", public], capture_output=True)
+    assert forged.returncode != 0
+
+
+def test_mirror_verify_accepts_the_edition_and_refuses_a_swapped_signature(
+    config: Config,
+) -> None:
+    build(config)
+    out = config.edition.output_dir
+    key = str(config.signing.public_key_file)
+    report = asyncio.run(verify_target(str(out), key, now=NOW, state_dir=config.path.parent / "r"))
+    assert report.ok, (report.missing, report.tampered, report.extra, report.errors)
+    # a daily file's signature carried over to the other language's file: refused
+    english, russian = daily_files(out)
+    shutil.copy(out / (english + ".minisig"), out / (russian + ".minisig"))
+    shutil.copy(out / english, out / russian)
+    swapped = asyncio.run(
+        verify_target(str(out), key, now=NOW, state_dir=config.path.parent / "r2")
+    )
+    assert not swapped.ok and russian in swapped.tampered
+
+
+def test_over_the_limit_images_go_then_the_oldest_articles(config: Config) -> None:
+    report = build(limited(config, daily_max_bytes=22_000))
+    out = config.edition.output_dir
+    for path in daily_files(out):
+        assert (out / path).stat().st_size <= 22_000
+    assert report.daily_images_dropped > 0
+    english = (out / "editions/2026-11-20-en.html").read_text()
+    assert "Image left out to keep this page small" in english
+    small = build(limited(config, daily_max_bytes=12_000), NOW + timedelta(hours=1))
+    assert small.daily_articles_dropped > 0
+    for path in daily_files(out):
+        assert (out / path).stat().st_size <= 12_000
+    assert "older articles were left out" in (out / "editions/2026-11-20-en.html").read_text()
+
+
+def test_too_small_a_limit_writes_no_file_and_says_so(config: Config) -> None:
+    report = build(limited(config, daily_max_bytes=2_000))
+    assert report.daily_too_large == ["editions/2026-11-20-en.html", "editions/2026-11-20-ru.html"]
+    assert daily_files(config.edition.output_dir) == []
+    assert report.to_json()["daily"]["too_large"] == report.daily_too_large
+
+
+def test_same_store_same_bytes_and_an_unchanged_day_is_not_written_again(
+    config: Config, tmp_path: Path
+) -> None:
+    build(config)
+    out = config.edition.output_dir
+    first = {path: (out / path).read_bytes() for path in daily_files(out)}
+    again = build(config, NOW + timedelta(hours=2))
+    assert not any(path.startswith("editions/2026") for path in again.written)
+    other = replace(config, edition=replace(config.edition, output_dir=tmp_path / "other"))
+    build(other)  # a fresh folder: rendered again, to the same bytes
+    assert {path: (other.edition.output_dir / path).read_bytes() for path in first} == first
+
+
+def test_earlier_days_are_kept_for_keep_days_and_listed(config: Config) -> None:
+    build(limited(config, daily_keep_days=3))
+    out = config.edition.output_dir
+    build(limited(config, daily_keep_days=3), NOW + timedelta(days=1))
+    assert daily_files(out) == [
+        "editions/2026-11-20-en.html",
+        "editions/2026-11-20-ru.html",
+        "editions/2026-11-21-en.html",
+        "editions/2026-11-21-ru.html",
+    ]
+    listing = (out / "editions/index.html").read_text()
+    assert listing.index("2026-11-21-en.html") < listing.index("2026-11-20-en.html")
+    assert "русский" in listing and " KB</td>" in listing
+    index = (out / "index.html").read_text()
+    assert 'href="editions/index.html"' in index
+    build(limited(config, daily_keep_days=3), NOW + timedelta(days=5))
+    assert daily_files(out) == ["editions/2026-11-25-en.html", "editions/2026-11-25-ru.html"]
+    assert not (out / "editions/2026-11-20-en.html.minisig").exists()
