@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_digest_run import parse, send, subscribe, with_smtp
 
 from mirror.build import daily
 from mirror.build.builder import BuildReport, build_edition
@@ -24,6 +25,7 @@ from mirror.trust import manifest, minisign
 from mirror.trust.keyfiles import build_inputs
 from mirror.verify.run import verify_target
 
+from smtp_servers import smtp_server
 from stock_minisign import minisign_binary
 
 NOW = DEFAULT_REFERENCE + timedelta(hours=6)
@@ -285,3 +287,84 @@ def test_earlier_days_are_kept_for_keep_days_and_listed(config: Config) -> None:
     build(limited(config, daily_keep_days=3), NOW + timedelta(days=5))
     assert daily_files(out) == ["editions/2026-11-25-en.html", "editions/2026-11-25-ru.html"]
     assert not (out / "editions/2026-11-20-en.html.minisig").exists()
+
+
+# --- the digest: a link to the day's file, and the file attached ---------------------
+
+
+def digest_to_en_and_ru(config: Path, capsys: pytest.CaptureFixture[str], digest: str) -> dict:  # type: ignore[type-arg]
+    """Send the digest to an English and a Russian subscriber over a real aiosmtpd."""
+    with smtp_server() as server:
+        with_smtp(config, server.port)
+        text = config.read_text(encoding="utf-8").replace("[digest]\n", f"[digest]\n{digest}")
+        config.write_text(text, encoding="utf-8")
+        subscribe(config, ("en@example.org", "en"), ("ru@example.org", "ru"))
+        capsys.readouterr()
+        status, report = send(config, capsys)
+        assert status == 0 and report["sent"] == 2, report
+        return {r.rcpt_tos[0]: parse(r.content) for r in server.handler.received}
+
+
+def newest_daily(config: Path, language: str) -> str:
+    out = config.parent / "edition"
+    return max(p for p in daily_files(out) if p.endswith(f"-{language}.html"))
+
+
+def test_the_digest_links_the_days_file_on_the_subscribers_mirrors(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    messages = digest_to_en_and_ru(built, capsys, "")
+    english, russian = messages["en@example.org"], messages["ru@example.org"]
+    assert english.get_content_type() == "text/plain"
+    body = english.get_content()
+    assert "All of the day's articles in one file" in body
+    path = newest_daily(built, "en")
+    assert re.search(rf"https://(a\.example\.net/m|hidden\.example\.com)/{path}\r?\n", body)
+    assert "attached" not in body
+    assert "Все статьи дня одним файлом" in russian.get_content()
+    assert newest_daily(built, "ru") in russian.get_content()
+
+
+def test_attach_edition_attaches_the_signed_file_in_the_readers_language(
+    built: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    messages = digest_to_en_and_ru(built, capsys, "attach_edition = true\n")
+    out = built.parent / "edition"
+    for address, language in (("en@example.org", "en"), ("ru@example.org", "ru")):
+        message = messages[address]
+        assert message.get_content_type() == "multipart/mixed"
+        text, attachment = list(message.iter_parts())
+        assert text.get_content_type() == "text/plain"
+        path = newest_daily(built, language)
+        assert attachment.get_filename() == path.rsplit("/", 1)[-1]
+        assert attachment.get_content_type() == "text/html"
+        data = attachment.get_payload(decode=True)
+        assert data == (out / path).read_bytes()
+        assert len(message.as_bytes()) <= 200_000
+        saved = tmp_path / language / attachment.get_filename()
+        saved.parent.mkdir()
+        saved.write_bytes(data)
+        shutil.copy(out / (path + ".minisig"), str(saved) + ".minisig")
+        checked = subprocess.run(
+            [minisign_binary(), "-Vm", str(saved), "-p", str(built.parent / "keys/mirror.pub")],
+            capture_output=True,
+            text=True,
+        )
+        assert checked.returncode == 0, checked.stderr
+    assert "attached to this email" in messages["en@example.org"].get_body().get_content()
+    assert "приложен к письму" in messages["ru@example.org"].get_body().get_content()
+
+
+def test_an_attachment_over_the_message_cap_becomes_a_download_line(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    size = (built.parent / "edition" / newest_daily(built, "en")).stat().st_size
+    cap = size + 5_000  # the file alone fits, the file with the text does not
+    messages = digest_to_en_and_ru(
+        built, capsys, f"attach_edition = true\nmax_message_bytes = {cap}\n"
+    )
+    english = messages["en@example.org"]
+    assert english.get_content_type() == "text/plain"
+    assert len(english.as_bytes()) <= cap
+    assert "too large to attach" in english.get_content()
+    assert newest_daily(built, "en") in english.get_content()

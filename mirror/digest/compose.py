@@ -31,12 +31,13 @@ Wording lives in `MESSAGES` (en, ru) and the jinja2 text templates in
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, parseaddr
 from typing import Any
 from urllib.parse import quote
@@ -164,6 +165,13 @@ class DigestContext:
     # links then included one is told it stopped working and which links replace it
     blocked: tuple[DigestMirror, ...] = ()
     previous_digest_id: int = 0
+    # language -> edition path of the newest daily single-file edition in it
+    # ("editions/YYYY-MM-DD-<lang>.html"): linked on the recipient's mirrors
+    editions: Mapping[str, str] = field(default_factory=dict)
+    attach_edition: bool = False  # attach that file when the message stays within the cap
+    # edition path -> the file's bytes, for the files that may be attached (the caller
+    # leaves out any over max_message_bytes: those are only linked)
+    edition_files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
 
 # --- ids, mirror choice --------------------------------------------------------
@@ -224,13 +232,71 @@ def compose(
     """
     check_secret(context.secret)
     chrome = _chrome_language(context, recipient)
-    view = _digest_view(context, recipient, articles, chrome)
+    attached = _with_edition(context, recipient, articles, chrome)
+    if attached is not None:
+        return attached
+    note = EDITION_DOWNLOAD if context.attach_edition else ""
+    view = _digest_view(context, recipient, articles, chrome, edition_note=note)
     message = _headers(context, recipient, chrome, len(articles))
     room = context.max_message_bytes - header_bytes(message) - len(CTE_HEADER)
     encoding, payload = encoded_body(_fitted_text(view, room))
     message["Content-Transfer-Encoding"] = encoding
     message.set_payload(payload)
     return message
+
+
+EDITION_ATTACHED = "attached"
+EDITION_DOWNLOAD = "download"  # asked for, but over the cap (or missing): a link instead
+_ATTACHMENT_MARGIN = 1_000  # bytes: part headers and the boundaries
+
+
+def edition_path(context: DigestContext, chrome: str) -> str:
+    """The newest daily file for a reader of `chrome`: in that language, else the
+    publication's, else none ("")."""
+    editions = context.editions
+    return editions.get(chrome) or editions.get(base_language(context.language)) or ""
+
+
+def _with_edition(
+    context: DigestContext, recipient: Recipient, articles: Sequence[DigestArticle], chrome: str
+) -> EmailMessage | None:
+    """The message with the day's file attached, or None when it is not asked for, not
+    at hand, or the whole message would pass `max_message_bytes`."""
+    path = edition_path(context, chrome) if context.attach_edition else ""
+    data = context.edition_files.get(path) if path else None
+    if data is None:
+        return None
+    view = _digest_view(context, recipient, articles, chrome, edition_note=EDITION_ATTACHED)
+    message = _headers(context, recipient, chrome, len(articles))
+    attachment = _attachment_part(message, path, data)
+    room = context.max_message_bytes - header_bytes(message) - _ATTACHMENT_MARGIN
+    room -= len(attachment.as_bytes())
+    if room <= 0:
+        return None
+    text = _text_part(message, _fitted_text(view, room))
+    del message["Content-Type"]
+    boundary = "mirror-" + hashlib.sha256(text.as_bytes() + data).hexdigest()[:32]
+    message["Content-Type"] = f'multipart/mixed; boundary="{boundary}"'
+    message.set_payload([text, attachment])
+    if len(message.as_bytes()) > context.max_message_bytes:
+        return None
+    return message
+
+
+def _text_part(message: EmailMessage, text: str) -> MIMEPart:
+    part = MIMEPart(policy=message.policy)
+    part["Content-Type"] = 'text/plain; charset="utf-8"'
+    encoding, payload = encoded_body(text)
+    part["Content-Transfer-Encoding"] = encoding
+    part.set_payload(payload)
+    return part
+
+
+def _attachment_part(message: EmailMessage, path: str, data: bytes) -> MIMEPart:
+    part = MIMEPart(policy=message.policy)
+    name = path.rsplit("/", 1)[-1]
+    part.set_content(data, "text", "html", disposition="attachment", filename=name, cte="base64")
+    return part
 
 
 def readable(message: EmailMessage) -> str:
@@ -259,8 +325,9 @@ class Composer:
     def wire(self, recipient: Recipient, articles: Sequence[DigestArticle]) -> tuple[bytes, bytes]:
         """The message, and the same as SMTP DATA carries it (`mirror.mail.wire.data_payload`):
         the shared body is dot-stuffed once, only the recipient's own parts each time."""
-        if not recipient.email.rpartition("@")[0].isascii():
-            message = compose(self.context, recipient, articles).as_bytes()  # SMTPUTF8: rare
+        if not recipient.email.rpartition("@")[0].isascii() or self.context.attach_edition:
+            # SMTPUTF8 (rare), or a file to attach: the message is composed whole
+            message = compose(self.context, recipient, articles).as_bytes()
             return message, data_payload(message)
         chrome = _chrome_language(self.context, recipient)
         token = unsubscribe_token(self.context.secret, recipient.id)
@@ -460,6 +527,8 @@ class _DigestView:
     stopped: tuple[DigestMirror, ...]  # blocked mirrors this recipient had: replaced
     unsubscribe_mailto: str
     verify_url: str
+    edition_links: tuple[str, ...] = ()  # the day's single file on each of these mirrors
+    edition_note: str = ""  # EDITION_ATTACHED | EDITION_DOWNLOAD | ""
 
 
 def _digest_view(
@@ -468,8 +537,10 @@ def _digest_view(
     articles: Sequence[DigestArticle],
     chrome: str,
     token: str | None = None,
+    edition_note: str = "",
 ) -> _DigestView:
     mirrors = choose_mirrors(context, recipient)
+    edition = edition_path(context, chrome)
     if not context.unsubscribe:
         context = replace(context, unsubscribe_url="", unsubscribe_mailto="")
     token = token or (
@@ -495,6 +566,8 @@ def _digest_view(
         else "",
         verify_url=(mirrors[0].url if mirrors else "") + "verify.html",
         stopped=stopped_mirrors(context, recipient),
+        edition_links=tuple(m.url + quote(edition, safe="/") for m in mirrors if edition),
+        edition_note=edition_note if edition else "",
     )
 
 
@@ -634,6 +707,11 @@ MESSAGES: dict[str, dict[str, Any]] = {
             "and the expiry), then check a page, with its .minisig beside it, with the "
             "signing key keys.json lists:"
         ),
+        "edition": "All of the day's articles in one file, to save or forward:",
+        "edition_attached": "The same file is attached to this email; check it as any page.",
+        "edition_download": (
+            "The file is too large to attach to this email: download it from a mirror above."
+        ),
         "unsubscribe": "To unsubscribe, open this link and press the button:",
         "unsubscribe_mail": (
             'or send an email to {address} with the subject "unsubscribe {token}".'
@@ -688,6 +766,11 @@ MESSAGES: dict[str, dict[str, Any]] = {
             "проверьте их корневым ключом (доверенный комментарий показывает номер и срок "
             "действия), затем проверьте страницу (рядом с её .minisig) ключом подписи из "
             "keys.json:"
+        ),
+        "edition": "Все статьи дня одним файлом — чтобы сохранить или переслать:",
+        "edition_attached": "Этот файл приложен к письму; проверяется так же, как страница.",
+        "edition_download": (
+            "Файл слишком велик, чтобы приложить его к письму: скачайте его с зеркала выше."
         ),
         "unsubscribe": "Чтобы отписаться, откройте ссылку и нажмите кнопку:",
         "unsubscribe_mail": ("или отправьте письмо на {address} с темой «unsubscribe {token}»."),

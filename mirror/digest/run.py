@@ -13,13 +13,15 @@ per connection. A digest is finished when everyone has a sent, failed or skipped
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from pathlib import Path
 from typing import Any
 
 from mirror import fleet
+from mirror.build.daily import DailyFile, parse_daily_path
 from mirror.build.locale import base_language
 from mirror.config import Config
 from mirror.credentials import SecretSource
@@ -218,7 +220,23 @@ class DigestRun:
             internal_links=link_map(self.edition_articles()),
             root_key_line=root_key_line,
             keys_serial=keys_serial,
+            **self.daily_editions(),
         )
+
+    def daily_editions(self) -> dict[str, Any]:
+        """`editions` of the context (the newest daily file in each language), and with
+        `attach_edition` the bytes of those that could fit in a message."""
+        editions = newest_daily_files(self.store.edition_files())
+        if not self.config.digest.attach_edition:
+            return {"editions": editions}
+        files = {}
+        for path in editions.values():
+            data = read_bounded(
+                self.config.edition.output_dir / path, self.config.digest.max_message_bytes
+            )
+            if data is not None:
+                files[path] = data
+        return {"editions": editions, "attach_edition": True, "edition_files": files}
 
     def latest(self) -> tuple[int, str]:
         edition = self.store.latest_edition()
@@ -333,6 +351,28 @@ class DigestRun:
         states = self.store.send_state(digest_id)
         if all(state in DONE_STATES for state in states.values()):
             self.store.finish_digest(digest_id, self.now)
+
+
+def newest_daily_files(paths: Iterable[str]) -> dict[str, str]:
+    """Language -> path of the newest daily HTML file among the edition's `paths`."""
+    newest: dict[str, DailyFile] = {}
+    for path in paths:
+        found = parse_daily_path(path)
+        if found is None or found.kind != "html":
+            continue
+        if found.language not in newest or found.day > newest[found.language].day:
+            newest[found.language] = found
+    return {language: found.path for language, found in sorted(newest.items())}
+
+
+def read_bounded(path: Path, max_bytes: int) -> bytes | None:
+    """The file's bytes; None when it is missing or over `max_bytes`."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError:
+        return None
+    return data if len(data) <= max_bytes else None
 
 
 def digest_article(article: EditionArticle) -> DigestArticle:
