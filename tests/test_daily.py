@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from test_digest_run import parse, send, subscribe, with_smtp
+from test_mailin_flow import EXTRA_MIRRORS, MAILIN, Rig, mail
 
 from mirror.build import daily
 from mirror.build.builder import BuildReport, build_edition
@@ -25,7 +26,7 @@ from mirror.trust import manifest, minisign
 from mirror.trust.keyfiles import build_inputs
 from mirror.verify.run import verify_target
 
-from smtp_servers import smtp_server
+from smtp_servers import Recorder, smtp_server
 from stock_minisign import minisign_binary
 
 NOW = DEFAULT_REFERENCE + timedelta(hours=6)
@@ -368,3 +369,35 @@ def test_an_attachment_over_the_message_cap_becomes_a_download_line(
     assert len(english.as_bytes()) <= cap
     assert "too large to attach" in english.get_content()
     assert newest_daily(built, "en") in english.get_content()
+
+
+@pytest.fixture
+def attaching(built: Path) -> Config:
+    """The built edition's config with mail-in on and `digest.attach_edition = true`."""
+    text = built.read_text(encoding="utf-8").replace(
+        "[digest]\n", '[digest]\nattach_edition = true\nunsubscribe_url = "https://n.example/u"\n'
+    )
+    built.write_text(text + EXTRA_MIRRORS + MAILIN, encoding="utf-8")
+    return load_config(built)
+
+
+async def test_mailin_latest_carries_the_days_file_when_attach_edition_is_on(
+    attaching: Config,
+) -> None:
+    with smtp_server(Recorder()) as server:
+        rig = Rig(attaching, server)
+        try:
+            assert (await rig.mailin.handle(mail("latest"))).kind == "replied"
+            (reply,) = rig.replies()
+        finally:
+            await rig.transport.close()
+            rig.store.close()
+    assert reply["Auto-Submitted"] == "auto-replied"
+    attachment = next(reply.iter_attachments())
+    path = newest_daily(attaching.path, "en")
+    assert attachment.get_filename() == path.rsplit("/", 1)[-1]
+    assert attachment.get_payload(decode=True) == edition_bytes(attaching, path)
+
+
+def edition_bytes(config: Config, path: str) -> bytes:
+    return (config.edition.output_dir / path).read_bytes()
