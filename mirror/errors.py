@@ -22,6 +22,7 @@
     ├── SigningError                 a key cannot be made, read or used
     │   └── KeyFileError             a key file is missing, garbled, or readable by others
     ├── BuildError                   the edition cannot be built
+    │   └── EditionTooLargeError     a daily edition cannot fit its byte limit at all
     ├── PublishError                 one mirror could not be brought up to date (has mirror)
     │   ├── MirrorUnreachableError   refused, reset, timed out, 5xx after retries, HTML pages
     │   │   ├── ObjectTooLargeError  an object larger than any we write (not ours)
@@ -181,6 +182,10 @@ class KeyFileError(SigningError):
 
 class BuildError(MirrorError):
     """The edition cannot be built."""
+
+
+class EditionTooLargeError(BuildError):
+    """A daily edition is over `edition.daily_max_bytes` even with no article in it."""
 
 
 class MailInError(MirrorError):

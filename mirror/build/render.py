@@ -467,6 +467,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "original": "Original",
         "revision": "revision {n}",
         "image_dropped": "Image left out to keep this page small",
+        "contents": "Contents",
         "edition": "This edition was made on {date}.",
         "expires": (
             "It is valid until {date}. Later than that, this copy may be stale or frozen: "
@@ -490,6 +491,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "original": "Оригинал",
         "revision": "редакция {n}",
         "image_dropped": "Изображение не включено, чтобы страница оставалась лёгкой",
+        "contents": "Содержание",
         "edition": "Этот выпуск собран {date}.",
         "expires": (
             "Он действителен до {date}. Если сейчас позже, эта копия может быть устаревшей "
