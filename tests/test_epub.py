@@ -6,15 +6,26 @@ from __future__ import annotations
 import io
 import posixpath
 import random
+import subprocess
 import zipfile
 from datetime import date
+from pathlib import Path
 
 import pytest
+from conftest import NOW
 from lxml import etree
 
+from mirror.build.builder import Builder, BuildInputs, epub_anchor
 from mirror.build.epub import Book, Chapter, make_epub
 from mirror.build.render import MESSAGES
+from mirror.config import load_config
 from mirror.errors import BuildError, EditionTooLargeError
+from mirror.progress import NoProgress
+from mirror.store import Store
+from mirror.trust import minisign
+from mirror.workers import ParserPool
+
+from stock_minisign import minisign_binary
 
 OPF = "{http://www.idpf.org/2007/opf}"
 XHTML = "{http://www.w3.org/1999/xhtml}"
@@ -214,3 +225,46 @@ def test_control_characters_and_a_bad_anchor_still_give_well_formed_xhtml() -> N
     assert_valid_epub3(data)
     text = chapter_text(data)
     assert 'id="c001"' in text and "Badtitle" in text and "ab" in text
+
+
+# --- the builder's hook, on a store fetched from the sample newsroom ---------------
+
+
+async def test_the_builder_writes_a_signed_epub_that_stock_minisign_accepts(
+    tmp_path: Path, built: Path
+) -> None:
+    config = load_config(built)
+    key = minisign.load_secret_key(config.signing.secret_key_file, None)
+    with Store(config.state.path) as store, ParserPool(1) as pool:
+        builder = Builder(config, store, BuildInputs(key=key), NOW, pool, NoProgress())
+        articles = store.edition_articles(config.edition.keeps_gone)
+        site = builder.site(articles)
+        russian = [a for a in articles if a.revision.language.startswith("ru")]
+        assert russian and any(a.revision.images for a in russian)
+        day = NOW.date()
+        path = f"editions/{day.isoformat()}-ru.epub"
+        await builder.daily_epub(path, day, "ru", russian, site, max_bytes=1_000_000)
+        staged = {p: builder.folder.staged[p].read_bytes() for p in (path, path + ".minisig")}
+        book = await builder.epub_book(day, "ru", russian, site)
+        builder.folder.discard()
+    data = staged[path]
+    assert_valid_epub3(data)
+    assert data == make_epub(book, max_bytes=1_000_000)  # the hook adds nothing of its own
+    archive = opened(data)
+    assert [n for n in archive.namelist() if n.startswith("EPUB/images/")]
+    nav = archive.read("EPUB/nav.xhtml").decode()
+    assert all(a.revision.title in nav for a in russian)
+    assert f'id="{epub_anchor(russian[0].path or "")}"' in chapter_text(data)
+    (tmp_path / "day.epub").write_bytes(data)
+    (tmp_path / "day.epub.minisig").write_bytes(staged[path + ".minisig"])
+    checked = stock_check(tmp_path / "day.epub", key.public.line())
+    assert checked.returncode == 0, checked.stderr
+    assert f"mirror-daily path:{path} date:{day.isoformat()} language:ru" in checked.stdout
+
+
+def stock_check(signed: Path, key_line: str) -> subprocess.CompletedProcess[str]:
+    """Debian's minisign checks `signed` against its `.minisig` beside it."""
+    return subprocess.run(
+        [minisign_binary(), "-Vm", signed.name, "-P", key_line],
+        cwd=signed.parent, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip

@@ -39,7 +39,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -91,6 +91,9 @@ _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _POINTER = re.compile(rb"(0|[1-9][0-9]{0,17})\n?")
 _MANIFEST_COMMENT = re.compile(r"mirror-manifest version:([0-9]+) epoch:([0-9]+) expires:(\S+)")
 _PAGE_COMMENT = re.compile(r"mirror-page path:(\S+) revision:([0-9]+) url:(\S*)")
+_DAILY_COMMENT = re.compile(
+    r"mirror-daily path:(\S+) date:([0-9]{4}-[0-9]{2}-[0-9]{2}) language:([a-z0-9-]+)"
+)
 # A comment's URL keeps printable ASCII (existing %XX escapes too); spaces, control
 # characters and non-ASCII are percent-encoded.
 _URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
@@ -419,6 +422,16 @@ def page_comment(path: str, revision: int, url: str) -> str:
     comment = f"mirror-page path:{path} revision:{revision} url:{quoted}"
     if len(comment) > MAX_COMMENT_CHARS:
         raise ManifestError(f"page comment for {path} over {MAX_COMMENT_CHARS} characters")
+    return comment
+
+
+def daily_comment(path: str, day: date, language: str) -> str:
+    """The trusted comment of a daily edition's signature: its path, day and language
+    ("mirror-daily path:editions/2026-11-28-en.html date:2026-11-28 language:en")."""
+    check_path(path)
+    comment = f"mirror-daily path:{path} date:{day.isoformat()} language:{language}"
+    if _DAILY_COMMENT.fullmatch(comment) is None:
+        raise ManifestError(f"daily comment for {path}: bad language {language!r}")
     return comment
 
 
