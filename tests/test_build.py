@@ -125,9 +125,10 @@ def test_one_new_article_rewrites_only_its_page_month_index_feed_and_manifests(
     assert len(new_pages) == 1 and new_pages[0].startswith("articles/2026/11/")
     allowed = {new_pages[0], new_pages[0] + ".minisig", "archive/2026-11.html", "current"}
     allowed |= {"index.html", "index-en.html", "index-ru.html", "feed.xml", "feed-en.xml"}
-    # the day's English single-file edition holds it too, and its size shows in the list
+    # the day's English daily files (HTML, EPUB) hold it too; their sizes show in the list
     day = "editions/2026-11-20-en.html"
-    allowed |= {day, day + ".minisig", "editions/index.html"}
+    book = day.removesuffix(".html") + ".epub"
+    allowed |= {day, day + ".minisig", book, book + ".minisig", "editions/index.html"}
     others = {p for p in written if not p.startswith("manifests/")} - allowed
     assert others == set(), others
 

@@ -82,7 +82,7 @@ def test_paths_parse_back_and_other_paths_are_not_daily() -> None:
     for other in ("editions/index.html", "editions/2026-13-40-ru.html", "index.html"):
         assert daily.parse_daily_path(other) is None
     assert manifest.is_daily_page("editions/2026-11-28-ru.html")
-    assert not manifest.is_daily_page("editions/2026-11-28-ru.epub")
+    assert manifest.is_daily_page("editions/2026-11-28-ru.epub")  # its signature is checked too
     kept = daily.kept_daily_files(
         [
             "editions/2026-11-28-ru.html",
@@ -252,7 +252,11 @@ def test_over_the_limit_images_go_then_the_oldest_articles(config: Config) -> No
 
 def test_too_small_a_limit_writes_no_file_and_says_so(config: Config) -> None:
     report = build(limited(config, daily_max_bytes=2_000))
-    assert report.daily_too_large == ["editions/2026-11-20-en.html", "editions/2026-11-20-ru.html"]
+    assert sorted(report.daily_too_large) == [
+        f"editions/2026-11-20-{language}.{kind}"
+        for language in ("en", "ru")
+        for kind in ("epub", "html")
+    ]
     assert daily_files(config.edition.output_dir) == []
     assert report.to_json()["daily"]["too_large"] == report.daily_too_large
 
@@ -282,7 +286,7 @@ def test_earlier_days_are_kept_for_keep_days_and_listed(config: Config) -> None:
     ]
     listing = (out / "editions/index.html").read_text()
     assert listing.index("2026-11-21-en.html") < listing.index("2026-11-20-en.html")
-    assert "русский" in listing and " KB</td>" in listing
+    assert "русский" in listing and " KB</a></td>" in listing
     index = (out / "index.html").read_text()
     assert 'href="editions/index.html"' in index
     build(limited(config, daily_keep_days=3), NOW + timedelta(days=5))

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
+import importlib.metadata
 import json
 import logging
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -28,7 +31,8 @@ import PIL
 
 from mirror import __version__
 from mirror.atomic import write_atomic
-from mirror.build import daily, pictures, render
+from mirror.build import daily, epub, pictures, render
+from mirror.build.locale import byline, date_words, wording
 from mirror.build.pictures import data_uri, mime_of, shrink_image
 from mirror.build.slugs import article_path
 from mirror.build.templating import template_root
@@ -448,7 +452,15 @@ class Builder:
         return images
 
     async def rendition(self, sha256: str, width: int, quality: int) -> str | None:
-        """An image downscaled and re-encoded, cached in the store by content hash."""
+        """An image downscaled and re-encoded, as a data: URI."""
+        found = await self.rendition_bytes(sha256, width, quality)
+        return data_uri(found[1], found[0]) if found else None
+
+    async def rendition_bytes(
+        self, sha256: str, width: int, quality: int
+    ) -> tuple[str, bytes] | None:
+        """An image downscaled and re-encoded (MIME type, bytes), cached in the store by
+        content hash."""
         cached = self.store.rendition(sha256, width, quality)
         if cached is None:
             original = self.store.image_data(sha256)
@@ -462,7 +474,7 @@ class Builder:
                 return None
             cached = (mime_of(RENDITION_FORMAT), data)
             self.store.save_rendition(sha256, width, quality, *cached)
-        return data_uri(cached[1], cached[0])
+        return cached[0], cached[1]
 
     # the pages every edition has
 
@@ -514,7 +526,9 @@ class Builder:
             chosen = daily.daily_articles(
                 summaries, today, language, self.edition.daily_articles, site.timezone
             )
-            await self.daily_file(today, language, [by_path[s.path] for s in chosen], site)
+            picked = [by_path[s.path] for s in chosen]
+            await self.daily_file(today, language, picked, site)
+            await self.daily_book(today, language, picked, site)
         for path in daily.kept_daily_files(self.folder.known, today, self.edition.daily_keep_days):
             known = self.folder.known[path]
             if path not in self.folder.produced and self.folder.on_disk(known):
@@ -522,7 +536,7 @@ class Builder:
         files = [
             (found, entry.size)
             for path, entry in self.folder.produced.items()
-            if (found := daily.parse_daily_path(path)) is not None and found.kind == "html"
+            if (found := daily.parse_daily_path(path)) is not None
         ]
         self.folder.write(daily.EDITIONS_INDEX, render.render_editions_index(files, site))
 
@@ -583,6 +597,89 @@ class Builder:
         page, dropped = daily.fit_articles(rendering({}), chosen, max_bytes)
         self.report.daily_articles_dropped += dropped
         return page
+
+    # the day's EPUB, beside the HTML file
+
+    async def daily_book(
+        self, day: date, language: str, chosen: list[EditionArticle], site: render.Site
+    ) -> None:
+        path = daily.daily_epub_path(day, language)
+        try:
+            await self.daily_epub(
+                path, day, language, chosen, site, max_bytes=self.edition.daily_max_bytes
+            )
+        except EditionTooLargeError as exc:
+            log.warning("daily edition %s not written: %s", path, exc)
+            self.report.daily_too_large.append(path)
+
+    async def daily_epub(
+        self,
+        path: str,
+        day: date,
+        language: str,
+        chosen: list[EditionArticle],
+        site: render.Site,
+        *,
+        max_bytes: int,
+    ) -> None:
+        """Write the day's articles as EPUB 3 at `path` (`editions/YYYY-MM-DD-<lang>.epub`)
+        with its signature; rendered again only when its inputs changed.
+        EditionTooLargeError when it does not fit even without images."""
+        key = render_key(
+            kind="epub",
+            templates=self.fingerprint,
+            ebooklib=EBOOKLIB_VERSION,
+            site=site,
+            path=path,
+            articles=[
+                (a.path, a.revision.content_hash, a.revision_number, self.image_hashes(a))
+                for a in chosen
+            ],
+            max_bytes=max_bytes,
+            width=self.edition.image_max_width,
+        )
+        if self.folder.reusable(path, key) and self.folder.reusable(path + ".minisig", key):
+            return
+        book = await self.epub_book(day, language, chosen, site)
+        data = epub.make_epub(book, max_bytes=max_bytes)
+        self.folder.write(path, data, key)
+        comment = manifest.daily_comment(path, day, language)
+        self.folder.write(path + ".minisig", minisign.sign(self.inputs.key, data, comment), key)
+
+    async def epub_book(
+        self, day: date, language: str, chosen: list[EditionArticle], site: render.Site
+    ) -> epub.Book:
+        """The day's articles as an `epub.Book`, images at the edition's width."""
+        words = wording(render.MESSAGES, language)
+        chapters = [await self.epub_chapter(article, site) for article in chosen]
+        return epub.Book(
+            identifier=uuid.uuid5(EPUB_NAMESPACE, f"{site.home_url} {day} {language}").urn,
+            title=f"{site.name}, {date_words(day_start(day), language, 'UTC')}",
+            language=language,
+            day=day,
+            publisher=site.name,
+            chapters=tuple(chapters),
+            footer_html=epub_footer(site, words["signed"].format(name=site.name), day),
+        )
+
+    async def epub_chapter(self, article: EditionArticle, site: render.Site) -> epub.Chapter:
+        revision = article.revision
+        words = wording(render.MESSAGES, revision.language)
+        images: dict[str, tuple[str, bytes] | None] = {}
+        epub_step = (self.edition.image_max_width, IMAGE_STEPS[0][1])
+        for url in revision.images:
+            stored = self.store.image_for_url(url)
+            images[url] = await self.rendition_bytes(stored.sha256, *epub_step) if stored else None
+        published = revision.published_at
+        return epub.Chapter(
+            anchor=daily.section_id(article.path or f"a{article.id}"),
+            title=revision.title,
+            byline=byline(list(revision.authors), revision.language, words),
+            date_words=date_words(published, revision.language, site.timezone) if published else "",
+            language=revision.language,
+            body_html=revision.body_html,
+            images=images,
+        )
 
     # versions
 
@@ -684,6 +781,8 @@ class Builder:
 
 
 RENDITION_FORMAT = "webp"
+EPUB_NAMESPACE = uuid.UUID("0b7e3f44-8d2a-4c1e-b5f9-6a3d2e1c4f70")  # the EPUBs' identifiers
+EBOOKLIB_VERSION = importlib.metadata.version("ebooklib")  # its writer's bytes
 NO_ARTICLES_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # a feed with no entries: a fixed date
 FEED_ENTRIES = 50
 INDEX_ENTRIES = 100
@@ -703,3 +802,13 @@ def newest_time(summaries: list[render.ArticleSummary]) -> datetime:
     """The latest publication or update among the articles: the feed's `updated`."""
     times = [t for s in summaries for t in (s.published, s.updated) if t is not None]
     return max(times, default=NO_ARTICLES_TIME)
+
+
+def day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+
+
+def epub_footer(site: render.Site, signed: str, day: date) -> str:
+    """How to check the file: who signs it and the stock minisign command."""
+    command = f"minisign -Vm {day.isoformat()}-*.epub -P {site.public_key_line}"
+    return f"<p>{html.escape(signed)}</p><pre><code>{html.escape(command)}</code></pre>"

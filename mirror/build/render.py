@@ -446,20 +446,19 @@ def _daily_section(
 
 
 def render_editions_index(files: Sequence[tuple[DailyFile, int]], site: Site) -> bytes:
-    """`editions/index.html`: the daily `files` with their sizes in bytes, newest day first."""
-    ordered = sorted(files, key=lambda item: (item[0].day, item[0].language), reverse=True)
+    """`editions/index.html`: the daily `files` (HTML and EPUB) with their sizes in bytes,
+    one row per day and language, newest day first."""
     words = _messages(site.language)
-    rows = [
-        (
-            found.path,
-            found.day.isoformat(),
-            _language_name(found.language),
-            found.language,
-            words["kilobytes"].format(n=-(-size // 1000)),
-        )
-        for found, size in ordered
-    ]
-    return _render("editions.html", EDITIONS_INDEX, site, site.language, rows=rows)
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for found, size in files:
+        row = rows.setdefault(
+            (found.day.isoformat(), found.language),
+            {"day": found.day.isoformat(), "language": _language_name(found.language),
+             "code": found.language, "html": None, "epub": None},
+        )  # fmt: skip
+        row[found.kind] = (found.path, words["kilobytes"].format(n=-(-size // 1000)))
+    ordered = [rows[key] for key in sorted(rows, reverse=True)]
+    return _render("editions.html", EDITIONS_INDEX, site, site.language, rows=ordered)
 
 
 def _language_name(language: str) -> str:
@@ -578,7 +577,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "daily_mirrors": "This edition's mirrors:",
         "date": "Date",
         "language": "Language",
-        "size": "Size",
         "kilobytes": "{n} KB",
     },
     "ru": {
@@ -624,7 +622,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "daily_mirrors": "Зеркала этого издания:",
         "date": "Дата",
         "language": "Язык",
-        "size": "Размер",
         "kilobytes": "{n} КБ",
     },
 }

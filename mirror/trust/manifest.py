@@ -77,7 +77,9 @@ STAGE_PREFIX = ".mirror-build-"  # + a number: the build's staged files
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 _MONTH_PATH = re.compile(r"articles/(?:([0-9]{4})/([0-9]{2})|undated)/")
 _ARTICLE_PAGE = re.compile(r"articles/(?:[0-9]{4}/[0-9]{2}|undated)/[^/]+\.html")
-_DAILY_PAGE = re.compile(r"editions/[0-9]{4}-[0-9]{2}-[0-9]{2}-[a-z]{2,3}(?:-[a-z0-9]{2,8})*\.html")
+_DAILY_PAGE = re.compile(
+    r"editions/[0-9]{4}-[0-9]{2}-[0-9]{2}-[a-z]{2,3}(?:-[a-z0-9]{2,8})*\.(?:html|epub)"
+)
 _MANIFEST_FILE = re.compile(
     r"manifests/(?:(?:0|[1-9][0-9]{0,17})\.json(?:\.minisig)?|parts/[0-9a-f]{64}\.json)"
 )
@@ -240,7 +242,7 @@ def is_article_page(path: str) -> bool:
 
 
 def is_daily_page(path: str) -> bool:
-    """Whether `path` is a daily single-file edition ("editions/YYYY-MM-DD-<lang>.html")."""
+    """Whether `path` is a daily edition ("editions/YYYY-MM-DD-<lang>.html" or `.epub`)."""
     return _DAILY_PAGE.fullmatch(path) is not None
 
 
@@ -446,14 +448,6 @@ def page_comment(path: str, revision: int, url: str) -> str:
     return comment
 
 
-def parse_page_comment(text: str) -> PageComment:
-    """What a page signature's trusted comment states (ManifestError if not ours)."""
-    match = _PAGE_COMMENT.fullmatch(text)
-    if match is None:
-        raise ManifestError(f"trusted comment {text[:120]!r} is not an article page's")
-    return PageComment(check_path(match[1]), int(match[2]), match[3])
-
-
 def daily_comment(path: str, day: date, language: str) -> str:
     """The trusted comment of a daily edition's signature: its path, day and language
     ("mirror-daily path:editions/2026-11-28-en.html date:2026-11-28 language:en")."""
@@ -462,6 +456,14 @@ def daily_comment(path: str, day: date, language: str) -> str:
     if _DAILY_COMMENT.fullmatch(comment) is None:
         raise ManifestError(f"daily comment for {path}: bad language {language!r}")
     return comment
+
+
+def parse_page_comment(text: str) -> PageComment:
+    """What a page signature's trusted comment states (ManifestError if not ours)."""
+    match = _PAGE_COMMENT.fullmatch(text)
+    if match is None:
+        raise ManifestError(f"trusted comment {text[:120]!r} is not an article page's")
+    return PageComment(check_path(match[1]), int(match[2]), match[3])
 
 
 def signed_path(text: str) -> str:
