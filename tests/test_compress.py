@@ -235,6 +235,21 @@ def test_gzip_mirrors_publish_verify_and_republish_nothing(
     assert status == 0, states
     assert all(m["tampered"] == [] and m["version"] == 1 for m in states["mirrors"])
 
+    forged = gzip_bytes(b"<!doctype html><p>forged</p>" * 20)
+    client.put_object(Bucket=bucket, Key="index.html", Body=forged, ContentEncoding="gzip")
+    status, verified, _ = cli(
+        capsys, "verify", f"{moto_endpoint}/{bucket}/", "--key", key, "--json"
+    )
+    assert status == 3 and verified["tampered"] == ["index.html"]
+    status, repaired, _ = cli(
+        capsys, "-c", config, "publish", "--repair", "--mirror", "s3", "--json"
+    )
+    assert status == 0 and repaired["mirrors"][0]["uploaded"] == 1  # the read-back decodes
+    status, verified, _ = cli(
+        capsys, "verify", f"{moto_endpoint}/{bucket}/", "--key", key, "--json"
+    )
+    assert status == 0 and verified["ok"]
+
 
 def test_a_tampered_gz_sibling_is_reported_by_verify_and_status(
     tmp_path: Path,
