@@ -172,7 +172,7 @@ class DirectoryBackend(ThreadedBackend):
         with self._locked():
             for target in targets:
                 self._refuse_linked_folders(target)
-                for doomed in (target, _sibling(target)):
+                for doomed in (_sibling(target), target):  # never a .gz without its file
                     with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                         doomed.unlink()
                 self._prune(target.parent)

@@ -83,7 +83,6 @@ from mirror.verify.checks import (
     Trust,
     expected_files,
     extra_files,
-    is_unlisted_own,
     page_signature_errors,
 )
 from mirror.verify.freshness import (
@@ -402,7 +401,8 @@ async def check_siblings(
 ) -> tuple[Listing | None, list[str]]:
     """A folder's `NAME.gz` siblings (what nginx's gzip_static serves in NAME's place):
     the listing without them, and those that do not decode to NAME's bytes (tampered):
-    those a manifest lists for a listed NAME, the folder's own for a manifest or part."""
+    those a manifest lists for a listed NAME, else the folder's own (a manifest, a part,
+    a page of another version mid-publish: NAME itself is then reported as it is)."""
     if found is None:
         return None, []
     present = set(found.files)
@@ -425,12 +425,12 @@ async def check_siblings(
 
 
 def _has_base(base: str, present: set[str], expected: Mapping[str, object]) -> bool:
-    """Whether `base` is a listed file, or one of the folder's own unlisted files."""
-    return base in expected or (base in present and is_unlisted_own(base))
+    """Whether `base` is a listed file, or a file the folder holds."""
+    return base in expected or base in present
 
 
 async def _own_entry(reader: EditionReader, path: str) -> tuple[FileEntry, ...]:
-    """The entry of an unlisted file (a manifest, a part) as the folder holds it."""
+    """The entry of an unlisted file as the folder holds it (none past MAX_PART_BYTES)."""
     outcome, data = await read_bytes(reader, path, max_bytes=MAX_PART_BYTES)
     if outcome is not ReadOutcome.READ:
         return ()
