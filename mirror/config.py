@@ -100,6 +100,7 @@ class MirrorConfig:
     profile: str = ""
     checksums: str = "when_required"  # boto3 request_checksum_calculation
     path: Path | None = None
+    compress: bool = True  # text files stored gzip-compressed (S3) or with a .gz beside (folder)
     timeout_s: float = 30.0  # one request (connect, each read; then abandoned)
     deadline_s: float = 120.0  # this mirror's whole publish; past it: a failure, the rest go on
 
@@ -121,6 +122,7 @@ class PoolConfig:
     spares: int = 1  # mirrors kept published but not handed out
     max_live: int = 0  # live mirrors of this pool at most; 0: no limit
     listed: bool = True  # false: spawned mirrors are never in mirrors.json/html
+    compress: bool = True  # as in [[mirrors]]
     timeout_s: float = 30.0  # as in [[mirrors]]
     deadline_s: float = 120.0
 
@@ -138,6 +140,7 @@ class PoolConfig:
             addressing_style=self.addressing_style,
             profile=self.profile,
             path=folder,
+            compress=self.compress,
             timeout_s=self.timeout_s,
             deadline_s=self.deadline_s,
         )

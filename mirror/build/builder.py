@@ -53,7 +53,7 @@ from mirror.workers import ParserPool
 log = logging.getLogger("mirror.build")
 
 # Image steps tried in turn until an article page fits its byte budget; then none.
-IMAGE_STEPS: tuple[tuple[int, int], ...] = ((1, 70), (2, 55), (4, 45))  # (width divisor, quality)
+IMAGE_STEPS: tuple[tuple[int, int], ...] = ((1, 60), (2, 50), (4, 40))  # (width divisor, quality)
 POINTERS = ("current", "pending")
 STAGE_PREFIX = manifest.STAGE_PREFIX  # staged files: a housekeeping name verify never counts
 MAX_FOREIGN_COUNTED = 100_000  # files of others in output_dir: counted up to this

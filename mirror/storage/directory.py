@@ -9,6 +9,11 @@ name, like a symbolic link, is a stray that `list` shows so that --gc removes it
 operation goes through a symbolic link: a write or delete below a linked folder is a
 `PublishError` naming it, and a read of a link (or below a linked folder) finds nothing,
 so a link planted in the folder can neither send our files elsewhere nor serve another's.
+
+With the mirror's `compress`, a text file `NAME` gets `NAME.gz` beside it (for nginx's
+`gzip_static on`; mirror.storage.wire says which files), written and removed with it;
+a put that writes no `.gz` removes a stale one, so a sibling never outlives its file's
+bytes. `list` shows a `.gz` only when its file is gone (a stray for --gc).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from mirror.storage import (
     check_object_path,
     check_prefix,
 )
+from mirror.storage.wire import GZIP_SUFFIX, wire_form
 from mirror.trust.manifest import LOCK_NAME, TEMP_PREFIX, is_housekeeping
 
 FILE_MODE = 0o644  # readable by the web server
@@ -64,6 +70,7 @@ class DirectoryBackend(ThreadedBackend):
             call_timeout_s=mirror.timeout_s,
         )
         self.root = Path(mirror.path) / check_prefix(mirror)
+        self.compress = mirror.compress
 
     async def put(
         self,
@@ -98,18 +105,32 @@ class DirectoryBackend(ThreadedBackend):
     # -- on the executor's threads ------------------------------------------------------
 
     def _put_sync(self, target: Path, data: bytes, if_match: str | None, if_none: bool) -> str:
-        temp = self._write_temp(data)
+        packed = wire_form(target.name, data) if self.compress else None
+        temps = [self._write_temp(data)]
+        if packed is not None:
+            temps.append(self._write_temp(packed))
         try:
             with self._locked():
                 self._refuse_linked_folders(target)
                 if if_match is not None or if_none:
                     self._check_condition(target, if_match, if_none)
                 target.parent.mkdir(parents=True, exist_ok=True)  # under the lock: no prune
-                os.replace(temp, target)
+                os.replace(temps[0], target)
+                self._place_sibling(_sibling(target), temps[1] if packed is not None else None)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            for temp in temps:
+                temp.unlink(missing_ok=True)
             raise
         return hashlib.sha256(data).hexdigest()
+
+    @staticmethod
+    def _place_sibling(sibling: Path, temp: Path | None) -> None:
+        """Move the gzip `temp` to `sibling`; None: remove a stale sibling."""
+        if temp is not None:
+            os.replace(temp, sibling)
+            return
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            sibling.unlink()
 
     def _write_temp(self, data: bytes) -> Path:
         """A fsynced temp file holding `data`, at the top of the mirror's folder (the only
@@ -151,8 +172,9 @@ class DirectoryBackend(ThreadedBackend):
         with self._locked():
             for target in targets:
                 self._refuse_linked_folders(target)
-                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-                    target.unlink()
+                for doomed in (_sibling(target), target):  # never a .gz without its file
+                    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                        doomed.unlink()
                 self._prune(target.parent)
 
     def _prune(self, folder: Path) -> None:
@@ -176,7 +198,20 @@ class DirectoryBackend(ThreadedBackend):
                     continue
                 with contextlib.suppress(PublishError):
                     found.append(check_object_path(self.name, relative))
-        return sorted(found)
+        return sorted(self._without_siblings(found))
+
+    def _without_siblings(self, found: builtins.list[str]) -> builtins.list[str]:
+        """`found` less each regular `NAME.gz` whose `NAME` is there too (it goes with it)."""
+        present = set(found)
+        return [
+            path
+            for path in found
+            if not (
+                path.endswith(GZIP_SUFFIX)
+                and path.removesuffix(GZIP_SUFFIX) in present
+                and not (self.root / path).is_symlink()
+            )
+        ]
 
     def _linked_folder(self, target: Path) -> str | None:
         """The first folder between the mirror's top and `target` that is a symbolic link."""
@@ -239,6 +274,11 @@ class DirectoryBackend(ThreadedBackend):
         if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
             return PublishError(self.name, f"a file and a folder collide: {reason}")
         return MirrorUnreachableError(self.name, reason)
+
+
+def _sibling(target: Path) -> Path:
+    """Where the gzip of `target` lives (nginx's gzip_static looks there)."""
+    return target.with_name(target.name + GZIP_SUFFIX)
 
 
 def _raise(exc: OSError) -> None:

@@ -1,6 +1,7 @@
 """An in-memory storage backend: a real `Backend`, not a mock (rclone's backend/memory).
 
-It keeps each object's bytes, ETag, Content-Type and Cache-Control, enforces conditional
+It keeps each object's bytes, ETag, Content-Type, Cache-Control and Content-Encoding (with
+`compress`, text files are stored as gzip, as the S3 backend does), enforces conditional
 puts when told it can, refuses use after close, and records every call. `hook` runs
 before each call with (operation, path): a test makes a call fail or hang there.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from mirror.errors import ConflictError, ObjectTooLargeError
 from mirror.storage import Capabilities, Stored, check_object_path
+from mirror.storage.wire import GZIP, gunzip_bounded, wire_form
 
 Hook = Callable[[str, str], Awaitable[None]]
 
@@ -24,15 +26,31 @@ class StoredObject:
     etag: str
     content_type: str
     cache_control: str
+    content_encoding: str = ""  # "gzip": `data` is the gzip of the file
+
+    @property
+    def plain(self) -> bytes:
+        """The file's bytes, decoded."""
+        if self.content_encoding != GZIP:
+            return self.data
+        plain = gunzip_bounded(self.data, 1 << 40)
+        assert plain is not None
+        return plain
 
 
 class MemoryBackend:
     """A mirror held in a dict."""
 
     def __init__(
-        self, name: str = "memory", *, conditional_put: bool = True, hook: Hook | None = None
+        self,
+        name: str = "memory",
+        *,
+        conditional_put: bool = True,
+        hook: Hook | None = None,
+        compress: bool = False,
     ) -> None:
         self.name = name
+        self.compress = compress
         self.capabilities = Capabilities(conditional_put=conditional_put, server_checksums=False)
         self.objects: dict[str, StoredObject] = {}
         self.calls: list[tuple[str, str]] = []
@@ -54,8 +72,10 @@ class MemoryBackend:
         if self.capabilities.conditional_put:
             self._check_condition(path, if_match, if_none_match)
         self._generation += 1
-        etag = f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}-{self._generation}"'
-        self.objects[path] = StoredObject(bytes(data), etag, content_type, cache_control)
+        packed = wire_form(path, data) if self.compress else None
+        body, encoding = (bytes(data), "") if packed is None else (packed, GZIP)
+        etag = f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}-{self._generation}"'
+        self.objects[path] = StoredObject(body, etag, content_type, cache_control, encoding)
         return etag
 
     async def get(self, path: str, *, max_bytes: int) -> Stored | None:
@@ -63,9 +83,10 @@ class MemoryBackend:
         found = self.objects.get(path)
         if found is None:
             return None
-        if len(found.data) > max_bytes:
+        plain = found.plain
+        if len(found.data) > max_bytes or len(plain) > max_bytes:
             raise ObjectTooLargeError(self.name, f"{path} is larger than {max_bytes} bytes")
-        return Stored(found.data, found.etag)
+        return Stored(plain, found.etag)
 
     async def delete(self, paths: Sequence[str]) -> None:
         await self._enter("delete", ",".join(paths))
@@ -83,8 +104,8 @@ class MemoryBackend:
     # -- test conveniences -------------------------------------------------------------
 
     def data(self) -> dict[str, bytes]:
-        """Every object's bytes by path."""
-        return {path: found.data for path, found in self.objects.items()}
+        """Every object's bytes (decoded) by path."""
+        return {path: found.plain for path, found in self.objects.items()}
 
     def load(self, files: dict[str, bytes]) -> None:
         """Store these objects directly (no call recorded)."""

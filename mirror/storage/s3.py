@@ -40,6 +40,7 @@ from mirror.storage import (
     check_object_path,
     check_prefix,
 )
+from mirror.storage.wire import GZIP, GzipDecodeError, gunzip_bounded, wire_form
 
 T = TypeVar("T")
 
@@ -84,6 +85,7 @@ class S3Backend(ThreadedBackend):
         self.prefix = check_prefix(mirror)
         self.limits = limits or S3Limits.for_mirror(mirror)
         self.checksums = mirror.checksums
+        self.compress = mirror.compress
         self.capabilities = Capabilities(
             conditional_put=detect_provider(mirror.endpoint_url) != "b2",
             server_checksums=True,
@@ -107,15 +109,21 @@ class S3Backend(ThreadedBackend):
         if_none_match: bool = False,
     ) -> str:
         """See `Backend.put`. Sends Content-MD5 (or x-amz-checksum-sha256 when the mirror's
-        `checksums` is "when_supported"), which the store checks before storing."""
+        `checksums` is "when_supported"), which the store checks before storing. With the
+        mirror's `compress`, a text file is stored as gzip with Content-Encoding: gzip
+        (mirror.storage.wire: where it pays); the checksum and ETag are then the gzip's."""
+        packed = wire_form(path, data) if self.compress else None
+        body = data if packed is None else packed
         args: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": self._key(path),
-            "Body": data,
+            "Body": body,
             "ContentType": content_type,
             "CacheControl": cache_control,
-            **self._checksum(data),
+            **self._checksum(body),
         }
+        if packed is not None:
+            args["ContentEncoding"] = GZIP
         if if_match is not None:
             args["IfMatch"] = if_match
         if if_none_match:
@@ -123,7 +131,8 @@ class S3Backend(ThreadedBackend):
         return await self._call(self._put_sync, args)
 
     async def get(self, path: str, *, max_bytes: int) -> Stored | None:
-        """See `Backend.get`."""
+        """See `Backend.get`: a gzip Content-Encoding is decoded (`max_bytes` bounds the
+        stored and the decoded bytes alike), whatever this mirror's `compress` says."""
         return await self._call(self._get_sync, self._key(path), max_bytes)
 
     async def delete(self, paths: Sequence[str]) -> None:
@@ -171,7 +180,20 @@ class S3Backend(ThreadedBackend):
             body.close()
         if data is None:
             raise self._too_large(key, max_bytes)
+        if str(response.get("ContentEncoding") or "").lower() == GZIP:
+            data = self._decoded(key, data, max_bytes)
         return Stored(data=data, etag=str(response["ETag"]))
+
+    def _decoded(self, key: str, packed: bytes, max_bytes: int) -> bytes:
+        """The plain bytes of a gzip object; too large past `max_bytes`, unreachable when
+        the store answers with damaged gzip."""
+        try:
+            plain = gunzip_bounded(packed, max_bytes)
+        except GzipDecodeError as exc:
+            raise MirrorUnreachableError(self.name, f"{key}: {exc}") from exc
+        if plain is None:
+            raise self._too_large(key, max_bytes)
+        return plain
 
     def _delete_sync(self, keys: Sequence[str]) -> None:
         response = self._client.delete_objects(

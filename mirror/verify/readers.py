@@ -6,6 +6,9 @@ folder and an HTTP implementation; aiohttp's exceptions become TargetError in on
 mirror.retry. The HTTP reader follows a redirect only when the target, normalised
 as a server would (escapes of unreserved characters decoded, dot segments resolved),
 stays under the mirror's base URL, and holds each body to a minimum rate (TooSlowError).
+It asks for gzip, as a browser does, and checks the decoded bytes: a mirror storing
+gzip (S3 with Content-Encoding: gzip, nginx's gzip_static) is checked in the form its
+readers get, a plain one as it is; `max_bytes` bounds the decoded bytes.
 """
 
 from __future__ import annotations
@@ -243,19 +246,21 @@ class HttpReader(OneSession):
         return target
 
     def _new_session(self) -> aiohttp.ClientSession:
-        """One session: connection limit, time limits, no compression, no proxy from env."""
+        """One session: connection limit, time limits, gzip decoded (aiohttp's
+        auto_decompress), no proxy from env."""
         settings = self._settings
         timeout = aiohttp.ClientTimeout(
             total=settings.timeout_s,
             sock_connect=settings.connect_timeout_s,
             sock_read=settings.read_timeout_s,
         )
-        headers = {"User-Agent": settings.user_agent, "Accept-Encoding": "identity"}
+        headers = {"User-Agent": settings.user_agent, "Accept-Encoding": "gzip"}
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=settings.concurrency),
             timeout=timeout,
             headers=headers,
             trust_env=False,
+            auto_decompress=True,
         )
 
 
@@ -322,7 +327,7 @@ async def _read_answer(
         error = TargetError(f"{url}: HTTP {answer.status}")
         error.retryable = answer.status == 429 or answer.status >= 500
         raise error
-    declared = answer.content_length
+    declared = None if answer.headers.get("Content-Encoding") else answer.content_length
     if declared is not None and declared > max_bytes:
         answer.close()
         return ReadOutcome.TOO_LARGE

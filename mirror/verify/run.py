@@ -19,7 +19,9 @@ command line, telling a root key from a signing key by keys.json's signature):
    the page's path);
 7. for folders, files no manifest lists (`extra`: only manifest and part names may be in
    `manifests/`, a directory mirror's lock and temp files only at the top) and symbolic
-   links, which are never followed (`symlinks`: a web server might follow them out).
+   links, which are never followed (`symlinks`: a web server might follow them out);
+   a `NAME.gz` beside a listed `NAME` (what nginx's gzip_static serves in its place)
+   must decode to bytes a manifest lists for `NAME`, else it is `tampered`.
 
 Steps 1-4, and a copy that cannot be read, raise a VerifyError subclass (errors.py);
 per-file problems land in the `VerifyReport` (ok=False). The whole check of one copy has
@@ -52,6 +54,7 @@ from mirror.errors import (
     TargetError,
     VerifyError,
 )
+from mirror.storage.wire import GZIP_SUFFIX, GzipDecodeError, gunzip_bounded
 from mirror.trust import certificate, minisign
 from mirror.trust.manifest import (
     MAX_MANIFEST_BYTES,
@@ -68,6 +71,7 @@ from mirror.trust.manifest import (
     manifest_entries,
     manifest_path,
     parse_pointer,
+    sha256_hex,
     signature_path,
 )
 from mirror.verify.checks import (
@@ -103,6 +107,7 @@ from mirror.verify.readers import (
     Listing,
     ReadOutcome,
     open_reader,
+    read_bytes,
     read_required,
     read_small,
 )
@@ -385,9 +390,72 @@ async def _verify(
         lambda path: check_file(reader, path, expected[path]), paths, limit=reader.concurrency
     )
     results = {result.path: result for result in checked}
-    found = await reader.list_files()
+    found, bad_siblings = await check_siblings(reader, await reader.list_files(), expected)
     errors = page_signature_errors(results, trust, now, listings)
-    return _with_keys(_report(manifests, results, errors, found), trust, peers)
+    report = _report(manifests, results, errors, found, bad_siblings)
+    return _with_keys(report, trust, peers)
+
+
+async def check_siblings(
+    reader: EditionReader, found: Listing | None, expected: Mapping[str, Sequence[FileEntry]]
+) -> tuple[Listing | None, list[str]]:
+    """A folder's `NAME.gz` siblings (what nginx's gzip_static serves in NAME's place):
+    the listing without them, and those that do not decode to NAME's bytes (tampered):
+    those a manifest lists for a listed NAME, else the folder's own (a manifest, a part,
+    a page of another version mid-publish: NAME itself is then reported as it is)."""
+    if found is None:
+        return None, []
+    present = set(found.files)
+    siblings = [
+        path
+        for path in found.files
+        if path.endswith(GZIP_SUFFIX)
+        and _has_base(path.removesuffix(GZIP_SUFFIX), present, expected)
+    ]
+
+    async def bad(path: str) -> bool:
+        base = path.removesuffix(GZIP_SUFFIX)
+        entries = expected.get(base) or await _own_entry(reader, base)
+        return not await sibling_matches(reader, path, entries)
+
+    verdicts = await map_bounded(bad, siblings, limit=reader.concurrency)
+    rest = sorted(present - set(siblings))
+    tampered = [path for path, wrong in zip(siblings, verdicts, strict=True) if wrong]
+    return replace(found, files=rest), tampered
+
+
+def _has_base(base: str, present: set[str], expected: Mapping[str, object]) -> bool:
+    """Whether `base` is a listed file, or a file the folder holds."""
+    return base in expected or base in present
+
+
+async def _own_entry(reader: EditionReader, path: str) -> tuple[FileEntry, ...]:
+    """The entry of an unlisted file as the folder holds it (none past MAX_PART_BYTES)."""
+    outcome, data = await read_bytes(reader, path, max_bytes=MAX_PART_BYTES)
+    if outcome is not ReadOutcome.READ:
+        return ()
+    return (FileEntry(path, len(data), sha256_hex(data)),)
+
+
+async def sibling_matches(reader: EditionReader, path: str, entries: Sequence[FileEntry]) -> bool:
+    """Whether the gzip file at `path` decodes to one of `entries` (never inflating past
+    the largest; the gzip we write is smaller than its file)."""
+    if not entries:
+        return False
+    max_bytes = max(entry.size for entry in entries)
+    outcome, packed = await read_bytes(reader, path, max_bytes=max_bytes)
+    if outcome.absent:
+        return True  # gone since the listing: nothing served in its place
+    if outcome is ReadOutcome.TOO_LARGE:
+        return False
+    try:
+        plain = gunzip_bounded(packed, max_bytes)
+    except GzipDecodeError:
+        return False
+    if plain is None:
+        return False
+    digest = sha256_hex(plain)
+    return any(e.size == len(plain) and e.sha256 == digest for e in entries)
 
 
 async def _load_manifests(
@@ -416,13 +484,15 @@ def _report(
     results: Mapping[str, FileResult],
     errors: list[str],
     found: Listing | None,
+    bad_siblings: Sequence[str] = (),
 ) -> VerifyReport:
     """The report of a verification whose manifests held."""
 
     def having(status: FileStatus) -> list[str]:
         return sorted(path for path, result in results.items() if result.status is status)
 
-    missing, tampered = having(FileStatus.MISSING), having(FileStatus.TAMPERED)
+    missing = having(FileStatus.MISSING)
+    tampered = sorted([*having(FileStatus.TAMPERED), *bad_siblings])
     extra = extra_files(found.files, results) if found is not None else []
     symlinks = list(found.symlinks) if found is not None else []
     return VerifyReport(
