@@ -390,3 +390,39 @@ def test_the_canonical_address_is_the_pages_own_too(monkeypatch: pytest.MonkeyPa
     html = page(article(STORY)).replace("</head>", f"<link rel='canonical' href='{URL}'></head>")
     extract_article(html, "http://127.0.0.1:8080/harbour.html")
     assert seen and URL in seen[0] and "http://127.0.0.1:8080/harbour.html" in seen[0]
+
+
+TAG_LIST = (
+    "<p><strong>Tags</strong> "
+    + ", ".join(f"<a href='/tag/{n}'>harbour strike day {n} pier cranes tide</a>" for n in range(8))
+    + "</p>"
+)
+CARDS = (
+    "<ul>"
+    + "".join(
+        f"<li><img src='/thumb/{n}.jpg'><a href='/story/{n}'>Another story {n} of the coast "
+        f"and its ferries</a></li>"
+        for n in range(5)
+    )
+    + "</ul>"
+)
+
+
+@pytest.mark.parametrize("tail", [TAG_LIST, CARDS, TAG_LIST + CARDS])
+def test_blocks_of_links_at_the_end_go_whatever_their_length(tail: str) -> None:
+    root = bodies.without_link_tail(fragment(paragraphs(STORY) + tail))
+    text = words_of(root)
+    assert all(paragraph in text for paragraph in STORY)
+    assert "harbour strike day" not in text
+    assert "Another story" not in text
+    assert root.find(".//img") is None  # a card's thumbnail goes with it
+
+
+def test_links_before_the_end_or_a_cited_source_at_the_end_stay() -> None:
+    inside = fragment(paragraphs(STORY[:4]) + TAG_LIST + paragraphs(STORY[4:]))
+    assert "harbour strike day 7" in words_of(bodies.without_link_tail(inside))
+    cited = "<p><a href='https://data.example.net/tides'>https://data.example.net/tides</a></p>"
+    source = fragment(paragraphs(STORY) + cited)
+    assert "data.example.net" in words_of(bodies.without_link_tail(source))
+    plain = fragment(paragraphs(STORY) + "<p>Reporting by the harbour desk.</p>")
+    assert "harbour desk" in words_of(bodies.without_link_tail(plain))

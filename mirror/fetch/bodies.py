@@ -10,8 +10,10 @@ the other extractor did not find (`confirmed`): boilerplate more often than not;
 its short blocks of links, found or not (`without_teasers`), each block that repeats the
 one before it (`without_repeats`), a first block that only repeats the page's title
 (`without_headline`) and a first line that is only the page's own address, perhaps with a
-date (`without_own_address`: a print header or share line). An embedded social post (a
-quote ending in "— Name (@handle) date") is the article's, and never pruned.
+date (`without_own_address`: a print header or share line), and the blocks of links that
+end it, whatever their length (`without_link_tail`: a tag list, related cards). An
+embedded social post (a quote ending in "— Name (@handle) date") is the article's, and
+never pruned.
 """
 
 from __future__ import annotations
@@ -123,8 +125,8 @@ def choose_body(
     else:
         chosen = _without_witness(first, second)
     others = [found for found in candidates if found is not chosen]
-    pruned = without_repeats(
-        without_teasers(confirmed(chosen, others[0]) if others else chosen.element)
+    pruned = without_link_tail(
+        without_repeats(without_teasers(confirmed(chosen, others[0]) if others else chosen.element))
     )
     return without_own_address(without_headline(pruned, title), base_url, canonical_url)
 
@@ -174,6 +176,46 @@ def without_repeats(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
             block.drop_tree()
         previous = words
     return root
+
+
+def without_link_tail(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """`root` less the blocks of links that end it, whatever their length.
+
+    Nothing of the article follows a tag list, a "related stories" list or a row of
+    teaser cards (a list item may hold its thumbnail); a block this linked at the very
+    end points elsewhere even when it is too long for a teaser. A link that shows its own
+    address (a source cited at the end) stops the trimming.
+    """
+    for block in reversed(_tail_blocks(root)):
+        if _WORD.search(block.text_content()) and not _is_link_block(block):
+            break
+        block.drop_tree()
+    return root
+
+
+def _tail_blocks(root: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """The leaf blocks under `root`, and its list items whose only inner parts are images."""
+    leaves = set(_prunable_leaves(root))
+    return [
+        block
+        for block in root.iterdescendants(*PRUNED_BLOCKS)
+        if block in leaves or (block.tag == "li" and _is_card(block))
+    ]
+
+
+def _is_card(item: lxml.html.HtmlElement) -> bool:
+    return not any(
+        isinstance(inner.tag, str)
+        and (inner.tag in BLOCK_TAGS or inner.tag in KEPT_INSIDE)
+        and inner.tag not in ("img", "picture")
+        for inner in item.iterdescendants()
+    )
+
+
+def _is_link_block(block: lxml.html.HtmlElement) -> bool:
+    if any(link.text_content().strip() == link.get("href", "") for link in block.iter("a")):
+        return False
+    return link_density(block) > MAX_TEASER_LINK_DENSITY
 
 
 def without_headline(root: lxml.html.HtmlElement, title: str) -> lxml.html.HtmlElement:
