@@ -426,3 +426,32 @@ def test_links_before_the_end_or_a_cited_source_at_the_end_stay() -> None:
     assert "data.example.net" in words_of(bodies.without_link_tail(source))
     plain = fragment(paragraphs(STORY) + "<p>Reporting by the harbour desk.</p>")
     assert "harbour desk" in words_of(bodies.without_link_tail(plain))
+
+
+HOVER_CARD = (
+    "<a href='/people/ada-quay'>Ada Quay</a><img src='/thumb/ada.jpg'>"
+    "<a href='/people/ada-quay'>Ada Lovelace Quay</a> "
+    "<a href='/news/1'>Harbour master warns of a winter without ferries</a> "
+    "<a href='/news/2'>Council votes to sell the old crane yard</a> "
+    "<a href='/people/ada-quay'>MORE</a>"
+)
+
+
+def test_a_run_of_links_inside_a_paragraph_goes() -> None:
+    html = f"<p>The harbour master {HOVER_CARD} said on Tuesday that the cranes stay.</p>"
+    text = words_of(bodies.without_link_runs(fragment(html + paragraphs(STORY))))
+    assert "The harbour master said on Tuesday that the cranes stay." in text
+    assert "winter without ferries" not in text
+    assert all(paragraph in text for paragraph in STORY)
+
+
+def test_links_in_prose_or_a_paragraph_of_links_stay() -> None:
+    cited = (
+        "<p>Other <a href='/a'>dockers</a> <a href='/b'>and</a> <a href='/c'>pilots</a> "
+        "disagreed, as <a href='/d'>the minutes</a>, <a href='/e'>the letters</a> and "
+        "<a href='/f'>the tide tables</a> show.</p>"
+    )
+    assert words_of(fragment(cited)) == words_of(bodies.without_link_runs(fragment(cited)))
+    links = "<p>" + " ".join(f"<a href='/s/{n}'>Story {n} of the long winter</a>" for n in range(4))
+    only = fragment(links + "</p>")
+    assert "Story 3 of the long winter" in words_of(bodies.without_link_runs(only))

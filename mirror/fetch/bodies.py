@@ -11,7 +11,8 @@ its short blocks of links, found or not (`without_teasers`), each block that rep
 one before it (`without_repeats`), a first block that only repeats the page's title
 (`without_headline`) and a first line that is only the page's own address, perhaps with a
 date (`without_own_address`: a print header or share line), and the blocks of links that
-end it, whatever their length (`without_link_tail`: a tag list, related cards). An
+end it, whatever their length (`without_link_tail`: a tag list, related cards), and each
+run of links side by side inside a paragraph (`without_link_runs`: a hover card). An
 embedded social post (a quote ending in "— Name (@handle) date") is the article's, and
 never pruned.
 """
@@ -42,6 +43,8 @@ MIN_BLOCK_SHARED = 0.5  # share of a block's shingles the other body must hold t
 MIN_LONE_BLOCK_WORDS = 35  # an unconfirmed block this long is prose, and kept
 MIN_BOX_BLOCKS = 4  # this many unconfirmed short blocks in a row are a box, even mid-article
 MAX_TEASER_LINK_DENSITY = 0.8  # a shorter block with more link text than this is a teaser
+MIN_LINK_RUN = 3  # links side by side, nothing but spaces between them, inside a paragraph
+MIN_LINK_RUN_WORDS = 12  # fewer words are prose linked word by word ("other users")
 MIN_REPEAT_WORDS = 5  # a block this long repeating the one before it is a gallery's caption
 # Leaf blocks (no block inside) that go whole when unconfirmed; never one holding an image,
 # a figure or a table (captions and credits are kept).
@@ -125,9 +128,8 @@ def choose_body(
     else:
         chosen = _without_witness(first, second)
     others = [found for found in candidates if found is not chosen]
-    pruned = without_link_tail(
-        without_repeats(without_teasers(confirmed(chosen, others[0]) if others else chosen.element))
-    )
+    body = confirmed(chosen, others[0]) if others else chosen.element
+    pruned = without_link_tail(without_link_runs(without_repeats(without_teasers(body))))
     return without_own_address(without_headline(pruned, title), base_url, canonical_url)
 
 
@@ -176,6 +178,42 @@ def without_repeats(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
             block.drop_tree()
         previous = words
     return root
+
+
+def without_link_runs(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """`root` less each run of links side by side inside a paragraph of prose.
+
+    Three or more links with nothing but spaces (or a thumbnail) between them are a box
+    of other stories (a name's hover card, "more on this"), not a sentence: prose puts
+    words or commas between the links it cites.
+    """
+    for paragraph in list(root.iter("p", "li", "dd", "blockquote")):
+        for run in _link_runs(paragraph):
+            for element in run:
+                element.drop_tree()
+    return root
+
+
+def _link_runs(paragraph: lxml.html.HtmlElement) -> list[list[lxml.html.HtmlElement]]:
+    """The runs of at least MIN_LINK_RUN links among `paragraph`'s children, each with the
+    images between them; none if the paragraph is nothing but links."""
+    runs: list[list[lxml.html.HtmlElement]] = [[]]
+    for child in paragraph:
+        if child.tag in ("a", "img") and not (child.tail or "").strip():
+            runs[-1].append(child)
+        elif child.tag == "a":
+            runs[-1].append(child)
+            runs.append([])
+        else:
+            runs.append([])
+    found = [
+        run
+        for run in runs
+        if sum(element.tag == "a" for element in run) >= MIN_LINK_RUN
+        and sum(len(_WORD.findall(element.text_content())) for element in run) >= MIN_LINK_RUN_WORDS
+    ]
+    linked = sum(len(run) for run in found)
+    return found if linked < len(paragraph) or (paragraph.text or "").strip() else []
 
 
 def without_link_tail(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
