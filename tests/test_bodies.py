@@ -455,3 +455,42 @@ def test_links_in_prose_or_a_paragraph_of_links_stay() -> None:
     links = "<p>" + " ".join(f"<a href='/s/{n}'>Story {n} of the long winter</a>" for n in range(4))
     only = fragment(links + "</p>")
     assert "Story 3 of the long winter" in words_of(bodies.without_link_runs(only))
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "Dockers walk past the idle cranes of pier nine on Tuesday. (AP Photo/Jane Roe)",
+        "The harbour at dawn (Photo: Getty Images)",
+        "A ferry leaves the old pier.(Image credit: Example Port Authority)",
+        "Ada Quay, the harbour master (Credit: Reuters)",
+    ],
+)
+def test_a_block_ending_in_a_photo_credit_becomes_a_caption(caption: str) -> None:
+    root = bodies.with_credited_captions(fragment(paragraphs([*STORY[:2], caption, *STORY[2:]])))
+    figure = root.find(".//figure/figcaption")
+    assert figure is not None
+    assert " ".join(figure.text_content().split()) == caption  # the credit is kept
+    assert [" ".join(p.text_content().split()) for p in root.iter("p")] == STORY
+
+
+def test_prose_with_parentheses_is_no_caption() -> None:
+    texts = [
+        "The union (which the dockers founded in 1911) met on Tuesday.",
+        "The records are kept in the electronic port file (ePA)",
+        "Ada Quay named the new pier after her father (a photographer)",
+        " ".join(STORY[:3]) + " (AP Photo/Jane Roe)",  # too long for a caption
+    ]
+    root = bodies.with_credited_captions(fragment(paragraphs(texts)))
+    assert root.find(".//figcaption") is None
+
+
+def test_a_caption_left_as_a_paragraph_leaves_the_article_text() -> None:
+    caption = "Dockers walk past the idle cranes of pier nine. (AP Photo/Jane Roe)"
+    html = page(
+        f"<article><h1>Harbour</h1>{paragraphs([*STORY[:3], caption, *STORY[3:]])}</article>"
+    )
+    body = lxml.html.fragment_fromstring(extract_article(html, URL).body_html, create_parent="div")
+    captions = [" ".join(c.text_content().split()) for c in body.iter("figcaption")]
+    assert captions == [caption]
+    assert all(paragraph in body.text_content() for paragraph in STORY)

@@ -12,7 +12,9 @@ one before it (`without_repeats`), a first block that only repeats the page's ti
 (`without_headline`) and a first line that is only the page's own address, perhaps with a
 date (`without_own_address`: a print header or share line), and the blocks of links that
 end it, whatever their length (`without_link_tail`: a tag list, related cards), and each
-run of links side by side inside a paragraph (`without_link_runs`: a hover card). An
+run of links side by side inside a paragraph (`without_link_runs`: a hover card). A
+short block that ends in a photo credit is an image's caption left behind, and becomes a
+`<figcaption>` (`with_credited_captions`): kept, but not the article's text. An
 embedded social post (a quote ending in "— Name (@handle) date") is the article's, and
 never pruned.
 """
@@ -46,6 +48,7 @@ MAX_TEASER_LINK_DENSITY = 0.8  # a shorter block with more link text than this i
 MIN_LINK_RUN = 3  # links side by side, nothing but spaces between them, inside a paragraph
 MIN_LINK_RUN_WORDS = 12  # fewer words are prose linked word by word ("other users")
 MIN_REPEAT_WORDS = 5  # a block this long repeating the one before it is a gallery's caption
+MAX_CAPTION_WORDS = 80  # a block ending in a photo credit shorter than this is a caption
 # Leaf blocks (no block inside) that go whole when unconfirmed; never one holding an image,
 # a figure or a table (captions and credits are kept).
 PRUNED_BLOCKS = frozenset(
@@ -82,6 +85,12 @@ _WORD = re.compile(r"\w+")
 # Such a post is part of the article even when one extractor left it out, and its short
 # lines of links are not teasers.
 _POST_ATTRIBUTION = re.compile(r"\(@\w{1,30}\)\s+\w+\.?\s+\d{1,2},\s+\d{4}\s*$")
+# A photo credit in parentheses at the end of a block: "(AP Photo/Jane Roe)", "(Photo: Getty
+# Images)", "(Image credit: NASA)"; the agencies' names are matched in their own case.
+_PHOTO_CREDIT = re.compile(
+    r"\((?:[^()]{0,40}\b(?i:photo|photograph|image|picture|credit)s?\b[^()]{0,80}"
+    r"|[^()]{0,60}\b(?:Getty Images|Reuters|AFP|AP|Shutterstock|EPA)\b[^()]{0,20})\)$"
+)
 # A site's name after the headline in <title>: "Headline | Site", "Headline - Site".
 _TITLE_SUFFIX = re.compile(r"\s+[|\u2013\u2014-]\s+[^|\u2013\u2014-]{1,60}$")
 _URL = re.compile(r"\bhttps?://([^/\s?#:]+)[^\s]*", re.IGNORECASE)
@@ -129,7 +138,9 @@ def choose_body(
         chosen = _without_witness(first, second)
     others = [found for found in candidates if found is not chosen]
     body = confirmed(chosen, others[0]) if others else chosen.element
-    pruned = without_link_tail(without_link_runs(without_repeats(without_teasers(body))))
+    pruned = without_link_tail(
+        without_link_runs(without_repeats(without_teasers(with_credited_captions(body))))
+    )
     return without_own_address(without_headline(pruned, title), base_url, canonical_url)
 
 
@@ -146,6 +157,25 @@ def confirmed(chosen: Candidate, other: Candidate) -> lxml.html.HtmlElement:
     for block in _lone_short_blocks(chosen.element, other.shingles, other_words):
         block.drop_tree()
     return chosen.element
+
+
+def with_credited_captions(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """`root` with each short block that ends in a photo credit made an image's caption.
+
+    An image's caption often reaches the body as a paragraph of its own, the image gone:
+    "... in Hialeah, Fla. (AP Photo/Jane Roe)". It is the image's text, not the
+    article's; it stays, with its credit, as a `<figure>`'s `<figcaption>`.
+    """
+    for block in _prunable_leaves(root):
+        text = " ".join(block.text_content().split())
+        if len(_WORD.findall(text)) < MAX_CAPTION_WORDS and _PHOTO_CREDIT.search(text):
+            block.tag = "figcaption"
+            block.attrib.clear()
+            figure = lxml.html.Element("figure")
+            block.addprevious(figure)
+            figure.tail, block.tail = block.tail, None
+            figure.append(block)
+    return root
 
 
 def without_teasers(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
