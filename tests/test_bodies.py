@@ -494,3 +494,29 @@ def test_a_caption_left_as_a_paragraph_leaves_the_article_text() -> None:
     captions = [" ".join(c.text_content().split()) for c in body.iter("figcaption")]
     assert captions == [caption]
     assert all(paragraph in body.text_content() for paragraph in STORY)
+
+
+def card(n: int) -> str:
+    return (
+        f"<div class='slide'><h3>KICKER {n}</h3><span>Another harbour story number {n}</span>"
+        f"<p><a href='/news/{n}' class='anchor'></a></p></div>"
+    )
+
+
+def test_a_row_of_cards_under_links_without_text_goes() -> None:
+    rail = "<div class='rail'>" + "".join(card(n) for n in range(3)) + "</div>"
+    root = bodies.without_cards(fragment(paragraphs(STORY[:4]) + rail + paragraphs(STORY[4:])))
+    text = words_of(root)
+    assert "KICKER" not in text
+    assert "Another harbour story" not in text
+    assert all(paragraph in text for paragraph in STORY)
+
+
+def test_a_lone_card_or_a_long_box_under_an_empty_link_stays() -> None:
+    lone = fragment(paragraphs(STORY[:4]) + card(1) + paragraphs(STORY[4:]))
+    assert "KICKER 1" in words_of(bodies.without_cards(lone))
+    long_boxes = "".join(
+        f"<div>{paragraphs(STORY[n : n + 2])}<a href='/x/{n}'></a></div>" for n in range(0, 8, 2)
+    )
+    kept = bodies.without_cards(fragment(long_boxes))
+    assert all(paragraph in words_of(kept) for paragraph in STORY)

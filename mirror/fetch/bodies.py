@@ -14,7 +14,8 @@ date (`without_own_address`: a print header or share line), and the blocks of li
 end it, whatever their length (`without_link_tail`: a tag list, related cards), and each
 run of links side by side inside a paragraph (`without_link_runs`: a hover card). A
 short block that ends in a photo credit is an image's caption left behind, and becomes a
-`<figcaption>` (`with_credited_captions`): kept, but not the article's text. An
+`<figcaption>` (`with_credited_captions`): kept, but not the article's text. A row of
+short cards, each under a link without text, goes (`without_cards`: a "more" rail). An
 embedded social post (a quote ending in "— Name (@handle) date") is the article's, and
 never pruned.
 """
@@ -47,6 +48,7 @@ MIN_BOX_BLOCKS = 4  # this many unconfirmed short blocks in a row are a box, eve
 MAX_TEASER_LINK_DENSITY = 0.8  # a shorter block with more link text than this is a teaser
 MIN_LINK_RUN = 3  # links side by side, nothing but spaces between them, inside a paragraph
 MIN_LINK_RUN_WORDS = 12  # fewer words are prose linked word by word ("other users")
+MIN_ROW_CARDS = 2  # short boxes under links without text, side by side: a "more" rail
 MIN_REPEAT_WORDS = 5  # a block this long repeating the one before it is a gallery's caption
 MAX_CAPTION_WORDS = 80  # a block ending in a photo credit shorter than this is a caption
 # Leaf blocks (no block inside) that go whole when unconfirmed; never one holding an image,
@@ -137,7 +139,7 @@ def choose_body(
     else:
         chosen = _without_witness(first, second)
     others = [found for found in candidates if found is not chosen]
-    body = confirmed(chosen, others[0]) if others else chosen.element
+    body = without_cards(confirmed(chosen, others[0]) if others else chosen.element)
     pruned = without_link_tail(
         without_link_runs(without_repeats(without_teasers(with_credited_captions(body))))
     )
@@ -157,6 +159,37 @@ def confirmed(chosen: Candidate, other: Candidate) -> lxml.html.HtmlElement:
     for block in _lone_short_blocks(chosen.element, other.shingles, other_words):
         block.drop_tree()
     return chosen.element
+
+
+def without_cards(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """`root` less its rows of cards: short boxes, side by side, each under a link without text.
+
+    A "more stories" rail lays an empty link over each card (kicker, headline, thumbnail)
+    to make the whole box clickable; the article's own text is never covered so. Two or
+    more such cards under one parent are a row and go; a lone one stays.
+    """
+    rows: dict[lxml.html.HtmlElement, set[lxml.html.HtmlElement]] = {}
+    for link in root.iter("a"):
+        card = _covered_card(link, root)
+        if card is not None:
+            rows.setdefault(card.getparent(), set()).add(card)
+    for row in rows.values():
+        if len(row) >= MIN_ROW_CARDS:
+            for card in row:
+                card.drop_tree()
+    return root
+
+
+def _covered_card(
+    link: lxml.html.HtmlElement, root: lxml.html.HtmlElement
+) -> lxml.html.HtmlElement | None:
+    """The short box that `link` covers, if it is a link without text or image."""
+    if not link.get("href") or len(link) or _WORD.search(link.text_content()):
+        return None
+    card = next(link.iterancestors("div", "li", "article", "section"), None)
+    if card is None or card is root or card.getparent() is None:
+        return None
+    return card if len(_WORD.findall(card.text_content())) < MIN_LONE_BLOCK_WORDS else None
 
 
 def with_credited_captions(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
