@@ -467,7 +467,7 @@ def test_links_in_prose_or_a_paragraph_of_links_stay() -> None:
     ],
 )
 def test_a_block_ending_in_a_photo_credit_becomes_a_caption(caption: str) -> None:
-    root = bodies.with_credited_captions(fragment(paragraphs([*STORY[:2], caption, *STORY[2:]])))
+    root = bodies.with_image_captions(fragment(paragraphs([*STORY[:2], caption, *STORY[2:]])))
     figure = root.find(".//figure/figcaption")
     assert figure is not None
     assert " ".join(figure.text_content().split()) == caption  # the credit is kept
@@ -481,7 +481,7 @@ def test_prose_with_parentheses_is_no_caption() -> None:
         "Ada Quay named the new pier after her father (a photographer)",
         " ".join(STORY[:3]) + " (AP Photo/Jane Roe)",  # too long for a caption
     ]
-    root = bodies.with_credited_captions(fragment(paragraphs(texts)))
+    root = bodies.with_image_captions(fragment(paragraphs(texts)))
     assert root.find(".//figcaption") is None
 
 
@@ -520,3 +520,34 @@ def test_a_lone_card_or_a_long_box_under_an_empty_link_stays() -> None:
     )
     kept = bodies.without_cards(fragment(long_boxes))
     assert all(paragraph in words_of(kept) for paragraph in STORY)
+
+
+CAPTION = "Dockers walk past the idle cranes of pier nine on a grey Tuesday morning"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        f"<ul><li><img src='/c.jpg' alt='{CAPTION}. Photo: Port'> {CAPTION}.</li></ul>",
+        f"<p>{CAPTION}. <a href=''>less</a>{CAPTION[:52]}<a href=''>... more</a></p>",
+        f"<div><img src='/c.jpg' alt=''>{CAPTION}. <a href=''>less</a>{CAPTION}</div>",
+    ],
+)
+def test_an_images_caption_or_a_toggled_one_becomes_a_figcaption(block: str) -> None:
+    root = bodies.with_image_captions(
+        fragment(paragraphs(STORY[:2]) + block + paragraphs(STORY[2:]))
+    )
+    captions = [words_of(caption) for caption in root.iter("figcaption")]
+    assert len(captions) == 1
+    assert captions[0].startswith(CAPTION)
+    assert [words_of(p) for p in root.iter("p")] == STORY
+    assert all(figure.find("figcaption") is not None for figure in root.iter("figure"))
+    images = list(root.iter("img"))
+    assert all(image.getparent().tag == "figure" for image in images)
+
+
+def test_prose_next_to_an_image_stays_prose() -> None:
+    html = f"<p><img src='/c.jpg' alt='The cranes'>{STORY[0]}</p>" + paragraphs(STORY[1:])
+    root = bodies.with_image_captions(fragment(html))
+    assert root.find(".//figcaption") is None
+    assert [words_of(p) for p in root.iter("p")] == STORY

@@ -13,8 +13,9 @@ one before it (`without_repeats`), a first block that only repeats the page's ti
 date (`without_own_address`: a print header or share line), and the blocks of links that
 end it, whatever their length (`without_link_tail`: a tag list, related cards), and each
 run of links side by side inside a paragraph (`without_link_runs`: a hover card). A
-short block that ends in a photo credit is an image's caption left behind, and becomes a
-`<figcaption>` (`with_credited_captions`): kept, but not the article's text. A row of
+block that reads as an image's caption left behind (ending in a photo credit, opening
+with its image's alt text, or holding its opening twice, a "more" toggle) becomes a
+`<figcaption>` (`with_image_captions`): kept, but not the article's text. A row of
 short cards, each under a link without text, goes (`without_cards`: a "more" rail). An
 embedded social post (a quote ending in "— Name (@handle) date") is the article's, and
 never pruned.
@@ -51,6 +52,7 @@ MIN_LINK_RUN_WORDS = 12  # fewer words are prose linked word by word ("other use
 MIN_ROW_CARDS = 2  # short boxes under links without text, side by side: a "more" rail
 MIN_REPEAT_WORDS = 5  # a block this long repeating the one before it is a gallery's caption
 MAX_CAPTION_WORDS = 80  # a block ending in a photo credit shorter than this is a caption
+MIN_TOGGLED_WORDS = 8  # a block holding its first this many words twice is a toggled caption
 # Leaf blocks (no block inside) that go whole when unconfirmed; never one holding an image,
 # a figure or a table (captions and credits are kept).
 PRUNED_BLOCKS = frozenset(
@@ -141,7 +143,7 @@ def choose_body(
     others = [found for found in candidates if found is not chosen]
     body = without_cards(confirmed(chosen, others[0]) if others else chosen.element)
     pruned = without_link_tail(
-        without_link_runs(without_repeats(without_teasers(with_credited_captions(body))))
+        without_link_runs(without_repeats(without_teasers(with_image_captions(body))))
     )
     return without_own_address(without_headline(pruned, title), base_url, canonical_url)
 
@@ -192,23 +194,66 @@ def _covered_card(
     return card if len(_WORD.findall(card.text_content())) < MIN_LONE_BLOCK_WORDS else None
 
 
-def with_credited_captions(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
-    """`root` with each short block that ends in a photo credit made an image's caption.
+def with_image_captions(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """`root` with each block that reads as an image's caption made a `<figcaption>`.
 
     An image's caption often reaches the body as a paragraph of its own, the image gone:
-    "... in Hialeah, Fla. (AP Photo/Jane Roe)". It is the image's text, not the
-    article's; it stays, with its credit, as a `<figure>`'s `<figcaption>`.
+    a short block ending in a photo credit ("... in Hialeah, Fla. (AP Photo/Jane Roe)"),
+    one that opens with the alt text of its own image, or one that holds its own opening
+    twice (the caption's collapsed and expanded copies, "Dockers at dawn ... more"), which
+    prose never does. It is the image's text, not the article's; it stays, with its
+    credit and its image, as a `<figure>`'s `<figcaption>`.
     """
-    for block in _prunable_leaves(root):
-        text = " ".join(block.text_content().split())
-        if len(_WORD.findall(text)) < MAX_CAPTION_WORDS and _PHOTO_CREDIT.search(text):
-            block.tag = "figcaption"
-            block.attrib.clear()
-            figure = lxml.html.Element("figure")
-            block.addprevious(figure)
-            figure.tail, block.tail = block.tail, None
-            figure.append(block)
+    leaves = set(_prunable_leaves(root))
+    for block in list(root.iterdescendants(*PRUNED_BLOCKS)):
+        if not (block in leaves or _is_card(block)):
+            continue
+        alts = [image.get("alt") or "" for image in block.iter("img")]
+        if _is_caption(" ".join(block.text_content().split()), alts):
+            _make_figure(block)
     return root
+
+
+def _is_caption(text: str, alts: list[str]) -> bool:
+    """Whether a block's `text` is an image's caption (its images' `alts` are known)."""
+    words = _WORD.findall(text.lower())
+    if len(words) < MAX_CAPTION_WORDS and _PHOTO_CREDIT.search(text):
+        return True
+    if len(words) >= 2 * MAX_CAPTION_WORDS or len(words) <= MIN_TOGGLED_WORDS:
+        return False
+    opening = " ".join(words[:MIN_TOGGLED_WORDS])
+    if any(_normalised(alt).startswith(opening) for alt in alts):
+        return True
+    return " ".join(words).find(opening, 1) > 0
+
+
+def _make_figure(block: lxml.html.HtmlElement) -> None:
+    """Make `block` a `<figure>`: its images stay, its text and links go in a figcaption."""
+    caption = lxml.html.Element("figcaption")
+    caption.text, block.text = block.text, None
+    for child in list(block):
+        tail, child.tail = child.tail, None
+        if child.tag not in ("img", "picture"):
+            caption.append(child)
+        _add_text(caption, tail)
+    figure = block if block.tag in ("p", "div") else lxml.html.Element("figure")
+    if figure is not block:
+        figure.extend(list(block))
+        block.append(figure)
+    figure.tag = "figure"
+    figure.attrib.clear()
+    figure.append(caption)
+
+
+def _add_text(element: lxml.html.HtmlElement, text: str | None) -> None:
+    """Append `text` at the end of `element`'s content."""
+    if not text:
+        return
+    last = element[-1] if len(element) else None
+    if last is None:
+        element.text = (element.text or "") + text
+    else:
+        last.tail = (last.tail or "") + text
 
 
 def without_teasers(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
@@ -308,7 +353,7 @@ def _is_card(item: lxml.html.HtmlElement) -> bool:
     return not any(
         isinstance(inner.tag, str)
         and (inner.tag in BLOCK_TAGS or inner.tag in KEPT_INSIDE)
-        and inner.tag not in ("img", "picture")
+        and inner.tag not in ("img", "picture", "source")
         for inner in item.iterdescendants()
     )
 
