@@ -551,3 +551,19 @@ def test_prose_next_to_an_image_stays_prose() -> None:
     root = bodies.with_image_captions(fragment(html))
     assert root.find(".//figcaption") is None
     assert [words_of(p) for p in root.iter("p")] == STORY
+
+
+def test_short_labelled_links_at_the_end_go_but_a_linked_sentence_of_prose_stays() -> None:
+    labels = (
+        "<p>Tag: <a href='/tag/cranes'>harbour cranes</a></p>"
+        "<p>Guide: <a href='/g'>Piers of the bay</a></p>"
+    )
+    root = bodies.without_link_tail(fragment(paragraphs(STORY) + labels))
+    assert "harbour cranes" not in words_of(root)
+    assert "Piers" not in words_of(root)
+    prose = (
+        f"<p>{STORY[0]} The council's <a href='/minutes'>minutes of the meeting on Tuesday "
+        "morning</a> say the same.</p>"
+    )
+    kept = bodies.without_link_tail(fragment(paragraphs(STORY[1:]) + prose))
+    assert "minutes of the meeting" in words_of(kept)

@@ -328,9 +328,11 @@ def without_link_tail(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     """`root` less the blocks of links that end it, whatever their length.
 
     Nothing of the article follows a tag list, a "related stories" list or a row of
-    teaser cards (a list item may hold its thumbnail); a block this linked at the very
-    end points elsewhere even when it is too long for a teaser. A link that shows its own
-    address (a source cited at the end) stops the trimming.
+    teaser cards (a list item may hold its thumbnail); a block mostly of links at the
+    very end points elsewhere even when it is too long for a teaser (over half its text
+    for a short block, "Tag: example.org"; over MAX_TEASER_LINK_DENSITY for a longer
+    one). A link that shows its own address (a source cited at the end) stops the
+    trimming.
     """
     for block in reversed(_tail_blocks(root)):
         if _WORD.search(block.text_content()) and not _is_link_block(block):
@@ -361,7 +363,8 @@ def _is_card(item: lxml.html.HtmlElement) -> bool:
 def _is_link_block(block: lxml.html.HtmlElement) -> bool:
     if any(link.text_content().strip() == link.get("href", "") for link in block.iter("a")):
         return False
-    return link_density(block) > MAX_TEASER_LINK_DENSITY
+    short = len(_WORD.findall(block.text_content())) < MIN_LONE_BLOCK_WORDS
+    return link_density(block) > (MAX_LINK_DENSITY if short else MAX_TEASER_LINK_DENSITY)
 
 
 def without_headline(root: lxml.html.HtmlElement, title: str) -> lxml.html.HtmlElement:
