@@ -467,22 +467,31 @@ class Builder:
     # the pages every edition has
 
     def shared_pages(self, articles: list[EditionArticle], site: render.Site) -> None:
-        """Archive months, feeds, mirror list, verify page, keys: written when changed."""
+        """Archive months, feeds, mirror lists, verify pages, keys: written when changed;
+        the main language's and, when the site has several, each language's own."""
         summaries = self.summaries(articles)
-        for month, entries in sorted(self.by_month(summaries).items()):
-            page = render.render_archive_month(month, entries, site)
-            self.folder.write(render.archive_path(month), page)
-        for language in (None, *self.extra_languages(site)):
+        mirrors = self.inputs.mirrors
+        for language in (None, *site.page_languages):
+            self.archive_months(in_language(summaries, language), site, language)
             chosen = in_language(summaries, language)[:FEED_ENTRIES]
             feed = render.render_feed(chosen, site, updated=newest_time(chosen), language=language)
             self.folder.write(render.feed_path(language), feed)
-        mirrors = self.inputs.mirrors
-        self.folder.write(render.MIRRORS_HTML, render.render_mirrors_html(mirrors, site))
+            page = render.render_mirrors_html(mirrors, site, language=language)
+            self.folder.write(render.mirrors_path(language), page)
+            page = render.render_verify_page(site, language=language)
+            self.folder.write(render.verify_path(language), page)
         self.folder.write(render.MIRRORS_JSON, render.render_mirrors_json(mirrors, site))
-        self.folder.write(render.VERIFY_HTML, render.render_verify_page(site))
         if self.inputs.keys_files:
             self.folder.write(certificate.KEYS_FILE, self.inputs.keys_files[0])
             self.folder.write(certificate.KEYS_SIGNATURE_FILE, self.inputs.keys_files[1])
+
+    def archive_months(
+        self, summaries: list[render.ArticleSummary], site: render.Site, language: str | None
+    ) -> None:
+        """One archive page per month of `summaries` (all, or one language's)."""
+        for month, entries in sorted(self.by_month(summaries).items()):
+            page = render.render_archive_month(month, entries, site, language=language)
+            self.folder.write(render.archive_path(month, language), page)
 
     def summaries(self, articles: list[EditionArticle]) -> list[render.ArticleSummary]:
         return [self.view(article, {}).summary() for article in articles]
@@ -497,10 +506,6 @@ class Builder:
             if month:
                 months.setdefault(month, []).append(summary)
         return months
-
-    def extra_languages(self, site: render.Site) -> tuple[str, ...]:
-        """Languages that get their own index and feed: all, when there are several."""
-        return site.languages if len(site.languages) > 1 else ()
 
     # daily single-file editions
 
@@ -620,15 +625,15 @@ class Builder:
         version = max(previous.version if previous else 0, self.inputs.live_version, *on_disk) + 1
         expires = self.now + timedelta(days=self.config.signing.expires_days)
         summaries = self.summaries(articles)
-        months = sorted(self.by_month(summaries), reverse=True)
-        for language in (None, *self.extra_languages(site)):
+        for language in (None, *site.page_languages):
+            chosen = in_language(summaries, language)
             page = render.render_index(
-                in_language(summaries, language)[:INDEX_ENTRIES],
+                chosen[:INDEX_ENTRIES],
                 site,
                 edition_date=self.now,
                 expires=expires,
                 language=language,
-                months=months,
+                months=sorted(self.by_month(chosen), reverse=True),
             )
             self.folder.write(render.index_path(language), page)
         listed = [

@@ -8,13 +8,20 @@ time, so an unchanged article keeps its hash.
 Paths inside an edition (all relative, "/"-separated, see the `*_path` functions):
 
     index.html, index-<lang>.html     newest articles (all languages / one language)
-    archive/YYYY-MM.html              one month
+    archive/YYYY-MM.html              one month (all languages)
+    archive/YYYY-MM-<lang>.html       one month, one language's articles, in its words
     articles/YYYY/MM/<slug>.html      one article (`mirror.build.slugs.article_path`)
     feed.xml, feed-<lang>.xml         Atom feed (all languages / one language)
-    mirrors.html, mirrors.json        the listed mirrors
-    verify.html                       how to check the signatures
+    mirrors.html, mirrors-<lang>.html the listed mirrors (main language / one language)
+    mirrors.json
+    verify.html, verify-<lang>.html   how to check the signatures
     editions/YYYY-MM-DD-<lang>.html   a day's articles in one file (`mirror.build.daily`)
     editions/index.html               the daily files kept
+
+The `-<lang>` pages exist for every language of `Site.page_languages` (all of the
+site's languages when it has several); a page in one of those languages links that
+language's index, mirrors, verify and archive pages; an article in the main language
+links the unsuffixed ones.
 
 Every page is self-contained (CSS inline, images as data: URIs, no script, no font),
 carries a Content-Security-Policy that forbids every request, and links only
@@ -93,6 +100,19 @@ class Site:
     languages: tuple[str, ...] = ()  # several: per-language index and feed too
     root_key_line: str = ""  # the offline root key "RW...", if the outlet has one
     timezone: str = "UTC"  # IANA name: dates are shown in this zone
+
+    @property
+    def page_languages(self) -> tuple[str, ...]:
+        """Languages that get their own `-<lang>` pages: all, when there are several."""
+        return self.languages if len(self.languages) > 1 else ()
+
+    def page_language(self, language: str) -> str | None:
+        """The `-<lang>` pages an article in `language` links: None (the unsuffixed
+        ones) for the site's main language or a language without its own pages."""
+        base = base_language(language)
+        if base == base_language(self.language) or base not in self.page_languages:
+            return None
+        return base
 
 
 class Listed(Protocol):
@@ -201,11 +221,34 @@ def feed_path(language: str | None = None) -> str:
     return FEED_XML if language is None else f"feed-{_path_language(language)}.xml"
 
 
-def archive_path(month: str) -> str:
-    """`archive/YYYY-MM.html` for `month` "YYYY-MM"."""
+def mirrors_path(language: str | None = None) -> str:
+    """`mirrors.html`, or `mirrors-<lang>.html` for one language's mirror list."""
+    return MIRRORS_HTML if language is None else f"mirrors-{_path_language(language)}.html"
+
+
+def verify_path(language: str | None = None) -> str:
+    """`verify.html`, or `verify-<lang>.html` for one language's verify page."""
+    return VERIFY_HTML if language is None else f"verify-{_path_language(language)}.html"
+
+
+def archive_path(month: str, language: str | None = None) -> str:
+    """`archive/YYYY-MM.html` for `month` "YYYY-MM", or `archive/YYYY-MM-<lang>.html`."""
     if not _MONTH.fullmatch(month):
         raise ValueError(f"month must be YYYY-MM, not {month!r}")
-    return f"archive/{month}.html"
+    suffix = "" if language is None else f"-{_path_language(language)}"
+    return f"archive/{month}{suffix}.html"
+
+
+def site_paths(language: str | None = None) -> dict[str, str]:
+    """The pages every page links (index, mirrors, verify, feed), in one language's
+    `-<lang>` form or the unsuffixed one, and the daily files' index (one for all)."""
+    return {
+        "index": index_path(language),
+        "mirrors": mirrors_path(language),
+        "verify": verify_path(language),
+        "feed": feed_path(language),
+        "editions": EDITIONS_INDEX,
+    }
 
 
 def month_of(path: str) -> str | None:
@@ -246,18 +289,20 @@ def render_article(
     """
     body = rewrite_body(article.body_html, article, links or {})
     month = month_of(article.path)
+    pages = site.page_language(article.language)
     return _render(
         "article.html",
         article.path,
         site,
         article.language,
+        pages=pages,
         article=article,
         body=Markup(body),  # noqa: S704 -- sanitised upstream, re-serialised by lxml
         show_lead=not repeats_opening(article.lead, body_text(article.body_html)),
         byline=_byline(article.authors, article.language),
         published=_moment(article.published, article.language, site),
         updated=_moment(_later(article.updated, article.published), article.language, site),
-        archive=archive_path(month) if month else None,
+        archive=archive_path(month, pages) if month else None,
         archive_name=month_name(month, article.language) if month else "",
     )
 
@@ -313,31 +358,42 @@ def render_index(
         index_path(language),
         site,
         chrome,
+        pages=language,
         articles=[_listed(item, site) for item in articles],
         edition_date=_when(edition_date, chrome, site),
         expires=_when(expires, chrome, site),
-        months=[(archive_path(month), month_name(month, chrome)) for month in months],
+        months=[(archive_path(month, language), month_name(month, chrome)) for month in months],
         languages=_language_links(site, language),
         feed=feed_path(language),
     )
 
 
-def render_archive_month(month: str, articles: Sequence[Listed], site: Site) -> bytes:
-    """The archive page of `month` ("YYYY-MM"): its `articles`, in the order given."""
+def render_archive_month(
+    month: str, articles: Sequence[Listed], site: Site, *, language: str | None = None
+) -> bytes:
+    """The archive page of `month` ("YYYY-MM", `archive_path(month, language)`): its
+    `articles`, in the order given, with the words of `language` (else the site's)."""
+    chrome = language or site.language
     return _render(
         "archive.html",
-        archive_path(month),
+        archive_path(month, language),
         site,
-        site.language,
-        month_name=month_name(month, site.language),
+        chrome,
+        pages=language,
+        month_name=month_name(month, chrome),
         articles=[_listed(item, site) for item in articles],
     )
 
 
-def render_mirrors_html(mirrors: Sequence[MirrorLink], site: Site) -> bytes:
-    """`mirrors.html`: every mirror given (the caller passes the listed ones only)."""
+def render_mirrors_html(
+    mirrors: Sequence[MirrorLink], site: Site, *, language: str | None = None
+) -> bytes:
+    """`mirrors_path(language)`: every mirror given (the caller passes the listed ones
+    only), with the words of `language` (else the site's)."""
     rows = [(mirror.name, _mirror_index_url(mirror.url)) for mirror in mirrors]
-    return _render("mirrors.html", MIRRORS_HTML, site, site.language, mirrors=rows)
+    chrome = language or site.language
+    page = mirrors_path(language)
+    return _render("mirrors.html", page, site, chrome, pages=language, mirrors=rows)
 
 
 def render_mirrors_json(mirrors: Sequence[MirrorLink], site: Site) -> bytes:
@@ -353,9 +409,11 @@ def render_mirrors_json(mirrors: Sequence[MirrorLink], site: Site) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def render_verify_page(site: Site) -> bytes:
-    """`verify.html`: the public key(s) and the minisign commands that check this copy."""
-    return _render("verify.html", VERIFY_HTML, site, site.language)
+def render_verify_page(site: Site, *, language: str | None = None) -> bytes:
+    """`verify_path(language)`: the public key(s) and the minisign commands that check
+    this copy (with the root key alone too, when there is one), in `language`'s words."""
+    chrome = language or site.language
+    return _render("verify.html", verify_path(language), site, chrome, pages=language)
 
 
 def render_feed(
@@ -382,6 +440,7 @@ def render_feed(
         feed_path(language),
         site,
         chrome,
+        pages=language,
         feed_id=_urn(f"{site.home_url} {language or ''}"),
         updated=_rfc3339(updated),
         entries=[_entry(item, updated) for item in articles],
@@ -416,6 +475,7 @@ def render_daily(
         page,
         site,
         language,
+        pages=site.page_language(language),
         sections=sections,
         day=_Moment(day.isoformat(), date_words(noon, language, "UTC")),
         dropped=words["daily_dropped"].format(n=dropped) if dropped else "",
@@ -459,7 +519,7 @@ def render_editions_index(files: Sequence[tuple[DailyFile, int]], site: Site) ->
         )
         for found, size in ordered
     ]
-    return _render("editions.html", EDITIONS_INDEX, site, site.language, rows=rows)
+    return _render("editions.html", EDITIONS_INDEX, site, site.language, pages=None, rows=rows)
 
 
 def _language_name(language: str) -> str:
@@ -755,8 +815,11 @@ def _xml_text(value: object) -> str:
 # --- templates -----------------------------------------------------------------------
 
 
-def _render(template: str, page: str, site: Site, language: str, **context: Any) -> bytes:
-    """`template` rendered for the page at edition path `page`, chrome in `language`."""
+def _render(
+    template: str, page: str, site: Site, language: str, *, pages: str | None, **context: Any
+) -> bytes:
+    """`template` rendered for the page at edition path `page`, chrome in `language`,
+    linking the `-<pages>` forms of the shared pages (the unsuffixed ones for None)."""
     rendered = (
         _environment()
         .get_template(template)
@@ -769,13 +832,7 @@ def _render(template: str, page: str, site: Site, language: str, **context: Any)
             base=base_language(language),
             dir=_direction(language),
             csp=Markup(CONTENT_SECURITY_POLICY),  # noqa: S704 -- a constant, no quote or tag
-            paths={
-                "index": INDEX_HTML,
-                "mirrors": MIRRORS_HTML,
-                "verify": VERIFY_HTML,
-                "feed": FEED_XML,
-                "editions": EDITIONS_INDEX,
-            },
+            paths=site_paths(pages),
             **context,
         )
     )
