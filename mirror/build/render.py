@@ -51,6 +51,8 @@ import lxml.html
 from lxml.etree import ParserError
 from markupsafe import Markup
 
+from mirror.build import catalogue
+from mirror.build.catalogue import N_, NC_, InContext
 from mirror.build.daily import EDITIONS_INDEX, DailyFile, daily_path, section_id
 from mirror.build.locale import (
     aware,
@@ -60,10 +62,10 @@ from mirror.build.locale import (
     date_time_words,
     date_words,
     month_name,
-    wording,
 )
 from mirror.build.standfirst import body_text, repeats_opening
 from mirror.build.templating import TemplateLoader, template_root
+from mirror.fetch.sanitise import NOTE_CLASS, NOTE_PREFIX
 from mirror.fetch.urls import with_slash
 
 INDEX_HTML = "index.html"
@@ -538,12 +540,37 @@ def rewrite_body(body_html: str, article: ArticleView, links: Mapping[str, str])
         root = lxml.html.fragment_fromstring(body_html, create_parent="div")
     except (ParserError, ValueError):
         return ""
-    note = _messages(article.language)["image_dropped"]
+    words = _messages(article.language)
+    note = words["image_dropped"]
+    word_notes(root, words["video"])
     for anchor in root.iter("a"):
         _rewrite_link(anchor, article.path, links)
     for image in list(root.iter("img")):
         _inline_image(image, article.images, note)
     _strip_active_content(root)
+    html: str = lxml.html.tostring(root, encoding="unicode")
+    return html[len("<div>") : -len("</div>")]
+
+
+def word_notes(root: lxml.html.HtmlElement, video_label: str) -> None:
+    """Our own "Video: <url>" lines (stored in English, `mirror.fetch.sanitise`) worded
+    with `video_label`, the page's word for "Video:"."""
+    prefix = NOTE_PREFIX.rstrip()
+    for note in root.find_class(NOTE_CLASS):
+        if note.text and note.text.startswith(prefix):
+            note.text = video_label + note.text[len(prefix) :]
+
+
+def worded_notes(body_html: str, video_label: str) -> str:
+    """`body_html` with our "Video: <url>" lines worded with `video_label` (the digest's
+    way to `word_notes`); unchanged when it has none."""
+    if NOTE_PREFIX not in body_html:
+        return body_html
+    try:
+        root = lxml.html.fragment_fromstring(body_html, create_parent="div")
+    except (ParserError, ValueError):
+        return body_html
+    word_notes(root, video_label)
     html: str = lxml.html.tostring(root, encoding="unicode")
     return html[len("<div>") : -len("</div>")]
 
@@ -594,105 +621,60 @@ def _at_level(uris: Sequence[str], level: int) -> str | None:
 # --- words: dates, bylines, chrome ---------------------------------------------------
 
 
-MESSAGES: dict[str, dict[str, str]] = {
-    "en": {
-        "home": "Front page",
-        "mirrors": "Mirrors",
-        "verify": "Check signatures",
-        "archive": "Archive",
-        "feed": "Feed (Atom)",
-        "latest": "Latest articles",
-        "by": "By {names}",
-        "by_one": "By {names}",
-        "updated": "updated",
-        "original": "Original",
-        "revision": "revision {n}",
-        "image_dropped": "Image left out to keep this page small",
-        "edition": "This edition was made on {date}.",
-        "expires": (
-            "It is valid until {date}. Later than that, this copy may be stale or frozen: "
-            "look for a fresh one on another mirror."
-        ),
-        "languages": "Other languages",
-        "all_languages": "All languages",
-        "no_articles": "No articles yet.",
-        "signed": "Every page of this copy is signed by {name}.",
-        "editions": "Daily editions in one file",
-        "editions_intro": (
-            "Each file holds one day's articles in one page: save it, forward it, read it "
-            "offline. Beside each file is its signature (.minisig)."
-        ),
-        "daily_title": "{name}, {date}",
-        "contents": "Contents",
-        "to_contents": "Back to contents",
-        "daily_dropped": "{n} older articles were left out to keep this file small.",
-        "daily_check": (
-            "To check this file, save it with its signature {signature} (on any mirror, "
-            "next to it) and run:"
-        ),
-        "daily_check_root": (
-            "With only the outlet's root key: check keys.json (and keys.json.minisig) from "
-            "a mirror with it first, then this file with the signing key keys.json lists:"
-        ),
-        "daily_comment": ("The trusted comment names this file's path, its date and its language."),
-        "daily_mirrors": "This edition's mirrors:",
-        "date": "Date",
-        "language": "Language",
-        "size": "Size",
-        "kilobytes": "{n} KB",
-    },
-    "ru": {
-        "home": "Главная",
-        "mirrors": "Зеркала",
-        "verify": "Проверка подписей",
-        "archive": "Архив",
-        "feed": "Лента (Atom)",
-        "latest": "Последние статьи",
-        "by": "Авторы: {names}",
-        "by_one": "Автор: {names}",
-        "updated": "обновлено",
-        "original": "Оригинал",
-        "revision": "редакция {n}",
-        "image_dropped": "Изображение не включено, чтобы страница оставалась лёгкой",
-        "edition": "Этот выпуск собран {date}.",
-        "expires": (
-            "Он действителен до {date}. Если сейчас позже, эта копия может быть устаревшей "
-            "или замороженной: найдите свежую на другом зеркале."
-        ),
-        "languages": "Другие языки",
-        "all_languages": "Все языки",
-        "no_articles": "Статей пока нет.",
-        "signed": "Каждая страница этой копии подписана изданием «{name}».",
-        "editions": "Выпуски дня одним файлом",
-        "editions_intro": (
-            "В каждом файле — статьи одного дня на одной странице: сохраните его, перешлите, "
-            "читайте без сети. Рядом с каждым файлом лежит его подпись (.minisig)."
-        ),
-        "daily_title": "{name}, {date}",
-        "contents": "Содержание",
-        "to_contents": "К содержанию",
-        "daily_dropped": "{n} более старых статей не вошли, чтобы файл оставался лёгким.",
-        "daily_check": (
-            "Чтобы проверить этот файл, сохраните его вместе с подписью {signature} (она "
-            "лежит рядом с ним на любом зеркале) и выполните:"
-        ),
-        "daily_check_root": (
-            "Если у вас есть только корневой ключ издания: сначала проверьте им keys.json "
-            "(и keys.json.minisig) с зеркала, затем этот файл ключом подписи из keys.json:"
-        ),
-        "daily_comment": ("Доверенный комментарий называет путь этого файла, его дату и язык."),
-        "daily_mirrors": "Зеркала этого издания:",
-        "date": "Дата",
-        "language": "Язык",
-        "size": "Размер",
-        "kilobytes": "{n} КБ",
-    },
+# The words of the pages, in English; the catalogue (`mirror.build.catalogue`) holds
+# their translations. A new key: add it here with N_(), then to every .po (README).
+MESSAGES: dict[str, str | InContext] = {
+    "home": N_("Front page"),
+    "mirrors": N_("Mirrors"),
+    "verify": N_("Check signatures"),
+    "archive": N_("Archive"),
+    "feed": N_("Feed (Atom)"),
+    "latest": N_("Latest articles"),
+    "by": N_("By {names}"),
+    "by_one": NC_("one author", "By {names}"),
+    "updated": N_("updated"),
+    "original": N_("Original"),
+    "revision": N_("revision {n}"),
+    "image_dropped": N_("Image left out to keep this page small"),
+    "video": N_("Video:"),
+    "edition": N_("This edition was made on {date}."),
+    "expires": N_(
+        "It is valid until {date}. Later than that, this copy may be stale or frozen: "
+        "look for a fresh one on another mirror."
+    ),
+    "languages": N_("Other languages"),
+    "all_languages": N_("All languages"),
+    "no_articles": N_("No articles yet."),
+    "signed": N_("Every page of this copy is signed by {name}."),
+    "editions": N_("Daily editions in one file"),
+    "editions_intro": N_(
+        "Each file holds one day's articles in one page: save it, forward it, read it "
+        "offline. Beside each file is its signature (.minisig)."
+    ),
+    "daily_title": N_("{name}, {date}"),
+    "contents": N_("Contents"),
+    "to_contents": N_("Back to contents"),
+    "daily_dropped": N_("{n} older articles were left out to keep this file small."),
+    "daily_check": N_(
+        "To check this file, save it with its signature {signature} (on any mirror, next to "
+        "it) and run:"
+    ),
+    "daily_check_root": N_(
+        "With only the outlet's root key: check keys.json (and keys.json.minisig) from a "
+        "mirror with it first, then this file with the signing key keys.json lists:"
+    ),
+    "daily_comment": N_("The trusted comment names this file's path, its date and its language."),
+    "daily_mirrors": N_("This edition's mirrors:"),
+    "date": N_("Date"),
+    "language": N_("Language"),
+    "size": N_("Size"),
+    "kilobytes": N_("{n} KB"),
 }
 RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "ps", "sd", "ug", "yi", "ckb", "dv"})
 
 
 def _messages(language: str) -> dict[str, str]:
-    return wording(MESSAGES, language)
+    return catalogue.wording(MESSAGES, language)
 
 
 def _lang_attribute(language: str) -> str:
@@ -820,6 +802,7 @@ def _render(
 ) -> bytes:
     """`template` rendered for the page at edition path `page`, chrome in `language`,
     linking the `-<pages>` forms of the shared pages (the unsuffixed ones for None)."""
+    words = catalogue.translations(language)
     rendered = (
         _environment()
         .get_template(template)
@@ -827,6 +810,8 @@ def _render(
             site=site,
             page=page,
             url=functools.partial(relative_url, page),
+            gettext=words.gettext,  # {% trans %} in `language`
+            ngettext=words.ngettext,
             t=_messages(language),
             lang=_lang_attribute(language),
             base=base_language(language),
@@ -854,6 +839,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],  # {% trans %}: gettext comes with each page's context
     )
     environment.filters["xml"] = _xml_text
     return environment
