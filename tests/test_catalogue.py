@@ -16,7 +16,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from mirror.build import catalogue, render
+from mirror.build import builder, catalogue, render
 from mirror.build.render import (
     ArticleView,
     MirrorLink,
@@ -216,3 +216,15 @@ def test_the_russian_digest_words_come_from_the_catalogue() -> None:
     ]
     assert compose._count_words(1, "en") == "1 new article"
     assert compose._count_words(2, "de") == "2 new articles"
+
+
+def test_a_changed_translation_changes_the_pages_cache_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = builder.template_fingerprint()
+    folder = tmp_path / "locale" / "ru" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    text = catalogue.catalogue_path("ru").read_text(encoding="utf-8")
+    (folder / "mirror.po").write_text(text.replace("Архив", "Архивы"), encoding="utf-8")
+    monkeypatch.setattr(catalogue, "locale_root", lambda: tmp_path / "locale")
+    assert builder.template_fingerprint() != before

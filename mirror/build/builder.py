@@ -28,7 +28,7 @@ import PIL
 
 from mirror import __version__
 from mirror.atomic import write_atomic
-from mirror.build import daily, pictures, render
+from mirror.build import catalogue, daily, pictures, render
 from mirror.build.pictures import data_uri, mime_of, shrink_image
 from mirror.build.slugs import article_path
 from mirror.build.templating import template_root
@@ -237,11 +237,13 @@ def render_key(**parts: Any) -> str:
 
 
 def template_fingerprint() -> str:
-    """Changes whenever the templates or mirror's version change."""
+    """Changes whenever the templates, the catalogue or mirror's version change."""
     versions = [__version__, PIL.__version__, babel.__version__, pictures.WEBP_METHOD]
     digest = hashlib.sha256(repr(versions).encode())  # encoders change bytes too
     for name, data in sorted(_template_files(template_root(), "")):
         digest.update(name.encode() + b"\0" + data)
+    for name, data in sorted(_template_files(catalogue.locale_root(), "locale/")):
+        digest.update(name.encode() + b"\0" + data)  # a changed translation rewords pages
     return digest.hexdigest()[:16]
 
 

@@ -19,6 +19,7 @@ import importlib.resources
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from babel.messages.mofile import write_mo
@@ -72,11 +73,14 @@ def NP_(singular: str, plural: str) -> Plural:
     return Plural(singular, plural)
 
 
-def catalogue_path(language: str) -> importlib.resources.abc.Traversable:
+def locale_root() -> Traversable:
+    """The package's folder of catalogues, `<lang>/LC_MESSAGES/mirror.po` each."""
+    return importlib.resources.files("mirror").joinpath("locale")
+
+
+def catalogue_path(language: str) -> Traversable:
     """Where the `.po` file of `language` (a base language, "ru") is in the package."""
-    return importlib.resources.files("mirror").joinpath(
-        "locale", language, "LC_MESSAGES", f"{DOMAIN}.po"
-    )
+    return locale_root().joinpath(language, "LC_MESSAGES", f"{DOMAIN}.po")
 
 
 def has_catalogue(language: str) -> bool:
