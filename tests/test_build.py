@@ -124,6 +124,7 @@ def test_one_new_article_rewrites_only_its_page_month_index_feed_and_manifests(
     new_pages = [p for p in written if manifest.is_article_page(p)]
     assert len(new_pages) == 1 and new_pages[0].startswith("articles/2026/11/")
     allowed = {new_pages[0], new_pages[0] + ".minisig", "archive/2026-11.html", "current"}
+    allowed |= {"archive/2026-11-en.html"}  # the month of its own language
     allowed |= {"index.html", "index-en.html", "index-ru.html", "feed.xml", "feed-en.xml"}
     # the day's English daily files (HTML, EPUB) hold it too; their sizes show in the list
     day = "editions/2026-11-20-en.html"

@@ -16,6 +16,7 @@ from conftest import NOW
 from lxml import etree
 
 from mirror.build.builder import Builder, BuildInputs
+from mirror.build.catalogue import wording
 from mirror.build.daily import section_id
 from mirror.build.epub import Book, Chapter, make_epub
 from mirror.build.render import MESSAGES
@@ -152,12 +153,12 @@ def test_the_table_of_contents_lists_every_chapter_in_russian() -> None:
     data = make_epub(book(chapter("first"), chapter("second", title="Второй")), max_bytes=10**6)
     nav = etree.fromstring(opened(data).read("EPUB/nav.xhtml"))
     heading = nav.find(f".//{XHTML}nav/{XHTML}h2")
-    assert heading is not None and heading.text == MESSAGES["ru"]["contents"]
+    assert heading is not None and heading.text == wording(MESSAGES, "ru")["contents"]
     links = [(a.get("href"), a.text) for a in nav.iter(f"{XHTML}a")]
     assert links == [
         ("text/c001.xhtml", "Город без света"),
         ("text/c002.xhtml", "Второй"),
-        ("text/check.xhtml", MESSAGES["ru"]["verify"]),
+        ("text/check.xhtml", wording(MESSAGES, "ru")["verify"]),
     ]
     assert 'id="second"' in chapter_text(data, "EPUB/text/c002.xhtml")
 
@@ -179,7 +180,7 @@ def test_images_are_files_in_the_zip_and_a_missing_one_shows_the_note() -> None:
     assert len(images) == 1 and archive.read(images[0]) == picture(2000)[1]
     text = chapter_text(data)
     assert f'src="../{images[0].removeprefix("EPUB/")}"' in text
-    assert f"[{MESSAGES['ru']['image_dropped']}: Потеряно]" in text
+    assert f"[{wording(MESSAGES, 'ru')['image_dropped']}: Потеряно]" in text
     assert "static.example.org" not in text
 
 
@@ -200,7 +201,7 @@ def test_over_the_limit_the_largest_images_go_first() -> None:
     assert_valid_epub3(fitted)
     kept = [name for name in opened(fitted).namelist() if name.startswith("EPUB/images/")]
     assert [opened(fitted).read(name) for name in kept] == [small[1]]
-    assert f"[{MESSAGES['ru']['image_dropped']}: большая]" in chapter_text(fitted)
+    assert f"[{wording(MESSAGES, 'ru')['image_dropped']}: большая]" in chapter_text(fitted)
     no_images = make_epub(two, max_bytes=len(whole) - 62_000)
     assert not [n for n in opened(no_images).namelist() if n.startswith("EPUB/images/")]
 
@@ -216,7 +217,7 @@ def test_english_book_has_english_words() -> None:
     data = make_epub(book(english, language="en"), max_bytes=10**6)
     assert_valid_epub3(data)
     nav = opened(data).read("EPUB/nav.xhtml").decode()
-    assert MESSAGES["en"]["contents"] in nav and MESSAGES["en"]["verify"] in nav
+    assert wording(MESSAGES, "en")["contents"] in nav and wording(MESSAGES, "en")["verify"] in nav
     assert 'class="meta"' not in chapter_text(data)
 
 

@@ -120,6 +120,8 @@ def edition(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "archive/2026-11.html": render_archive_month("2026-11", [page.summary()], SITE),
         "mirrors.html": render_mirrors_html(mirrors, SITE),
         "verify.html": render_verify_page(SITE),
+        "mirrors-ru.html": render_mirrors_html(mirrors, SITE, language="ru"),
+        "verify-ru.html": render_verify_page(SITE, language="ru"),
     }
     for path, data in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +135,8 @@ PAGES = [
     "archive/2026-11.html",
     "mirrors.html",
     "verify.html",
+    "mirrors-ru.html",
+    "verify-ru.html",
 ]
 
 

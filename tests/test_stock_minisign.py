@@ -104,3 +104,23 @@ def test_the_printed_commands_check_keys_json_then_a_page(
     printed = [line for line in lines if line.startswith("minisign -Vm ")]
     assert len(printed) == 3  # the manifest, then keys.json and a page
     check_both(printed[1:], edition, page, root, signing)
+
+
+@pytest.mark.slow
+def test_the_russian_verify_page_prints_the_same_commands_in_russian(rooted: Path) -> None:
+    folder = rooted.parent
+    edition = folder / "edition"
+    root = (folder / "offline" / "root.pub").read_text().splitlines()[1]
+    signing = (folder / "keys" / "mirror.pub").read_text().splitlines()[1]
+    pages = (edition / "articles").rglob("*.html")
+    page = next(p for p in pages if lxml.html.parse(str(p)).getroot().get("lang") == "ru")
+
+    html = lxml.html.fromstring((edition / "verify-ru.html").read_bytes())
+    assert html.get("lang") == "ru"
+    text = html.text_content()
+    assert "Корневой ключ: проверка одним minisign" in text
+    assert "What revocation does" not in text
+    shown = [node.text_content() for node in html.iter("code")]
+    printed = [line for line in shown if line.startswith("minisign -Vm ")]
+    check_both([line for line in printed if "manifests/" not in line][-2:], edition, page,
+               root, signing)  # fmt: skip

@@ -31,8 +31,8 @@ import PIL
 
 from mirror import __version__
 from mirror.atomic import write_atomic
-from mirror.build import daily, epub, pictures, render
-from mirror.build.locale import byline, date_words, wording
+from mirror.build import catalogue, daily, epub, pictures, render
+from mirror.build.locale import byline, date_words
 from mirror.build.pictures import data_uri, mime_of, shrink_image
 from mirror.build.slugs import article_path
 from mirror.build.templating import template_root
@@ -241,11 +241,13 @@ def render_key(**parts: Any) -> str:
 
 
 def template_fingerprint() -> str:
-    """Changes whenever the templates or mirror's version change."""
+    """Changes whenever the templates, the catalogue or mirror's version change."""
     versions = [__version__, PIL.__version__, babel.__version__, pictures.WEBP_METHOD]
     digest = hashlib.sha256(repr(versions).encode())  # encoders change bytes too
     for name, data in sorted(_template_files(template_root(), "")):
         digest.update(name.encode() + b"\0" + data)
+    for name, data in sorted(_template_files(catalogue.locale_root(), "locale/")):
+        digest.update(name.encode() + b"\0" + data)  # a changed translation rewords pages
     return digest.hexdigest()[:16]
 
 
@@ -479,22 +481,31 @@ class Builder:
     # the pages every edition has
 
     def shared_pages(self, articles: list[EditionArticle], site: render.Site) -> None:
-        """Archive months, feeds, mirror list, verify page, keys: written when changed."""
+        """Archive months, feeds, mirror lists, verify pages, keys: written when changed;
+        the main language's and, when the site has several, each language's own."""
         summaries = self.summaries(articles)
-        for month, entries in sorted(self.by_month(summaries).items()):
-            page = render.render_archive_month(month, entries, site)
-            self.folder.write(render.archive_path(month), page)
-        for language in (None, *self.extra_languages(site)):
+        mirrors = self.inputs.mirrors
+        for language in (None, *site.page_languages):
+            self.archive_months(in_language(summaries, language), site, language)
             chosen = in_language(summaries, language)[:FEED_ENTRIES]
             feed = render.render_feed(chosen, site, updated=newest_time(chosen), language=language)
             self.folder.write(render.feed_path(language), feed)
-        mirrors = self.inputs.mirrors
-        self.folder.write(render.MIRRORS_HTML, render.render_mirrors_html(mirrors, site))
+            page = render.render_mirrors_html(mirrors, site, language=language)
+            self.folder.write(render.mirrors_path(language), page)
+            page = render.render_verify_page(site, language=language)
+            self.folder.write(render.verify_path(language), page)
         self.folder.write(render.MIRRORS_JSON, render.render_mirrors_json(mirrors, site))
-        self.folder.write(render.VERIFY_HTML, render.render_verify_page(site))
         if self.inputs.keys_files:
             self.folder.write(certificate.KEYS_FILE, self.inputs.keys_files[0])
             self.folder.write(certificate.KEYS_SIGNATURE_FILE, self.inputs.keys_files[1])
+
+    def archive_months(
+        self, summaries: list[render.ArticleSummary], site: render.Site, language: str | None
+    ) -> None:
+        """One archive page per month of `summaries` (all, or one language's)."""
+        for month, entries in sorted(self.by_month(summaries).items()):
+            page = render.render_archive_month(month, entries, site, language=language)
+            self.folder.write(render.archive_path(month, language), page)
 
     def summaries(self, articles: list[EditionArticle]) -> list[render.ArticleSummary]:
         return [self.view(article, {}).summary() for article in articles]
@@ -509,10 +520,6 @@ class Builder:
             if month:
                 months.setdefault(month, []).append(summary)
         return months
-
-    def extra_languages(self, site: render.Site) -> tuple[str, ...]:
-        """Languages that get their own index and feed: all, when there are several."""
-        return site.languages if len(site.languages) > 1 else ()
 
     # daily single-file editions
 
@@ -650,7 +657,7 @@ class Builder:
         self, day: date, language: str, chosen: list[EditionArticle], site: render.Site
     ) -> epub.Book:
         """The day's articles as an `epub.Book`, images at the edition's width."""
-        words = wording(render.MESSAGES, language)
+        words = catalogue.wording(render.MESSAGES, language)
         chapters = [await self.epub_chapter(article, site) for article in chosen]
         return epub.Book(
             identifier=uuid.uuid5(EPUB_NAMESPACE, f"{site.home_url} {day} {language}").urn,
@@ -664,7 +671,7 @@ class Builder:
 
     async def epub_chapter(self, article: EditionArticle, site: render.Site) -> epub.Chapter:
         revision = article.revision
-        words = wording(render.MESSAGES, revision.language)
+        words = catalogue.wording(render.MESSAGES, revision.language)
         images: dict[str, tuple[str, bytes] | None] = {}
         epub_step = (self.edition.image_max_width, IMAGE_STEPS[0][1])
         for url in revision.images:
@@ -717,15 +724,15 @@ class Builder:
         version = max(previous.version if previous else 0, self.inputs.live_version, *on_disk) + 1
         expires = self.now + timedelta(days=self.config.signing.expires_days)
         summaries = self.summaries(articles)
-        months = sorted(self.by_month(summaries), reverse=True)
-        for language in (None, *self.extra_languages(site)):
+        for language in (None, *site.page_languages):
+            chosen = in_language(summaries, language)
             page = render.render_index(
-                in_language(summaries, language)[:INDEX_ENTRIES],
+                chosen[:INDEX_ENTRIES],
                 site,
                 edition_date=self.now,
                 expires=expires,
                 language=language,
-                months=months,
+                months=sorted(self.by_month(chosen), reverse=True),
             )
             self.folder.write(render.index_path(language), page)
         listed = [

@@ -38,7 +38,7 @@ import lxml.html
 from ebooklib import epub
 from lxml.etree import ParserError
 
-from mirror.build.locale import wording
+from mirror.build.catalogue import wording
 from mirror.build.render import MESSAGES
 from mirror.errors import EditionTooLargeError
 

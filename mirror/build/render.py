@@ -8,13 +8,20 @@ time, so an unchanged article keeps its hash.
 Paths inside an edition (all relative, "/"-separated, see the `*_path` functions):
 
     index.html, index-<lang>.html     newest articles (all languages / one language)
-    archive/YYYY-MM.html              one month
+    archive/YYYY-MM.html              one month (all languages)
+    archive/YYYY-MM-<lang>.html       one month, one language's articles, in its words
     articles/YYYY/MM/<slug>.html      one article (`mirror.build.slugs.article_path`)
     feed.xml, feed-<lang>.xml         Atom feed (all languages / one language)
-    mirrors.html, mirrors.json        the listed mirrors
-    verify.html                       how to check the signatures
+    mirrors.html, mirrors-<lang>.html the listed mirrors (main language / one language)
+    mirrors.json
+    verify.html, verify-<lang>.html   how to check the signatures
     editions/YYYY-MM-DD-<lang>.html   a day's articles in one file (`mirror.build.daily`)
     editions/index.html               the daily files kept
+
+The `-<lang>` pages exist for every language of `Site.page_languages` (all of the
+site's languages when it has several); a page in one of those languages links that
+language's index, mirrors, verify and archive pages; an article in the main language
+links the unsuffixed ones.
 
 Every page is self-contained (CSS inline, images as data: URIs, no script, no font),
 carries a Content-Security-Policy that forbids every request, and links only
@@ -44,6 +51,8 @@ import lxml.html
 from lxml.etree import ParserError
 from markupsafe import Markup
 
+from mirror.build import catalogue
+from mirror.build.catalogue import N_, NC_, InContext
 from mirror.build.daily import EDITIONS_INDEX, DailyFile, daily_path, section_id
 from mirror.build.locale import (
     aware,
@@ -53,10 +62,10 @@ from mirror.build.locale import (
     date_time_words,
     date_words,
     month_name,
-    wording,
 )
 from mirror.build.standfirst import body_text, repeats_opening
 from mirror.build.templating import TemplateLoader, template_root
+from mirror.fetch.sanitise import NOTE_CLASS, NOTE_PREFIX
 from mirror.fetch.urls import with_slash
 
 INDEX_HTML = "index.html"
@@ -93,6 +102,19 @@ class Site:
     languages: tuple[str, ...] = ()  # several: per-language index and feed too
     root_key_line: str = ""  # the offline root key "RW...", if the outlet has one
     timezone: str = "UTC"  # IANA name: dates are shown in this zone
+
+    @property
+    def page_languages(self) -> tuple[str, ...]:
+        """Languages that get their own `-<lang>` pages: all, when there are several."""
+        return self.languages if len(self.languages) > 1 else ()
+
+    def page_language(self, language: str) -> str | None:
+        """The `-<lang>` pages an article in `language` links: None (the unsuffixed
+        ones) for the site's main language or a language without its own pages."""
+        base = base_language(language)
+        if base == base_language(self.language) or base not in self.page_languages:
+            return None
+        return base
 
 
 class Listed(Protocol):
@@ -201,11 +223,34 @@ def feed_path(language: str | None = None) -> str:
     return FEED_XML if language is None else f"feed-{_path_language(language)}.xml"
 
 
-def archive_path(month: str) -> str:
-    """`archive/YYYY-MM.html` for `month` "YYYY-MM"."""
+def mirrors_path(language: str | None = None) -> str:
+    """`mirrors.html`, or `mirrors-<lang>.html` for one language's mirror list."""
+    return MIRRORS_HTML if language is None else f"mirrors-{_path_language(language)}.html"
+
+
+def verify_path(language: str | None = None) -> str:
+    """`verify.html`, or `verify-<lang>.html` for one language's verify page."""
+    return VERIFY_HTML if language is None else f"verify-{_path_language(language)}.html"
+
+
+def archive_path(month: str, language: str | None = None) -> str:
+    """`archive/YYYY-MM.html` for `month` "YYYY-MM", or `archive/YYYY-MM-<lang>.html`."""
     if not _MONTH.fullmatch(month):
         raise ValueError(f"month must be YYYY-MM, not {month!r}")
-    return f"archive/{month}.html"
+    suffix = "" if language is None else f"-{_path_language(language)}"
+    return f"archive/{month}{suffix}.html"
+
+
+def site_paths(language: str | None = None) -> dict[str, str]:
+    """The pages every page links (index, mirrors, verify, feed), in one language's
+    `-<lang>` form or the unsuffixed one, and the daily files' index (one for all)."""
+    return {
+        "index": index_path(language),
+        "mirrors": mirrors_path(language),
+        "verify": verify_path(language),
+        "feed": feed_path(language),
+        "editions": EDITIONS_INDEX,
+    }
 
 
 def month_of(path: str) -> str | None:
@@ -246,18 +291,20 @@ def render_article(
     """
     body = rewrite_body(article.body_html, article, links or {})
     month = month_of(article.path)
+    pages = site.page_language(article.language)
     return _render(
         "article.html",
         article.path,
         site,
         article.language,
+        pages=pages,
         article=article,
         body=Markup(body),  # noqa: S704 -- sanitised upstream, re-serialised by lxml
         show_lead=not repeats_opening(article.lead, body_text(article.body_html)),
         byline=_byline(article.authors, article.language),
         published=_moment(article.published, article.language, site),
         updated=_moment(_later(article.updated, article.published), article.language, site),
-        archive=archive_path(month) if month else None,
+        archive=archive_path(month, pages) if month else None,
         archive_name=month_name(month, article.language) if month else "",
     )
 
@@ -313,31 +360,42 @@ def render_index(
         index_path(language),
         site,
         chrome,
+        pages=language,
         articles=[_listed(item, site) for item in articles],
         edition_date=_when(edition_date, chrome, site),
         expires=_when(expires, chrome, site),
-        months=[(archive_path(month), month_name(month, chrome)) for month in months],
+        months=[(archive_path(month, language), month_name(month, chrome)) for month in months],
         languages=_language_links(site, language),
         feed=feed_path(language),
     )
 
 
-def render_archive_month(month: str, articles: Sequence[Listed], site: Site) -> bytes:
-    """The archive page of `month` ("YYYY-MM"): its `articles`, in the order given."""
+def render_archive_month(
+    month: str, articles: Sequence[Listed], site: Site, *, language: str | None = None
+) -> bytes:
+    """The archive page of `month` ("YYYY-MM", `archive_path(month, language)`): its
+    `articles`, in the order given, with the words of `language` (else the site's)."""
+    chrome = language or site.language
     return _render(
         "archive.html",
-        archive_path(month),
+        archive_path(month, language),
         site,
-        site.language,
-        month_name=month_name(month, site.language),
+        chrome,
+        pages=language,
+        month_name=month_name(month, chrome),
         articles=[_listed(item, site) for item in articles],
     )
 
 
-def render_mirrors_html(mirrors: Sequence[MirrorLink], site: Site) -> bytes:
-    """`mirrors.html`: every mirror given (the caller passes the listed ones only)."""
+def render_mirrors_html(
+    mirrors: Sequence[MirrorLink], site: Site, *, language: str | None = None
+) -> bytes:
+    """`mirrors_path(language)`: every mirror given (the caller passes the listed ones
+    only), with the words of `language` (else the site's)."""
     rows = [(mirror.name, _mirror_index_url(mirror.url)) for mirror in mirrors]
-    return _render("mirrors.html", MIRRORS_HTML, site, site.language, mirrors=rows)
+    chrome = language or site.language
+    page = mirrors_path(language)
+    return _render("mirrors.html", page, site, chrome, pages=language, mirrors=rows)
 
 
 def render_mirrors_json(mirrors: Sequence[MirrorLink], site: Site) -> bytes:
@@ -353,9 +411,11 @@ def render_mirrors_json(mirrors: Sequence[MirrorLink], site: Site) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def render_verify_page(site: Site) -> bytes:
-    """`verify.html`: the public key(s) and the minisign commands that check this copy."""
-    return _render("verify.html", VERIFY_HTML, site, site.language)
+def render_verify_page(site: Site, *, language: str | None = None) -> bytes:
+    """`verify_path(language)`: the public key(s) and the minisign commands that check
+    this copy (with the root key alone too, when there is one), in `language`'s words."""
+    chrome = language or site.language
+    return _render("verify.html", verify_path(language), site, chrome, pages=language)
 
 
 def render_feed(
@@ -382,6 +442,7 @@ def render_feed(
         feed_path(language),
         site,
         chrome,
+        pages=language,
         feed_id=_urn(f"{site.home_url} {language or ''}"),
         updated=_rfc3339(updated),
         entries=[_entry(item, updated) for item in articles],
@@ -416,6 +477,7 @@ def render_daily(
         page,
         site,
         language,
+        pages=site.page_language(language),
         sections=sections,
         day=_Moment(day.isoformat(), date_words(noon, language, "UTC")),
         dropped=words["daily_dropped"].format(n=dropped) if dropped else "",
@@ -458,7 +520,7 @@ def render_editions_index(files: Sequence[tuple[DailyFile, int]], site: Site) ->
         )  # fmt: skip
         row[found.kind] = (found.path, words["kilobytes"].format(n=-(-size // 1000)))
     ordered = [rows[key] for key in sorted(rows, reverse=True)]
-    return _render("editions.html", EDITIONS_INDEX, site, site.language, rows=ordered)
+    return _render("editions.html", EDITIONS_INDEX, site, site.language, pages=None, rows=ordered)
 
 
 def _language_name(language: str) -> str:
@@ -477,12 +539,37 @@ def rewrite_body(body_html: str, article: ArticleView, links: Mapping[str, str])
         root = lxml.html.fragment_fromstring(body_html, create_parent="div")
     except (ParserError, ValueError):
         return ""
-    note = _messages(article.language)["image_dropped"]
+    words = _messages(article.language)
+    note = words["image_dropped"]
+    word_notes(root, words["video"])
     for anchor in root.iter("a"):
         _rewrite_link(anchor, article.path, links)
     for image in list(root.iter("img")):
         _inline_image(image, article.images, note)
     _strip_active_content(root)
+    html: str = lxml.html.tostring(root, encoding="unicode")
+    return html[len("<div>") : -len("</div>")]
+
+
+def word_notes(root: lxml.html.HtmlElement, video_label: str) -> None:
+    """Our own "Video: <url>" lines (stored in English, `mirror.fetch.sanitise`) worded
+    with `video_label`, the page's word for "Video:"."""
+    prefix = NOTE_PREFIX.rstrip()
+    for note in root.find_class(NOTE_CLASS):
+        if note.text and note.text.startswith(prefix):
+            note.text = video_label + note.text[len(prefix) :]
+
+
+def worded_notes(body_html: str, video_label: str) -> str:
+    """`body_html` with our "Video: <url>" lines worded with `video_label` (the digest's
+    way to `word_notes`); unchanged when it has none."""
+    if NOTE_PREFIX not in body_html:
+        return body_html
+    try:
+        root = lxml.html.fragment_fromstring(body_html, create_parent="div")
+    except (ParserError, ValueError):
+        return body_html
+    word_notes(root, video_label)
     html: str = lxml.html.tostring(root, encoding="unicode")
     return html[len("<div>") : -len("</div>")]
 
@@ -533,103 +620,59 @@ def _at_level(uris: Sequence[str], level: int) -> str | None:
 # --- words: dates, bylines, chrome ---------------------------------------------------
 
 
-MESSAGES: dict[str, dict[str, str]] = {
-    "en": {
-        "home": "Front page",
-        "mirrors": "Mirrors",
-        "verify": "Check signatures",
-        "archive": "Archive",
-        "feed": "Feed (Atom)",
-        "latest": "Latest articles",
-        "by": "By {names}",
-        "by_one": "By {names}",
-        "updated": "updated",
-        "original": "Original",
-        "revision": "revision {n}",
-        "image_dropped": "Image left out to keep this page small",
-        "edition": "This edition was made on {date}.",
-        "expires": (
-            "It is valid until {date}. Later than that, this copy may be stale or frozen: "
-            "look for a fresh one on another mirror."
-        ),
-        "languages": "Other languages",
-        "all_languages": "All languages",
-        "no_articles": "No articles yet.",
-        "signed": "Every page of this copy is signed by {name}.",
-        "editions": "Daily editions in one file",
-        "editions_intro": (
-            "Each file holds one day's articles in one page: save it, forward it, read it "
-            "offline. Beside each file is its signature (.minisig)."
-        ),
-        "daily_title": "{name}, {date}",
-        "contents": "Contents",
-        "to_contents": "Back to contents",
-        "daily_dropped": "{n} older articles were left out to keep this file small.",
-        "daily_check": (
-            "To check this file, save it with its signature {signature} (on any mirror, "
-            "next to it) and run:"
-        ),
-        "daily_check_root": (
-            "With only the outlet's root key: check keys.json (and keys.json.minisig) from "
-            "a mirror with it first, then this file with the signing key keys.json lists:"
-        ),
-        "daily_comment": ("The trusted comment names this file's path, its date and its language."),
-        "daily_mirrors": "This edition's mirrors:",
-        "date": "Date",
-        "language": "Language",
-        "kilobytes": "{n} KB",
-    },
-    "ru": {
-        "home": "Главная",
-        "mirrors": "Зеркала",
-        "verify": "Проверка подписей",
-        "archive": "Архив",
-        "feed": "Лента (Atom)",
-        "latest": "Последние статьи",
-        "by": "Авторы: {names}",
-        "by_one": "Автор: {names}",
-        "updated": "обновлено",
-        "original": "Оригинал",
-        "revision": "редакция {n}",
-        "image_dropped": "Изображение не включено, чтобы страница оставалась лёгкой",
-        "edition": "Этот выпуск собран {date}.",
-        "expires": (
-            "Он действителен до {date}. Если сейчас позже, эта копия может быть устаревшей "
-            "или замороженной: найдите свежую на другом зеркале."
-        ),
-        "languages": "Другие языки",
-        "all_languages": "Все языки",
-        "no_articles": "Статей пока нет.",
-        "signed": "Каждая страница этой копии подписана изданием «{name}».",
-        "editions": "Выпуски дня одним файлом",
-        "editions_intro": (
-            "В каждом файле — статьи одного дня на одной странице: сохраните его, перешлите, "
-            "читайте без сети. Рядом с каждым файлом лежит его подпись (.minisig)."
-        ),
-        "daily_title": "{name}, {date}",
-        "contents": "Содержание",
-        "to_contents": "К содержанию",
-        "daily_dropped": "{n} более старых статей не вошли, чтобы файл оставался лёгким.",
-        "daily_check": (
-            "Чтобы проверить этот файл, сохраните его вместе с подписью {signature} (она "
-            "лежит рядом с ним на любом зеркале) и выполните:"
-        ),
-        "daily_check_root": (
-            "Если у вас есть только корневой ключ издания: сначала проверьте им keys.json "
-            "(и keys.json.minisig) с зеркала, затем этот файл ключом подписи из keys.json:"
-        ),
-        "daily_comment": ("Доверенный комментарий называет путь этого файла, его дату и язык."),
-        "daily_mirrors": "Зеркала этого издания:",
-        "date": "Дата",
-        "language": "Язык",
-        "kilobytes": "{n} КБ",
-    },
+# The words of the pages, in English; the catalogue (`mirror.build.catalogue`) holds
+# their translations. A new key: add it here with N_(), then to every .po (README).
+MESSAGES: dict[str, str | InContext] = {
+    "home": N_("Front page"),
+    "mirrors": N_("Mirrors"),
+    "verify": N_("Check signatures"),
+    "archive": N_("Archive"),
+    "feed": N_("Feed (Atom)"),
+    "latest": N_("Latest articles"),
+    "by": N_("By {names}"),
+    "by_one": NC_("one author", "By {names}"),
+    "updated": N_("updated"),
+    "original": N_("Original"),
+    "revision": N_("revision {n}"),
+    "image_dropped": N_("Image left out to keep this page small"),
+    "video": N_("Video:"),
+    "edition": N_("This edition was made on {date}."),
+    "expires": N_(
+        "It is valid until {date}. Later than that, this copy may be stale or frozen: "
+        "look for a fresh one on another mirror."
+    ),
+    "languages": N_("Other languages"),
+    "all_languages": N_("All languages"),
+    "no_articles": N_("No articles yet."),
+    "signed": N_("Every page of this copy is signed by {name}."),
+    "editions": N_("Daily editions in one file"),
+    "editions_intro": N_(
+        "Each file holds one day's articles in one page: save it, forward it, read it "
+        "offline. Beside each file is its signature (.minisig)."
+    ),
+    "daily_title": N_("{name}, {date}"),
+    "contents": N_("Contents"),
+    "to_contents": N_("Back to contents"),
+    "daily_dropped": N_("{n} older articles were left out to keep this file small."),
+    "daily_check": N_(
+        "To check this file, save it with its signature {signature} (on any mirror, next to "
+        "it) and run:"
+    ),
+    "daily_check_root": N_(
+        "With only the outlet's root key: check keys.json (and keys.json.minisig) from a "
+        "mirror with it first, then this file with the signing key keys.json lists:"
+    ),
+    "daily_comment": N_("The trusted comment names this file's path, its date and its language."),
+    "daily_mirrors": N_("This edition's mirrors:"),
+    "date": N_("Date"),
+    "language": N_("Language"),
+    "kilobytes": N_("{n} KB"),
 }
 RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "ps", "sd", "ug", "yi", "ckb", "dv"})
 
 
 def _messages(language: str) -> dict[str, str]:
-    return wording(MESSAGES, language)
+    return catalogue.wording(MESSAGES, language)
 
 
 def _lang_attribute(language: str) -> str:
@@ -752,8 +795,12 @@ def _xml_text(value: object) -> str:
 # --- templates -----------------------------------------------------------------------
 
 
-def _render(template: str, page: str, site: Site, language: str, **context: Any) -> bytes:
-    """`template` rendered for the page at edition path `page`, chrome in `language`."""
+def _render(
+    template: str, page: str, site: Site, language: str, *, pages: str | None, **context: Any
+) -> bytes:
+    """`template` rendered for the page at edition path `page`, chrome in `language`,
+    linking the `-<pages>` forms of the shared pages (the unsuffixed ones for None)."""
+    words = catalogue.translations(language)
     rendered = (
         _environment()
         .get_template(template)
@@ -761,18 +808,14 @@ def _render(template: str, page: str, site: Site, language: str, **context: Any)
             site=site,
             page=page,
             url=functools.partial(relative_url, page),
+            gettext=words.gettext,  # {% trans %} in `language`
+            ngettext=words.ngettext,
             t=_messages(language),
             lang=_lang_attribute(language),
             base=base_language(language),
             dir=_direction(language),
             csp=Markup(CONTENT_SECURITY_POLICY),  # noqa: S704 -- a constant, no quote or tag
-            paths={
-                "index": INDEX_HTML,
-                "mirrors": MIRRORS_HTML,
-                "verify": VERIFY_HTML,
-                "feed": FEED_XML,
-                "editions": EDITIONS_INDEX,
-            },
+            paths=site_paths(pages),
             **context,
         )
     )
@@ -794,6 +837,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],  # {% trans %}: gettext comes with each page's context
     )
     environment.filters["xml"] = _xml_text
     return environment

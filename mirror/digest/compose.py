@@ -22,7 +22,8 @@ pixel. Each subscriber sees `links_per_article` mirrors chosen by `choose_mirror
 most a couple of unlisted mirrors per subscriber, ever, so one subscription reveals
 little of the unlisted set, while the choice rotates from digest to digest.
 
-Wording lives in `MESSAGES` (en, ru) and the jinja2 text templates in
+Wording lives in `MESSAGES` (English msgids; translations in the catalogue,
+`mirror.build.catalogue`) and the jinja2 text templates in
 `templates/digest/`; dates, bylines and plural forms come from `mirror.build.locale`
 (as on the pages), the text layout from `digest.text`, tokens and Message-IDs from
 `digest.tokens`, the MIME encoding from `mirror.mail.wire`. No transport is imported.
@@ -44,14 +45,15 @@ from urllib.parse import quote
 
 import jinja2
 
+from mirror.build import catalogue
+from mirror.build.catalogue import N_, NC_, NP_, InContext, Plural
 from mirror.build.locale import (
     aware,
     base_language,
     byline,
     date_words,
-    plural_words,
-    wording,
 )
+from mirror.build.render import worded_notes
 from mirror.build.standfirst import repeats_opening
 from mirror.build.templating import TemplateLoader
 from mirror.digest.text import (
@@ -602,7 +604,8 @@ def _links(article: DigestArticle, mirrors: Sequence[DigestMirror]) -> tuple[str
 @functools.lru_cache(maxsize=256)
 def _article_view(article: DigestArticle, chrome: str, zone: str) -> _ArticleView:
     """The article as every recipient with this language sees it (links left empty)."""
-    body = html_to_text(article.body_html, image_label=_messages(chrome)["image"])
+    words = _messages(chrome)
+    body = html_to_text(worded_notes(article.body_html, words["video"]), image_label=words["image"])
     lead = one_line(article.lead)
     return _ArticleView(
         article=article,
@@ -622,7 +625,7 @@ def verification_text(
 ) -> str:
     """The digest's footer alone (these mirrors, the keys, the live manifest and the
     minisign commands; no unsubscribe lines), in `language`: mail-in's replies carry it."""
-    chrome = base_language(language) if base_language(language) in MESSAGES else "en"
+    chrome = base_language(language) if catalogue.has_catalogue(language) else "en"
     alone = replace(
         context, mirrors=tuple(mirrors), links_per_article=len(mirrors), unsubscribe=False
     )
@@ -663,136 +666,78 @@ def _shortened(body: str) -> str:
 # --- words -----------------------------------------------------------------------------
 
 
-MESSAGES: dict[str, dict[str, Any]] = {
-    "en": {
-        "count": {"one": "{n} new article", "other": "{n} new articles"},
-        "intro": (
-            "This email brings the articles themselves, so you can read them even if no "
-            "website opens for you. Each article also has links to copies on mirrors."
-        ),
-        "intro_summary": "The new articles, with links to their copies on mirrors.",
-        "contents": "In this issue:",
-        "by": "By {names}",
-        "read_on": "Read on a mirror:",
-        "original": "Original (may be blocked):",
-        "cut": (
-            "This email has grown long: the full text of the articles below is on the mirrors."
-        ),
-        "summary_only": "Full text on the mirrors.",
-        "image": "image",
-        "mirrors": "Mirrors (open whichever works for you):",
-        "stopped": "This link stopped working:",
-        "use_these": "Use these instead:",
-        "signed": "Every file on the mirrors is signed by {name}.",
-        "signed_neutral": "Every file on the mirrors is signed by the publisher.",
-        "key": "Signing public key (minisign):",
-        "manifest": "Live edition: manifest version {version}, SHA-256:",
-        "check": (
-            "To check that a mirror has the genuine edition, open its verify page, "
-            "e.g. {url}, or with minisign download manifests/{version}.json and "
-            "manifests/{version}.json.minisig from a mirror and run:"
-        ),
-        "check_sum": "The file's SHA-256 (sha256sum {version}.json) should match the one above.",
-        "root_key": (
-            "Root public key (minisign), kept offline: it certifies the signing key in "
-            "keys.json on every mirror:"
-        ),
-        "keys_serial": (
-            "The current keys.json has serial {serial}; a copy with a lower one may use a "
-            "revoked key. Check a whole mirror with:"
-        ),
-        "check_keys": (
-            "Or with minisign alone: download keys.json and keys.json.minisig from a "
-            "mirror and check them with the root key (the trusted comment shows the serial "
-            "and the expiry), then check a page, with its .minisig beside it, with the "
-            "signing key keys.json lists:"
-        ),
-        "edition": "All of the day's articles in one file, to save or forward:",
-        "edition_attached": "The same file is attached to this email; check it as any page.",
-        "edition_download": (
-            "The file is too large to attach to this email: download it from a mirror above."
-        ),
-        "unsubscribe": "To unsubscribe, open this link and press the button:",
-        "unsubscribe_mail": (
-            'or send an email to {address} with the subject "unsubscribe {token}".'
-        ),
-        "unsubscribe_mail_only": (
-            'To unsubscribe, send an email to {address} with the subject "unsubscribe {token}".'
-        ),
-    },
-    "ru": {
-        "count": {
-            "one": "{n} новая статья",
-            "few": "{n} новые статьи",
-            "many": "{n} новых статей",
-            "other": "{n} новой статьи",
-        },
-        "intro": (
-            "В этом письме сами статьи: их можно прочесть, даже если у вас не открывается "
-            "ни один сайт. У каждой статьи есть и ссылки на копии на зеркалах."
-        ),
-        "intro_summary": "Новые статьи и ссылки на их копии на зеркалах.",
-        "contents": "В выпуске:",
-        "by": "Авторы: {names}",
-        "by_one": "Автор: {names}",
-        "read_on": "Читать на зеркале:",
-        "original": "Оригинал (может быть заблокирован):",
-        "cut": ("Письмо получилось длинным: полный текст следующих статей — на зеркалах."),
-        "summary_only": "Полный текст — на зеркалах.",
-        "image": "изображение",
-        "mirrors": "Зеркала (откройте то, что работает у вас):",
-        "stopped": "Эта ссылка перестала работать:",
-        "use_these": "Пользуйтесь этими:",
-        "signed": "Каждый файл на зеркалах подписан изданием «{name}».",
-        "signed_neutral": "Каждый файл на зеркалах подписан издателем.",
-        "key": "Открытый ключ подписи (minisign):",
-        "manifest": "Текущий выпуск: манифест версии {version}, SHA-256:",
-        "check": (
-            "Чтобы проверить, что на зеркале подлинный выпуск, откройте его страницу "
-            "проверки, например {url}, или скачайте с зеркала manifests/{version}.json и "
-            "manifests/{version}.json.minisig и выполните:"
-        ),
-        "check_sum": ("SHA-256 файла (sha256sum {version}.json) должен совпасть с указанным выше."),
-        "root_key": (
-            "Корневой открытый ключ (minisign), хранится вне сети: он заверяет ключ подписи "
-            "в keys.json на каждом зеркале:"
-        ),
-        "keys_serial": (
-            "Текущий keys.json имеет номер {serial}; копия с меньшим номером может "
-            "использовать отозванный ключ. Проверить всё зеркало:"
-        ),
-        "check_keys": (
-            "Или одним minisign: скачайте с зеркала keys.json и keys.json.minisig и "
-            "проверьте их корневым ключом (доверенный комментарий показывает номер и срок "
-            "действия), затем проверьте страницу (рядом с её .minisig) ключом подписи из "
-            "keys.json:"
-        ),
-        "edition": "Все статьи дня одним файлом — чтобы сохранить или переслать:",
-        "edition_attached": "Этот файл приложен к письму; проверяется так же, как страница.",
-        "edition_download": (
-            "Файл слишком велик, чтобы приложить его к письму: скачайте его с зеркала выше."
-        ),
-        "unsubscribe": "Чтобы отписаться, откройте ссылку и нажмите кнопку:",
-        "unsubscribe_mail": ("или отправьте письмо на {address} с темой «unsubscribe {token}»."),
-        "unsubscribe_mail_only": (
-            "Чтобы отписаться, отправьте письмо на {address} с темой «unsubscribe {token}»."
-        ),
-    },
+# The words of the digest, in English; the catalogue (`mirror.build.catalogue`) holds
+# their translations. A new key: add it here with N_(), then to every .po (README).
+MESSAGES: dict[str, str | InContext | Plural] = {
+    "count": NP_("{n} new article", "{n} new articles"),
+    "intro": N_(
+        "This email brings the articles themselves, so you can read them even if no "
+        "website opens for you. Each article also has links to copies on mirrors."
+    ),
+    "intro_summary": N_("The new articles, with links to their copies on mirrors."),
+    "contents": N_("In this issue:"),
+    "by": N_("By {names}"),
+    "by_one": NC_("one author", "By {names}"),
+    "read_on": N_("Read on a mirror:"),
+    "original": N_("Original (may be blocked):"),
+    "cut": N_("This email has grown long: the full text of the articles below is on the mirrors."),
+    "summary_only": N_("Full text on the mirrors."),
+    "image": N_("image"),
+    "video": N_("Video:"),
+    "mirrors": N_("Mirrors (open whichever works for you):"),
+    "stopped": N_("This link stopped working:"),
+    "use_these": N_("Use these instead:"),
+    "signed": N_("Every file on the mirrors is signed by {name}."),
+    "signed_neutral": N_("Every file on the mirrors is signed by the publisher."),
+    "key": N_("Signing public key (minisign):"),
+    "manifest": N_("Live edition: manifest version {version}, SHA-256:"),
+    "check": N_(
+        "To check that a mirror has the genuine edition, open its verify page, "
+        "e.g. {url}, or with minisign download manifests/{version}.json and "
+        "manifests/{version}.json.minisig from a mirror and run:"
+    ),
+    "check_sum": N_("The file's SHA-256 (sha256sum {version}.json) should match the one above."),
+    "root_key": N_(
+        "Root public key (minisign), kept offline: it certifies the signing key in "
+        "keys.json on every mirror:"
+    ),
+    "keys_serial": N_(
+        "The current keys.json has serial {serial}; a copy with a lower one may use a "
+        "revoked key. Check a whole mirror with:"
+    ),
+    "check_keys": N_(
+        "Or with minisign alone: download keys.json and keys.json.minisig from a "
+        "mirror and check them with the root key (the trusted comment shows the serial "
+        "and the expiry), then check a page, with its .minisig beside it, with the "
+        "signing key keys.json lists:"
+    ),
+    "unsubscribe": N_("To unsubscribe, open this link and press the button:"),
+    "unsubscribe_mail": N_('or send an email to {address} with the subject "unsubscribe {token}".'),
+    "unsubscribe_mail_only": N_(
+        'To unsubscribe, send an email to {address} with the subject "unsubscribe {token}".'
+    ),
+    "edition": N_("All of the day's articles in one file, to save or forward:"),
+    "edition_attached": N_("The same file is attached to this email; check it as any page."),
+    "edition_download": N_(
+        "The file is too large to attach to this email: download it from a mirror above."
+    ),
 }
 
 
 def _messages(language: str) -> dict[str, Any]:
-    return wording(MESSAGES, language)
+    return catalogue.wording(MESSAGES, language)
 
 
 def _chrome_language(context: DigestContext, recipient: Recipient) -> str:
     """The recipient's language for the message's own words; "any": the publication's."""
     wanted = context.language if recipient.lang == "any" else recipient.lang
-    return base_language(wanted) if base_language(wanted) in MESSAGES else "en"
+    return base_language(wanted) if catalogue.has_catalogue(wanted) else "en"
 
 
 def _count_words(count: int, language: str) -> str:
-    return plural_words(count, _messages(language)["count"], language)
+    count_message = MESSAGES["count"]
+    assert isinstance(count_message, Plural)
+    return catalogue.count_words(count_message, count, language)
 
 
 def _byline(authors: Sequence[str], language: str) -> str:

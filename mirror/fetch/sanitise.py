@@ -42,7 +42,7 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
 }
 NOTE_CLASS = "note"  # our own lines ("Video: <url>"); the only class value kept
 NOTE_TAGS = frozenset({"p", "span"})
-NOTE_PREFIX = "Video: "
+NOTE_PREFIX = "Video: "  # stored in English; the pages and the digest word it (catalogue)
 # Removed together with everything inside them.
 DROPPED_WITH_CONTENT = frozenset(
     {
