@@ -75,6 +75,7 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 _LANGUAGE_INDEX = re.compile(r"index-[a-z]{2,3}(?:-[a-z0-9]{2,8})*\.html")
 _MONTH = re.compile(r"\d{4}-(?:0[1-9]|1[0-2])")
 _ARTICLE_MONTH = re.compile(r"articles/(\d{4})/(\d{2})/")
+_WORD = re.compile(r"\w+")
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 TEMPLATE_FOLDER = "edition"  # in mirror.templates; the digest's templates sit beside it
 ACTIVE_TAGS = ("script", "style", "iframe", "object", "embed", "link", "meta", "base", "form")
@@ -478,8 +479,9 @@ def rewrite_body(body_html: str, article: ArticleView, links: Mapping[str, str])
     except (ParserError, ValueError):
         return ""
     note = _messages(article.language)["image_dropped"]
-    for anchor in root.iter("a"):
+    for anchor in list(root.iter("a")):
         _rewrite_link(anchor, article.path, links)
+    drop_repeated_alts(root)
     for image in list(root.iter("img")):
         _inline_image(image, article.images, note)
     _strip_active_content(root)
@@ -498,16 +500,37 @@ def _strip_active_content(root: lxml.html.HtmlElement) -> None:
 
 
 def _rewrite_link(anchor: lxml.html.HtmlElement, page: str, links: Mapping[str, str]) -> None:
+    """Mirrored links made relative, external ones kept; a link that goes nowhere (its
+    target removed by the sanitiser, or a fragment of a page whose ids are gone) becomes
+    its plain text."""
     href = (anchor.get("href") or "").strip()
     address, _, fragment = href.partition("#")
     target = links.get(href) or links.get(address)
-    if target is not None:
+    if target is not None and not (fragment and target == page):
         relative = target if target.startswith("#") else relative_url(page, target)
         anchor.set("href", f"{relative}#{fragment}" if fragment else relative)
-    elif urlsplit(href).scheme in ("http", "https"):
+    elif target is None and urlsplit(href).scheme in ("http", "https"):
         anchor.set("rel", "noreferrer")
     else:
-        anchor.attrib.pop("href", None)
+        anchor.drop_tag()
+
+
+def drop_repeated_alts(root: lxml.html.HtmlElement) -> None:
+    """alt="" on each figure's image whose caption already says what its alt text says
+    (the same words, or one holding the other): a reader hears or sees it once."""
+    for figure in root.iter("figure"):
+        caption = _words(" ".join(c.text_content() for c in figure.iter("figcaption")))
+        if not caption:
+            continue
+        for image in figure.iter("img"):
+            alt = _words(image.get("alt") or "")
+            if alt and (f" {alt} " in f" {caption} " or f" {caption} " in f" {alt} "):
+                image.set("alt", "")
+
+
+def _words(text: str) -> str:
+    """`text` compared as words: case folded, punctuation and spacing ignored."""
+    return " ".join(_WORD.findall(text.casefold()))
 
 
 def _inline_image(
