@@ -44,6 +44,7 @@ import lxml.html
 from lxml.etree import ParserError
 from markupsafe import Markup
 
+from mirror.build.captions import drop_repeated_alts
 from mirror.build.daily import EDITIONS_INDEX, DailyFile, daily_path, section_id
 from mirror.build.locale import (
     aware,
@@ -75,7 +76,6 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 _LANGUAGE_INDEX = re.compile(r"index-[a-z]{2,3}(?:-[a-z0-9]{2,8})*\.html")
 _MONTH = re.compile(r"\d{4}-(?:0[1-9]|1[0-2])")
 _ARTICLE_MONTH = re.compile(r"articles/(\d{4})/(\d{2})/")
-_WORD = re.compile(r"\w+")
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 TEMPLATE_FOLDER = "edition"  # in mirror.templates; the digest's templates sit beside it
 ACTIVE_TAGS = ("script", "style", "iframe", "object", "embed", "link", "meta", "base", "form")
@@ -513,24 +513,6 @@ def _rewrite_link(anchor: lxml.html.HtmlElement, page: str, links: Mapping[str, 
         anchor.set("rel", "noreferrer")
     else:
         anchor.drop_tag()
-
-
-def drop_repeated_alts(root: lxml.html.HtmlElement) -> None:
-    """alt="" on each figure's image whose caption already says what its alt text says
-    (the same words, or one holding the other): a reader hears or sees it once."""
-    for figure in root.iter("figure"):
-        caption = _words(" ".join(c.text_content() for c in figure.iter("figcaption")))
-        if not caption:
-            continue
-        for image in figure.iter("img"):
-            alt = _words(image.get("alt") or "")
-            if alt and (f" {alt} " in f" {caption} " or f" {caption} " in f" {alt} "):
-                image.set("alt", "")
-
-
-def _words(text: str) -> str:
-    """`text` compared as words: case folded, punctuation and spacing ignored."""
-    return " ".join(_WORD.findall(text.casefold()))
 
 
 def _inline_image(
