@@ -75,6 +75,7 @@ class BuildReport:
     largest: list[tuple[str, int]] = field(default_factory=list)
     over_budget: list[str] = field(default_factory=list)
     images_dropped: int = 0
+    feed_bodies_dropped: int = 0  # feed entries left with a summary only, to fit feed_max_bytes
     foreign: int = 0  # files in the folder no build wrote: left alone
     daily_articles_dropped: int = 0  # oldest articles left out of a daily file to fit
     daily_images_dropped: int = 0  # images left out of a daily file to fit
@@ -97,6 +98,7 @@ class BuildReport:
                 "images_dropped": self.daily_images_dropped,
                 "too_large": self.daily_too_large,
             },
+            "feed_bodies_dropped": self.feed_bodies_dropped,
         }
 
     def summary(self) -> str:
@@ -317,7 +319,8 @@ class Builder:
         links = link_map(articles)
         self.progress.add_total(len(articles))
         await self.article_pages(articles, site, links)
-        self.shared_pages(articles, site)
+        bodies = await self.feed_bodies(articles, site, links)
+        self.shared_pages(articles, site, bodies)
         await self.daily_editions(articles, site)
         previous = self.previous
         if not self.needs_version(previous):
@@ -478,7 +481,29 @@ class Builder:
 
     # the pages every edition has
 
-    def shared_pages(self, articles: list[EditionArticle], site: render.Site) -> None:
+    async def feed_bodies(
+        self, articles: list[EditionArticle], site: render.Site, links: dict[str, str]
+    ) -> dict[str, str]:
+        """Edition path -> the full body a feed entry carries, for every article in a feed:
+        its images at the smallest step, as many as fit `feed_entry_image_bytes`."""
+        in_feeds = {
+            summary.path
+            for language in (None, *self.extra_languages(site))
+            for summary in in_language(self.summaries(articles), language)[:FEED_ENTRIES]
+        }
+        divisor, quality = IMAGE_STEPS[-1]
+        width = max(1, self.edition.image_max_width // divisor)
+        bodies: dict[str, str] = {}
+        for article in articles:
+            if article.path in in_feeds:
+                found = await self.article_images(article, width, quality)
+                images = render.entry_images(found, self.edition.feed_entry_image_bytes)
+                bodies[article.path] = render.feed_content(self.view(article, images), links)
+        return bodies
+
+    def shared_pages(
+        self, articles: list[EditionArticle], site: render.Site, bodies: dict[str, str]
+    ) -> None:
         """Archive months, feeds, mirror list, verify page, keys: written when changed."""
         summaries = self.summaries(articles)
         for month, entries in sorted(self.by_month(summaries).items()):
@@ -486,8 +511,16 @@ class Builder:
             self.folder.write(render.archive_path(month), page)
         for language in (None, *self.extra_languages(site)):
             chosen = in_language(summaries, language)[:FEED_ENTRIES]
-            feed = render.render_feed(chosen, site, updated=newest_time(chosen), language=language)
-            self.folder.write(render.feed_path(language), feed)
+            feed = render.fit_feed(
+                chosen,
+                site,
+                bodies=bodies,
+                max_bytes=self.edition.feed_max_bytes,
+                updated=newest_time(chosen),
+                language=language,
+            )
+            self.report.feed_bodies_dropped += feed.entries - feed.full
+            self.folder.write(render.feed_path(language), feed.xml)
         mirrors = self.inputs.mirrors
         self.folder.write(render.MIRRORS_HTML, render.render_mirrors_html(mirrors, site))
         self.folder.write(render.MIRRORS_JSON, render.render_mirrors_json(mirrors, site))
