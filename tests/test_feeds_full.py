@@ -94,7 +94,7 @@ def test_without_a_body_an_entry_is_a_summary_as_before() -> None:
 @pytest.mark.parametrize("feed_url", [MIRROR + "feed.xml", MIRROR + "feed-en.xml"])
 def test_links_in_the_body_resolve_inside_the_mirror_as_on_the_page(feed_url: str) -> None:
     """xml:base names the entry's page, so a reader resolving against it (feedparser,
-    Atom's rule) or against the entry's link (newsboat's rule) lands on the same files."""
+    Atom's rule) or against the entry's link lands on the same files."""
     view = article()
     feed = render_feed([view.summary()], SITE, updated=EDITION, bodies=bodies_of([view]))
     expected = [
