@@ -63,6 +63,8 @@ class EditionConfig:
     output_dir: Path = Path("edition")
     image_max_width: int = 800  # pixels
     page_budget_bytes: int = 300_000
+    feed_max_bytes: int = 1_000_000  # each feed*.xml: oldest bodies, then entries, dropped
+    feed_entry_image_bytes: int = 60_000  # images (as data: URIs) in one feed entry's body
     gone_articles: str = "keep"  # keep | hide: an article the origin answers 404/410 for
     daily_articles: int = 20  # a day's single-file edition: at least this many (the newest)
     daily_max_bytes: int = 1_000_000  # one daily file: images shrunk, dropped, then articles
@@ -604,6 +606,8 @@ RANGES: dict[str, Range] = {
     "edition.daily_articles": Range(1, 1_000),
     "edition.daily_max_bytes": Range(10_000, 100_000_000),
     "edition.daily_keep_days": Range(0, 3660),
+    "edition.feed_max_bytes": Range(10_000, 100_000_000),  # an empty feed always fits
+    "edition.feed_entry_image_bytes": Range(0, 100_000_000),  # 0: no image in a feed
     "signing.expires_days": Range(1, 366),
     "digest.rate_per_s": RATE_PER_S,
     "digest.min_interval_h": Range(0, 366 * 24),

@@ -22,7 +22,8 @@
     ├── SigningError                 a key cannot be made, read or used
     │   └── KeyFileError             a key file is missing, garbled, or readable by others
     ├── BuildError                   the edition cannot be built
-    │   └── EditionTooLargeError     a daily edition cannot fit its byte limit at all
+    │   ├── EditionTooLargeError     a daily edition cannot fit its byte limit at all
+    │   └── FeedTooLargeError        a feed over edition.feed_max_bytes even with no entry
     ├── PublishError                 one mirror could not be brought up to date (has mirror)
     │   ├── MirrorUnreachableError   refused, reset, timed out, 5xx after retries, HTML pages
     │   │   ├── ObjectTooLargeError  an object larger than any we write (not ours)
@@ -186,6 +187,10 @@ class BuildError(MirrorError):
 
 class EditionTooLargeError(BuildError):
     """A daily edition is over `edition.daily_max_bytes` even with no article in it."""
+
+
+class FeedTooLargeError(BuildError):
+    """A feed is over `edition.feed_max_bytes` even with no entry left in it."""
 
 
 class MailInError(MirrorError):

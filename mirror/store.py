@@ -568,7 +568,8 @@ class Store:
                FROM articles a JOIN revisions r
                ON r.article_id = a.id AND r.revision = a.revision
                WHERE a.hidden = 0 AND (a.state = 'ok' OR (? AND a.state = 'gone'))
-               ORDER BY COALESCE(r.published_at, a.first_seen_at) DESC, a.id DESC""",
+               ORDER BY """  # noqa: S608 -- NEWEST_FIRST is a constant
+            + NEWEST_FIRST,
             (include_gone,),
         ).fetchall()
         return [_edition_article(row) for row in rows]
@@ -605,7 +606,8 @@ class Store:
                COALESCE(r.published_at, a.listed_published_at) AS published
                FROM articles a LEFT JOIN revisions r
                ON r.article_id = a.id AND r.revision = a.revision
-               ORDER BY COALESCE(r.published_at, a.first_seen_at) DESC, a.id DESC"""
+               ORDER BY """  # noqa: S608 -- NEWEST_FIRST is a constant
+            + NEWEST_FIRST
         ).fetchall()
         return [dict(row) | {"hidden": bool(row["hidden"])} for row in rows]
 
@@ -1006,8 +1008,8 @@ class Store:
         return int(row[0] or 0)
 
     def digest_articles(self, after: int, upto: int, *, revisions: bool) -> list[EditionArticle]:
-        """Articles that entered editions (after, upto], in the order published; with
-        `revisions`, also those whose revision changed in that span."""
+        """Articles that entered editions (after, upto], newest first as the index lists
+        them (NEWEST_FIRST); with `revisions`, also those whose revision changed in that span."""
         rows = self._db.execute(
             """SELECT a.id, a.url, a.path, a.state, r.*
                FROM articles a JOIN revisions r
@@ -1015,7 +1017,8 @@ class Store:
                WHERE a.hidden = 0 AND a.path IS NOT NULL AND (
                  (a.first_version > ? AND a.first_version <= ?)
                  OR (? AND a.revised_version > ? AND a.revised_version <= ?))
-               ORDER BY a.first_version, COALESCE(r.published_at, a.first_seen_at), a.id""",
+               ORDER BY """  # noqa: S608 -- NEWEST_FIRST is a constant
+            + NEWEST_FIRST,
             (after, upto, revisions, after, upto),
         ).fetchall()
         return [_edition_article(row) for row in rows]
@@ -1146,6 +1149,8 @@ def tighten(path: Path) -> None:
         path.chmod(PRIVATE_FILE_MODE)
 
 
+# The one order of articles readers see: the index, the feeds, the digest, `articles list`.
+NEWEST_FIRST = "COALESCE(r.published_at, a.first_seen_at) DESC, a.id DESC"
 ARTICLE_SELECT = """SELECT a.id, a.url, a.guid, a.state, a.revision, a.etag, a.last_modified,
     r.content_hash, COALESCE(r.published_at, a.listed_published_at) AS published_at
     FROM articles a LEFT JOIN revisions r ON r.article_id = a.id AND r.revision = a.revision"""

@@ -481,6 +481,17 @@ def test_short_secret_is_refused() -> None:
 # --- HTML to text ----------------------------------------------------------------------
 
 
+def test_html_to_text_leaves_out_alt_text_the_caption_says() -> None:
+    html = (
+        "<figure><img src='a.jpg' alt='The bridge at dawn'><figcaption>The bridge at dawn."
+        "</figcaption></figure><figure><img src='b.jpg' alt='A crowd'><figcaption>Dawn"
+        "</figcaption></figure>"
+    )
+    text = html_to_text(html)
+    assert text.count("bridge at dawn") == 1 and "[image]" in text
+    assert "[image: A crowd]" in text
+
+
 def test_html_to_text_shapes() -> None:
     html = (
         "<h2>Heading</h2><p>One <b>bold</b> and <a href='https://a.example/x'>a link</a>"

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import lxml.html
 import pytest
 from conftest import SECRET
 
@@ -262,20 +263,28 @@ def linked_paths(message: email.message.EmailMessage) -> list[str]:
 
 
 def published_articles(config: Path) -> list[tuple[str, str]]:
-    """(edition path, language) of every article in the edition, oldest first."""
+    """(edition path, language) of every article in the edition, newest first."""
     with Store(config.parent / "state" / "mirror.db") as store:
         rows = store.execute(
             """SELECT a.path, r.language, r.published_at FROM articles a JOIN revisions r
                ON r.article_id = a.id AND r.revision = a.revision
-               WHERE a.path IS NOT NULL ORDER BY r.published_at"""
+               WHERE a.path IS NOT NULL ORDER BY r.published_at DESC"""
         ).fetchall()
     return [(row["path"], row["language"].split("-")[0]) for row in rows]
 
 
-def test_articles_come_in_the_order_published_in_the_subscribers_language(
+def index_order(config: Path) -> list[str]:
+    """The article paths of the built edition's index.html, in the order it lists them."""
+    index = config.parent / "edition" / "index.html"
+    hrefs = lxml.html.fromstring(index.read_bytes()).xpath("//a/@href")
+    return [href for href in dict.fromkeys(hrefs) if href.startswith("articles/")]
+
+
+def test_articles_come_newest_first_like_the_index_in_the_subscribers_language(
     built: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     articles = published_articles(built)  # the sample's ids run newest first: not this order
+    assert [path for path, _ in articles] == index_order(built)
     assert len(articles) == 8 and {lang for _, lang in articles} == {"en", "ru"}
     with smtp_server() as server:
         with_smtp(built, server.port)

@@ -370,6 +370,27 @@ def test_sanitise_strips_tracking_parameters_from_links() -> None:
     assert '<a href="https://other.example/q?page=2">three</a>' in body
 
 
+@pytest.mark.parametrize(
+    "href",
+    ["javascript:alert(1)", "JaVaScRiPt:void(0)", "data:text/html,x", "vbscript:msgbox", "",
+     "  ", "#nowhere", "#", "mailto:x@example.org", None],
+)  # fmt: skip
+def test_sanitise_turns_a_link_that_goes_nowhere_into_its_text(href: str | None) -> None:
+    attribute = "" if href is None else f' href="{href}"'
+    body = sanitise_body(f"<p>Read <a{attribute}>the <b>notice</b></a> now.</p>", EN_URL)
+    assert body == "<p>Read the <b>notice</b> now.</p>"
+
+
+def test_sanitise_keeps_links_that_lead_somewhere() -> None:
+    html = '<p><a href="/other">a</a> <a href="other#part">b</a> <a href="https://x.example/">c</a></p>'
+    body = sanitise_body(html, "https://www.example.org/news/a.html")
+    assert lxml.html.fragment_fromstring(body).xpath("//a/@href") == [
+        "https://www.example.org/other",
+        "https://www.example.org/news/other#part",
+        "https://x.example/",
+    ]
+
+
 def test_sanitise_turns_embeds_into_video_links() -> None:
     body = sanitise_body(HOSTILE, "https://www.example.org/news/a.html")
     assert (

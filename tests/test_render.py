@@ -279,10 +279,48 @@ def test_lead_not_repeated_when_the_body_opens_with_it() -> None:
     assert render_article(article(), SITE).decode().count("The council met at noon.") == 1
 
 
-def test_hostile_links_lose_their_href() -> None:
-    body = '<p><a href="javascript:alert(1)">x</a><a href="/relative">y</a></p>'
-    root = parsed(render_article(article(body_html=body), SITE))
-    assert root.xpath("//article//a/@href") == []
+def test_links_that_go_nowhere_become_their_text() -> None:
+    own = article().canonical_url
+    body = (
+        '<p><a href="javascript:alert(1)">x</a><a href="/relative">y</a><a>z</a>'
+        f'<a href="">e</a><a href="{own}#gone">f</a><a href="data:text/html,1">d</a>.</p>'
+    )
+    root = parsed(render_article(article(body_html=body), SITE, links={own: article().path}))
+    assert root.xpath("//article//a") == []
+    assert "xyzefd." in root.xpath("string(//article//p[last()])")
+
+
+def test_mirrored_and_external_links_stay_links() -> None:
+    root = parsed(render_article(article(), SITE, links=LINKS))
+    assert root.xpath("//article//a/@href") == [
+        "../10/other.html",
+        "../10/other.html#part",
+        f"{ORIGIN}/not-mirrored/",
+        "https://elsewhere.example.net/report",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("alt", "caption", "kept"),
+    [
+        ("The square", "The square at noon.", ""),
+        ("the SQUARE, at noon", "The square at noon.", ""),
+        ("The square at noon, from the roof", "The square at noon", ""),
+        ("A crowd", "The square at noon.", "A crowd"),
+        ("square", "The squares at noon", "square"),  # words, not letters
+    ],
+)
+def test_alt_text_the_caption_repeats_is_left_empty(alt: str, caption: str, kept: str) -> None:
+    body = (
+        f'<figure><img src="{ORIGIN}/img/a.jpg" alt="{alt}"><figcaption>{caption}</figcaption>'
+        f'</figure><p><img src="{ORIGIN}/img/b.jpg" alt="{alt}"></p>'
+    )
+    root = parsed(render_article(article(body_html=body, images={}), SITE))
+    notes = [" ".join(n.text_content().split()) for n in root.xpath("//span[@class='noimage']")]
+    note = "Image left out to keep this page small"
+    assert notes == [f"[{note}: {kept}]" if kept else f"[{note}]", f"[{note}: {alt}]"]
+    shown = article(body_html=body, images={f"{ORIGIN}/img/a.jpg": PIXEL})
+    assert parsed(render_article(shown, SITE)).xpath("//figure/img/@alt") == [kept]
 
 
 def test_article_is_deterministic() -> None:

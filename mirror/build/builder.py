@@ -75,6 +75,7 @@ class BuildReport:
     largest: list[tuple[str, int]] = field(default_factory=list)
     over_budget: list[str] = field(default_factory=list)
     images_dropped: int = 0
+    feed_bodies_dropped: int = 0  # feed entries left with a summary only, to fit feed_max_bytes
     foreign: int = 0  # files in the folder no build wrote: left alone
     daily_articles_dropped: int = 0  # oldest articles left out of a daily file to fit
     daily_images_dropped: int = 0  # images left out of a daily file to fit
@@ -97,6 +98,7 @@ class BuildReport:
                 "images_dropped": self.daily_images_dropped,
                 "too_large": self.daily_too_large,
             },
+            "feed_bodies_dropped": self.feed_bodies_dropped,
         }
 
     def summary(self) -> str:
@@ -319,7 +321,8 @@ class Builder:
         links = link_map(articles)
         self.progress.add_total(len(articles))
         await self.article_pages(articles, site, links)
-        self.shared_pages(articles, site)
+        bodies = await self.feed_bodies(articles, site, links)
+        self.shared_pages(articles, site, bodies)
         await self.daily_editions(articles, site)
         previous = self.previous
         if not self.needs_version(previous):
@@ -480,7 +483,29 @@ class Builder:
 
     # the pages every edition has
 
-    def shared_pages(self, articles: list[EditionArticle], site: render.Site) -> None:
+    async def feed_bodies(
+        self, articles: list[EditionArticle], site: render.Site, links: dict[str, str]
+    ) -> dict[str, str]:
+        """Edition path -> the full body a feed entry carries, for every article in a feed:
+        its images at the smallest step, as many as fit `feed_entry_image_bytes`."""
+        in_feeds = {
+            summary.path
+            for language in (None, *site.page_languages)
+            for summary in in_language(self.summaries(articles), language)[:FEED_ENTRIES]
+        }
+        divisor, quality = IMAGE_STEPS[-1]
+        width = max(1, self.edition.image_max_width // divisor)
+        bodies: dict[str, str] = {}
+        for article in articles:
+            if article.path in in_feeds:
+                found = await self.article_images(article, width, quality)
+                images = render.entry_images(found, self.edition.feed_entry_image_bytes)
+                bodies[article.path] = render.feed_content(self.view(article, images), links)
+        return bodies
+
+    def shared_pages(
+        self, articles: list[EditionArticle], site: render.Site, bodies: dict[str, str]
+    ) -> None:
         """Archive months, feeds, mirror lists, verify pages, keys: written when changed;
         the main language's and, when the site has several, each language's own."""
         summaries = self.summaries(articles)
@@ -488,8 +513,16 @@ class Builder:
         for language in (None, *site.page_languages):
             self.archive_months(in_language(summaries, language), site, language)
             chosen = in_language(summaries, language)[:FEED_ENTRIES]
-            feed = render.render_feed(chosen, site, updated=newest_time(chosen), language=language)
-            self.folder.write(render.feed_path(language), feed)
+            feed = render.fit_feed(
+                chosen,
+                site,
+                bodies=bodies,
+                max_bytes=self.edition.feed_max_bytes,
+                updated=newest_time(chosen),
+                language=language,
+            )
+            self.report.feed_bodies_dropped += feed.entries - feed.full
+            self.folder.write(render.feed_path(language), feed.xml)
             page = render.render_mirrors_html(mirrors, site, language=language)
             self.folder.write(render.mirrors_path(language), page)
             page = render.render_verify_page(site, language=language)

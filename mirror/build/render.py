@@ -11,7 +11,7 @@ Paths inside an edition (all relative, "/"-separated, see the `*_path` functions
     archive/YYYY-MM.html              one month (all languages)
     archive/YYYY-MM-<lang>.html       one month, one language's articles, in its words
     articles/YYYY/MM/<slug>.html      one article (`mirror.build.slugs.article_path`)
-    feed.xml, feed-<lang>.xml         Atom feed (all languages / one language)
+    feed.xml, feed-<lang>.xml         Atom feed of whole articles (all / one language)
     mirrors.html, mirrors-<lang>.html the listed mirrors (main language / one language)
     mirrors.json
     verify.html, verify-<lang>.html   how to check the signatures
@@ -30,7 +30,9 @@ of its body.
 
 Page budget: `render_article` renders the images it is given. `fit_article` renders
 with the best image candidates that keep the page under a byte budget, then drops
-images (largest first, each replaced by a visible note) until it fits.
+images (largest first, each replaced by a visible note) until it fits. `fit_feed`
+keeps a feed under its byte limit the same way: the oldest entries lose their body
+first (`feed_content`, images chosen by `entry_images`), then the oldest entries go.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import json
 import posixpath
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -52,6 +54,7 @@ from lxml.etree import ParserError
 from markupsafe import Markup
 
 from mirror.build import catalogue
+from mirror.build.captions import drop_repeated_alts
 from mirror.build.catalogue import N_, NC_, InContext
 from mirror.build.daily import EDITIONS_INDEX, DailyFile, daily_path, section_id
 from mirror.build.locale import (
@@ -65,6 +68,7 @@ from mirror.build.locale import (
 )
 from mirror.build.standfirst import body_text, repeats_opening
 from mirror.build.templating import TemplateLoader, template_root
+from mirror.errors import FeedTooLargeError
 from mirror.fetch.sanitise import NOTE_CLASS, NOTE_PREFIX
 from mirror.fetch.urls import with_slash
 
@@ -208,6 +212,16 @@ class FittedPage:
     level: int  # which candidate of each image was used (0: the first, best)
     dropped: tuple[str, ...]  # image URLs left out (with a visible note)
     fits: bool  # False: over budget even with every image dropped
+
+
+@dataclass(frozen=True)
+class FittedFeed:
+    """A feed fitted to its byte limit: the newest `entries` articles, the newest `full`
+    of them with their whole body (the older ones with title, summary and link only)."""
+
+    xml: bytes
+    entries: int
+    full: int
 
 
 # --- paths -------------------------------------------------------------------------
@@ -424,8 +438,10 @@ def render_feed(
     *,
     updated: datetime | None = None,
     language: str | None = None,
+    bodies: Mapping[str, str] | None = None,
 ) -> bytes:
-    """The Atom feed (`feed_path(language)`) of `articles`, newest first.
+    """The Atom feed (`feed_path(language)`) of `articles`, newest first; `bodies` maps
+    an article's edition path to its full content (`feed_content`), else only a summary.
 
     `updated` defaults to the newest date among the entries (1970 for an empty feed),
     so an unchanged list of articles gives an unchanged feed.
@@ -437,6 +453,7 @@ def render_feed(
     """
     chrome = language or site.language
     updated = updated or _newest(articles)
+    contents = bodies or {}
     return _render(
         "feed.xml",
         feed_path(language),
@@ -445,7 +462,7 @@ def render_feed(
         pages=language,
         feed_id=_urn(f"{site.home_url} {language or ''}"),
         updated=_rfc3339(updated),
-        entries=[_entry(item, updated) for item in articles],
+        entries=[_entry(item, updated, contents.get(item.path, "")) for item in articles],
         index=index_path(language),
     )
 
@@ -528,11 +545,80 @@ def _language_name(language: str) -> str:
     return locale.get_display_name(locale) or language
 
 
+def fit_feed(
+    articles: Sequence[Listed],
+    site: Site,
+    *,
+    bodies: Mapping[str, str],
+    max_bytes: int,
+    updated: datetime | None = None,
+    language: str | None = None,
+) -> FittedFeed:
+    """The feed of `articles` (newest first) with their `bodies` (edition path -> the
+    `feed_content` HTML), never over `max_bytes`: the oldest entries lose their body
+    first (keeping title, summary and link), then the oldest entries go.
+
+    Raises FeedTooLargeError when even a feed with no entry is over `max_bytes`.
+    """
+    updated = updated or _newest(articles)
+
+    def feed(entries: int, full: int) -> bytes:
+        kept = articles[:entries]
+        chosen = {item.path: bodies[item.path] for item in kept[:full] if item.path in bodies}
+        return render_feed(kept, site, updated=updated, language=language, bodies=chosen)
+
+    count = len(articles)
+    full = _most(count, lambda n: len(feed(count, n)) <= max_bytes)
+    if full is not None:
+        return FittedFeed(feed(count, full), count, full)
+    entries = _most(count, lambda n: len(feed(n, 0)) <= max_bytes)
+    if entries is None:
+        raise FeedTooLargeError(f"{feed_path(language)}: over {max_bytes} bytes with no entry")
+    return FittedFeed(feed(entries, 0), entries, 0)
+
+
+def _most(upper: int, fits: Callable[[int], bool]) -> int | None:
+    """The largest n in 0..upper for which `fits(n)` (true up to some n, false after)."""
+    if not fits(0):
+        return None
+    low, high = 0, upper
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return low
+
+
+def feed_content(article: ArticleView, links: Mapping[str, str]) -> str:
+    """The article's body as its feed entry carries it: as on its page (links relative to
+    the page, which the entry's content names as its xml:base), images from
+    `article.images` (see `entry_images`), the others left out with a visible note."""
+    return rewrite_body(article.body_html, article, links, note="feed_image_dropped")
+
+
+def entry_images(images: Mapping[str, str | None], budget_bytes: int) -> dict[str, str | None]:
+    """`images` (URL -> data: URI, in the body's order) that fit one feed entry's byte
+    budget, taken in order; each one that does not fit maps to None (a visible note)."""
+    kept: dict[str, str | None] = {}
+    left = budget_bytes
+    for url, uri in images.items():
+        fits = uri is not None and len(uri) <= left
+        kept[url] = uri if fits else None
+        left -= len(uri) if fits and uri is not None else 0
+    return kept
+
+
 # --- body rewriting ----------------------------------------------------------------
 
 
-def rewrite_body(body_html: str, article: ArticleView, links: Mapping[str, str]) -> str:
-    """`body_html` with mirrored links made relative and images inlined or noted."""
+def rewrite_body(
+    body_html: str,
+    article: ArticleView,
+    links: Mapping[str, str],
+    *,
+    note: str = "image_dropped",
+) -> str:
+    """`body_html` with mirrored links made relative and images inlined or noted (the
+    note's words: MESSAGES[`note`])."""
     if not body_html.strip():
         return ""
     try:
@@ -540,12 +626,13 @@ def rewrite_body(body_html: str, article: ArticleView, links: Mapping[str, str])
     except (ParserError, ValueError):
         return ""
     words = _messages(article.language)
-    note = words["image_dropped"]
     word_notes(root, words["video"])
-    for anchor in root.iter("a"):
+    note_words = words[note]
+    for anchor in list(root.iter("a")):
         _rewrite_link(anchor, article.path, links)
+    drop_repeated_alts(root)
     for image in list(root.iter("img")):
-        _inline_image(image, article.images, note)
+        _inline_image(image, article.images, note_words)
     _strip_active_content(root)
     html: str = lxml.html.tostring(root, encoding="unicode")
     return html[len("<div>") : -len("</div>")]
@@ -585,16 +672,19 @@ def _strip_active_content(root: lxml.html.HtmlElement) -> None:
 
 
 def _rewrite_link(anchor: lxml.html.HtmlElement, page: str, links: Mapping[str, str]) -> None:
+    """Mirrored links made relative, external ones kept; a link that goes nowhere (its
+    target removed by the sanitiser, or a fragment of a page whose ids are gone) becomes
+    its plain text."""
     href = (anchor.get("href") or "").strip()
     address, _, fragment = href.partition("#")
     target = links.get(href) or links.get(address)
-    if target is not None:
+    if target is not None and not (fragment and target == page):
         relative = target if target.startswith("#") else relative_url(page, target)
         anchor.set("href", f"{relative}#{fragment}" if fragment else relative)
-    elif urlsplit(href).scheme in ("http", "https"):
+    elif target is None and urlsplit(href).scheme in ("http", "https"):
         anchor.set("rel", "noreferrer")
     else:
-        anchor.attrib.pop("href", None)
+        anchor.drop_tag()
 
 
 def _inline_image(
@@ -635,6 +725,7 @@ MESSAGES: dict[str, str | InContext] = {
     "original": N_("Original"),
     "revision": N_("revision {n}"),
     "image_dropped": N_("Image left out to keep this page small"),
+    "feed_image_dropped": N_("Image left out to keep this feed small: the article page has it"),
     "video": N_("Video:"),
     "edition": N_("This edition was made on {date}."),
     "expires": N_(
@@ -765,9 +856,10 @@ class _Entry:
     lang: str
     published: str | None
     updated: str
+    content: str  # the full body's HTML; "" for a summary-only entry
 
 
-def _entry(item: Listed, fallback: datetime) -> _Entry:
+def _entry(item: Listed, fallback: datetime, content: str) -> _Entry:
     newest = item.updated or item.published or fallback
     return _Entry(
         item,
@@ -775,6 +867,7 @@ def _entry(item: Listed, fallback: datetime) -> _Entry:
         _lang_attribute(item.language),
         _rfc3339(item.published) if item.published else None,
         _rfc3339(newest),
+        content,
     )
 
 

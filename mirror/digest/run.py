@@ -144,7 +144,7 @@ class DigestRun:
         self._edition: list[EditionArticle] | None = None
 
     def recipients(self, upto: int) -> Iterator[tuple[Recipient, list[DigestArticle]]]:
-        """Active subscribers and what is new for each of them, in the order published."""
+        """Active subscribers and what is new for each of them, newest first (as the index)."""
         last_sent = self.store.last_sent_versions()
         for row in self.store.subscribers(disabled=False):  # the disabled get no digest
             after = max(row["since_version"], last_sent.get(row["id"], 0))

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import lxml.html
 from lxml.etree import ParserError
 
+from mirror.build.captions import drop_repeated_alts
 from mirror.fetch.urls import without_trackers
 
 WIDTH = 72  # columns of wrapped text (URLs and keys are never broken)
@@ -236,6 +237,7 @@ def _html_to_text(body_html: str, width: int, image_label: str) -> str:
         root = lxml.html.fragment_fromstring(cleaned, create_parent="div")
     except (ParserError, ValueError):
         return ""
+    drop_repeated_alts(root)
     writer = _TextWriter(image_label)
     top = _Where("", "")
     writer.walk(root, top)

@@ -102,6 +102,7 @@ def _prepare(html: str, base_url: str) -> str:
     replace_embeds(root, base_url)
     mark_notes(root)
     drop_unusable_images(root, base_url)
+    unwrap_dead_links(root, base_url)
     unwrap_plain_spans(root)
     for heading in root.iter("h1"):
         heading.tag = "h2"  # the page's own title is the only h1
@@ -231,6 +232,16 @@ def drop_unusable_images(root: lxml.html.HtmlElement, base_url: str) -> None:
     for image in list(root.iter("img")):
         if is_tracker(image) or not absolute_http_url(image.get("src") or "", base_url):
             image.drop_tree()
+
+
+def unwrap_dead_links(root: lxml.html.HtmlElement, base_url: str) -> None:
+    """Keep only the text of each link that goes nowhere a reader can follow: no href,
+    an empty one, a fragment (the allow-list keeps no ids to land on), or a scheme other
+    than http(s) (javascript:, data:, vbscript:, ...)."""
+    for anchor in list(root.iter("a")):
+        href = (anchor.get("href") or "").strip()
+        if href.startswith("#") or not absolute_http_url(href, base_url):
+            anchor.drop_tag()
 
 
 def is_tracker(image: lxml.html.HtmlElement) -> bool:
