@@ -9,7 +9,6 @@ installed by .ci/run: missing on CI is a failure, elsewhere a skip.
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browsers import chromium, missing
 from PIL import Image, ImageDraw
 
 from mirror.build.pictures import data_uri, mime_of, shrink_image
@@ -32,16 +32,6 @@ from mirror.build.render import (
     render_verify_page,
 )
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--proxy-server=127.0.0.1:9",  # a second wall: anything that slips out goes nowhere
-]
 ORIGIN = "https://www.example.org"
 SITE = Site(
     name="The Example Times",
@@ -53,14 +43,6 @@ SITE = Site(
 )
 LONG_WORD = "Донаудампфшиффахртсгезельшафтскапитänsmütze" * 4
 LONG_URL = f"{ORIGIN}/{'very-long-path-segment-' * 12}end"
-
-
-def missing(tool: str) -> None:
-    """Fail on CI (where .ci/run installs `tool`), skip elsewhere."""
-    message = f"{tool} is not installed (apt-get install -y {tool})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def photo() -> bytes:
@@ -143,16 +125,8 @@ PAGES = [
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module."""
-    if not Path(CHROMIUM).exists():
-        missing("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("playwright (pip)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def _only(route: Any, url: str) -> None:
