@@ -28,7 +28,9 @@ from browsers import chromium, missing
 from conftest import SECRET
 from test_epub import assert_valid_epub3
 
+from mirror.build.catalogue import wording
 from mirror.build.daily import parse_daily_path
+from mirror.build.render import MESSAGES
 from mirror.cli import run
 from mirror.newsroom import config_for
 from mirror.trust import minisign
@@ -36,6 +38,7 @@ from mirror.trust import minisign
 WIDTHS = (390, 1200)
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 LINKS = "els => els.map(e => [e.getAttribute('href'), e.href])"
+X = {"x": "http://www.w3.org/1999/xhtml"}
 IMAGES = "els => els.map(e => [e.getAttribute('src') || '', e.complete && e.naturalWidth])"
 
 
@@ -252,3 +255,19 @@ def test_epub_chapters_stay_in_the_book(browser: Any, book: Path, width: int) ->
         seen = open_checked(browser, page.as_uri(), book, width)
         own = {p.as_uri() for p in book.rglob("*") if p.is_file()}
         assert_reader_safe(seen, book, own)
+
+
+def test_epub_links_between_chapters_stay_in_the_book(book: Path) -> None:
+    """A link from one article to another in the same book goes to that chapter, not to
+    the blocked origin; our "Video:" lines are in the book's language."""
+    texts = sorted((book / "EPUB" / "text").glob("c*.xhtml"))
+    trees = {page.name: lxml.etree.parse(str(page)).getroot() for page in texts}
+    ids = {(name, i) for name, tree in trees.items() for i in tree.xpath("//@id")}
+    hrefs = [href for tree in trees.values() for href in tree.xpath("//x:a/@href", namespaces=X)]
+    inside = [href for href in hrefs if not SCHEME.match(href)]
+    assert inside, "the sample's Russian articles link each other"
+    assert {tuple(href.split("#")) for href in inside} <= ids
+    assert not [href for href in hrefs if href.startswith("http://127.0.0.1")]  # the origin
+    words = " ".join(" ".join(tree.itertext()) for tree in trees.values())
+    assert "Video:" not in words
+    assert wording(MESSAGES, "ru")["video"] in words

@@ -270,3 +270,21 @@ def stock_check(signed: Path, key_line: str) -> subprocess.CompletedProcess[str]
         [minisign_binary(), "-Vm", signed.name, "-P", key_line],
         cwd=signed.parent, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+
+
+def test_a_link_to_another_chapter_stays_in_the_book_and_video_is_worded() -> None:
+    other = "https://example.org/ru/other/"
+    first = chapter(
+        "first",
+        body_html=(
+            f'<p><a href="{other}#part">Другая</a> <a href="https://example.org/away">прочь</a></p>'
+            '<p class="note">Video: <a href="https://v.example/1">https://v.example/1</a></p>'
+        ),
+    )
+    second = chapter("second", title="Другая", addresses=(other, ""))
+    data = make_epub(book(first, second), max_bytes=10**6)
+    assert_valid_epub3(data)
+    text = chapter_text(data)
+    assert 'href="c002.xhtml#second"' in text
+    assert 'href="https://example.org/away"' in text
+    assert "Video:" not in text and wording(MESSAGES, "ru")["video"] in text

@@ -719,6 +719,7 @@ class Builder:
             language=revision.language,
             body_html=revision.body_html,
             images=images,
+            addresses=(article.url, revision.canonical_url),
         )
 
     # versions

@@ -39,7 +39,7 @@ from ebooklib import epub
 from lxml.etree import ParserError
 
 from mirror.build.catalogue import wording
-from mirror.build.render import MESSAGES
+from mirror.build.render import MESSAGES, word_notes
 from mirror.errors import EditionTooLargeError
 
 MIMETYPE = b"application/epub+zip"
@@ -85,6 +85,7 @@ class Chapter:
     language: str
     body_html: str  # the sanitised body; <img src> holds origin image URLs
     images: Mapping[str, tuple[str, bytes] | None]  # origin URL -> (MIME type, bytes)
+    addresses: tuple[str, ...] = ()  # its own origin URLs: links to it stay in the book
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,12 @@ def _package(book: Book) -> bytes:
     )
     document.add_item(style)
     files: dict[str, tuple[str, bytes]] = {}
+    inside = _chapter_targets(book)
     chapters = [
-        _chapter_item(book, index, c, files, style) for index, c in enumerate(book.chapters)
+        _chapter_item(book, index, c, files, style, inside) for index, c in enumerate(book.chapters)
     ]
     check = _xhtml_item("check", "text/check.xhtml", words["verify"], book.language, style)
-    check.content = _clean_fragment(book.footer_html, {}, words["image_dropped"], files)
+    check.content = _clean_fragment(book.footer_html, {}, words, files, {})
     for name, (mime, data) in sorted(files.items()):
         uid = "image-" + name.split("/")[-1].split(".")[0][:16]
         document.add_item(epub.EpubImage(uid=uid, file_name=name, media_type=mime, content=data))
@@ -180,6 +182,24 @@ def _package(book: Book) -> bytes:
     document.toc = [*chapters, check]
     document.spine = [nav, *chapters, check]
     return _deterministic_zip(_written(document, book.day), book.day)
+
+
+def _chapter_name(index: int) -> str:
+    return f"c{index + 1:03d}"
+
+
+def _chapter_anchor(index: int, chapter: Chapter) -> str:
+    return chapter.anchor if _ANCHOR.fullmatch(chapter.anchor) else _chapter_name(index)
+
+
+def _chapter_targets(book: Book) -> dict[str, str]:
+    """Each chapter's origin addresses -> its place in the book, relative to text/."""
+    return {
+        address: f"{_chapter_name(index)}.xhtml#{_chapter_anchor(index, chapter)}"
+        for index, chapter in enumerate(book.chapters)
+        for address in chapter.addresses
+        if address
+    }
 
 
 def _document(book: Book) -> epub.EpubBook:
@@ -198,12 +218,13 @@ def _chapter_item(
     chapter: Chapter,
     files: dict[str, tuple[str, bytes]],
     style: epub.EpubItem,
+    inside: Mapping[str, str],
 ) -> epub.EpubHtml:
-    name = f"c{index + 1:03d}"
+    name = _chapter_name(index)
     language = _language(chapter.language or book.language)
     item = _xhtml_item(name, f"text/{name}.xhtml", chapter.title, language, style)
-    note = wording(MESSAGES, language)["image_dropped"]
-    anchor = chapter.anchor if _ANCHOR.fullmatch(chapter.anchor) else name
+    words = wording(MESSAGES, language)
+    anchor = _chapter_anchor(index, chapter)
     heading = lxml.html.Element("h1", {"id": anchor})
     heading.text = _text(chapter.title)
     meta = lxml.html.Element("p", {"class": "meta"})
@@ -211,7 +232,7 @@ def _chapter_item(
     head = lxml.html.tostring(heading, encoding="unicode")
     if meta.text:
         head += lxml.html.tostring(meta, encoding="unicode")
-    item.content = head + _clean_fragment(chapter.body_html, chapter.images, note, files)
+    item.content = head + _clean_fragment(chapter.body_html, chapter.images, words, files, inside)
     return item
 
 
@@ -264,11 +285,14 @@ def _deterministic_zip(data: bytes, day: date) -> bytes:
 def _clean_fragment(
     html: str,
     images: Mapping[str, tuple[str, bytes] | None],
-    note: str,
+    words: Mapping[str, str],
     files: dict[str, tuple[str, bytes]],
+    inside: Mapping[str, str],
 ) -> str:
-    """`html` with only allowed elements and attributes, external links only, and each
-    image a file of the book (added to `files`) or the visible note."""
+    """`html` with only allowed elements and attributes, links to another chapter
+    (`inside`: origin URL -> place in the book) kept in the book, other links external
+    only, our "Video:" notes in `words`, and each image a file of the book (added to
+    `files`) or the visible note."""
     html = _text(html)
     if not html.strip():
         return ""
@@ -283,8 +307,11 @@ def _clean_fragment(
             _drop_element(element)
     for element in root.iterdescendants():
         _clean_attributes(element)
+    for link in root.iter("a"):
+        _keep_inside(link, inside)
+    word_notes(root, words["video"])
     for image in list(root.iter("img")):
-        _place_image(image, images, note, files)
+        _place_image(image, images, words["image_dropped"], files)
     inner: str = lxml.html.tostring(root, encoding="unicode")
     return inner[len("<div>") : -len("</div>")]
 
@@ -305,6 +332,14 @@ def _clean_attributes(element: lxml.html.HtmlElement) -> None:
         del element.attrib["href"]  # a target outside this book: plain text
     if element.tag != "img":
         element.attrib.pop("src", None)
+
+
+def _keep_inside(link: lxml.html.HtmlElement, inside: Mapping[str, str]) -> None:
+    """A link to another chapter's article goes to that chapter, not to the origin."""
+    href = (link.get("href") or "").strip()
+    target = inside.get(href) or inside.get(href.partition("#")[0])
+    if target is not None:
+        link.set("href", target)
 
 
 def _place_image(
