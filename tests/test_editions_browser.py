@@ -11,6 +11,8 @@ each check is one page at one width, ~40 of them, too many for a build apiece.
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import shutil
 import subprocess
@@ -29,8 +31,9 @@ from conftest import SECRET
 from test_epub import assert_valid_epub3
 
 from mirror.build.catalogue import wording
-from mirror.build.daily import parse_daily_path
-from mirror.build.render import MESSAGES
+from mirror.build.daily import parse_daily_path, section_id
+from mirror.build.epub import Book, Chapter, make_epub
+from mirror.build.render import MESSAGES, render_daily
 from mirror.cli import run
 from mirror.newsroom import config_for
 from mirror.trust import minisign
@@ -271,3 +274,44 @@ def test_epub_links_between_chapters_stay_in_the_book(book: Path) -> None:
     words = " ".join(" ".join(tree.itertext()) for tree in trees.values())
     assert "Video:" not in words
     assert wording(MESSAGES, "ru")["video"] in words
+
+
+# --- the hardest body the sanitiser lets through, at 390 px ---------------------------
+
+
+@pytest.fixture(scope="module")
+def stress(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The daily file and the EPUB (unzipped) of test_pages_browser's hardest article:
+    a word that never ends, a long URL, a wide table, a long <pre>, a missing image."""
+    from test_pages_browser import SITE, article
+
+    folder = tmp_path_factory.mktemp("stress")
+    page = article()
+    day = page.published.date()
+    daily_file = folder / "daily.html"
+    daily_file.write_bytes(render_daily(day, "en", [page], SITE))
+    images = {
+        url: (("image/webp", base64.b64decode(uri.partition(",")[2])) if uri else None)
+        for url, uri in page.images.items()
+    }
+    chapter = Chapter(
+        anchor=section_id(page.path), title=page.title, byline="", date_words="",
+        language="en", body_html=page.body_html, images=images,
+    )  # fmt: skip
+    book = Book(
+        identifier="urn:uuid:6f1c7a52-3d1e-4f0e-9a57-2b8f1d3c9e41", title=page.title,
+        language="en", day=day, publisher=SITE.name, chapters=(chapter,), footer_html="",
+    )  # fmt: skip
+    with zipfile.ZipFile(io.BytesIO(make_epub(book, max_bytes=10**6))) as archive:
+        archive.extractall(folder / "book")
+    return folder
+
+
+@pytest.mark.parametrize("name", ["daily.html", "book/EPUB/text/c001.xhtml"])
+def test_the_hardest_body_needs_no_sideways_scroll_at_390(
+    browser: Any, stress: Path, name: str
+) -> None:
+    seen = open_checked(browser, (stress / name).as_uri(), stress, 390)
+    own = {p.as_uri() for p in stress.rglob("*") if p.is_file()}
+    assert_reader_safe(seen, stress, own)
+    assert seen["images"]

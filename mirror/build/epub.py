@@ -69,7 +69,9 @@ STYLE_CSS = (
     "img{max-width:100%;height:auto}\n"
     "figure{margin:1em 0}\n"
     "blockquote{margin:1em 0;padding-left:1em;border-left:3px solid #d6d6d6}\n"
-    "pre{white-space:pre-wrap}\n"
+    "pre{white-space:pre-wrap;overflow-wrap:anywhere}\n"
+    "a,code,td,th{overflow-wrap:anywhere}\n"
+    "table{display:block;max-width:100%;overflow-x:auto;border-collapse:collapse}\n"
     "td,th{border:1px solid #d6d6d6;padding:.25em .5em;vertical-align:top}\n"
 ).encode("ascii")
 
