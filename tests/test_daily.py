@@ -15,7 +15,7 @@ import pytest
 from test_digest_run import parse, send, subscribe, with_smtp
 from test_mailin_flow import EXTRA_MIRRORS, MAILIN, Rig, mail
 
-from mirror.build import daily
+from mirror.build import builder, daily
 from mirror.build.builder import BuildReport, build_edition
 from mirror.config import Config, load_config
 from mirror.errors import EditionTooLargeError, ManifestError
@@ -272,6 +272,17 @@ def test_same_store_same_bytes_and_an_unchanged_day_is_not_written_again(
     other = replace(config, edition=replace(config.edition, output_dir=tmp_path / "other"))
     build(other)  # a fresh folder: rendered again, to the same bytes
     assert {path: (other.edition.output_dir / path).read_bytes() for path in first} == first
+
+
+def test_a_changed_epub_writer_renders_the_books_again(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(config)
+    monkeypatch.setattr(builder, "EPUB_WRITER", "another version of mirror/build/epub.py")
+    again = build(config, NOW + timedelta(hours=2))
+    books = sorted(path for path in again.written if path.endswith(".epub"))
+    assert books == ["editions/2026-11-20-en.epub", "editions/2026-11-20-ru.epub"]
+    assert not any(path.endswith(".html") and "editions/2026" in path for path in again.written)
 
 
 def test_earlier_days_are_kept_for_keep_days_and_listed(config: Config) -> None:

@@ -669,6 +669,7 @@ class Builder:
             kind="epub",
             templates=self.fingerprint,
             ebooklib=EBOOKLIB_VERSION,
+            writer=EPUB_WRITER,
             site=site,
             path=path,
             articles=[
@@ -824,6 +825,8 @@ class Builder:
 RENDITION_FORMAT = "webp"
 EPUB_NAMESPACE = uuid.UUID("0b7e3f44-8d2a-4c1e-b5f9-6a3d2e1c4f70")  # the EPUBs' identifiers
 EBOOKLIB_VERSION = importlib.metadata.version("ebooklib")  # its writer's bytes
+# our own EPUB code (style sheet, link and note handling): a change re-renders the books
+EPUB_WRITER = hashlib.sha256(Path(epub.__file__).read_bytes()).hexdigest()
 NO_ARTICLES_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # a feed with no entries: a fixed date
 FEED_ENTRIES = 50
 INDEX_ENTRIES = 100
