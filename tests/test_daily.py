@@ -277,12 +277,21 @@ def test_same_store_same_bytes_and_an_unchanged_day_is_not_written_again(
 def test_a_changed_epub_writer_renders_the_books_again(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    made: list[str] = []
+    real = builder.epub.make_epub
+
+    def counting(book: builder.epub.Book, *, max_bytes: int) -> bytes:
+        made.append(book.language)
+        return real(book, max_bytes=max_bytes)
+
+    monkeypatch.setattr(builder.epub, "make_epub", counting)
     build(config)
+    assert sorted(made) == ["en", "ru"]
+    build(config, NOW + timedelta(hours=1))
+    assert sorted(made) == ["en", "ru"]  # unchanged inputs: not made again
     monkeypatch.setattr(builder, "EPUB_WRITER", "another version of mirror/build/epub.py")
-    again = build(config, NOW + timedelta(hours=2))
-    books = sorted(path for path in again.written if path.endswith(".epub"))
-    assert books == ["editions/2026-11-20-en.epub", "editions/2026-11-20-ru.epub"]
-    assert not any(path.endswith(".html") and "editions/2026" in path for path in again.written)
+    build(config, NOW + timedelta(hours=2))
+    assert sorted(made) == ["en", "en", "ru", "ru"]
 
 
 def test_earlier_days_are_kept_for_keep_days_and_listed(config: Config) -> None:
