@@ -272,3 +272,39 @@ def test_a_tampered_gz_sibling_is_reported_by_verify_and_status(
     (root / "d" / "feed.xml.gz").unlink()  # over HTTP, undecodable gzip is a read error
     status, states, _ = cli(capsys, "-c", config, "status", "--full", "--json")
     assert status == 1 and "index.html" in states["mirrors"][0]["tampered"], states
+
+
+def test_repair_rewrites_a_tampered_or_stale_gz_sibling_and_gc_drops_an_orphan(
+    tmp_path: Path, fetched_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "www"
+    tables = mirror_table("dir", type="directory", path=str(folder), public_url="https://d/")
+    config = str(with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store))
+    key = str(tmp_path / "keys" / "mirror.pub")
+    edition = tmp_path / "edition"
+    assert cli(capsys, "-c", config, "build")[0] == 0
+    assert cli(capsys, "-c", config, "publish")[0] == 0
+    page = next(edition.glob("articles/*/*/*.html")).relative_to(edition).as_posix()
+    forged = {
+        "index.html.gz": gzip_bytes(b"<p>forged</p>"),  # tampered
+        "feed.xml.gz": b"not gzip at all",
+        page + ".gz": gzip_bytes((edition / page).read_bytes() + b"<p>old</p>"),  # stale
+        page + ".minisig.gz": gzip_bytes(b"x" * 20),  # beside a file compress leaves plain
+    }
+    for name, data in forged.items():
+        (folder / name).write_bytes(data)
+    (folder / "articles" / "gone.html.gz").write_bytes(gzip_bytes(b"<p>orphan</p>"))
+    status, verified, _ = cli(capsys, "verify", str(folder), "--key", key, "--json")
+    assert status == 3 and verified["tampered"] == sorted(forged), verified
+
+    status, repaired, _ = cli(capsys, "-c", config, "publish", "--repair", "--gc", "--json")
+    assert status == 0 and repaired["mirrors"][0]["uploaded"] == len(forged), repaired
+    status, verified, _ = cli(capsys, "verify", str(folder), "--key", key, "--json")
+    assert status == 0 and verified["ok"], verified
+    for name in ("index.html", "feed.xml", page):
+        packed = (folder / (name + ".gz")).read_bytes()
+        assert gzip.decompress(packed) == (edition / name).read_bytes()
+    assert not (folder / (page + ".minisig.gz")).exists()  # its put writes no gzip
+    assert not (folder / "articles" / "gone.html.gz").exists()  # --gc: nothing references it
+    status, again, _ = cli(capsys, "-c", config, "publish", "--repair", "--json")
+    assert status == 0 and again["mirrors"][0]["uploaded"] == 0, again

@@ -53,6 +53,7 @@ from mirror.errors import (
     VerifyError,
 )
 from mirror.storage import Backend, Capabilities, Stored
+from mirror.storage.wire import GZIP_SUFFIX, sibling_decodes_to
 from mirror.trust import minisign
 from mirror.trust.manifest import (
     MAX_MANIFEST_BYTES,
@@ -767,18 +768,37 @@ def strays(found: Iterable[str], keep: Iterable[str]) -> list[str]:
 
 
 async def probe(backend: Backend, edition: LocalEdition, concurrency: int) -> dict[str, str | None]:
-    """Each edition file's sha256 as the mirror serves it (None: absent; "" unreadable)."""
+    """Each edition file's sha256 as the mirror serves it (None: absent; "" unreadable,
+    or, on a folder, its `NAME.gz` does not decode to the edition's bytes: the upload
+    rewrites or removes it)."""
     paths = sorted(edition.files)
+    siblings = backend.capabilities.gzip_siblings
 
     async def state(path: str) -> str | None:
+        entry = edition.files[path]
         try:
-            stored = await backend.get(path, max_bytes=edition.files[path].size)
+            stored = await backend.get(path, max_bytes=entry.size)
         except MirrorUnreachableError:
             return ""  # over its size, or unreadable: the upload decides
-        return None if stored is None else sha256_hex(stored.data)
+        if stored is None:
+            return None
+        digest = sha256_hex(stored.data)
+        if siblings and digest == entry.sha256 and not await sibling_sound(backend, entry):
+            return ""
+        return digest
 
     states = await map_bounded(state, paths, limit=concurrency)
     return dict(zip(paths, states, strict=True))
+
+
+async def sibling_sound(backend: Backend, entry: FileEntry) -> bool:
+    """Whether the folder's `NAME.gz` beside `entry` is absent or decodes to its bytes
+    (as verify's check_siblings judges it; never inflating past the file's size)."""
+    try:
+        stored = await backend.get(entry.path + GZIP_SUFFIX, max_bytes=entry.size)
+    except MirrorUnreachableError:
+        return False  # larger than its file, or unreadable: rewrite it
+    return stored is None or sibling_decodes_to(stored.data, {entry.sha256}, entry.size)
 
 
 # ---------------------------------------------------------------- every mirror

@@ -27,6 +27,9 @@ IP_LIKE = re.compile(r"\d+\.\d+\.\d+\.\d+")  # S3 refuses bucket names formatted
 class Capabilities:
     conditional_put: bool  # put(if_match=/if_none_match=) is enforced by the store itself
     server_checksums: bool  # the store verifies an integrity checksum sent with each put
+    # NAME.gz beside NAME may be served in its place (a folder, for nginx's gzip_static):
+    # `publish --repair` checks each one, as verify does
+    gzip_siblings: bool = False
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ T = TypeVar("T")
 class DirectoryBackend(ThreadedBackend):
     """The `Backend` of a `type = "directory"` mirror: files under `path` (+ `prefix`)."""
 
-    capabilities = Capabilities(conditional_put=True, server_checksums=False)
+    capabilities = Capabilities(conditional_put=True, server_checksums=False, gzip_siblings=True)
 
     def __init__(self, mirror: MirrorConfig, *, max_workers: int = 16) -> None:
         if mirror.path is None:

@@ -12,7 +12,9 @@ are left plain: types already compressed (images, fonts), tiny files (signatures
 from __future__ import annotations
 
 import gzip
+import hashlib
 import zlib
+from collections.abc import Collection
 
 GZIP = "gzip"  # the Content-Encoding
 GZIP_SUFFIX = ".gz"  # a folder mirror's compressed sibling: NAME.gz beside NAME
@@ -59,3 +61,14 @@ def gunzip_bounded(packed: bytes, max_bytes: int) -> bytes | None:
     if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
         raise GzipDecodeError("not one whole gzip member (cut short, or data after it)")
     return plain
+
+
+def sibling_decodes_to(packed: bytes, sha256s: Collection[str], max_bytes: int) -> bool:
+    """Whether the gzip `packed` (a folder's `NAME.gz`) inflates, to at most `max_bytes`,
+    to bytes whose sha256 hex is one of `sha256s`: what verify calls a sound sibling and
+    `publish --repair` leaves alone."""
+    try:
+        plain = gunzip_bounded(packed, max_bytes)
+    except GzipDecodeError:
+        return False
+    return plain is not None and hashlib.sha256(plain).hexdigest() in sha256s

@@ -54,7 +54,7 @@ from mirror.errors import (
     TargetError,
     VerifyError,
 )
-from mirror.storage.wire import GZIP_SUFFIX, GzipDecodeError, gunzip_bounded
+from mirror.storage.wire import GZIP_SUFFIX, sibling_decodes_to
 from mirror.trust import certificate, minisign
 from mirror.trust.manifest import (
     MAX_MANIFEST_BYTES,
@@ -448,14 +448,7 @@ async def sibling_matches(reader: EditionReader, path: str, entries: Sequence[Fi
         return True  # gone since the listing: nothing served in its place
     if outcome is ReadOutcome.TOO_LARGE:
         return False
-    try:
-        plain = gunzip_bounded(packed, max_bytes)
-    except GzipDecodeError:
-        return False
-    if plain is None:
-        return False
-    digest = sha256_hex(plain)
-    return any(e.size == len(plain) and e.sha256 == digest for e in entries)
+    return sibling_decodes_to(packed, {entry.sha256 for entry in entries}, max_bytes)
 
 
 async def _load_manifests(
