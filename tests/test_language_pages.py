@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from datetime import date
 from pathlib import Path
 
 import lxml.html
@@ -14,9 +15,12 @@ from mirror.build.render import (
     MirrorLink,
     Site,
     archive_path,
+    mirror_index_url,
     mirrors_path,
     render_archive_month,
+    render_daily,
     render_mirrors_html,
+    render_mirrors_json,
     render_verify_page,
     site_paths,
     verify_path,
@@ -89,6 +93,35 @@ def test_russian_pages_are_russian_and_link_russian_pages(path: str, page) -> No
     assert {"index-ru.html", "mirrors-ru.html", "verify-ru.html"} <= links(rendered, path)
     assert not {"index.html", "mirrors.html", "verify.html"} & links(rendered, path)
     assert "Зеркала" in root.text_content() and "Проверка подписей" in root.text_content()
+
+
+def test_mirror_addresses_on_a_language_s_pages_open_that_language_s_index() -> None:
+    assert mirror_index_url("https://a.example.net/m") == "https://a.example.net/m/index.html"
+    assert mirror_index_url("https://a.example.net/m/", "ru") == (
+        "https://a.example.net/m/index-ru.html"
+    )
+    russian = "https://a.example.net/m/index-ru.html"
+    pages = {
+        "ru": render_mirrors_html(MIRRORS, SITE, language="ru"),
+        "daily-ru": render_daily(date(2026, 11, 28), "ru", [], SITE, mirrors=MIRRORS),
+    }
+    for name, page in pages.items():
+        hrefs = lxml.html.document_fromstring(page).xpath("//a/@href")
+        assert russian in hrefs and "https://a.example.net/m/index.html" not in hrefs, name
+    english = render_mirrors_html(MIRRORS, SITE)
+    assert "https://a.example.net/m/index.html" in english.decode()
+    assert russian not in english.decode()
+    daily_en = render_daily(date(2026, 11, 28), "en", [], SITE, mirrors=MIRRORS).decode()
+    assert "https://a.example.net/m/index.html" in daily_en  # the main language's pages
+    document = json.loads(render_mirrors_json(MIRRORS, SITE))
+    assert document["mirrors"] == [
+        {
+            "name": "a",
+            "url": "https://a.example.net/m/",
+            "index": "https://a.example.net/m/index.html",
+            "indexes": {"en": "https://a.example.net/m/index-en.html", "ru": russian},
+        }
+    ]
 
 
 def test_russian_verify_page_shows_the_root_key_commands_in_russian() -> None:

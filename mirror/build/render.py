@@ -406,18 +406,28 @@ def render_mirrors_html(
 ) -> bytes:
     """`mirrors_path(language)`: every mirror given (the caller passes the listed ones
     only), with the words of `language` (else the site's)."""
-    rows = [(mirror.name, _mirror_index_url(mirror.url)) for mirror in mirrors]
+    rows = [(mirror.name, mirror_index_url(mirror.url, language)) for mirror in mirrors]
     chrome = language or site.language
     page = mirrors_path(language)
     return _render("mirrors.html", page, site, chrome, pages=language, mirrors=rows)
 
 
 def render_mirrors_json(mirrors: Sequence[MirrorLink], site: Site) -> bytes:
-    """`mirrors.json`: {"publication", "mirrors": [{"name", "url", "index"}]}, canonical."""
+    """`mirrors.json`: {"publication", "mirrors": [{"name", "url", "index", "indexes"}]},
+    canonical: `index` is the mirror's `index.html`, `indexes` maps each language with
+    pages of its own (`Site.page_languages`; none: {}) to its `index-<lang>.html`."""
     document = {
         "publication": site.name,
         "mirrors": [
-            {"name": mirror.name, "url": mirror.url, "index": _mirror_index_url(mirror.url)}
+            {
+                "name": mirror.name,
+                "url": mirror.url,
+                "index": mirror_index_url(mirror.url),
+                "indexes": {
+                    language: mirror_index_url(mirror.url, language)
+                    for language in site.page_languages
+                },
+            }
             for mirror in mirrors
         ],
     }
@@ -500,7 +510,10 @@ def render_daily(
         dropped=words["daily_dropped"].format(n=dropped) if dropped else "",
         file_name=posixpath.basename(page),
         signature=posixpath.basename(page) + ".minisig",
-        mirrors=[(mirror.name, _mirror_index_url(mirror.url)) for mirror in mirrors],
+        mirrors=[
+            (mirror.name, mirror_index_url(mirror.url, site.page_language(language)))
+            for mirror in mirrors
+        ],
     )
 
 
@@ -842,8 +855,10 @@ def _language_links(site: Site, current: str | None) -> list[tuple[str, str, str
     return links
 
 
-def _mirror_index_url(url: str) -> str:
-    return with_slash(url) + INDEX_HTML
+def mirror_index_url(url: str, language: str | None = None) -> str:
+    """The address of the index a reader of `language` opens on the mirror at `url`:
+    `index_path(language)` there (None: the main language's `index.html`)."""
+    return with_slash(url) + index_path(language)
 
 
 # --- feed ----------------------------------------------------------------------------
