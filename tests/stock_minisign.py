@@ -1,5 +1,5 @@
-"""The stock minisign binary (Debian's `minisign`), for tests that check our signatures
-with the tool readers use."""
+"""The stock minisign binary (Debian's `minisign`), and the download tools (curl,
+wget), for tests that check our signatures with the tools readers use."""
 
 from __future__ import annotations
 
@@ -19,4 +19,15 @@ def minisign_binary() -> str:
         if os.environ.get("CI") == "true":
             pytest.fail("minisign is not installed (apt-get install minisign)")
         pytest.skip("minisign is not installed")
+    return found
+
+
+def stock_tool(name: str) -> str:
+    """A reader's command-line tool (`curl`, `wget`) as Debian ships it; missing is a
+    failure on CI (README's apt-get line installs it), a skip elsewhere."""
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is not installed (apt-get install {name})")
+        pytest.skip(f"{name} is not installed")
     return found

@@ -124,6 +124,24 @@ def test_mirror_addresses_on_a_language_s_pages_open_that_language_s_index() -> 
     ]
 
 
+def test_verify_pages_and_daily_files_say_to_download_with_compression() -> None:
+    """A compressed S3 mirror sends gzip whatever the client asks (test_stock_minisign
+    shows plain curl saving gzip): every verify page and daily file gives the commands
+    that undo it, in the page's words."""
+    for language, words in ((None, "A browser undoes"), ("ru", "Браузер распаковывает")):
+        root = lxml.html.document_fromstring(render_verify_page(SITE, language=language))
+        (command,) = root.xpath("//pre[@id='download']/code/text()")
+        assert command == "curl --compressed -O URL\nwget --compression=auto URL"
+        assert words in root.text_content()
+    for language, words in (("en", "a browser undoes"), ("ru", "браузер распаковывает")):
+        page = render_daily(date(2026, 11, 28), language, [], SITE, mirrors=MIRRORS)
+        root = lxml.html.document_fromstring(page)
+        address = f"https://a.example.net/m/editions/2026-11-28-{language}.html"
+        codes = [code.text_content() for code in root.iter("code")]
+        assert f"curl --compressed -O {address}\nwget --compression=auto {address}" in codes
+        assert words in root.text_content()
+
+
 def test_russian_verify_page_shows_the_root_key_commands_in_russian() -> None:
     root = lxml.html.document_fromstring(render_verify_page(SITE, language="ru"))
     commands = [code.text_content() for code in root.iter("code")]

@@ -1,6 +1,8 @@
 """Readers with stock minisign only: verify.html and the digest's footer print the root
 key and two commands (keys.json with the root key, then a page with the signing key
-keys.json certifies). Debian's real `minisign` runs them, as printed, on a built edition."""
+keys.json certifies). Debian's real `minisign` runs them, as printed, on a built edition.
+The download commands verify.html and the daily file print (curl --compressed, wget
+--compression=auto) fetch from a compressed S3 mirror what minisign accepts."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from mirror.cli import run
 from mirror.newsroom import config_for
 from mirror.trust import minisign
 
-from stock_minisign import minisign_binary
+from cli_configs import cli, mirror_table, with_store, write_config
+from moto_server import REGION, create_bucket
+from stock_minisign import minisign_binary, stock_tool
 
 SECRET = "a-long-enough-unsubscribe-secret"
 
@@ -124,3 +128,69 @@ def test_the_russian_verify_page_prints_the_same_commands_in_russian(rooted: Pat
     printed = [line for line in shown if line.startswith("minisign -Vm ")]
     check_both([line for line in printed if "manifests/" not in line][-2:], edition, page,
                root, signing)  # fmt: skip
+
+
+def fetch(command: list[str], folder: Path) -> Path:
+    """Run a download command (its first word the tool's name) in a new `folder`; the
+    one file it saved."""
+    folder.mkdir()
+    done = subprocess.run(
+        [stock_tool(command[0]), *command[1:]], cwd=folder, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    (saved,) = folder.iterdir()
+    return saved
+
+
+def minisign_check(page: Path, signature: bytes, key: str) -> subprocess.CompletedProcess[str]:
+    """`minisign -Vm PAGE -P KEY` with `signature` saved beside the page."""
+    page.with_name(page.name + ".minisig").write_bytes(signature)
+    return subprocess.run(
+        [minisign_binary(), "-Vm", page.name, "-P", key],
+        cwd=page.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.usefixtures("aws_env")
+@pytest.mark.slow
+def test_the_printed_download_commands_save_what_minisign_checks_from_a_compressed_s3_mirror(
+    tmp_path: Path, fetched_store: Path, moto_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = create_bucket(moto_endpoint)
+    url = f"{moto_endpoint}/{bucket}/"
+    s3 = {"type": "s3", "endpoint_url": moto_endpoint, "region": REGION}
+    tables = mirror_table("s3", bucket=bucket, public_url=url, **s3)
+    config = str(with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store))
+    assert cli(capsys, "-c", config, "build")[0] == 0
+    assert cli(capsys, "-c", config, "publish")[0] == 0
+    assert cli(capsys, "-c", config, "mirrors", "setup", "s3", "--provider", "minio")[0] == 0
+    edition = tmp_path / "edition"
+    key = (tmp_path / "keys" / "mirror.pub").read_text().splitlines()[1]
+    article = next(edition.glob("articles/*/*/*.html")).relative_to(edition).as_posix()
+    verify = lxml.html.fromstring((edition / "verify.html").read_bytes())
+    (generic,) = verify.xpath("//pre[@id='download']/code/text()")
+    daily = next(p for p in edition.glob("editions/*.html") if p.name != "index.html")
+    printed = [
+        code.text_content()
+        for code in lxml.html.fromstring(daily.read_bytes()).iter("code")
+        if code.text_content().startswith("curl ")
+    ]
+    assert printed and daily.relative_to(edition).as_posix() in printed[0]
+    cases = [(line.replace("URL", url + article), article) for line in generic.splitlines()]
+    cases += [(line, daily.relative_to(edition).as_posix()) for line in printed[0].splitlines()]
+    assert len(cases) == 4  # curl and wget, for a page and for the daily file
+    for number, (line, path) in enumerate(cases):
+        signature = (edition / (path + ".minisig")).read_bytes()
+        saved = fetch(shlex.split(line), tmp_path / f"asked-{number}")
+        assert saved.read_bytes() == (edition / path).read_bytes(), line
+        checked = minisign_check(saved, signature, key)
+        assert checked.returncode == 0 and f"path:{path}" in checked.stdout, checked.stderr
+
+    for number, tool in enumerate((["curl", "-sS", "-O"], ["wget", "-q"])):
+        saved = fetch([*tool, url + article], tmp_path / f"plain-{number}")
+        assert saved.read_bytes()[:2] == b"\x1f\x8b", tool  # gzip, though none was asked for
+        signature = (edition / (article + ".minisig")).read_bytes()
+        assert minisign_check(saved, signature, key).returncode != 0, tool

@@ -514,6 +514,7 @@ def render_daily(
             (mirror.name, mirror_index_url(mirror.url, site.page_language(language)))
             for mirror in mirrors
         ],
+        download=with_slash(mirrors[0].url) + page if mirrors else "URL",
     )
 
 
@@ -761,6 +762,11 @@ MESSAGES: dict[str, str | InContext] = {
     "daily_check": N_(
         "To check this file, save it with its signature {signature} (on any mirror, next to "
         "it) and run:"
+    ),
+    "daily_download": N_(
+        "A mirror may send this file gzip-compressed whatever the program asks, and a copy "
+        "saved still compressed fails the check: a browser undoes the compression; on a "
+        "command line ask for it:"
     ),
     "daily_check_root": N_(
         "With only the outlet's root key: check keys.json (and keys.json.minisig) from a "
