@@ -28,7 +28,7 @@ import lxml.html
 import pytest
 from browsers import chromium, missing
 from conftest import SECRET
-from test_epub import assert_valid_epub3
+from epub_check import assert_valid_epub3
 
 from mirror.build.catalogue import wording
 from mirror.build.daily import parse_daily_path, section_id

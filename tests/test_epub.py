@@ -3,16 +3,14 @@ by unzipping it, its determinism, its size limit and its words in the book's lan
 
 from __future__ import annotations
 
-import io
-import posixpath
 import random
 import subprocess
-import zipfile
 from datetime import date
 from pathlib import Path
 
 import pytest
 from conftest import NOW
+from epub_check import OPF, XHTML, assert_valid_epub3, opened, package
 from lxml import etree
 
 from mirror.build.builder import Builder, BuildInputs
@@ -29,9 +27,6 @@ from mirror.workers import ParserPool
 
 from stock_minisign import minisign_binary
 
-OPF = "{http://www.idpf.org/2007/opf}"
-XHTML = "{http://www.w3.org/1999/xhtml}"
-CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 PICTURE = "https://static.example.org/a.webp"
 OTHER_PICTURE = "https://static.example.org/b.webp"
 GONE_PICTURE = "https://static.example.org/gone.jpg"
@@ -73,59 +68,6 @@ def book(*chapters: Chapter, language: str = "ru") -> Book:
         chapters=chapters or (chapter(),),
         footer_html="<p>Проверьте: <code>minisign -Vm file.epub -P RW...</code></p>",
     )
-
-
-def opened(data: bytes) -> zipfile.ZipFile:
-    return zipfile.ZipFile(io.BytesIO(data))
-
-
-def package(archive: zipfile.ZipFile) -> tuple[str, etree._Element]:
-    container = etree.fromstring(archive.read("META-INF/container.xml"))
-    rootfile = container.find(f"{CONTAINER}rootfiles/{CONTAINER}rootfile")
-    assert rootfile is not None
-    assert rootfile.get("media-type") == "application/oebps-package+xml"
-    path = rootfile.get("full-path") or ""
-    return path, etree.fromstring(archive.read(path))
-
-
-def assert_valid_epub3(data: bytes) -> None:
-    """The structure EPUB 3 requires, checked on the unzipped package."""
-    archive = opened(data)
-    first = archive.infolist()[0]
-    assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED
-    assert archive.read("mimetype") == b"application/epub+zip"
-    assert data[30:38] == b"mimetype"  # the first local header's name, no extra field
-    opf_path, opf = package(archive)
-    assert opf.get("version") == "3.0"
-    base = posixpath.dirname(opf_path)
-    items = {item.get("id"): item for item in opf.iterfind(f"{OPF}manifest/{OPF}item")}
-    hrefs = {posixpath.join(base, item.get("href") or "") for item in items.values()}
-    others = set(archive.namelist()) - {"mimetype", "META-INF/container.xml", opf_path}
-    assert hrefs == others
-    spine = [ref.get("idref") for ref in opf.iterfind(f"{OPF}spine/{OPF}itemref")]
-    assert spine and all(idref in items for idref in spine)
-    navs = [item for item in items.values() if "nav" in (item.get("properties") or "").split()]
-    assert len(navs) == 1
-    for path in others:
-        if path.endswith(".xhtml"):
-            assert_resolving_xhtml(archive, path)
-
-
-def assert_resolving_xhtml(archive: zipfile.ZipFile, path: str) -> None:
-    tree = etree.fromstring(archive.read(path))  # well-formed XML or an exception
-    assert tree.tag == f"{XHTML}html"
-    names = set(archive.namelist())
-    for element in tree.iter():
-        for attribute in ("href", "src"):
-            target = element.get(attribute)
-            if target is None:
-                continue
-            assert not target.startswith("data:")
-            if target.startswith(("http:", "https:", "mailto:")):
-                assert attribute == "href", f"{path}: remote {attribute} {target}"
-                continue
-            inside = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-            assert inside.split("#")[0] in names, f"{path}: {target} does not resolve"
 
 
 def chapter_text(data: bytes, name: str = "EPUB/text/c001.xhtml") -> str:
@@ -182,6 +124,18 @@ def test_images_are_files_in_the_zip_and_a_missing_one_shows_the_note() -> None:
     assert f'src="../{images[0].removeprefix("EPUB/")}"' in text
     assert f"[{wording(MESSAGES, 'ru')['image_dropped']}: Потеряно]" in text
     assert "static.example.org" not in text
+
+
+def test_an_alt_text_the_caption_repeats_is_not_read_twice() -> None:
+    body = (
+        f'<figure><img src="{PICTURE}" alt="Улица ночью"><figcaption>Улица ночью.'
+        f'</figcaption></figure><figure><img src="{OTHER_PICTURE}" alt="Фонарь">'
+        f"<figcaption>Снимок автора</figcaption></figure>"
+    )
+    images = {PICTURE: picture(2000), OTHER_PICTURE: picture(2000, 1)}
+    text = chapter_text(make_epub(book(chapter(body_html=body, images=images)), max_bytes=10**6))
+    assert 'alt="Улица ночью"' not in text and text.count('alt=""') == 1
+    assert 'alt="Фонарь"' in text  # a caption that says something else: alt kept
 
 
 def test_the_same_book_gives_the_same_bytes() -> None:

@@ -38,6 +38,7 @@ import lxml.html
 from ebooklib import epub
 from lxml.etree import ParserError
 
+from mirror.build.captions import drop_repeated_alts
 from mirror.build.catalogue import wording
 from mirror.build.render import MESSAGES, word_notes
 from mirror.errors import EditionTooLargeError
@@ -312,6 +313,7 @@ def _clean_fragment(
     for link in root.iter("a"):
         _keep_inside(link, inside)
     word_notes(root, words["video"])
+    drop_repeated_alts(root)  # a caption that says it already: no second reading
     for image in list(root.iter("img")):
         _place_image(image, images, words["image_dropped"], files)
     inner: str = lxml.html.tostring(root, encoding="unicode")
