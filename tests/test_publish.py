@@ -137,6 +137,10 @@ def test_headers() -> None:
     assert content_type_for("current") == "text/plain; charset=utf-8"
     assert content_type_for("images/x.webp") == "image/webp"
     assert content_type_for("odd") == "application/octet-stream"
+    assert content_type_for("editions/2026-11-29-ru.epub") == "application/epub+zip"
+    for feed in ("feed-ru.xml", "feed-en.xml", "feed-pt-br.xml"):
+        assert content_type_for(feed) == "application/atom+xml; charset=utf-8"
+    assert content_type_for("sitemap.xml") == "application/xml; charset=utf-8"
     assert "immutable" in cache_control_for("manifests/3.json")
     assert "immutable" in cache_control_for("manifests/parts/" + "a" * 64 + ".json")
     assert "max-age=300" in cache_control_for("manifests/3.json.minisig")

@@ -106,7 +106,9 @@ _CONTENT_TYPES = {
     "avif": "image/avif",
     "ico": "image/vnd.microsoft.icon",
     "woff2": "font/woff2",
+    "epub": "application/epub+zip",  # the daily EPUB: e-readers open it by its type
 }
+_FEED = re.compile(r"feed(?:-[a-z]{2,3}(?:-[a-z0-9]{2,8})*)?\.xml")
 
 
 # ---------------------------------------------------------------- object headers
@@ -117,7 +119,7 @@ def content_type_for(path: str) -> str:
     name = path.rsplit("/", 1)[-1]
     if name in POINTERS:
         return TEXT
-    if name == "feed.xml":
+    if _FEED.fullmatch(name):  # feed.xml and every language's feed-<lang>.xml
         return "application/atom+xml; charset=utf-8"
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     return _CONTENT_TYPES.get(suffix, OCTETS)
