@@ -17,6 +17,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from mirror.build import builder, catalogue, render
+from mirror.build.catalogue import Plural
 from mirror.build.render import (
     ArticleView,
     MirrorLink,
@@ -138,7 +139,12 @@ def russian_article(body: str) -> ArticleView:
 
 def english_words() -> set[str]:
     """The English texts of the pages' table (those a translation changes)."""
-    words = {m if isinstance(m, str) else m.message for m in render.MESSAGES.values()}
+    words: set[str] = set()
+    for m in render.MESSAGES.values():
+        if isinstance(m, Plural):
+            words |= {m.singular, m.plural}
+        else:
+            words.add(m if isinstance(m, str) else m.message)
     return {w.split("{")[0].strip() for w in words if w.split("{")[0].strip()}
 
 
@@ -169,6 +175,26 @@ def test_a_russian_page_has_no_english_label(kind: str) -> None:
     english = [word for word in words if re.search(rf"\b{re.escape(word)}(?!\w)", text)]
     assert english == [], (kind, english)
     assert "Зеркала" in text and "Проверка подписей" in text
+
+
+def test_the_russian_verify_page_names_one_file_in_its_text_and_commands() -> None:
+    text = lxml.html.document_fromstring(russian_pages()["verify"]).text_content()
+    assert "articles/ГГГГ/ММ/название.html.minisig" in text
+    assert "minisign -Vm название.html -P" in text and "name.html" not in text
+    assert "Где взять minisign: apt install minisign" in text
+
+
+def test_the_dropped_articles_note_takes_each_russian_plural_form() -> None:
+    forms = {n: render.dropped_note(n, "ru").split(" не ")[0] for n in (1, 3, 5, 21, 12)}
+    assert forms == {
+        1: "1 более старая статья",
+        3: "3 более старые статьи",
+        5: "5 более старых статей",
+        21: "21 более старая статья",
+        12: "12 более старых статей",
+    }
+    assert render.dropped_note(1, "en") == "1 older article was left out to keep this file small."
+    assert render.dropped_note(0, "ru") == ""
 
 
 def test_russian_labels_on_an_article() -> None:

@@ -55,7 +55,7 @@ from markupsafe import Markup
 
 from mirror.build import catalogue
 from mirror.build.captions import drop_repeated_alts
-from mirror.build.catalogue import N_, NC_, InContext
+from mirror.build.catalogue import N_, NC_, NP_, InContext, Plural
 from mirror.build.daily import EDITIONS_INDEX, DailyFile, daily_path, section_id
 from mirror.build.locale import (
     aware,
@@ -498,7 +498,6 @@ def render_daily(
                 anchors[address] = "#" + section_id(article.path)
     sections = [_daily_section(article, page, anchors, site) for article in articles]
     noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
-    words = _messages(language)
     return _render(
         "daily.html",
         page,
@@ -507,7 +506,7 @@ def render_daily(
         pages=site.page_language(language),
         sections=sections,
         day=_Moment(day.isoformat(), date_words(noon, language, "UTC")),
-        dropped=words["daily_dropped"].format(n=dropped) if dropped else "",
+        dropped=dropped_note(dropped, language),
         file_name=posixpath.basename(page),
         signature=posixpath.basename(page) + ".minisig",
         mirrors=[
@@ -516,6 +515,19 @@ def render_daily(
         ],
         download=with_slash(mirrors[0].url) + page if mirrors else "URL",
     )
+
+
+def dropped_note(dropped: int, language: str) -> str:
+    """ "{n} older articles were left out ..." in `language` (its plural form), or ""."""
+    if not dropped:
+        return ""
+    return catalogue.count_words(_plural("daily_dropped"), dropped, language)
+
+
+def _plural(key: str) -> Plural:
+    message = MESSAGES[key]
+    assert isinstance(message, Plural), key
+    return message
 
 
 @dataclass(frozen=True)
@@ -726,7 +738,7 @@ def _at_level(uris: Sequence[str], level: int) -> str | None:
 
 # The words of the pages, in English; the catalogue (`mirror.build.catalogue`) holds
 # their translations. A new key: add it here with N_(), then to every .po (README).
-MESSAGES: dict[str, str | InContext] = {
+MESSAGES: dict[str, str | InContext | Plural] = {
     "home": N_("Front page"),
     "mirrors": N_("Mirrors"),
     "verify": N_("Check signatures"),
@@ -758,7 +770,10 @@ MESSAGES: dict[str, str | InContext] = {
     "daily_title": N_("{name}, {date}"),
     "contents": N_("Contents"),
     "to_contents": N_("Back to contents"),
-    "daily_dropped": N_("{n} older articles were left out to keep this file small."),
+    "daily_dropped": NP_(
+        "{n} older article was left out to keep this file small.",
+        "{n} older articles were left out to keep this file small.",
+    ),
     "daily_check": N_(
         "To check this file, save it with its signature {signature} (on any mirror, next to "
         "it) and run:"
