@@ -260,7 +260,7 @@ class SyncReport:
         digest_ok = (self.digest is None or not self.digest.failed) and not self.error
         keys_ok = self.keys is None or not self.keys.due()
         mailin_ok = (self.mailin is None or not self.mailin.failed) and not self.mailin_error
-        built = self.build is not None
+        built = self.build is not None and self.build.complete
         spawn_ok = all(result.ok for result in self.spawned)
         return (
             not self.fetch.failed and built and mirrors_ok and digest_ok and keys_ok and mailin_ok

@@ -4,19 +4,26 @@ verify, the editions index, and the digest's link and attachment."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import shutil
 import subprocess
+import zipfile
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from epub_check import XHTML, assert_valid_epub3
+from lxml import etree
 from test_digest_run import parse, send, subscribe, with_smtp
 from test_mailin_flow import EXTRA_MIRRORS, MAILIN, Rig, mail
 
 from mirror.build import builder, daily
 from mirror.build.builder import BuildReport, build_edition
+from mirror.build.catalogue import wording
+from mirror.build.render import MESSAGES, MirrorLink, Site
+from mirror.cli import run
 from mirror.config import Config, load_config
 from mirror.errors import EditionTooLargeError, ManifestError
 from mirror.newsroom import config_for
@@ -41,6 +48,9 @@ class Item:
     path: str
     published: datetime | None
     language: str = "en"
+
+
+DAY_EN = "editions/2026-11-20-en.html"
 
 
 def at(day: int, hour: int = 12) -> datetime:
@@ -247,7 +257,178 @@ def test_over_the_limit_images_go_then_the_oldest_articles(config: Config) -> No
     assert small.daily_articles_dropped > 0
     for path in daily_files(out):
         assert (out / path).stat().st_size <= 12_000
-    assert "older articles were left out" in (out / "editions/2026-11-20-en.html").read_text()
+    assert re.search(r"\d+ older articles? (?:was|were) left out", (out / DAY_EN).read_text())
+
+
+def html_titles(path: Path) -> list[str]:
+    found = re.findall(r'<article id="[^"]+"[^>]*>\n<h2>(.*?)</h2>', path.read_text())
+    return [html.unescape(title) for title in found]
+
+
+def epub_titles(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as book:
+        names = sorted(n for n in book.namelist() if re.fullmatch(r"EPUB/text/c\d+\.xhtml", n))
+        return [etree.fromstring(book.read(n)).findtext(f".//{XHTML}h1") or "" for n in names]
+
+
+def listed_paths(out: Path) -> set[str]:
+    version = (out / "current").read_text().strip()
+    document = manifest.parse_manifest((out / f"manifests/{version}.json").read_bytes())
+    listed: set[str] = set()
+    for part in document.parts:
+        listed |= {e.path for e in manifest.parse_part((out / part.path).read_bytes()).files}
+    return listed
+
+
+def test_the_epub_drops_the_oldest_articles_as_the_html_does_and_holds_the_same(
+    config: Config,
+) -> None:
+    build(config)
+    out = config.edition.output_dir
+    small = build(limited(config, daily_max_bytes=12_000), NOW + timedelta(hours=1))
+    assert small.daily_too_large == [] and small.daily_articles_dropped > 0
+    for language in ("en", "ru"):
+        page = out / f"editions/2026-11-20-{language}.html"
+        book = page.with_suffix(".epub")
+        assert book.stat().st_size <= 12_000 and epub_titles(book) == html_titles(page)
+        assert html_titles(page)  # some, not all
+        assert_valid_epub3(book.read_bytes())
+    check = zipfile.ZipFile(out / "editions/2026-11-20-ru.epub").read("EPUB/text/check.xhtml")
+    assert re.search(r"\d+ более стар\w+ стат\w+ не вошл", check.decode())
+
+
+def test_a_file_that_no_longer_fits_leaves_the_folder_and_the_manifest(config: Config) -> None:
+    build(config)
+    out = config.edition.output_dir
+    assert {"editions/2026-11-20-ru.epub", "editions/2026-11-20-ru.html"} <= listed_paths(out)
+    report = build(limited(config, daily_max_bytes=2_000), NOW + timedelta(hours=1))
+    assert len(report.daily_too_large) == 4
+    assert not list((out / "editions").glob("2026-*"))  # no stale file under today's name
+    assert not {p for p in listed_paths(out) if daily.is_daily_file(p.removesuffix(".minisig"))}
+    assert "2026-11-20" not in (out / "editions/index.html").read_text()
+
+
+def test_a_hidden_article_leaves_the_earlier_days_kept_files(config: Config) -> None:
+    kept = limited(config, daily_keep_days=3)
+    build(kept)
+    out = config.edition.output_dir
+    ru = out / "editions/2026-11-20-ru.html"
+    victim_title = html_titles(ru)[0]
+    with Store(config.state.path) as store:
+        victim = next(a for a in store.list_articles() if a["title"] == victim_title)
+        store.hide_article(str(victim["id"]), NOW)
+    build(kept, NOW + timedelta(days=1))
+    assert ru.exists() and victim_title not in html_titles(ru)
+    assert html_titles(ru) and victim_title not in epub_titles(ru.with_suffix(".epub"))
+    assert html_titles(out / "editions/2026-11-21-ru.html")  # today's file too, without it
+    assert victim_title not in html_titles(out / "editions/2026-11-21-ru.html")
+
+
+NAME = "The Zarechensk Courier"
+MIRROR = MirrorLink("first", "https://mirror.example/copy")
+
+
+def build_with_mirror(config: Config, now: datetime = NOW) -> BuildReport:
+    inputs = replace(build_inputs(config, now=now), mirrors=(MIRROR,))
+    with Store(config.state.path) as store:
+        return asyncio.run(build_edition(config, store, inputs, now=now))
+
+
+def hrefs(text: str) -> list[str]:
+    return [html.unescape(h) for h in re.findall(r'href="([^"]+)"', text)]
+
+
+def test_a_link_to_an_article_not_in_the_file_goes_to_the_first_listed_mirror(
+    config: Config,
+) -> None:
+    one = limited(config, daily_articles=1)  # the others are not in the file
+    with Store(config.state.path) as store:
+        origin = {a["url"] for a in store.list_articles()}
+    build(one)
+    out = config.edition.output_dir
+    assert origin & set(hrefs((out / DAY_EN).read_text()))  # no mirror listed: the origin
+    build_with_mirror(one, NOW + timedelta(hours=1))
+    for language in ("en", "ru"):
+        page = out / f"editions/2026-11-20-{language}.html"
+        links = hrefs(page.read_text())
+        on_mirror = [h for h in links if h.startswith("https://mirror.example/copy/articles/")]
+        assert on_mirror and not origin & set(links)
+        mirrored = [out / h.removeprefix("https://mirror.example/copy/") for h in on_mirror]
+        assert all(path.is_file() for path in mirrored)
+        with zipfile.ZipFile(page.with_suffix(".epub")) as book:
+            chapter = hrefs(book.read("EPUB/text/c001.xhtml").decode())
+        assert set(on_mirror) <= set(chapter) and not origin & set(chapter)
+
+
+def test_the_epub_check_page_names_the_file_its_signature_and_the_mirrors(
+    config: Config,
+) -> None:
+    build_with_mirror(config)
+    out = config.edition.output_dir
+    with zipfile.ZipFile(out / "editions/2026-11-20-ru.epub") as book:
+        check = book.read("EPUB/text/check.xhtml").decode()
+        title = etree.fromstring(book.read("EPUB/content.opf")).findtext(
+            ".//{http://purl.org/dc/elements/1.1/}title"
+        )
+    words = wording(MESSAGES, "ru")
+    assert "minisign -Vm 2026-11-20-ru.epub -P RW" in check and "*" not in check
+    assert html.escape(words["daily_check"].format(signature="2026-11-20-ru.epub.minisig")) in check
+    assert html.escape(words["daily_comment"]) in check
+    assert words["daily_mirrors"] in check
+    assert 'href="https://mirror.example/copy/index-ru.html"' in check  # the reader's language
+    address = "https://mirror.example/copy/editions/2026-11-20-ru.epub"
+    assert f"curl --compressed -O {address}" in check
+    assert html.escape(words["daily_download"]) in check
+    assert title == words["daily_title"].format(name=NAME, date="20 ноября 2026\u202fг.")
+
+
+def test_the_epub_check_page_gives_the_root_key_route() -> None:
+    site = Site("Пример", "ru", "https://example.org/", "RWkey", "AB", root_key_line="RWroot")
+    words = wording(MESSAGES, "ru")
+    page = builder.epub_footer(site, "ru", "editions/2026-11-20-ru.epub", [MIRROR])
+    assert html.escape(words["daily_check_root"]) in page
+    assert "minisign -Vm keys.json -P RWroot\nminisign -Vm 2026-11-20-ru.epub -P RWkey" in page
+
+
+def test_the_epub_title_comes_from_the_daily_title_message(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(MESSAGES, "daily_title", "{date} | {name}")  # no translation: as is
+    build(config)
+    with zipfile.ZipFile(config.edition.output_dir / "editions/2026-11-20-en.epub") as book:
+        opf = etree.fromstring(book.read("EPUB/content.opf"))
+    title = opf.findtext(".//{http://purl.org/dc/elements/1.1/}title")
+    assert title == f"November 20, 2026 | {NAME}"
+
+
+def test_each_page_language_has_its_editions_list_in_its_words(config: Config) -> None:
+    build(config)
+    out = config.edition.output_dir
+    listing = (out / "editions/index-ru.html").read_text()
+    words = wording(MESSAGES, "ru")
+    assert 'lang="ru"' in listing and f"<h1>{words['editions']}</h1>" in listing
+    assert 'href="../index-ru.html"' in listing and 'href="../verify-ru.html"' in listing
+    assert 'href="2026-11-20-ru.epub"' in listing and 'href="2026-11-20-en.html"' in listing
+    assert 'href="editions/index-ru.html"' in (out / "index-ru.html").read_text()
+    assert {"editions/index-ru.html", "editions/index-en.html"} <= listed_paths(out)
+    assert 'href="editions/index.html"' in (out / "index.html").read_text()
+
+
+def test_build_exits_1_when_a_daily_file_cannot_be_made(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(["-c", str(config.path), "build"]) == 0  # the clock's day
+    out = config.edition.output_dir
+    assert len(list(out.glob("editions/*-ru.epub"))) == 1
+
+    def too_large(*args: object) -> object:
+        raise EditionTooLargeError("over the limit even with no article in it")
+
+    monkeypatch.setattr(daily, "fit_articles", too_large)  # every EPUB is fitted
+    monkeypatch.setattr(builder, "EPUB_WRITER", "a new writer")  # so the day is made again
+    assert run(["-c", str(config.path), "build", "--json"]) == 1  # partial
+    assert not list(out.glob("editions/*.epub*"))
+    assert len(list(out.glob("editions/2*-ru.html"))) == 1  # the rest goes on
 
 
 def test_too_small_a_limit_writes_no_file_and_says_so(config: Config) -> None:

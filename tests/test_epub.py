@@ -199,13 +199,16 @@ async def test_the_builder_writes_a_signed_epub_that_stock_minisign_accepts(
         assert russian and any(a.revision.images for a in russian)
         day = NOW.date()
         path = f"editions/{day.isoformat()}-ru.epub"
-        await builder.daily_epub(path, day, "ru", russian, site, max_bytes=1_000_000)
+        await builder.daily_pair(day, "ru", russian, site, {})
         staged = {p: builder.folder.staged[p].read_bytes() for p in (path, path + ".minisig")}
-        book = await builder.epub_book(day, "ru", russian, site)
+        chapters = [await builder.epub_chapter(article, site) for article in russian]
+        book = builder.epub_book(day, "ru", chapters, site, {}, 0)
         builder.folder.discard()
     data = staged[path]
     assert_valid_epub3(data)
-    assert data == make_epub(book, max_bytes=1_000_000)  # the hook adds nothing of its own
+    assert data == make_epub(
+        book, max_bytes=config.edition.daily_max_bytes
+    )  # the hook adds nothing of its own
     archive = opened(data)
     assert [n for n in archive.namelist() if n.startswith("EPUB/images/")]
     nav = archive.read("EPUB/nav.xhtml").decode()

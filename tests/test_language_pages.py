@@ -60,8 +60,9 @@ def test_paths_per_language() -> None:
         "mirrors": "mirrors-ru.html",
         "verify": "verify-ru.html",
         "feed": "feed-ru.xml",
-        "editions": "editions/index.html",
+        "editions": "editions/index-ru.html",
     }
+    assert site_paths()["editions"] == "editions/index.html"
     with pytest.raises(ValueError):
         mirrors_path("../x")
 
@@ -146,7 +147,7 @@ def test_russian_verify_page_shows_the_root_key_commands_in_russian() -> None:
     root = lxml.html.document_fromstring(render_verify_page(SITE, language="ru"))
     commands = [code.text_content() for code in root.iter("code")]
     assert f"minisign -Vm keys.json -P {SITE.root_key_line}" in commands
-    assert f"minisign -Vm name.html -P {SITE.public_key_line}" in commands
+    assert f"minisign -Vm название.html -P {SITE.public_key_line}" in commands
     text = root.text_content()
     assert "проверьте их\nкорневым ключом" in text
     assert "Check the whole copy" not in text

@@ -18,13 +18,14 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 import babel
 import PIL
@@ -38,6 +39,7 @@ from mirror.build.slugs import article_path
 from mirror.build.templating import template_root
 from mirror.config import Config
 from mirror.errors import ContentError, EditionTooLargeError, ManifestError
+from mirror.fetch.urls import with_slash
 from mirror.progress import NoProgress, Progress
 from mirror.store import (
     EditionArticle,
@@ -100,6 +102,12 @@ class BuildReport:
             },
             "feed_bodies_dropped": self.feed_bodies_dropped,
         }
+
+    @property
+    def complete(self) -> bool:
+        """Every file the edition should hold was made (a daily file that cannot fit
+        its limit is reported and left out: the run was partial)."""
+        return not self.daily_too_large
 
     def summary(self) -> str:
         state = "new version" if self.new_version else "no change, version"
@@ -554,153 +562,228 @@ class Builder:
                 months.setdefault(month, []).append(summary)
         return months
 
-    # daily single-file editions
+    # daily single-file editions: an HTML file and an EPUB per day and language
 
     async def daily_editions(self, articles: list[EditionArticle], site: render.Site) -> None:
-        """Today's file in each language (rendered again only when its inputs changed),
-        earlier days' files kept for `daily_keep_days`, and editions/index.html."""
+        """Today's files in each language, and each earlier day's kept for
+        `daily_keep_days`, made from the store's articles of that day (so a hidden or gone
+        article leaves them too; unchanged inputs reuse the files); then the lists of
+        them, editions/index.html and index-<lang>.html."""
         today = daily.local_day(self.now, site.timezone)
-        by_path = {article.path: article for article in articles}
         summaries = self.summaries(articles)
-        for language in site.languages:
+        by_path = {article.path: article for article in articles}
+        elsewhere = self.mirror_pages(articles)
+        for day, language in self.daily_days(today, site):
             chosen = daily.daily_articles(
-                summaries, today, language, self.edition.daily_articles, site.timezone
+                summaries, day, language, self.edition.daily_articles, site.timezone
             )
             picked = [by_path[s.path] for s in chosen]
-            await self.daily_file(today, language, picked, site)
-            await self.daily_book(today, language, picked, site)
-        for path in daily.kept_daily_files(self.folder.known, today, self.edition.daily_keep_days):
-            known = self.folder.known[path]
-            if path not in self.folder.produced and self.folder.on_disk(known):
-                self.folder.produced[path] = known
+            await self.daily_pair(day, language, picked, site, elsewhere)
         files = [
             (found, entry.size)
             for path, entry in self.folder.produced.items()
             if (found := daily.parse_daily_path(path)) is not None
         ]
-        self.folder.write(daily.EDITIONS_INDEX, render.render_editions_index(files, site))
+        for chrome in (None, *site.page_languages):
+            listing = render.render_editions_index(files, site, language=chrome)
+            self.folder.write(daily.editions_index_path(chrome), listing)
 
-    async def daily_file(
-        self, day: date, language: str, chosen: list[EditionArticle], site: render.Site
+    def daily_days(self, today: date, site: render.Site) -> list[tuple[date, str]]:
+        """(day, language) of today's files, then of the earlier days' still kept."""
+        known = set(daily.kept_daily_files(self.folder.known, today, self.edition.daily_keep_days))
+        days = {found.day for path in known if (found := daily.parse_daily_path(path))}
+        pairs = [(today, language) for language in site.languages]
+        for day in sorted(days - {today}, reverse=True):
+            pairs += [
+                (day, language)
+                for language in site.languages
+                if known & {daily.daily_path(day, language), daily.daily_epub_path(day, language)}
+            ]
+        return pairs
+
+    def mirror_pages(self, articles: list[EditionArticle]) -> dict[str, str]:
+        """Each article's origin addresses -> its page on the first listed mirror ({}
+        when none is listed): where a daily file links an article it does not hold."""
+        if not self.inputs.mirrors:
+            return {}
+        base = with_slash(self.inputs.mirrors[0].url)
+        return {
+            address: base + article.path
+            for article in articles
+            if article.path
+            for address in (article.url, article.revision.canonical_url)
+            if address
+        }
+
+    async def daily_pair(
+        self,
+        day: date,
+        language: str,
+        chosen: list[EditionArticle],
+        site: render.Site,
+        elsewhere: dict[str, str],
     ) -> None:
-        path = daily.daily_path(day, language)
-        key = render_key(
+        """The day's HTML file and EPUB with their signatures, holding the same articles
+        (the oldest dropped until both fit `daily_max_bytes`); made again only when their
+        inputs changed. A file that cannot be made is reported, and its previous version
+        leaves the edition: never a stale file under its name."""
+        paths = (daily.daily_path(day, language), daily.daily_epub_path(day, language))
+        links = links_out(chosen, elsewhere)
+        key = self.daily_key(day, language, chosen, site, links)
+        if all(self.folder.reusable(p, key) for path in paths for p in (path, path + ".minisig")):
+            return
+        made = await self.fitted_pair(day, language, chosen, site, links)
+        for path, fitted in zip(paths, made, strict=True):
+            if fitted is None:
+                self.report.daily_too_large.append(path)
+                self.folder.produced.pop(path, None)
+                self.folder.produced.pop(path + ".minisig", None)
+                continue
+            self.report.daily_articles_dropped += len(chosen) - fitted.kept
+            self.report.daily_images_dropped += fitted.images_dropped
+            self.folder.write(path, fitted.data, key)
+            comment = manifest.daily_comment(path, day, language)
+            signature = minisign.sign(self.inputs.key, fitted.data, comment)
+            self.folder.write(path + ".minisig", signature, key)
+
+    def daily_key(
+        self,
+        day: date,
+        language: str,
+        chosen: list[EditionArticle],
+        site: render.Site,
+        links: dict[str, str],
+    ) -> str:
+        """Everything the day's two files are made from."""
+        return render_key(
             kind="daily",
             templates=self.fingerprint,
+            ebooklib=EBOOKLIB_VERSION,
+            writer=EPUB_WRITER,
             site=site,
-            path=path,
+            path=daily.daily_path(day, language),
             articles=[
                 (a.path, a.url, a.revision.content_hash, a.revision_number, self.image_hashes(a))
                 for a in chosen
             ],
             mirrors=self.inputs.mirrors,
+            links=links,
             max_bytes=self.edition.daily_max_bytes,
             width=self.edition.image_max_width,
         )
-        if self.folder.reusable(path, key) and self.folder.reusable(path + ".minisig", key):
-            return
-        try:
-            page = await self.fitted_daily(day, language, chosen, site)
-        except EditionTooLargeError as exc:
-            log.warning("daily edition %s not written: %s", path, exc)
-            self.report.daily_too_large.append(path)
-            return
-        self.folder.write(path, page, key)
-        comment = manifest.daily_comment(path, day, language)
-        self.folder.write(path + ".minisig", minisign.sign(self.inputs.key, page, comment), key)
+
+    async def fitted_pair(
+        self,
+        day: date,
+        language: str,
+        chosen: list[EditionArticle],
+        site: render.Site,
+        links: dict[str, str],
+    ) -> tuple[Fitted | None, Fitted | None]:
+        """The HTML file and the EPUB (None for one that cannot fit), cut to the same
+        newest articles: the book gets those the file kept, and the file is made again
+        should the book keep fewer."""
+        total = len(chosen)
+        page = await fitted_or_none(
+            daily.daily_path(day, language), self.fitted_daily(day, language, chosen, site, links)
+        )
+        kept = chosen[: page.kept] if page else chosen
+        book = await fitted_or_none(
+            daily.daily_epub_path(day, language),
+            self.fitted_book(day, language, kept, site, links, total),
+        )
+        if page and book and book.kept < page.kept:
+            page = await fitted_or_none(
+                daily.daily_path(day, language),
+                self.fitted_daily(day, language, chosen, site, links, book.kept),
+            )
+        return page, book
 
     async def fitted_daily(
-        self, day: date, language: str, chosen: list[EditionArticle], site: render.Site
-    ) -> bytes:
-        """The day's file under `daily_max_bytes`: images smaller, then none, then the
-        oldest articles dropped (EditionTooLargeError when even none fit)."""
+        self,
+        day: date,
+        language: str,
+        chosen: list[EditionArticle],
+        site: render.Site,
+        links: dict[str, str],
+        most: int | None = None,
+    ) -> Fitted:
+        """The day's file (of at most the `most` newest articles) under `daily_max_bytes`:
+        images smaller, then none, then the oldest articles dropped
+        (EditionTooLargeError when even none fit)."""
         max_bytes = self.edition.daily_max_bytes
+        offered = chosen[:most] if most is not None else chosen
 
         def rendering(images: dict[int, dict[str, str | None]]) -> Callable[..., bytes]:
             def render_some(some: Sequence[EditionArticle]) -> bytes:
                 views = [self.view(a, images.get(a.id, {})) for a in some]
                 return render.render_daily(
                     day, language, views, site, mirrors=self.inputs.mirrors,
-                    dropped=len(chosen) - len(some),
+                    dropped=len(chosen) - len(some), elsewhere=links,
                 )  # fmt: skip
 
             return render_some
 
-        with_images = [a for a in chosen if a.revision.images]
+        with_images = [a for a in offered if a.revision.images]
         for divisor, quality in IMAGE_STEPS if with_images else ():
             width = max(1, self.edition.image_max_width // divisor)
             images = {a.id: await self.article_images(a, width, quality) for a in with_images}
-            page = rendering(images)(chosen)
+            page = rendering(images)(offered)
             if len(page) <= max_bytes:
-                return page
-        self.report.daily_images_dropped += sum(len(a.revision.images) for a in with_images)
-        page, dropped = daily.fit_articles(rendering({}), chosen, max_bytes)
-        self.report.daily_articles_dropped += dropped
-        return page
+                return Fitted(page, len(offered))
+        page, dropped = daily.fit_articles(rendering({}), offered, max_bytes)
+        kept = len(offered) - dropped
+        return Fitted(page, kept, sum(len(a.revision.images) for a in with_images))
 
-    # the day's EPUB, beside the HTML file
-
-    async def daily_book(
-        self, day: date, language: str, chosen: list[EditionArticle], site: render.Site
-    ) -> None:
-        path = daily.daily_epub_path(day, language)
-        try:
-            await self.daily_epub(
-                path, day, language, chosen, site, max_bytes=self.edition.daily_max_bytes
-            )
-        except EditionTooLargeError as exc:
-            log.warning("daily edition %s not written: %s", path, exc)
-            self.report.daily_too_large.append(path)
-
-    async def daily_epub(
+    async def fitted_book(
         self,
-        path: str,
         day: date,
         language: str,
         chosen: list[EditionArticle],
         site: render.Site,
-        *,
-        max_bytes: int,
-    ) -> None:
-        """Write the day's articles as EPUB 3 at `path` (`editions/YYYY-MM-DD-<lang>.epub`)
-        with its signature; rendered again only when its inputs changed.
-        EditionTooLargeError when it does not fit even without images."""
-        key = render_key(
-            kind="epub",
-            templates=self.fingerprint,
-            ebooklib=EBOOKLIB_VERSION,
-            writer=EPUB_WRITER,
-            site=site,
-            path=path,
-            articles=[
-                (a.path, a.revision.content_hash, a.revision_number, self.image_hashes(a))
-                for a in chosen
-            ],
-            max_bytes=max_bytes,
-            width=self.edition.image_max_width,
-        )
-        if self.folder.reusable(path, key) and self.folder.reusable(path + ".minisig", key):
-            return
-        book = await self.epub_book(day, language, chosen, site)
-        data = epub.make_epub(book, max_bytes=max_bytes)
-        self.folder.write(path, data, key)
-        comment = manifest.daily_comment(path, day, language)
-        self.folder.write(path + ".minisig", minisign.sign(self.inputs.key, data, comment), key)
-
-    async def epub_book(
-        self, day: date, language: str, chosen: list[EditionArticle], site: render.Site
-    ) -> epub.Book:
-        """The day's articles as an `epub.Book`, images at the edition's width."""
-        words = catalogue.wording(render.MESSAGES, language)
+        links: dict[str, str],
+        total: int,
+    ) -> Fitted:
+        """The day's EPUB under `daily_max_bytes`: images left out, largest first, then
+        the oldest articles dropped (EditionTooLargeError when even none fit); `total`
+        is how many articles the day offered."""
+        max_bytes = self.edition.daily_max_bytes
         chapters = [await self.epub_chapter(article, site) for article in chosen]
+
+        def render_some(some: Sequence[epub.Chapter]) -> bytes:
+            book = self.epub_book(day, language, some, site, links, total - len(some))
+            try:
+                return epub.make_epub(book, max_bytes=max_bytes)
+            except EditionTooLargeError:
+                return epub.make_epub(book, max_bytes=UNBOUNDED_BYTES)  # over: does not fit
+
+        data, dropped = daily.fit_articles(render_some, chapters, max_bytes)
+        return Fitted(data, len(chapters) - dropped)
+
+    def epub_book(
+        self,
+        day: date,
+        language: str,
+        chapters: Sequence[epub.Chapter],
+        site: render.Site,
+        links: dict[str, str],
+        dropped: int,
+    ) -> epub.Book:
+        """The day's chapters as an `epub.Book`, titled and checked as the HTML file is."""
+        words = catalogue.wording(render.MESSAGES, language)
+        day_words = date_words(day_start(day), language, "UTC")
+        path = daily.daily_epub_path(day, language)
+        footer = epub_footer(site, language, path, self.inputs.mirrors)
+        note = render.dropped_note(dropped, language)
         return epub.Book(
             identifier=uuid.uuid5(EPUB_NAMESPACE, f"{site.home_url} {day} {language}").urn,
-            title=f"{site.name}, {date_words(day_start(day), language, 'UTC')}",
+            title=words["daily_title"].format(name=site.name, date=day_words),
             language=language,
             day=day,
             publisher=site.name,
             chapters=tuple(chapters),
-            footer_html=epub_footer(site, words["signed"].format(name=site.name), day),
+            footer_html=(f"<p>{html.escape(note)}</p>" if note else "") + footer,
+            elsewhere=links,
         )
 
     async def epub_chapter(self, article: EditionArticle, site: render.Site) -> epub.Chapter:
@@ -827,6 +910,7 @@ EPUB_NAMESPACE = uuid.UUID("0b7e3f44-8d2a-4c1e-b5f9-6a3d2e1c4f70")  # the EPUBs'
 EBOOKLIB_VERSION = importlib.metadata.version("ebooklib")  # its writer's bytes
 # our own EPUB code (style sheet, link and note handling): a change re-renders the books
 EPUB_WRITER = hashlib.sha256(Path(epub.__file__).read_bytes()).hexdigest()
+UNBOUNDED_BYTES = 1 << 40  # make_epub with no limit: the book as it is, to measure it
 NO_ARTICLES_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # a feed with no entries: a fixed date
 FEED_ENTRIES = 50
 INDEX_ENTRIES = 100
@@ -852,7 +936,72 @@ def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
 
 
-def epub_footer(site: render.Site, signed: str, day: date) -> str:
-    """How to check the file: who signs it and the stock minisign command."""
-    command = f"minisign -Vm {day.isoformat()}-*.epub -P {site.public_key_line}"
-    return f"<p>{html.escape(signed)}</p><pre><code>{html.escape(command)}</code></pre>"
+def epub_footer(
+    site: render.Site, language: str, path: str, mirrors: Sequence[render.MirrorLink]
+) -> str:
+    """The book's check page, in the daily file's words: who signs it, the stock minisign
+    command naming this very file and its .minisig, how to download it whole, the
+    root-key route, the trusted comment and the mirrors."""
+    words = catalogue.wording(render.MESSAGES, language)
+    file_name = path.rsplit("/", 1)[-1]
+    command = f"minisign -Vm {file_name} -P {site.public_key_line}"
+    address = render.daily_download_url(mirrors, path)
+    download = f"curl --compressed -O {address}\nwget --compression=auto {address}"
+    parts = [
+        paragraph(words["signed"].format(name=site.name)),
+        paragraph(words["daily_check"].format(signature=f"{file_name}.minisig")),
+        code_block(command),
+        paragraph(words["daily_download"]),
+        code_block(download),
+    ]
+    if site.root_key_line:
+        root = f"minisign -Vm keys.json -P {site.root_key_line}\n{command}"
+        parts += [paragraph(words["daily_check_root"]), code_block(root)]
+    parts.append(paragraph(words["daily_comment"]))
+    if mirrors:
+        rows = "".join(
+            f"<li>{html.escape(name)}: <a href={quoteattr(url)}>{html.escape(url)}</a></li>"
+            for name, url in render.mirror_rows(mirrors, site.page_language(language))
+        )
+        parts += [paragraph(words["daily_mirrors"]), f"<ul>{rows}</ul>"]
+    return "".join(parts)
+
+
+def code_block(text: str) -> str:
+    return f"<pre><code>{html.escape(text)}</code></pre>"
+
+
+def paragraph(text: str) -> str:
+    return f"<p>{html.escape(text)}</p>"
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A daily file made to fit: its bytes, how many of the articles offered it holds
+    (the newest), and how many of their images were left out."""
+
+    data: bytes
+    kept: int
+    images_dropped: int = 0
+
+
+async def fitted_or_none(path: str, making: Awaitable[Fitted]) -> Fitted | None:
+    """The file `making` gives, or None (logged) when it cannot fit its limit."""
+    try:
+        return await making
+    except EditionTooLargeError as exc:
+        log.warning("daily edition %s not written: %s", path, exc)
+        return None
+
+
+def links_out(chosen: Sequence[EditionArticle], elsewhere: dict[str, str]) -> dict[str, str]:
+    """Of `elsewhere` (origin address -> page on a mirror), the articles that `chosen`
+    bodies link but that are not among them: what a day's file links on a mirror."""
+    inside = {address for a in chosen for address in (a.url, a.revision.canonical_url)}
+    bodies = [a.revision.body_html for a in chosen]
+    return {
+        address: target
+        for address, target in elsewhere.items()
+        if address not in inside
+        and any(address in body or html.escape(address) in body for body in bodies)
+    }

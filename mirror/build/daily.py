@@ -4,6 +4,7 @@ how it is cut down to its byte limit. Pure: summaries and dates in, lists and na
     editions/YYYY-MM-DD-<lang>.html   the day's articles in one self-contained file
     editions/YYYY-MM-DD-<lang>.epub   the same as EPUB 3 (`mirror.build.epub`)
     editions/index.html               every day's file kept, by date and language
+    editions/index-<lang>.html        the same list in one page language's words
 
 A day's file holds the articles in its language published that day (in the site's time
 zone), topped up with the newest earlier ones to `edition.daily_articles`. When it is
@@ -63,6 +64,13 @@ class DailyFile:
 def daily_path(day: date, language: str) -> str:
     """`editions/YYYY-MM-DD-<lang>.html`: the day's single-file edition in `language`."""
     return f"{EDITIONS_FOLDER}/{day.isoformat()}-{_path_language(language)}.html"
+
+
+def editions_index_path(language: str | None = None) -> str:
+    """`editions/index.html`, or `editions/index-<lang>.html` in one language's words."""
+    if language is None:
+        return EDITIONS_INDEX
+    return f"{EDITIONS_FOLDER}/index-{_path_language(language)}.html"
 
 
 def daily_epub_path(day: date, language: str) -> str:

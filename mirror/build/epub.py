@@ -30,7 +30,7 @@ import io
 import re
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from urllib.parse import urlsplit
 
@@ -102,6 +102,8 @@ class Book:
     publisher: str
     chapters: tuple[Chapter, ...]
     footer_html: str  # how to check this file (our own words, links allowed)
+    # origin address -> that article's page on a mirror: links to articles not in the book
+    elsewhere: Mapping[str, str] = field(default_factory=dict)
 
 
 def make_epub(book: Book, *, max_bytes: int) -> bytes:
@@ -167,7 +169,7 @@ def _package(book: Book) -> bytes:
     )
     document.add_item(style)
     files: dict[str, tuple[str, bytes]] = {}
-    inside = _chapter_targets(book)
+    inside = {**book.elsewhere, **_chapter_targets(book)}
     chapters = [
         _chapter_item(book, index, c, files, style, inside) for index, c in enumerate(book.chapters)
     ]
@@ -339,7 +341,8 @@ def _clean_attributes(element: lxml.html.HtmlElement) -> None:
 
 
 def _keep_inside(link: lxml.html.HtmlElement, inside: Mapping[str, str]) -> None:
-    """A link to another chapter's article goes to that chapter, not to the origin."""
+    """A link to another chapter's article goes to that chapter, one to an article not
+    in the book to its page on a mirror (when `inside` has it), not to the origin."""
     href = (link.get("href") or "").strip()
     target = inside.get(href) or inside.get(href.partition("#")[0])
     if target is not None:

@@ -16,7 +16,7 @@ Paths inside an edition (all relative, "/"-separated, see the `*_path` functions
     mirrors.json
     verify.html, verify-<lang>.html   how to check the signatures
     editions/YYYY-MM-DD-<lang>.html   a day's articles in one file (`mirror.build.daily`)
-    editions/index.html               the daily files kept
+    editions/index.html               the daily files kept (index-<lang>.html: in its words)
 
 The `-<lang>` pages exist for every language of `Site.page_languages` (all of the
 site's languages when it has several); a page in one of those languages links that
@@ -56,7 +56,7 @@ from markupsafe import Markup
 from mirror.build import catalogue
 from mirror.build.captions import drop_repeated_alts
 from mirror.build.catalogue import N_, NC_, NP_, InContext, Plural
-from mirror.build.daily import EDITIONS_INDEX, DailyFile, daily_path, section_id
+from mirror.build.daily import DailyFile, daily_path, editions_index_path, section_id
 from mirror.build.locale import (
     aware,
     babel_locale,
@@ -257,13 +257,13 @@ def archive_path(month: str, language: str | None = None) -> str:
 
 def site_paths(language: str | None = None) -> dict[str, str]:
     """The pages every page links (index, mirrors, verify, feed), in one language's
-    `-<lang>` form or the unsuffixed one, and the daily files' index (one for all)."""
+    `-<lang>` form or the unsuffixed one, and the daily files' index in the same way."""
     return {
         "index": index_path(language),
         "mirrors": mirrors_path(language),
         "verify": verify_path(language),
         "feed": feed_path(language),
-        "editions": EDITIONS_INDEX,
+        "editions": editions_index_path(language),
     }
 
 
@@ -485,13 +485,16 @@ def render_daily(
     *,
     mirrors: Sequence[MirrorLink] = (),
     dropped: int = 0,
+    elsewhere: Mapping[str, str] | None = None,
 ) -> bytes:
     """The single-file edition of `day` in `language` (`daily_path(day, language)`):
     a table of contents, then each of `articles` (in the order given) in its own section
-    with its images as given; links between them stay inside the file. No build time:
-    the same inputs give the same bytes. `dropped` older articles are said to be left out."""
+    with its images as given; links between them stay inside the file, and a link to
+    another article goes where `elsewhere` says (origin address -> its page on a
+    mirror), else to the origin. No build time: the same inputs give the same bytes.
+    `dropped` older articles are said to be left out."""
     page = daily_path(day, language)
-    anchors = {}
+    anchors = dict(elsewhere or {})
     for article in articles:
         for address in (article.url, article.canonical_url):
             if address:
@@ -509,12 +512,20 @@ def render_daily(
         dropped=dropped_note(dropped, language),
         file_name=posixpath.basename(page),
         signature=posixpath.basename(page) + ".minisig",
-        mirrors=[
-            (mirror.name, mirror_index_url(mirror.url, site.page_language(language)))
-            for mirror in mirrors
-        ],
-        download=with_slash(mirrors[0].url) + page if mirrors else "URL",
+        mirrors=mirror_rows(mirrors, site.page_language(language)),
+        download=daily_download_url(mirrors, page),
     )
+
+
+def mirror_rows(mirrors: Sequence[MirrorLink], pages: str | None) -> list[tuple[str, str]]:
+    """(name, address of its front page in the `pages` language) of each mirror, as a
+    daily file lists them."""
+    return [(mirror.name, mirror_index_url(mirror.url, pages)) for mirror in mirrors]
+
+
+def daily_download_url(mirrors: Sequence[MirrorLink], path: str) -> str:
+    """The daily file at edition path `path` on the first listed mirror ("URL" with none)."""
+    return with_slash(mirrors[0].url) + path if mirrors else "URL"
 
 
 def dropped_note(dropped: int, language: str) -> str:
@@ -550,10 +561,14 @@ def _daily_section(
     )
 
 
-def render_editions_index(files: Sequence[tuple[DailyFile, int]], site: Site) -> bytes:
-    """`editions/index.html`: the daily `files` (HTML and EPUB) with their sizes in bytes,
-    one row per day and language, newest day first."""
-    words = _messages(site.language)
+def render_editions_index(
+    files: Sequence[tuple[DailyFile, int]], site: Site, *, language: str | None = None
+) -> bytes:
+    """`editions_index_path(language)`: the daily `files` (HTML and EPUB) with their
+    sizes in bytes, one row per day and language, newest day first; the words of
+    `language` (else the site's), linking that language's pages."""
+    chrome = language or site.language
+    words = _messages(chrome)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for found, size in files:
         row = rows.setdefault(
@@ -563,7 +578,8 @@ def render_editions_index(files: Sequence[tuple[DailyFile, int]], site: Site) ->
         )  # fmt: skip
         row[found.kind] = (found.path, words["kilobytes"].format(n=-(-size // 1000)))
     ordered = [rows[key] for key in sorted(rows, reverse=True)]
-    return _render("editions.html", EDITIONS_INDEX, site, site.language, pages=None, rows=ordered)
+    page = editions_index_path(language)
+    return _render("editions.html", page, site, chrome, pages=language, rows=ordered)
 
 
 def _language_name(language: str) -> str:
@@ -704,7 +720,10 @@ def _rewrite_link(anchor: lxml.html.HtmlElement, page: str, links: Mapping[str, 
     href = (anchor.get("href") or "").strip()
     address, _, fragment = href.partition("#")
     target = links.get(href) or links.get(address)
-    if target is not None and not (fragment and target == page):
+    if target is not None and urlsplit(target).scheme in ("http", "https"):
+        anchor.set("href", f"{target}#{fragment}" if fragment else target)  # on a mirror
+        anchor.set("rel", "noreferrer")
+    elif target is not None and not (fragment and target == page):
         relative = target if target.startswith("#") else relative_url(page, target)
         anchor.set("href", f"{relative}#{fragment}" if fragment else relative)
     elif target is None and urlsplit(href).scheme in ("http", "https"):

@@ -93,6 +93,8 @@ def run_build(config: Config, store: Store, args: argparse.Namespace, live_versi
         emit_json(report.to_json())
     for path in report.over_budget:
         log.warning("over the page budget even without images: %s", path)
+    for path in report.daily_too_large:
+        log.warning("daily edition not written (its previous version removed): %s", path)
     if report.foreign:
         log.warning(
             "%s holds %d file(s) no build wrote: left alone",
@@ -101,7 +103,7 @@ def run_build(config: Config, store: Store, args: argparse.Namespace, live_versi
         )
     log.info("%s", report.summary())
     log.info("edition: %s", config.edition.output_dir)
-    return EXIT_OK
+    return EXIT_OK if report.complete else EXIT_PARTIAL  # a daily file missing: partial
 
 
 # verify
