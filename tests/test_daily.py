@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 from epub_check import XHTML, assert_valid_epub3
 from lxml import etree
-from test_digest_run import parse, send, subscribe, with_smtp
-from test_mailin_flow import EXTRA_MIRRORS, MAILIN, Rig, mail
 
 from mirror.build import builder, daily
 from mirror.build.builder import BuildReport, build_edition
@@ -33,6 +31,8 @@ from mirror.trust import manifest, minisign
 from mirror.trust.keyfiles import build_inputs
 from mirror.verify.run import verify_target
 
+from digest_rig import parse, send, subscribe, with_smtp
+from mailin_rig import EXTRA_MIRRORS, MAILIN, Rig, mail
 from smtp_servers import Recorder, smtp_server
 from stock_minisign import minisign_binary
 

@@ -23,41 +23,8 @@ from conftest import SECRET
 from mirror.cli import run
 from mirror.store import Store
 
+from digest_rig import parse, send, subscribe, with_smtp, with_unsubscribe
 from smtp_servers import Recorder, smtp_server
-
-
-def with_smtp(config: Path, port: int, **digest: str) -> None:
-    extra = "".join(f'{key} = "{value}"\n' for key, value in digest.items())
-    text = config.read_text(encoding="utf-8")
-    text = text.replace(
-        "[digest]\n",
-        f'[digest]\nsmtp_url = "smtp+insecure://127.0.0.1:{port}"\n'
-        'unsubscribe_url = "https://news.example.org/unsubscribe"\n'
-        'unsubscribe_mailto = "leave@news.example.org"\n' + extra,
-    )
-    config.write_text(text, encoding="utf-8")
-
-
-def with_unsubscribe(config: Path) -> None:
-    text = config.read_text(encoding="utf-8").replace(
-        "[digest]\n", '[digest]\nunsubscribe_url = "https://news.example.org/unsubscribe"\n'
-    )
-    config.write_text(text, encoding="utf-8")
-
-
-def subscribe(config: Path, *people: tuple[str, str]) -> None:
-    for address, lang in people:
-        assert run(["-c", str(config), "subscribers", "add", address, "--lang", lang]) == 0
-
-
-def send(config: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    status = run(["-c", str(config), "digest", "send", "--json", *extra])
-    out = capsys.readouterr()
-    return status, json.loads(out.out)
-
-
-def parse(content: bytes) -> email.message.EmailMessage:
-    return email.message_from_bytes(content, policy=email.policy.default)
 
 
 @pytest.mark.slow
