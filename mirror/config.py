@@ -466,6 +466,7 @@ def _validate(config: Config, path: str) -> None:
     _validate_pools(config.pools, path)
     _validate_output_dir(config, path)
     _validate_return_path(config.digest.return_path, path)
+    _validate_attachment_room(config, path)
     if config.mailin is not None:
         _validate_mailin(config.mailin, path)
     if config.reach is not None:
@@ -485,6 +486,35 @@ def _validate_reach(reach: ReachConfig, path: str) -> None:
                 path=path,
                 key="reach.countries",
             )
+
+
+# What a message needs beside a daily file of edition.daily_max_bytes when it is attached:
+ATTACHMENT_PARTS_BYTES = 2_000  # the parts' headers, the boundaries and the .minisig
+DIGEST_TEXT_ROOM_BYTES = 50_000  # the message's headers and its text (summaries at worst)
+
+
+def mailed_bytes(file_bytes: int) -> int:
+    """A file's size once attached: base64, 76 characters and CRLF a line (57 bytes)."""
+    return -(-file_bytes // 57) * 78
+
+
+def attachment_message_bytes(daily_max_bytes: int) -> int:
+    """The least digest.max_message_bytes that carries a daily file of `daily_max_bytes`."""
+    return mailed_bytes(daily_max_bytes) + ATTACHMENT_PARTS_BYTES + DIGEST_TEXT_ROOM_BYTES
+
+
+def _validate_attachment_room(config: Config, path: str) -> None:
+    """With attach_edition, a message must have room for the largest daily file."""
+    needed = attachment_message_bytes(config.edition.daily_max_bytes)
+    if config.digest.attach_edition and config.digest.max_message_bytes < needed:
+        raise ConfigError(
+            f"is {config.digest.max_message_bytes}: with digest.attach_edition = true it must "
+            f"be at least {needed} to carry a daily file of edition.daily_max_bytes = "
+            f"{config.edition.daily_max_bytes} (base64 adds a third, plus the text); raise it "
+            "or lower edition.daily_max_bytes",
+            path=path,
+            key="digest.max_message_bytes",
+        )
 
 
 def _validate_return_path(return_path: str, path: str) -> None:

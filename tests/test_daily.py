@@ -22,7 +22,7 @@ from mirror.build.builder import BuildReport, build_edition
 from mirror.build.catalogue import wording
 from mirror.build.render import MESSAGES, MirrorLink, Site
 from mirror.cli import run
-from mirror.config import Config, load_config
+from mirror.config import Config, attachment_message_bytes, load_config
 from mirror.errors import EditionTooLargeError, ManifestError
 from mirror.newsroom import config_for
 from mirror.newsroom.state import DEFAULT_REFERENCE
@@ -498,6 +498,10 @@ def test_earlier_days_are_kept_for_keep_days_and_listed(config: Config) -> None:
 # --- the digest: a link to the day's file, and the file attached ---------------------
 
 
+ATTACH_MAX_BYTES = 1_500_000  # README's setting beside attach_edition (1 MB daily files)
+ATTACH = f"attach_edition = true\nmax_message_bytes = {ATTACH_MAX_BYTES}\n"
+
+
 def digest_to_en_and_ru(config: Path, capsys: pytest.CaptureFixture[str], digest: str) -> dict:  # type: ignore[type-arg]
     """Send the digest to an English and a Russian subscriber over a real aiosmtpd."""
     with smtp_server() as server:
@@ -534,23 +538,26 @@ def test_the_digest_links_the_days_file_on_the_subscribers_mirrors(
 def test_attach_edition_attaches_the_signed_file_in_the_readers_language(
     built: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    messages = digest_to_en_and_ru(built, capsys, "attach_edition = true\n")
+    messages = digest_to_en_and_ru(built, capsys, ATTACH)
     out = built.parent / "edition"
     for address, language in (("en@example.org", "en"), ("ru@example.org", "ru")):
         message = messages[address]
         assert message.get_content_type() == "multipart/mixed"
-        text, attachment = list(message.iter_parts())
+        text, attachment, signature = list(message.iter_parts())
         assert text.get_content_type() == "text/plain"
         path = newest_daily(built, language)
         assert attachment.get_filename() == path.rsplit("/", 1)[-1]
         assert attachment.get_content_type() == "text/html"
         data = attachment.get_payload(decode=True)
         assert data == (out / path).read_bytes()
-        assert len(message.as_bytes()) <= 200_000
+        assert len(message.as_bytes()) <= ATTACH_MAX_BYTES
+        assert signature.get_filename() == attachment.get_filename() + ".minisig"
         saved = tmp_path / language / attachment.get_filename()
         saved.parent.mkdir()
         saved.write_bytes(data)
-        shutil.copy(out / (path + ".minisig"), str(saved) + ".minisig")
+        (tmp_path / language / signature.get_filename()).write_bytes(
+            signature.get_payload(decode=True)
+        )
         checked = subprocess.run(
             [minisign_binary(), "-Vm", str(saved), "-p", str(built.parent / "keys/mirror.pub")],
             capture_output=True,
@@ -565,7 +572,10 @@ def test_an_attachment_over_the_message_cap_becomes_a_download_line(
     built: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     size = (built.parent / "edition" / newest_daily(built, "en")).stat().st_size
-    cap = size + 5_000  # the file alone fits, the file with the text does not
+    cap = attachment_message_bytes(10_000)  # the least for a file of 10 000 bytes
+    assert size > cap  # built before daily_max_bytes was lowered: too large to attach
+    text = built.read_text(encoding="utf-8")
+    built.write_text(text.replace("[edition]\n", "[edition]\ndaily_max_bytes = 10_000\n"))
     messages = digest_to_en_and_ru(
         built, capsys, f"attach_edition = true\nmax_message_bytes = {cap}\n"
     )
@@ -580,7 +590,7 @@ def test_an_attachment_over_the_message_cap_becomes_a_download_line(
 def attaching(built: Path) -> Config:
     """The built edition's config with mail-in on and `digest.attach_edition = true`."""
     text = built.read_text(encoding="utf-8").replace(
-        "[digest]\n", '[digest]\nattach_edition = true\nunsubscribe_url = "https://n.example/u"\n'
+        "[digest]\n", f'[digest]\n{ATTACH}unsubscribe_url = "https://n.example/u"\n'
     )
     built.write_text(text + EXTRA_MIRRORS + MAILIN, encoding="utf-8")
     return load_config(built)

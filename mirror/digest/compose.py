@@ -171,8 +171,9 @@ class DigestContext:
     # ("editions/YYYY-MM-DD-<lang>.html"): linked on the recipient's mirrors
     editions: Mapping[str, str] = field(default_factory=dict)
     attach_edition: bool = False  # attach that file when the message stays within the cap
-    # edition path -> the file's bytes, for the files that may be attached (the caller
-    # leaves out any over max_message_bytes: those are only linked)
+    # edition path -> the file's bytes, for the files that may be attached, and
+    # path + ".minisig" -> its signature (the caller leaves out any file over
+    # max_message_bytes: those are only linked; a file goes only with its signature)
     edition_files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
 
@@ -250,6 +251,8 @@ def compose(
 EDITION_ATTACHED = "attached"
 EDITION_DOWNLOAD = "download"  # asked for, but over the cap (or missing): a link instead
 _ATTACHMENT_MARGIN = 1_000  # bytes: part headers and the boundaries
+SIGNATURE_SUFFIX = ".minisig"  # the file's signature, attached beside it
+_SIGNATURE_TYPE = ("application", "octet-stream")  # as minisign wrote it: no CRLF rewrite
 
 
 def edition_path(context: DigestContext, chrome: str) -> str:
@@ -266,20 +269,24 @@ def _with_edition(
     at hand, or the whole message would pass `max_message_bytes`."""
     path = edition_path(context, chrome) if context.attach_edition else ""
     data = context.edition_files.get(path) if path else None
-    if data is None:
+    signature = context.edition_files.get(path + SIGNATURE_SUFFIX) if path else None
+    if data is None or signature is None:
         return None
     view = _digest_view(context, recipient, articles, chrome, edition_note=EDITION_ATTACHED)
     message = _headers(context, recipient, chrome, len(articles))
-    attachment = _attachment_part(message, path, data)
+    attachments = [
+        _attachment_part(message, path, data, ("text", "html")),
+        _attachment_part(message, path + SIGNATURE_SUFFIX, signature, _SIGNATURE_TYPE),
+    ]
     room = context.max_message_bytes - header_bytes(message) - _ATTACHMENT_MARGIN
-    room -= len(attachment.as_bytes())
+    room -= sum(len(part.as_bytes()) for part in attachments)
     if room <= 0:
         return None
     text = _text_part(message, _fitted_text(view, room))
     del message["Content-Type"]
     boundary = "mirror-" + hashlib.sha256(text.as_bytes() + data).hexdigest()[:32]
     message["Content-Type"] = f'multipart/mixed; boundary="{boundary}"'
-    message.set_payload([text, attachment])
+    message.set_payload([text, *attachments])
     if len(message.as_bytes()) > context.max_message_bytes:
         return None
     return message
@@ -294,18 +301,28 @@ def _text_part(message: EmailMessage, text: str) -> MIMEPart:
     return part
 
 
-def _attachment_part(message: EmailMessage, path: str, data: bytes) -> MIMEPart:
+def _attachment_part(
+    message: EmailMessage, path: str, data: bytes, content_type: tuple[str, str]
+) -> MIMEPart:
+    """`data` as an attachment named as the file; base64, so no byte changes on the way."""
     part = MIMEPart(policy=message.policy)
     name = path.rsplit("/", 1)[-1]
-    part.set_content(data, "text", "html", disposition="attachment", filename=name, cte="base64")
+    maintype, subtype = content_type
+    part.set_content(data, maintype, subtype, disposition="attachment", filename=name, cte="base64")
     return part
 
 
 def readable(message: EmailMessage) -> str:
-    """The message as a person reads it: decoded headers, a blank line, the text."""
+    """The message as a person reads it: decoded headers, a blank line, the text (the
+    plain part of a message with attachments, then a line naming each attachment)."""
     headers = "".join(f"{name}: {value}\n" for name, value in message.items())
-    body = message.get_content() if message.get_payload() else ""
-    return f"{headers}\n{str(body).replace(chr(13), '')}"
+    text = message.get_body(("plain",)) if message.get_payload() else None
+    body = str(text.get_content()) if text is not None else ""
+    attached = "".join(
+        f"[attached: {part.get_filename()}, {len(part.get_content())} bytes]\n"
+        for part in message.iter_attachments()
+    )
+    return f"{headers}\n{body.replace(chr(13), '')}{attached}"
 
 
 class Composer:
@@ -717,7 +734,10 @@ MESSAGES: dict[str, str | InContext | Plural] = {
         'To unsubscribe, send an email to {address} with the subject "unsubscribe {token}".'
     ),
     "edition": N_("All of the day's articles in one file, to save or forward:"),
-    "edition_attached": N_("The same file is attached to this email; check it as any page."),
+    "edition_attached": N_(
+        "The same file is attached to this email, with its signature (.minisig): save "
+        "both in one folder and check the file as any page."
+    ),
     "edition_download": N_(
         "The file is too large to attach to this email: download it from a mirror above."
     ),

@@ -26,6 +26,7 @@ from mirror.build.locale import base_language
 from mirror.config import Config
 from mirror.credentials import SecretSource
 from mirror.digest.compose import (
+    SIGNATURE_SUFFIX,
     Composer,
     DigestArticle,
     DigestContext,
@@ -45,6 +46,7 @@ from mirror.trust.keyfiles import load_signing_public_key, published_keys
 
 log = logging.getLogger("mirror.digest")
 DONE_STATES = ("sent", "failed", "skipped")
+MAX_SIGNATURE_BYTES = 4_096  # a .minisig: two comment lines and two base64 lines
 
 
 @dataclass
@@ -225,17 +227,18 @@ class DigestRun:
 
     def daily_editions(self) -> dict[str, Any]:
         """`editions` of the context (the newest daily file in each language), and with
-        `attach_edition` the bytes of those that could fit in a message."""
+        `attach_edition` the bytes of those that could fit in a message, each with its
+        .minisig (a file whose signature is missing is only linked)."""
         editions = newest_daily_files(self.store.edition_files())
         if not self.config.digest.attach_edition:
             return {"editions": editions}
         files = {}
+        folder = self.config.edition.output_dir
         for path in editions.values():
-            data = read_bounded(
-                self.config.edition.output_dir / path, self.config.digest.max_message_bytes
-            )
-            if data is not None:
-                files[path] = data
+            data = read_bounded(folder / path, self.config.digest.max_message_bytes)
+            signature = read_bounded(folder / (path + SIGNATURE_SUFFIX), MAX_SIGNATURE_BYTES)
+            if data is not None and signature is not None:
+                files[path], files[path + SIGNATURE_SUFFIX] = data, signature
         return {"editions": editions, "attach_edition": True, "edition_files": files}
 
     def latest(self) -> tuple[int, str]:
