@@ -24,6 +24,7 @@ from mirror.digest.compose import (
     compose,
     message_id,
     stopped_mirrors,
+    verification_text,
 )
 from mirror.digest.text import html_to_text
 from mirror.digest.tokens import TOKEN_MAX_CHARS, token_subscriber, unsubscribe_token
@@ -228,6 +229,23 @@ def test_bad_recipient_address_is_refused(address: str) -> None:
 
 
 # --- body ------------------------------------------------------------------------------
+
+
+def test_a_reader_of_a_language_with_its_own_pages_is_sent_to_them() -> None:
+    """index-ru.html, verify-ru.html for a Russian reader where the edition has them;
+    the unsuffixed pages for the main language, and where it has none."""
+    both = context(page_languages=("en", "ru"))
+    russian_text = text_of(compose(both, Recipient(3, "r@example.com", "ru"), [russian()]))
+    assert re.search(r"\S+/index-ru\.html\n", russian_text)
+    assert re.search(r"\S+/verify-ru\.html\b", russian_text)
+    assert not re.search(r"/(index|verify)\.html", russian_text)
+    english_text = text_of(compose(both, READER, [article()]))
+    assert "/index.html" in english_text and "/verify.html" in english_text
+    assert "-ru.html" not in english_text and "-en.html" not in english_text
+    alone = text_of(compose(context(), Recipient(3, "r@example.com", "ru"), [russian()]))
+    assert "/index.html" in alone and "-ru.html" not in alone
+    footer = verification_text(both, MIRRORS[:2], "ru")  # mail-in's replies
+    assert "index-ru.html" in footer and "verify-ru.html" in footer
 
 
 def test_body_has_article_parts_and_footer() -> None:

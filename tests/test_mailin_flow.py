@@ -109,6 +109,20 @@ async def test_russian_commands_get_russian_replies(rig: Rig) -> None:
     assert "подписаться" in text(help) and "отписаться" in text(help)
 
 
+async def test_russian_replies_link_the_russian_pages(rig: Rig) -> None:
+    """The edition has index-ru.html and verify-ru.html: a Russian reader gets those."""
+    await rig.mailin.handle(mail("зеркала"))
+    await rig.mailin.handle(mail("новости", sender="other@example.com"))
+    (mirrors,) = rig.replies()
+    (latest,) = rig.replies("other@example.com")
+    out = rig.config.edition.output_dir
+    assert (out / "index-ru.html").is_file() and (out / "verify-ru.html").is_file()
+    for body in (text(mirrors), text(latest)):
+        assert re.search(r"https://\S+/index-ru\.html", body), body
+        assert re.search(r"https://\S+/verify-ru\.html", body)
+        assert not re.search(r"/(index|verify)\.html", body)
+
+
 async def test_latest_is_a_digest_of_the_newest_articles(rig: Rig) -> None:
     assert (await rig.mailin.handle(mail("latest"))).kind == "replied"
     (reply,) = rig.replies()

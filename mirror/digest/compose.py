@@ -45,7 +45,7 @@ from urllib.parse import quote
 
 import jinja2
 
-from mirror.build import catalogue
+from mirror.build import catalogue, render
 from mirror.build.catalogue import N_, NC_, NP_, InContext, Plural
 from mirror.build.locale import (
     aware,
@@ -171,6 +171,9 @@ class DigestContext:
     # ("editions/YYYY-MM-DD-<lang>.html"): linked on the recipient's mirrors
     editions: Mapping[str, str] = field(default_factory=dict)
     attach_edition: bool = False  # attach that file when the message stays within the cap
+    # languages with their own index-<lang>.html, verify-<lang>.html and mirrors-<lang>.html
+    # on the edition (`render.Site.page_languages`): a reader of one of them is sent there
+    page_languages: tuple[str, ...] = ()
     # edition path -> the file's bytes, for the files that may be attached, and
     # path + ".minisig" -> its signature (the caller leaves out any file over
     # max_message_bytes: those are only linked; a file goes only with its signature)
@@ -253,6 +256,14 @@ EDITION_DOWNLOAD = "download"  # asked for, but over the cap (or missing): a lin
 _ATTACHMENT_MARGIN = 1_000  # bytes: part headers and the boundaries
 SIGNATURE_SUFFIX = ".minisig"  # the file's signature, attached beside it
 _SIGNATURE_TYPE = ("application", "octet-stream")  # as minisign wrote it: no CRLF rewrite
+
+
+def site_pages(context: DigestContext, chrome: str) -> dict[str, str]:
+    """The index, verify and mirrors pages for a reader of `chrome`: the language's own
+    (index-ru.html ...) where the edition has them, as its pages link them; else the
+    unsuffixed ones."""
+    own = chrome in context.page_languages and chrome != base_language(context.language)
+    return render.site_paths(chrome if own else None)
 
 
 def edition_path(context: DigestContext, chrome: str) -> str:
@@ -548,6 +559,7 @@ class _DigestView:
     verify_url: str
     edition_links: tuple[str, ...] = ()  # the day's single file on each of these mirrors
     edition_note: str = ""  # EDITION_ATTACHED | EDITION_DOWNLOAD | ""
+    pages: Mapping[str, str] = field(default_factory=dict)  # `site_pages`: "index" -> path
 
 
 def _digest_view(
@@ -560,6 +572,7 @@ def _digest_view(
 ) -> _DigestView:
     mirrors = choose_mirrors(context, recipient)
     edition = edition_path(context, chrome)
+    pages = site_pages(context, chrome)
     if not context.unsubscribe:
         context = replace(context, unsubscribe_url="", unsubscribe_mailto="")
     token = token or (
@@ -583,7 +596,8 @@ def _digest_view(
         unsubscribe_mailto=ascii_address(context.unsubscribe_mailto)
         if context.unsubscribe_mailto
         else "",
-        verify_url=(mirrors[0].url if mirrors else "") + "verify.html",
+        verify_url=(mirrors[0].url if mirrors else "") + pages["verify"],
+        pages=pages,
         stopped=stopped_mirrors(context, recipient),
         edition_links=tuple(m.url + quote(edition, safe="/") for m in mirrors if edition),
         edition_note=edition_note if edition else "",

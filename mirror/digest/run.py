@@ -23,6 +23,7 @@ from typing import Any
 from mirror import fleet
 from mirror.build.daily import DailyFile, parse_daily_path
 from mirror.build.locale import base_language
+from mirror.build.render import INDEX_HTML, is_index_path
 from mirror.config import Config
 from mirror.credentials import SecretSource
 from mirror.digest.compose import (
@@ -226,12 +227,14 @@ class DigestRun:
         )
 
     def daily_editions(self) -> dict[str, Any]:
-        """`editions` of the context (the newest daily file in each language), and with
+        """`editions` and `page_languages` of the context (the newest daily file in each
+        language; the languages with their own pages), and with
         `attach_edition` the bytes of those that could fit in a message, each with its
         .minisig (a file whose signature is missing is only linked)."""
-        editions = newest_daily_files(self.store.edition_files())
+        paths = self.store.edition_files()
+        editions = newest_daily_files(paths)
         if not self.config.digest.attach_edition:
-            return {"editions": editions}
+            return {"editions": editions, "page_languages": page_languages(paths)}
         files = {}
         folder = self.config.edition.output_dir
         for path in editions.values():
@@ -239,7 +242,12 @@ class DigestRun:
             signature = read_bounded(folder / (path + SIGNATURE_SUFFIX), MAX_SIGNATURE_BYTES)
             if data is not None and signature is not None:
                 files[path], files[path + SIGNATURE_SUFFIX] = data, signature
-        return {"editions": editions, "attach_edition": True, "edition_files": files}
+        return {
+            "editions": editions,
+            "page_languages": page_languages(paths),
+            "attach_edition": True,
+            "edition_files": files,
+        }
 
     def latest(self) -> tuple[int, str]:
         edition = self.store.latest_edition()
@@ -366,6 +374,17 @@ def newest_daily_files(paths: Iterable[str]) -> dict[str, str]:
         if found.language not in newest or found.day > newest[found.language].day:
             newest[found.language] = found
     return {language: found.path for language, found in sorted(newest.items())}
+
+
+def page_languages(paths: Iterable[str]) -> tuple[str, ...]:
+    """The languages whose own pages (index-<lang>.html ...) are among the edition's."""
+    return tuple(
+        sorted(
+            path.removeprefix("index-").removesuffix(".html")
+            for path in paths
+            if path != INDEX_HTML and is_index_path(path)
+        )
+    )
 
 
 def read_bounded(path: Path, max_bytes: int) -> bytes | None:
