@@ -70,6 +70,7 @@ def test_extraction_finds_the_words_of_templates_and_code() -> None:
     files = {name for names in found.values() for name in names}
     assert "templates/edition/verify.html" in files  # {% trans %}
     assert "mirror/build/render.py" in files and "mirror/digest/compose.py" in files
+    assert (None, "Confirm your subscription") in found  # mail-in's replies
     assert (None, "Video:") in found and ("one author", "By {names}") in found
     assert (None, ("{n} new article", "{n} new articles")) in found
 

@@ -1,7 +1,7 @@
 """The translation catalogue: every word this project adds to a reader's page or mail.
 
 English is the source: the wording tables (`mirror.build.render.MESSAGES`,
-`mirror.digest.compose.MESSAGES`) hold English msgids marked with `N_` (or `NC_` when
+`mirror.digest.compose.MESSAGES`, `mirror.mailin.replies.MESSAGES`) hold English msgids marked with `N_` (or `NC_` when
 one English text needs two translations, `NP_` for plural forms), and the edition
 templates mark their text with `{% trans %}`. The other languages' catalogues are
 gettext `.po` files shipped in the package (`mirror/locale/<lang>/LC_MESSAGES/mirror.po`),

@@ -12,7 +12,8 @@
 Every reply is `Auto-Submitted: auto-replied` (RFC 3834), answers the message it
 replies to (In-Reply-To, References), carries our loop marker (`LOOP_HEADER`) and has a
 Message-ID derived from the inbound message, so a reply sent again folds into the first.
-English and Russian.
+Words: `MESSAGES` (English msgids), translated by the catalogue (`mirror.build.catalogue`),
+as the digest's are.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from mirror.build import catalogue
+from mirror.build.catalogue import N_
+from mirror.build.locale import base_language
 from mirror.digest.compose import (
     DigestArticle,
     DigestContext,
@@ -236,98 +240,58 @@ def _help_text(context: ReplyContext, language: str) -> str:
 
 
 def _language(language: str) -> str:
-    return language if language in WORDS else "en"
+    """The language of the reply's words: `language`'s base when it has a catalogue."""
+    return base_language(language) if catalogue.has_catalogue(language) else "en"
 
 
 def _words(language: str) -> dict[str, str]:
-    return WORDS[_language(language)]
+    chosen = _language(language)
+    return {key: catalogue.translate(message, chosen) for key, message in MESSAGES.items()}
 
 
-WORDS: dict[str, dict[str, str]] = {
-    "en": {
-        "mirrors_subject": "Mirrors",
-        "mirrors_intro": (
-            "Here are copies of our site that may open for you. Every file on them is "
-            "signed; below is how to check it."
-        ),
-        "help_subject": "How to use this address",
-        "help": "Write to {address} with one of these words in the subject:",
-        "commands": (
-            "  mirrors      links to copies of the site\n"
-            "  latest       the newest articles by email\n"
-            "  subscribe    the news by email (subscribe ru: in Russian)\n"
-            "  unsubscribe  no more email from us\n"
-            "  help         this text"
-        ),
-        "confirm_subject": "Confirm your subscription",
-        "confirm_intro": (
-            "Someone, probably you, asked to receive {publication} by email at this address."
-        ),
-        "confirm_reply": "To confirm, reply to this email (keep the subject as it is).",
-        "confirm_link": "Or open this link and press the button:",
-        "confirm_ignore": (
-            "If you did not ask for this, ignore this email: nothing will be sent to you. "
-            "The confirmation expires in 7 days."
-        ),
-        "watched": (
-            "Note: your address is at a mail provider under the censor's jurisdiction, which "
-            "can read every email it delivers to you. If you can, subscribe from an address "
-            "at a provider abroad."
-        ),
-        "welcome_subject": "Welcome to {publication}",
-        "unsubscribed_subject": "You are unsubscribed",
-        "unsubscribed": (
-            "You are unsubscribed from {publication}: no more digests will be sent to you. "
-            "To come back, write to us with the word subscribe in the subject."
-        ),
-        "not_subscribed_subject": "Not subscribed",
-        "not_subscribed": (
-            "This address is not subscribed to {publication}, so there was nothing to "
-            "unsubscribe. If digests still reach you at another address, write from that "
-            "address, or use the unsubscribe link at the end of a digest."
-        ),
-    },
-    "ru": {
-        "mirrors_subject": "Зеркала",
-        "mirrors_intro": (
-            "Вот копии нашего сайта, которые могут у вас открыться. Каждый файл на них "
-            "подписан; ниже сказано, как это проверить."
-        ),
-        "help_subject": "Как пользоваться этим адресом",
-        "help": "Напишите на {address}, указав в теме одно из слов:",
-        "commands": (
-            "  зеркала      ссылки на копии сайта\n"
-            "  новости      последние статьи письмом\n"
-            "  подписаться  новости по почте\n"
-            "  отписаться   больше не получать писем\n"
-            "  помощь       этот текст"
-        ),
-        "confirm_subject": "Подтвердите подписку",
-        "confirm_intro": (
-            "Кто-то, вероятно вы, попросил присылать на этот адрес рассылку «{publication}»."
-        ),
-        "confirm_reply": "Чтобы подтвердить, ответьте на это письмо (не меняя тему).",
-        "confirm_link": "Или откройте ссылку и нажмите кнопку:",
-        "confirm_ignore": (
-            "Если вы ничего не просили, не отвечайте: писем не будет. Подтверждение "
-            "действует 7 дней."
-        ),
-        "watched": (
-            "Обратите внимание: ваш адрес — у почтовой службы под юрисдикцией цензора, она "
-            "может прочесть каждое доставленное вам письмо. Если можете, подпишитесь с "
-            "адреса у зарубежной службы."
-        ),
-        "welcome_subject": "Добро пожаловать: {publication}",
-        "unsubscribed_subject": "Вы отписались",
-        "unsubscribed": (
-            "Вы отписались от рассылки «{publication}»: письма больше не будут приходить. "
-            "Чтобы вернуться, напишите нам со словом «подписаться» в теме."
-        ),
-        "not_subscribed_subject": "Адрес не подписан",
-        "not_subscribed": (
-            "Этот адрес не подписан на рассылку «{publication}», отписывать нечего. Если "
-            "письма приходят на другой адрес, напишите с него или откройте ссылку для "
-            "отписки в конце письма рассылки."
-        ),
-    },
+# The words of the replies, in English; the catalogue (`mirror.build.catalogue`) holds
+# their translations. A new key: add it here with N_(), then to every .po (README).
+MESSAGES: dict[str, str] = {
+    "mirrors_subject": N_("Mirrors"),
+    "mirrors_intro": N_(
+        "Here are copies of our site that may open for you. Every file on them is "
+        "signed; below is how to check it."
+    ),
+    "help_subject": N_("How to use this address"),
+    "help": N_("Write to {address} with one of these words in the subject:"),
+    # the commands each language's readers type: a translation gives its own words
+    "commands": N_(
+        "  mirrors      links to copies of the site\n"
+        "  latest       the newest articles by email\n"
+        "  subscribe    the news by email (subscribe ru: in Russian)\n"
+        "  unsubscribe  no more email from us\n"
+        "  help         this text"
+    ),
+    "confirm_subject": N_("Confirm your subscription"),
+    "confirm_intro": N_(
+        "Someone, probably you, asked to receive {publication} by email at this address."
+    ),
+    "confirm_reply": N_("To confirm, reply to this email (keep the subject as it is)."),
+    "confirm_link": N_("Or open this link and press the button:"),
+    "confirm_ignore": N_(
+        "If you did not ask for this, ignore this email: nothing will be sent to you. "
+        "The confirmation expires in 7 days."
+    ),
+    "watched": N_(
+        "Note: your address is at a mail provider under the censor's jurisdiction, which "
+        "can read every email it delivers to you. If you can, subscribe from an address "
+        "at a provider abroad."
+    ),
+    "welcome_subject": N_("Welcome to {publication}"),
+    "unsubscribed_subject": N_("You are unsubscribed"),
+    "unsubscribed": N_(
+        "You are unsubscribed from {publication}: no more digests will be sent to you. "
+        "To come back, write to us with the word subscribe in the subject."
+    ),
+    "not_subscribed_subject": N_("Not subscribed"),
+    "not_subscribed": N_(
+        "This address is not subscribed to {publication}, so there was nothing to "
+        "unsubscribe. If digests still reach you at another address, write from that "
+        "address, or use the unsubscribe link at the end of a digest."
+    ),
 }
