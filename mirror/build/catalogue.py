@@ -1,12 +1,12 @@
 """The translation catalogue: every word this project adds to a reader's page or mail.
 
 English is the source: the wording tables (`mirror.build.render.MESSAGES`,
-`mirror.digest.compose.MESSAGES`, `mirror.mailin.replies.MESSAGES`) hold English msgids marked with `N_` (or `NC_` when
-one English text needs two translations, `NP_` for plural forms), and the edition
-templates mark their text with `{% trans %}`. The other languages' catalogues are
-gettext `.po` files shipped in the package (`mirror/locale/<lang>/LC_MESSAGES/mirror.po`),
-compiled in memory on first use; `pybabel extract -F babel.cfg` with `KEYWORDS` finds
-every msgid (README, Development).
+`mirror.digest.compose.MESSAGES`, `mirror.mailin.replies.MESSAGES`) hold English msgids
+marked with `N_` (or `NC_` when one English text needs two translations, `NP_` for
+plural forms), and the edition templates mark their text with `{% trans %}`. The other
+languages' catalogues are gettext `.po` files shipped in the package
+(`mirror/locale/<lang>/LC_MESSAGES/mirror.po`), compiled in memory on first use;
+`pybabel extract -F babel.cfg` with `KEYWORDS` finds every msgid (README, Development).
 
 Pure apart from reading the package's own `.po` files once.
 """
