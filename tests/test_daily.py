@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from epub_check import XHTML, assert_valid_epub3
 from lxml import etree
 
 from mirror.build import builder, daily
@@ -32,6 +31,7 @@ from mirror.trust.keyfiles import build_inputs
 from mirror.verify.run import verify_target
 
 from digest_rig import parse, send, subscribe, with_smtp
+from epub_check import XHTML, assert_valid_epub3
 from mailin_rig import EXTRA_MIRRORS, MAILIN, Rig, mail
 from smtp_servers import Recorder, smtp_server
 from stock_minisign import minisign_binary

@@ -26,9 +26,7 @@ from urllib.parse import unquote, urlsplit
 import lxml.etree
 import lxml.html
 import pytest
-from browsers import chromium, missing
 from conftest import SECRET
-from epub_check import assert_valid_epub3
 
 from mirror.build.catalogue import wording
 from mirror.build.daily import parse_daily_path, section_id
@@ -37,6 +35,10 @@ from mirror.build.render import MESSAGES, render_daily
 from mirror.cli import run
 from mirror.newsroom import config_for
 from mirror.trust import minisign
+
+from browsers import chromium, missing
+from epub_check import assert_valid_epub3
+from hard_article import SITE, article
 
 WIDTHS = (390, 1200)
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -281,10 +283,8 @@ def test_epub_links_between_chapters_stay_in_the_book(book: Path) -> None:
 
 @pytest.fixture(scope="module")
 def stress(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The daily file and the EPUB (unzipped) of test_pages_browser's hardest article:
+    """The daily file and the EPUB (unzipped) of tests/hard_article.py's article:
     a word that never ends, a long URL, a wide table, a long <pre>, a missing image."""
-    from test_pages_browser import SITE, article
-
     folder = tmp_path_factory.mktemp("stress")
     page = article()
     day = page.published.date()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import NOW
-from epub_check import OPF, XHTML, assert_valid_epub3, opened, package
 from lxml import etree
 
 from mirror.build.builder import Builder, BuildInputs
@@ -25,6 +24,7 @@ from mirror.store import Store
 from mirror.trust import minisign
 from mirror.workers import ParserPool
 
+from epub_check import OPF, XHTML, assert_valid_epub3, opened, package
 from stock_minisign import minisign_binary
 
 PICTURE = "https://static.example.org/a.webp"
