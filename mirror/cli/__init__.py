@@ -6,7 +6,7 @@ Exit status: 0 all done; 1 some items, mirrors or recipients failed, the rest do
 Human output and progress go to stderr; `--json` documents go to stdout.
 
 One module per command group (`stages`, `keys`, `mirrors`, `reach`, `subscribers`,
-`digest`, `mailin`, `demo`); this one holds what they share: the parser, signals,
+`digest`, `mailin`, `doctor`, `demo`); this one holds what they share: the parser, signals,
 logging, the clock, `--json` output, the progress bar and the config.
 """
 
@@ -150,7 +150,17 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mirror.cli import demo, digest, keys, mailin, mirrors, reach, stages, subscribers
+    from mirror.cli import (
+        demo,
+        digest,
+        doctor,
+        keys,
+        mailin,
+        mirrors,
+        reach,
+        stages,
+        subscribers,
+    )
 
     parser = argparse.ArgumentParser(
         prog="mirror",
@@ -181,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_serve_unsubscribe(commands)
     mailin.add_mail_in(commands)
     stages.add_backup(commands)
+    doctor.add_doctor(commands)
     demo.add_demo(commands)
     return parser
 

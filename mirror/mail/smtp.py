@@ -213,6 +213,23 @@ class SmtpTransport:
         finally:
             self._idle.put_nowait(slot)
 
+    async def probe(self) -> str:
+        """Open one session as a send would (TLS as the URL says, certificate verified,
+        AUTH when a username is set, EHLO), then QUIT: no mail is sent. What the server
+        did, for a report; the named error (translate_smtp_error) when it failed."""
+        slot = _Slot()
+        try:
+            slot.session = await self._connect()
+            extensions = sorted(slot.session.extensions)
+        except SMTP_FAILURES as exc:
+            raise translate_smtp_error(exc) from exc
+        finally:
+            await slot.close()
+        e = self._endpoint
+        tls = {"smtp": "STARTTLS", "smtps": "TLS"}.get(e.scheme, "no TLS (loopback)")
+        login = "login accepted" if self._username else "no login configured"
+        return f"{e.host}:{e.port}: {tls}, {login}, EHLO offers {', '.join(extensions)}"
+
     async def close(self) -> None:
         """Say QUIT on every open connection; later sends are refused."""
         self._closed = True
