@@ -67,10 +67,12 @@ class Check:
     elapsed_s: float = 0.0
 
     def line(self) -> str:
-        """`ok   name: detail`, `WARN name: detail: fix` or `FAIL name: detail: fix`."""
+        """`ok   name: detail`, `WARN name: detail: fix` or `FAIL name: detail (after
+        N s): fix`."""
         mark = "FAIL" if not self.ok else "WARN" if self.warning else "ok  "
         fix = f": {self.fix}" if self.fix and (self.warning or not self.ok) else ""
-        return f"{mark} {self.name}: {self.detail}{fix}"
+        after = f" (after {self.elapsed_s:.1f} s)" if not self.ok and self.elapsed_s else ""
+        return f"{mark} {self.name}: {self.detail}{after}{fix}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,7 +140,8 @@ async def run_checks(
 
 async def bounded(probe: Probe, deadline_s: float) -> Check:
     """`probe` run within min(its timeout, `deadline_s`), its time measured; any
-    MirrorError it lets through is a failure."""
+    error it lets through is a failure (a MirrorError with its message; anything else
+    by its type alone: it may hold what must not be shown)."""
     limit_s = min(probe.timeout_s, deadline_s)
     started = time.monotonic()
     try:
@@ -148,6 +151,8 @@ async def bounded(probe: Probe, deadline_s: float) -> Check:
         check = Check(probe.name, False, f"no answer within {limit_s:g} s", probe.fix_on_timeout)
     except MirrorError as exc:
         check = Check(probe.name, False, str(exc), probe.fix_on_timeout)
+    except Exception as exc:  # a doctor reports what it cannot check; it does not crash
+        check = Check(probe.name, False, f"unexpected error: {type(exc).__name__}", BUG_FIX)
     return replace(check, elapsed_s=round(time.monotonic() - started, 3))
 
 
@@ -326,6 +331,7 @@ KEYGEN_FIX = (
     "run `mirror keygen` (it writes signing.secret_key_file and public_key_file), or set the "
     "passphrase in signing.passphrase_env / signing.passphrase_file"
 )
+BUG_FIX = "run again with -vv; if it persists, report it with that output"
 CERTIFY_FIX = "run `mirror keys certify --root-key ROOT.key` where the root key is kept"
 SMTP_CONNECT_FIX = "check digest.smtp_url's host and port, and that a firewall lets us out"
 IMAP_CONNECT_FIX = "check mailin.imap_url's host and port, and that a firewall lets us out"

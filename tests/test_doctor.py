@@ -126,7 +126,8 @@ def test_s3_mirrors_credentials_and_public_readability(
     assert checks["mirror good public"]["ok"]
     assert checks["mirror private storage"]["ok"]
     assert not checks["mirror private public"]["ok"]
-    assert "FAIL mirror private public: not public (403): run `mirror mirrors setup private`" in err
+    assert "FAIL mirror private public: not public (403) (after " in err
+    assert "s): run `mirror mirrors setup private`, or check the bucket policy" in err
     missing_storage = checks["mirror missing storage"]
     assert not missing_storage["ok"] and "does not exist" in missing_storage["detail"]
     assert "mirror mirrors setup missing" in missing_storage["fix"]
@@ -199,6 +200,9 @@ def test_smtp_plain_starttls_login_and_failures(
     port = closed_port()
     refused = named(doctor(with_smtp(f"smtp+insecure://127.0.0.1:{port}")), "smtp")
     assert not refused.ok and "cannot connect" in refused.detail and "port" in refused.fix
+    assert (
+        refused.line().startswith("FAIL smtp: cannot connect") and " s): check " in refused.line()
+    )
 
 
 @pytest.mark.usefixtures("secrets")
@@ -330,3 +334,45 @@ def test_the_whole_run_stays_within_its_deadline(
     smtp = named(report, "smtp")
     assert not smtp.ok and "no answer within 1 s" in smtp.detail
     assert named(report, "secrets").ok  # the other checks still report
+
+
+@pytest.mark.usefixtures("secrets", "aws_env")
+def test_pools_provider_reachable_or_not(
+    tmp_path: Path, newsroom: RunningNewsroom, web_root: tuple[Path, str], moto_endpoint: str
+) -> None:
+    pools = (
+        f'\n[[pools]]\nname = "moto"\ntype = "s3"\nbucket = "news-{{random8}}"\n'
+        f'endpoint_url = "{moto_endpoint}"\nregion = "us-east-1"\n'
+        f'public_url = "{moto_endpoint}/{{bucket}}/"\n'
+        f'\n[[pools]]\nname = "down"\ntype = "s3"\nbucket = "news-{{random8}}"\n'
+        f'endpoint_url = "http://127.0.0.1:{closed_port()}"\nregion = "us-east-1"\n'
+        f'public_url = "https://x.example/{{bucket}}/"\n'
+        f'\n[[pools]]\nname = "folders"\ntype = "directory"\nbucket = "news-{{random8}}"\n'
+        f'path = "{tmp_path / "pool" / "{bucket}"}"\npublic_url = "https://y.example/{{bucket}}/"\n'
+    )
+    report = doctor(Path(add(sync_config(tmp_path, newsroom, web_root), pools)))
+    assert named(report, "pool moto").ok and "ListBuckets" in named(report, "pool moto").detail
+    down = named(report, "pool down")
+    assert not down.ok and "cannot connect" in down.detail and "endpoint_url" in down.fix
+    assert named(report, "pool folders").ok
+
+
+@pytest.mark.usefixtures("secrets")
+def test_a_signing_key_that_does_not_match_or_lacks_its_passphrase(
+    tmp_path: Path, newsroom: RunningNewsroom, web_root: tuple[Path, str]
+) -> None:
+    config = Path(sync_config(tmp_path, newsroom, web_root))
+    assert named(doctor(config), "signing key").ok
+    other = minisign.generate_key()
+    minisign.write_key_pair(other, tmp_path / "o.key", tmp_path / "o.pub", "a passphrase")
+    (tmp_path / "keys" / "mirror.pub").write_bytes((tmp_path / "o.pub").read_bytes())
+    mismatch = named(doctor(config), "signing key")
+    assert not mismatch.ok and "not the public half" in mismatch.detail
+    text = config.read_text().replace(
+        'secret_key_file = "' + str(tmp_path / "keys" / "mirror.key"),
+        'passphrase_env = "NO_SUCH_PASSPHRASE_VAR"\nsecret_key_file = "' + str(tmp_path / "o.key"),
+    )
+    config.write_text(text, encoding="utf-8")
+    locked = named(doctor(config), "signing key")
+    assert not locked.ok and "$NO_SUCH_PASSPHRASE_VAR" in locked.detail
+    assert "passphrase" in locked.fix
