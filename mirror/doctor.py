@@ -39,7 +39,6 @@ from mirror.errors import (
     ImapProtocolError,
     ImapTlsError,
     KeyCertificateError,
-    MailboxError,
     MirrorAccessError,
     MirrorError,
     NotPublicError,
@@ -519,10 +518,8 @@ def imap_fix(error: MirrorError) -> str:
         return "check mailin.username and the password (mailin.password_env)"
     if isinstance(error, ImapTlsError):
         return "use imaps:// (or a server offering STARTTLS) with a certificate valid for its name"
-    if isinstance(error, ImapProtocolError):
+    if isinstance(error, ImapProtocolError) and "SELECT" in str(error):
         return "check mailin.mailbox: it must exist on the server"
-    if isinstance(error, MailboxError):
-        return IMAP_CONNECT_FIX
     return IMAP_CONNECT_FIX
 
 

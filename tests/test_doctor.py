@@ -376,3 +376,21 @@ def test_a_signing_key_that_does_not_match_or_lacks_its_passphrase(
     locked = named(doctor(config), "signing key")
     assert not locked.ok and "$NO_SUCH_PASSPHRASE_VAR" in locked.detail
     assert "passphrase" in locked.fix
+
+
+@pytest.mark.usefixtures("secrets")
+def test_imaps_certificate_trusted_or_not(
+    tmp_path: Path,
+    newsroom: RunningNewsroom,
+    web_root: tuple[Path, str],
+    dovecot_tls: Dovecot,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = Path(add(sync_config(tmp_path, newsroom, web_root),
+                      mailin_section(dovecot_tls.url("imaps"), dovecot_tls.username)))  # fmt: skip
+    monkeypatch.setenv("MIRROR_IMAP_PASSWORD", dovecot_tls.password)
+    assert dovecot_tls.certificate is not None
+    trusted = named(doctor(config, tls_context=dovecot_tls.certificate.client_context()), "imap")
+    assert trusted.ok, trusted
+    untrusted = named(doctor(config), "imap")  # the system's CAs only
+    assert not untrusted.ok and "certificate" in untrusted.detail, untrusted
