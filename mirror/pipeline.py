@@ -28,6 +28,7 @@ from mirror.errors import (
     MirrorUnreachableError,
     PublishError,
 )
+from mirror.metrics import StageOutcome
 from mirror.progress import NoProgress, Progress
 from mirror.publish import publisher
 from mirror.publish.publisher import Deadline, MirrorResult, PublishOptions
@@ -253,6 +254,11 @@ class SyncReport:
     error: str = ""
     mailin_error: str = ""  # mail-in could not run at all (the mailbox, a secret)
     spawned: list[SpawnResult] = field(default_factory=list)  # pools' spares topped up
+    stages: list[StageOutcome] = field(default_factory=list)  # as they ended (for --metrics)
+
+    def stage_ended(self, stage: str, started_monotonic: float, ok: bool) -> None:
+        """Record a stage's wall time (from `time.monotonic()` at its start) and result."""
+        self.stages.append(StageOutcome(stage, time.monotonic() - started_monotonic, ok))
 
     @property
     def ok(self) -> bool:
@@ -315,7 +321,7 @@ async def run_sync(
     OONI's verdicts come first; with `reach.auto_block`, `mark_blocked(name, reason)` is
     called for each mirror they show blocked (else they are only reported)."""
     from mirror.build.builder import build_edition
-    from mirror.digest.run import due, send_digest
+    from mirror.digest.run import due
     from mirror.fetch.stage import fetch_articles
     from mirror.fleet.spawn import top_up
     from mirror.trust.keyfiles import build_inputs
@@ -331,40 +337,67 @@ async def run_sync(
                 return mark_blocked(name, reason)
             fleet.block(config, store, name, reason=reason, at=now)
 
+        started = time.monotonic()
         reach = await sync_reach(config, fleet.live_public(config, store), now, mark, stages)
+        reach_ended = time.monotonic()
         if reach is not None and reach.blocked:  # the mirror list follows what was marked
             inputs = build_inputs(config, now=now, handed_out=fleet.handed_out(config, store))
         report = SyncReport(await fetch_articles(config, store, now=now, progress=stages))
         report.reach = reach
+        if reach is not None:
+            report.stages.append(StageOutcome("reach", reach_ended - started, not reach.errors))
+        report.stage_ended("fetch", reach_ended, not report.fetch.failed)
         stages.stage_done(report.fetch.summary())
         async with opened(mirrors) as mirrors_open:
+            started = time.monotonic()
             # at once, each within its deadline: a dead mirror must not hold up the others
             live = await live_versions(mirrors_open, key)
             inputs = replace(inputs, live_version=max(live, default=0))
             report.build = await build_edition(config, store, inputs, now=now, progress=stages)
+            report.stage_ended("build", started, report.build.complete)
             stages.stage_done(report.build.summary())
+            started = time.monotonic()
             report.mirrors = await publish_opened(
                 config, mirrors_open, key, options or PublishOptions(),
                 on_result=lambda result: stages.stage_done(mirror_line(result)),
             )  # fmt: skip
+            report.stage_ended("publish", started, all(r.ok for r in report.mirrors))
             # keys.json as each mirror now serves it; a mirror whose publish failed is
             # reported already, and is not waited for again
             published = {result.name for result in report.mirrors if result.ok}
             backends = [b for b in mirrors_open.backends if b.name in published]
             report.keys = await keys_expiry(config, backends, inputs.keys_files, now)
+        started = time.monotonic()
         report.spawned = await top_up(config, store, at=now)  # no spare lacking: no request
+        if report.spawned:
+            report.stage_ended("spawn", started, all(result.ok for result in report.spawned))
         for result in report.spawned:
             stages.stage_done(result.summary())
         if due(store, config, now):
-            try:
-                digest = await send_digest(config, store, now=now)
-                report.digest = digest
-                stages.stage_done(digest.summary())
-            except (DigestError, ConfigError) as exc:  # the edition is out; say why no digest
-                report.error = f"digest not sent: {exc}"
+            await sync_digest(config, store, report, now=now, progress=stages)
         if config.mailin is not None:
+            started = time.monotonic()
             await sync_mail_in(config, store, report, now=now, progress=stages)
+            failed = report.mailin_error or (report.mailin and report.mailin.failed)
+            report.stage_ended("mailin", started, not failed)
     return report
+
+
+async def sync_digest(
+    config: Config, store: Store, report: SyncReport, *, now: datetime, progress: Progress
+) -> None:
+    """The digest as sync's stage: a failure to send at all is reported, not raised (the
+    edition is out already)."""
+    from mirror.digest.run import send_digest
+
+    started = time.monotonic()
+    try:
+        report.digest = await send_digest(config, store, now=now)
+        progress.stage_done(report.digest.summary())
+    except (DigestError, ConfigError) as exc:  # the edition is out; say why no digest
+        report.error = f"digest not sent: {exc}"
+    sent_all = report.digest is not None and not report.digest.failed
+    report.stage_ended("digest", started, sent_all and not report.error)
 
 
 async def sync_reach(

@@ -38,6 +38,7 @@ from mirror.errors import (
     UsageError,
     VerifyError,
 )
+from mirror.logs import JsonLineFormatter, OneLineFormatter
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_VERIFY = 0, 1, 2, 3
 EXIT_SIGNALLED = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number
@@ -130,23 +131,31 @@ def run(argv: list[str] | None = None) -> int:
     sandbox.make_non_dumpable()
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.verbose - args.quiet)
+    configure_logging(args.verbose - args.quiet, json_lines=args.log_json)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (ConfigError, UsageError, StoreError, SigningError, SandboxError) as exc:
-        log.error("%s", exc)
-        return EXIT_USAGE
     except VerifyError as exc:
         log.error("verification failed: %s", exc)
         return EXIT_VERIFY
     except MirrorError as exc:
         log.error("%s", exc)
-        return EXIT_PARTIAL
+        return exit_status_of(exc)
     except KeyboardInterrupt:
         status = INTERRUPTS.exit_status()
         log.error("interrupted (%s): stopped", "SIGTERM" if status == 143 else "SIGINT")
         return status
+
+
+def exit_status_of(exc: BaseException) -> int:
+    """The exit status a command ends with when `exc` stops it (see `run`)."""
+    if isinstance(exc, ConfigError | UsageError | StoreError | SigningError | SandboxError):
+        return EXIT_USAGE
+    if isinstance(exc, VerifyError):
+        return EXIT_VERIFY
+    if isinstance(exc, KeyboardInterrupt):
+        return INTERRUPTS.exit_status()
+    return EXIT_PARTIAL
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,6 +222,11 @@ def add_common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
         "-q", "--quiet", action="count", default=argparse.SUPPRESS if sub else 0,
         help="only errors on stderr",
     )  # fmt: skip
+    parser.add_argument(
+        "--log-json", action="store_true", default=argparse.SUPPRESS if sub else False,
+        help="log one JSON object per line on stderr (ts, level, logger, msg, exc), "
+        "for journald/Loki",
+    )  # fmt: skip
 
 
 def subcommand(
@@ -226,11 +240,12 @@ def subcommand(
     return parser
 
 
-def configure_logging(level: int) -> None:
-    """Human output on stderr: -q errors only, default info, -v detail, -vv debug."""
+def configure_logging(level: int, *, json_lines: bool = False) -> None:
+    """Human output on stderr, one line per event (mirror.logs): -q errors only, default
+    info, -v detail, -vv debug; `json_lines`: one JSON object per line instead."""
     levels = {-1: logging.ERROR, 0: logging.INFO, 1: logging.INFO, 2: logging.DEBUG}
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("mirror: %(message)s"))
+    handler.setFormatter(JsonLineFormatter() if json_lines else OneLineFormatter())
     root = logging.getLogger("mirror")
     root.handlers[:] = [handler]
     root.setLevel(levels[max(-1, min(2, level))])

@@ -7,6 +7,8 @@ import asyncio
 import logging
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,8 @@ from mirror.cli import (
     subcommand,
 )
 from mirror.config import Config, MirrorConfig
-from mirror.errors import StoreError, UsageError
+from mirror.errors import MirrorError, StoreError, UsageError
+from mirror.metrics import run_metrics, status_metrics, sync_metrics, write_metrics
 from mirror.store import RunLock, Store
 
 if TYPE_CHECKING:  # publish loads boto3's neighbours lazily: only for the annotation
@@ -340,22 +343,49 @@ def add_sync(commands: Any) -> None:
     )
     add_publish_options(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    add_metrics(parser)
+
+
+def add_metrics(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        metavar="FILE",
+        help="write Prometheus metrics to FILE (atomically; e.g. node_exporter's textfile "
+        "folder, FILE ending in .prom), also when the run fails",
+    )
+
+
+@contextmanager
+def metrics_on_failure(args: argparse.Namespace, command: str) -> Iterator[None]:
+    """With --metrics: a run stopped by an error (or a signal) still writes when it ran
+    and its exit status, then the error goes on to `cli.run`."""
+    try:
+        yield
+    except (MirrorError, KeyboardInterrupt) as exc:
+        if args.metrics is not None:
+            status = cli.exit_status_of(exc)
+            write_metrics(
+                args.metrics, run_metrics(command, finished_at=cli.utc_now(), exit_code=status)
+            )
+        raise
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from mirror.pipeline import run_sync
 
-    config = config_from(args)
-    with RunLock(config.state.path), progress_bar("sync", args) as bar:
-        report = asyncio.run(
-            run_sync(
-                config,
-                now=cli.utc_now(),
-                mirrors=selected_mirrors(config, args.mirror),
-                options=publish_options(args),
-                progress=bar,
+    with metrics_on_failure(args, "sync"):
+        config = config_from(args)
+        with RunLock(config.state.path), progress_bar("sync", args) as bar:
+            report = asyncio.run(
+                run_sync(
+                    config,
+                    now=cli.utc_now(),
+                    mirrors=selected_mirrors(config, args.mirror),
+                    options=publish_options(args),
+                    progress=bar,
+                )
             )
-        )
     if args.json:
         emit_json(report.to_json())
     if report.error:  # each stage's line was logged as the stage ended
@@ -368,7 +398,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
         log.warning("reach: %s", verdict.summary())
     for line in report.keys.due() if report.keys else []:
         log.warning("warning: %s", line)
-    return EXIT_OK if report.ok else EXIT_PARTIAL
+    status = EXIT_OK if report.ok else EXIT_PARTIAL
+    if args.metrics is not None:
+        finished = cli.utc_now()
+        write_metrics(
+            args.metrics,
+            sync_metrics(report, report.stages, finished_at=finished, exit_code=status),
+        )
+    return status
 
 
 def add_status(commands: Any) -> None:
@@ -378,23 +415,30 @@ def add_status(commands: Any) -> None:
     parser.add_argument("--full", action="store_true", help="also check every file's bytes")
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     add_deadline(parser, "report a mirror as unreachable")
+    add_metrics(parser)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from mirror.pipeline import check_status
     from mirror.verify.run import DEFAULT_DEADLINE_S
 
-    config = config_from(args)
-    deadline_s = args.deadline_s or DEFAULT_DEADLINE_S
-    statuses = asyncio.run(
-        check_status(config, now=cli.utc_now(), full=args.full, deadline_s=deadline_s)
-    )
+    with metrics_on_failure(args, "status"):
+        config = config_from(args)
+        deadline_s = args.deadline_s or DEFAULT_DEADLINE_S
+        statuses = asyncio.run(
+            check_status(config, now=cli.utc_now(), full=args.full, deadline_s=deadline_s)
+        )
     if args.json:
         emit_json({"mirrors": [status.to_json() for status in statuses]})
     for status in statuses:
         log.info("%s [%s]", status.summary(), status.state)
-    healthy = all(status.healthy for status in statuses)
-    return EXIT_OK if healthy else EXIT_PARTIAL
+    healthy = EXIT_OK if all(status.healthy for status in statuses) else EXIT_PARTIAL
+    if args.metrics is not None:
+        finished = cli.utc_now()
+        write_metrics(
+            args.metrics, status_metrics(statuses, finished_at=finished, exit_code=healthy)
+        )
+    return healthy
 
 
 # backup
