@@ -1,0 +1,160 @@
+"""Logs on stderr: one line per event (newlines in messages and tracebacks escaped),
+`--log-json` one JSON object per line, and never an address or a secret in either, on a
+whole demo and on a digest sent to a real SMTP server with AUTH, at -vv."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+import pytest
+
+from mirror.cli import configure_logging, run
+from mirror.logs import JsonLineFormatter, OneLineFormatter, one_line
+
+from cli_configs import mirror_table, with_store, write_config
+from smtp_servers import make_certificate, smtp_server
+
+ADDRESSES = ("reader-en@example.org", "reader-ru@example.org", "chitatel@example.net")
+
+
+def record(message: str, *, traceback: bool = False) -> logging.LogRecord:
+    """A record as `log.exception` (traceback) or `log.warning` makes it."""
+    exc_info = None
+    if traceback:
+        try:
+            raise ValueError("bad\nvalue")
+        except ValueError:
+            exc_info = sys.exc_info()
+    return logging.LogRecord("mirror", logging.WARNING, __file__, 1, message, (), exc_info)
+
+
+def test_a_message_and_its_traceback_make_one_line() -> None:
+    line = OneLineFormatter().format(record("two\nlines\tand \x1b[31mred", traceback=True))
+    assert "\n" not in line and "\x1b" not in line
+    assert line.startswith("mirror: two\\nlines\\tand \\x1b[31mred | Traceback (most recent")
+    assert "ValueError: bad\\nvalue" in line
+    assert one_line("a\u2028b\rc") == "a\\u2028b\\rc"
+
+
+def test_json_lines_carry_ts_level_logger_msg_and_exc() -> None:
+    formatter = JsonLineFormatter()
+    plain = json.loads(formatter.format(record("line\none")))
+    assert set(plain) == {"ts", "level", "logger", "msg"}
+    assert plain["msg"] == "line\none" and plain["level"] == "warning"
+    assert plain["logger"] == "mirror" and plain["ts"].endswith("+00:00")
+    failed = formatter.format(record("oops", traceback=True))
+    assert "\n" not in failed
+    assert "ValueError: bad\nvalue" in json.loads(failed)["exc"]
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_log_json_is_a_global_flag(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "mirror.toml"
+    config.write_text("[publication]\nnmae = 'x'\n")
+    args = ["-c", str(config), "status"]
+    status = run(["--log-json", *args] if where == "before" else [*args, "--log-json"])
+    assert status == 2
+    lines = capsys.readouterr().err.splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert entries and all(entry["level"] == "error" for entry in entries)
+    assert "did you mean" in entries[-1]["msg"] or "nmae" in entries[-1]["msg"]
+    configure_logging(0)  # the next test logs as usual
+
+
+def assert_nothing_private(output: str, secrets_made: list[bytes], key_file: Path) -> None:
+    for address in ADDRESSES:
+        assert address not in output, address
+    for value in secrets_made:
+        for spelled in (
+            value.hex(),
+            base64.b64encode(value).decode(),
+            base64.urlsafe_b64encode(value).decode().rstrip("="),
+        ):
+            assert spelled[:16] not in output
+    for line in key_file.read_text().splitlines()[1:]:  # the secret key, base64
+        assert line[:24] not in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["text", "json"])
+def test_a_whole_demo_at_debug_logs_no_address_or_secret(
+    mode: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[bytes] = []
+    real = secrets.token_bytes
+
+    def recorded(count: int | None = None) -> bytes:
+        made.append(real(count))
+        return made[-1]
+
+    monkeypatch.setattr(secrets, "token_bytes", recorded)
+    folder = tmp_path / "demo"
+    flags = ["--log-json"] if mode == "json" else []
+    status = run([*flags, "-vv", "demo", "--dir", str(folder), "--articles", "4", "--no-serve"])
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    lines = out.err.splitlines()
+    assert len(lines) > 10
+    if mode == "json":
+        entries = [json.loads(line) for line in lines]  # every line one object
+        assert "info" in {entry["level"] for entry in entries}
+    else:
+        assert all(line.startswith("mirror: ") for line in lines)
+    assert len(made) >= 2  # the demo's own secrets were made, and are checked for below
+    key_file = next((folder / "keys").glob("*.key"))
+    assert_nothing_private(out.out + out.err, made, key_file)
+    outbox = "".join(p.read_text() for p in folder.rglob("*.eml"))
+    assert "reader-en@example.org" in outbox  # the addresses were there to leak
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["text", "json"])
+def test_a_digest_sent_with_smtp_auth_logs_no_address_or_password(
+    mode: str,
+    tmp_path: Path,
+    fetched_store: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    password = "Pa55-word-" + secrets.token_hex(8)
+    unsubscribe = "unsubscribe-" + secrets.token_hex(16)
+    cert = make_certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert.cert_file))  # the client trusts it
+    monkeypatch.setenv("MIRROR_SMTP_PASSWORD", password)
+    monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", unsubscribe)
+    with smtp_server(starttls=cert.server_context(), logins={"mirror": password}) as server:
+        tables = mirror_table("site", type="directory", path=str(tmp_path / "www"),
+                              public_url="https://m.example.net/")  # fmt: skip
+        config = with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store)
+        text = config.read_text().replace(
+            "[digest]\n",
+            f'[digest]\nsmtp_url = "smtp://127.0.0.1:{server.port}"\nsmtp_username = "mirror"\n'
+            'unsubscribe_url = "https://n.example.org/u"\n',
+        )
+        config.write_text(text)
+        for address in ADDRESSES[:2]:
+            assert run(["-c", str(config), "subscribers", "add", address]) == 0
+        assert run(["-c", str(config), "build"]) == 0
+        capsys.readouterr()
+        flags = ["--log-json"] if mode == "json" else []
+        status = run([*flags, "-vv", "-c", str(config), "digest", "send", "--json"])
+        out = capsys.readouterr()
+    assert status == 0, out.err
+    assert json.loads(out.out)["sent"] == 2
+    assert sorted(r for m in server.handler.received for r in m.rcpt_tos) == sorted(ADDRESSES[:2])
+    if mode == "json":
+        assert all(json.loads(line)["msg"] for line in out.err.splitlines())
+    for private in (*ADDRESSES, password, unsubscribe):
+        assert private not in out.out + out.err, private
+    key_file = tmp_path / "keys" / "mirror.key"
+    assert_nothing_private(out.out + out.err, [], key_file)
