@@ -16,7 +16,7 @@ from mirror.metrics import Metric, Sample, StageOutcome, render
 from mirror.newsroom import RunningNewsroom
 from mirror.trust import minisign
 
-from cli_configs import cli, mirror_table, sync_config
+from cli_configs import cli, mirror_table, sync_config, write_config
 from moto_server import create_bucket
 from servers import closed_port
 
@@ -200,3 +200,15 @@ def test_a_run_stopped_by_a_config_error_still_writes_its_exit_code(
     series, _ = parsed(prom.read_text())
     assert series[("mirror_last_run_exit_code", (("command", "sync"),))] == 2
     assert not any(name.startswith("mirror_stage") for name, _ in series)
+
+
+def test_a_metrics_file_that_cannot_be_written_is_said_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(tmp_path, "http://127.0.0.1:9/", ""))
+    prom = tmp_path / "taken"
+    prom.mkdir()  # a folder where the file should go: the rename fails
+    assert cli(capsys, "-c", config, "status", "--metrics", str(tmp_path / "ok.prom"))[0] == 0
+    status, _, err = cli(capsys, "-c", config, "status", "--metrics", str(prom))
+    assert status == 1 and f"metrics not written to {prom}" in err
+    assert not list(tmp_path.glob(".taken.*"))  # no temporary left behind

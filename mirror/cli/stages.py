@@ -28,7 +28,7 @@ from mirror.cli import (
 )
 from mirror.config import Config, MirrorConfig
 from mirror.errors import MirrorError, StoreError, UsageError
-from mirror.metrics import run_metrics, status_metrics, sync_metrics, write_metrics
+from mirror.metrics import Metric, run_metrics, status_metrics, sync_metrics, write_metrics
 from mirror.store import RunLock, Store
 
 if TYPE_CHECKING:  # publish loads boto3's neighbours lazily: only for the annotation
@@ -365,10 +365,21 @@ def metrics_on_failure(args: argparse.Namespace, command: str) -> Iterator[None]
     except (MirrorError, KeyboardInterrupt) as exc:
         if args.metrics is not None:
             status = cli.exit_status_of(exc)
-            write_metrics(
+            save_metrics(
                 args.metrics, run_metrics(command, finished_at=cli.utc_now(), exit_code=status)
             )
         raise
+
+
+def save_metrics(path: Path, metrics: list[Metric]) -> int:
+    """Write the --metrics file: EXIT_OK, or EXIT_PARTIAL (said why) when it cannot be
+    written; the run's own work is done either way."""
+    try:
+        write_metrics(path, metrics)
+    except OSError as exc:
+        log.error("metrics not written to %s: %s", path, exc.strerror or exc)
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -399,13 +410,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
     for line in report.keys.due() if report.keys else []:
         log.warning("warning: %s", line)
     status = EXIT_OK if report.ok else EXIT_PARTIAL
-    if args.metrics is not None:
-        finished = cli.utc_now()
-        write_metrics(
+    if args.metrics is None:
+        return status
+    finished = cli.utc_now()
+    return (
+        save_metrics(
             args.metrics,
             sync_metrics(report, report.stages, finished_at=finished, exit_code=status),
         )
-    return status
+        or status
+    )
 
 
 def add_status(commands: Any) -> None:
@@ -433,12 +447,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     for status in statuses:
         log.info("%s [%s]", status.summary(), status.state)
     healthy = EXIT_OK if all(status.healthy for status in statuses) else EXIT_PARTIAL
-    if args.metrics is not None:
-        finished = cli.utc_now()
-        write_metrics(
+    if args.metrics is None:
+        return healthy
+    finished = cli.utc_now()
+    return (
+        save_metrics(
             args.metrics, status_metrics(statuses, finished_at=finished, exit_code=healthy)
         )
-    return healthy
+        or healthy
+    )
 
 
 # backup
