@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from mirror.errors import ConfigError
 from mirror.fetch.urls import AllowedHosts
+from mirror.mail.hosts import is_loopback
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ MIRROR_TYPES = ("s3", "directory")
 GONE_POLICIES = ("keep", "hide")
 MAILIN_REQUIRE = ("dmarc", "none")
 IMAP_SCHEMES = ("imaps", "imap", "imap+insecure")
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+insecure")
 DIGEST_CONTENT = ("full", "summary")
 ADDRESSING_STYLES = ("path", "virtual")
 CHECKSUM_MODES = ("when_required", "when_supported")
@@ -330,12 +332,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from exc
 
 
-def _check_keys(table: dict[str, Any], known: list[str], path: str, prefix: str) -> None:
+def _check_keys(
+    table: dict[str, Any], known: list[str], path: str, prefix: str, *, where: str = ""
+) -> None:
+    """ConfigError for a key not in `known`, with "did you mean" for a close one;
+    `where` names the table of an array (`[[mirrors]] 'aws'`)."""
     for key in table:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown key{hint}", path=path, key=prefix + key)
+            place = f" in {where}" if where else ""
+            raise ConfigError(f"unknown key{place}{hint}", path=path, key=prefix + key)
 
 
 def _toml_keys(section: str, cls: type) -> dict[str, str]:
@@ -348,14 +355,18 @@ def _toml_keys(section: str, cls: type) -> dict[str, str]:
     return names
 
 
-def _build_section(section: str, cls: type, table: Any, path: str, base: Path) -> Any:
+def _build_section(
+    section: str, cls: type, table: Any, path: str, base: Path, *, prefix: str = ""
+) -> Any:
+    """One table's dataclass; `prefix` names its keys in errors (default `section.`)."""
     if not isinstance(table, dict):
         raise ConfigError("must be a table", path=path, key=section)
+    prefix = prefix or f"{section}."
     keys = _toml_keys(section, cls)
-    _check_keys(table, list(keys), path, f"{section}.")
+    _check_keys(table, list(keys), path, prefix)
     hints = get_type_hints(cls)
     values = {
-        keys[k]: _coerce(v, hints[keys[k]], path, f"{section}.{k}", base) for k, v in table.items()
+        keys[k]: _coerce(v, hints[keys[k]], path, f"{prefix}{k}", base) for k, v in table.items()
     }
     for f in fields(cls):
         if f.name not in values and hints[f.name] in (Path, Path | None):
@@ -414,14 +425,8 @@ def _build_mirrors(items: Any, path: str, base: Path) -> tuple[MirrorConfig, ...
         raise ConfigError("must be an array of tables ([[mirrors]])", path=path, key="mirrors")
     mirrors = []
     for index, table in enumerate(items):
-        key = f"mirrors[{index}]"
-        if not isinstance(table, dict):
-            raise ConfigError("must be a table", path=path, key=key)
-        for required in ("name", "type", "public_url"):
-            if required not in table:
-                raise ConfigError(f"missing {required!r}", path=path, key=key)
-        mirror = _build_section("mirrors", MirrorConfig, table, path, base)
-        mirrors.append(mirror)
+        required = ("name", "type", "public_url")
+        mirrors.append(_build_item("mirrors", index, MirrorConfig, table, required, path, base))
     return tuple(mirrors)
 
 
@@ -430,14 +435,32 @@ def _build_pools(items: Any, path: str, base: Path) -> tuple[PoolConfig, ...]:
         raise ConfigError("must be an array of tables ([[pools]])", path=path, key="pools")
     pools = []
     for index, table in enumerate(items):
-        key = f"pools[{index}]"
-        if not isinstance(table, dict):
-            raise ConfigError("must be a table", path=path, key=key)
-        for required in ("name", "type", "bucket", "public_url"):
-            if required not in table:
-                raise ConfigError(f"missing {required!r}", path=path, key=key)
-        pools.append(_build_section("pools", PoolConfig, table, path, base))
+        required = ("name", "type", "bucket", "public_url")
+        pools.append(_build_item("pools", index, PoolConfig, table, required, path, base))
     return tuple(pools)
+
+
+def _build_item(
+    section: str,
+    index: int,
+    cls: type,
+    table: Any,
+    required: tuple[str, ...],
+    path: str,
+    base: Path,
+) -> Any:
+    """One table of an array (`[[mirrors]]`, `[[pools]]`): unknown keys first (a misspelt
+    `nmae` gets "did you mean", not "missing 'name'"), named by index and name."""
+    key = f"{section}[{index}]"
+    if not isinstance(table, dict):
+        raise ConfigError("must be a table", path=path, key=key)
+    name = table.get("name")
+    where = f"[[{section}]] {name!r}" if isinstance(name, str) else f"[[{section}]] #{index + 1}"
+    _check_keys(table, list(_toml_keys(section, cls)), path, f"{key}.", where=where)
+    for name in required:
+        if name not in table:
+            raise ConfigError(f"missing {name!r}", path=path, key=key)
+    return _build_section(section, cls, table, path, base, prefix=f"{key}.")
 
 
 def _validate(config: Config, path: str) -> None:
@@ -466,6 +489,7 @@ def _validate(config: Config, path: str) -> None:
     _validate_pools(config.pools, path)
     _validate_output_dir(config, path)
     _validate_return_path(config.digest.return_path, path)
+    _validate_mail_url(config.digest.smtp_url, SMTP_SCHEMES, path, "digest.smtp_url")
     _validate_attachment_room(config, path)
     if config.mailin is not None:
         _validate_mailin(config.mailin, path)
@@ -528,6 +552,25 @@ def _validate_return_path(return_path: str, path: str) -> None:
         )
 
 
+def _validate_mail_url(url: str, schemes: tuple[str, ...], path: str, key: str) -> None:
+    """An SMTP or IMAP URL (empty: unused): a known scheme, a host, and the clear-text
+    scheme (`...+insecure://`) only to a loopback host, so a wrong one exits 2 at once."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in schemes:
+        raise ConfigError(f"must be a URL of {schemes}", path=path, key=key)
+    base, _, insecure = parts.scheme.lower().partition("+")
+    if insecure and not is_loopback(parts.hostname or ""):
+        raise ConfigError(
+            f"{base}+insecure:// (no TLS) is allowed only to a loopback host (localhost, "
+            f"127.0.0.1, ::1), not {parts.hostname or 'no host'!r}: use {base}s:// (TLS) "
+            f"or {base}:// (STARTTLS)",
+            path=path,
+            key=key,
+        )
+
+
 def _validate_mailin(mailin: MailInConfig, path: str) -> None:
     if mailin.require not in MAILIN_REQUIRE:
         raise ConfigError(f"must be one of {MAILIN_REQUIRE}", path=path, key="mailin.require")
@@ -537,8 +580,7 @@ def _validate_mailin(mailin: MailInConfig, path: str) -> None:
             path=path,
             key="mailin.address",
         )
-    if mailin.imap_url and urlsplit(mailin.imap_url).scheme not in IMAP_SCHEMES:
-        raise ConfigError(f"must be a URL of {IMAP_SCHEMES}", path=path, key="mailin.imap_url")
+    _validate_mail_url(mailin.imap_url, IMAP_SCHEMES, path, "mailin.imap_url")
     if mailin.keep and mailin.done_mailbox in ("", mailin.mailbox):
         raise ConfigError(
             "must name a mailbox other than mailin.mailbox (handled messages go there), "
@@ -674,9 +716,13 @@ RANGES: dict[str, Range] = {
 }
 
 
+ARRAY_INDEX = re.compile(r"\[\d+\]")
+
+
 def _check_range(value: float, path: str, key: str) -> None:
-    """A number outside its key's range (RANGES) is a ConfigError naming the key."""
-    allowed = RANGES.get(key)
+    """A number outside its key's range (RANGES) is a ConfigError naming the key (in an
+    array of tables with its index, `pools[0].spares`, whose range is `pools.spares`)."""
+    allowed = RANGES.get(ARRAY_INDEX.sub("", key))
     if allowed is not None and not allowed.allows(value):
         raise ConfigError(f"{allowed.describe()}, not {value!r}", path=path, key=key)
 

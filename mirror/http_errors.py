@@ -8,7 +8,9 @@ the mirror reader (mirror.verify.readers) turns it into a TargetError.
 
 from __future__ import annotations
 
+import os
 import ssl
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -45,12 +47,63 @@ _ERROR_TABLE: tuple[tuple[type[BaseException], type[FetchError], str], ...] = (
 _NOT_RETRYABLE = (ssl.SSLCertVerificationError, aiohttp.ServerFingerprintMismatch)
 
 
-def translate_error(exc: BaseException, url: str) -> FetchError | None:
-    """The FetchError standing for an aiohttp/asyncio/OS exception, None if not one."""
+@dataclass(frozen=True)
+class TimeLimits:
+    """The client's time limits, so that a timeout says which one passed, and after how
+    long; the names are the settings' keys."""
+
+    total_s: float
+    connect_s: float
+    read_s: float
+
+
+def translate_error(
+    exc: BaseException, url: str, limits: TimeLimits | None = None
+) -> FetchError | None:
+    """The FetchError standing for an aiohttp/asyncio/OS exception, None if not one. Its
+    reason is worded for ops: "cannot connect to 127.0.0.1:9: connection refused", "no
+    answer within 30 s (read_timeout_s)"; never aiohttp's `ssl:default` repr."""
     for source, target, label in _ERROR_TABLE:
         if isinstance(exc, source):
-            error = target(url, f"{label}: {type(exc).__name__}")
+            error = target(url, _worded(exc, limits) or f"{label}: {type(exc).__name__}")
             if isinstance(exc, _NOT_RETRYABLE):
                 error.retryable = False
             return error
     return None
+
+
+def _worded(exc: BaseException, limits: TimeLimits | None) -> str:
+    """A plain reason for the common failures (a timeout, a refused or reset connection);
+    "" for the others, which keep their label and class name."""
+    if isinstance(exc, TimeoutError):
+        return _timeout_reason(exc, limits) if limits is not None else ""
+    if isinstance(exc, aiohttp.ClientConnectorError) and type(exc) in _PLAIN_CONNECT_ERRORS:
+        try:
+            host, port, cause = exc.host, exc.port, exc.os_error
+        except AttributeError:  # built without its connection key: the type is all there is
+            return ""
+        return f"cannot connect to {host}:{port}: {_os_reason(cause)}"
+    if isinstance(exc, OSError) and not isinstance(exc, aiohttp.ClientError) and exc.errno:
+        return f"connection failed: {_os_reason(exc)}"
+    return ""
+
+
+# Only these are worded as "cannot connect": the certificate, DNS and TLS subclasses keep
+# their own labels.
+_PLAIN_CONNECT_ERRORS = (aiohttp.ClientConnectorError,)
+
+
+def _timeout_reason(exc: BaseException, limits: TimeLimits) -> str:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"could not connect within {limits.connect_s:g} s (connect_timeout_s)"
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return f"no answer within {limits.read_s:g} s (read_timeout_s)"
+    return f"not done within {limits.total_s:g} s (timeout_s)"
+
+
+def _os_reason(exc: OSError) -> str:
+    """ "connection refused" from an OSError's errno (its strerror may be asyncio's
+    "Connect call failed ('127.0.0.1', 9)")."""
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__

@@ -48,8 +48,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_moto(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A running moto server and its endpoint URL; RuntimeError if none starts."""
+def start_moto(
+    log_path: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A running moto server and its endpoint URL; RuntimeError if none starts. `env`:
+    the server's environment (e.g. INITIAL_NO_AUTH_ACTION_COUNT, to turn its auth on)."""
     for _ in range(START_ATTEMPTS):
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -59,6 +62,7 @@ def start_moto(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=env,
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while proc.poll() is None and time.monotonic() < deadline:

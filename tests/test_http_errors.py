@@ -25,6 +25,7 @@ from mirror.verify.readers import (
 )
 
 from servers import closed_port, serve
+from stalled_servers import StalledServer
 
 URL = "https://h.org/"
 NOT_RETRYABLE = [
@@ -138,9 +139,12 @@ async def test_the_reader_does_not_retry_a_client_error() -> None:
 
 async def test_an_unreachable_mirror_is_retried_then_named() -> None:
     waits = Waits()
-    with pytest.raises(TargetError, match="unreachable") as caught:
-        await read_current(closed_port(), HttpSettings(retries=1, backoff_s=3), waits)
+    port = closed_port()
+    with pytest.raises(TargetError) as caught:
+        await read_current(port, HttpSettings(retries=1, backoff_s=3), waits)
     assert caught.value.retryable and waits == [3]
+    assert f"cannot connect to 127.0.0.1:{port}: connection refused" in str(caught.value)
+    assert "ssl:default" not in str(caught.value) and "Connect call" not in str(caught.value)
 
 
 async def test_a_deadline_is_not_a_retryable_read() -> None:
@@ -161,3 +165,11 @@ async def test_403_is_absent_for_verify_and_forbidden_for_status() -> None:
                 b"",
             )
     assert hits["current"] == 2  # not retried
+
+
+async def test_a_silent_mirror_is_named_with_the_time_it_had() -> None:
+    """Not "TimeoutError": which limit passed, after how long, and its setting's name."""
+    settings = HttpSettings(retries=0, read_timeout_s=0.2)
+    with StalledServer() as silent, pytest.raises(TargetError) as caught:
+        await read_current(silent.port, settings, Waits())
+    assert "no answer within 0.2 s (read_timeout_s)" in str(caught.value)

@@ -2,7 +2,8 @@
 
 Exit status: 0 all done; 1 some items, mirrors or recipients failed, the rest done;
 2 bad usage, bad config, or another run holds the store; 3 verification failed;
-130 stopped by SIGINT (Ctrl-C), 143 by SIGTERM.
+130 stopped by SIGINT (Ctrl-C), 143 by SIGTERM. A closed stdout (`| head`) changes no
+status: the rest of the output is dropped quietly (`write_out`).
 Human output and progress go to stderr; `--json` documents go to stdout.
 
 One module per command group (`stages`, `keys`, `mirrors`, `reach`, `subscribers`,
@@ -259,9 +260,27 @@ def utc_now() -> datetime:
 
 
 def emit_json(document: dict[str, Any]) -> None:
-    json.dump(document, sys.stdout, ensure_ascii=False, indent=2, sort_keys=True)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+    write_out(json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+
+
+def write_out(text: str) -> None:
+    """`text` on stdout, flushed. A reader that closed the pipe (`| head`) is no failure
+    of the run: the rest of the output goes to /dev/null, quietly (no BrokenPipeError
+    traceback, at exit neither), and the command exits with the status it would have."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        divert_stdout()
+
+
+def divert_stdout() -> None:
+    """Point stdout's descriptor at /dev/null (Python's recipe for a closed pipe), so
+    what is still buffered is dropped instead of failing again at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    log.debug("stdout was closed by its reader: the rest of the output is dropped")
 
 
 class BarProgress:

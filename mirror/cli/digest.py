@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from typing import Any
 
 from mirror import cli  # cli.utc_now: the one clock, read through the package so a test can set it
-from mirror.cli import EXIT_OK, EXIT_PARTIAL, add_common, config_from, emit_json, subcommand
+from mirror.cli import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_common,
+    config_from,
+    emit_json,
+    subcommand,
+    write_out,
+)
 from mirror.store import RunLock, Store
 
 log = logging.getLogger("mirror")
@@ -36,7 +43,7 @@ def cmd_digest_send(args: argparse.Namespace) -> int:
     with RunLock(config.state.path), Store(config.state.path) as store:
         report = asyncio.run(send_digest(config, store, now=cli.utc_now(), dry_run=args.dry_run))
     if args.dry_run and report.preview and not args.json:
-        sys.stdout.write(report.preview)
+        write_out(report.preview)
     if args.json:
         emit_json(report.to_json())
     if args.dry_run:

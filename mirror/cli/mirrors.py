@@ -9,7 +9,7 @@ from typing import Any
 
 from mirror import cli, fleet
 from mirror.cli import EXIT_OK, EXIT_PARTIAL, add_common, config_from, emit_json, subcommand
-from mirror.errors import UsageError
+from mirror.errors import ConfigError, MirrorAccessError, UsageError
 from mirror.store import RunLock, Store
 
 log = logging.getLogger("mirror")
@@ -75,7 +75,11 @@ def cmd_mirrors_setup(args: argparse.Namespace) -> int:
     if not mirror or mirror[0].type != "s3":
         raise UsageError(f"{args.name}: only enabled s3 mirrors need setting up")
     manual = provider_of(mirror[0], args.provider or "") in BY_HAND
-    for step in setup_mirror(mirror[0], args.provider or ""):
+    try:
+        steps = setup_mirror(mirror[0], args.provider or "")
+    except MirrorAccessError as exc:  # the credentials, the account or the name: the config's
+        raise ConfigError(exc.reason, key=f"mirrors.{args.name}") from exc
+    for step in steps:
         # R2's steps are for a person to do: a warning, not a report of work done
         log.log(logging.WARNING if manual else logging.INFO, "%s: %s", args.name, step)
     return EXIT_OK

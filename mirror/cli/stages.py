@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import math
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from mirror.cli import (
     emit_json,
     progress_bar,
     subcommand,
+    write_out,
 )
 from mirror.config import Config, MirrorConfig
 from mirror.errors import MirrorError, StoreError, UsageError
@@ -224,12 +224,11 @@ def cmd_articles_list(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         emit_json({"articles": articles})
     else:
-        for article in articles:
-            flag = " (hidden)" if article["hidden"] else ""
-            sys.stdout.write(
-                f"{article['id']}\t{article['state']}{flag}\t{article['path'] or '-'}\t"
-                f"{article['url']}\n"
-            )
+        write_out("".join(
+            f"{a['id']}\t{a['state']}{' (hidden)' if a['hidden'] else ''}\t"
+            f"{a['path'] or '-'}\t{a['url']}\n"
+            for a in articles
+        ))  # fmt: skip
     return EXIT_OK
 
 

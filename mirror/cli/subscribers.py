@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from mirror import cli  # cli.utc_now: the one clock, read through the package so a test can set it
-from mirror.cli import EXIT_OK, EXIT_PARTIAL, add_common, config_from, emit_json, subcommand
-from mirror.errors import UsageError
+from mirror.cli import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_common,
+    config_from,
+    emit_json,
+    subcommand,
+    write_out,
+)
+from mirror.errors import SubscriberError, UsageError
 from mirror.store import Store
 
 log = logging.getLogger("mirror")
@@ -53,7 +62,7 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
     from mirror.digest import subscribers
 
     config = config_from(args)
-    with Store(config.state.path) as store:
+    with Store(config.state.path) as store, bad_usage():
         added = subscribers.add(
             store, args.email, args.lang, at=cli.utc_now(), watch=config.digest.watched_domains
         )
@@ -61,6 +70,16 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
     if added.watched:
         log.warning(WATCHED_WARNING)
     return EXIT_OK
+
+
+@contextmanager
+def bad_usage() -> Iterator[None]:
+    """A bad address, an unknown subscriber or an unusable file is the command line's
+    fault: exit 2, not the "partly failed" 1 a digest's refused recipient gives."""
+    try:
+        yield
+    except SubscriberError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 WATCHED_WARNING = (
@@ -73,7 +92,7 @@ def cmd_subscribers_remove(args: argparse.Namespace) -> int:
     from mirror.digest import subscribers
 
     config = config_from(args)
-    with Store(config.state.path) as store:
+    with Store(config.state.path) as store, bad_usage():
         subscriber_id = subscribers.remove(store, args.subscriber, at=cli.utc_now())
     log.info("subscriber %d unsubscribed", subscriber_id)
     return EXIT_OK
@@ -95,8 +114,9 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
         )
         emit_json({"subscribers": keep})
     else:
-        for row in rows:
-            sys.stdout.write(f"{row['id']}\t{row['lang']}\t{row['email']}{_states(row, days)}\n")
+        write_out(
+            "".join(f"{r['id']}\t{r['lang']}\t{r['email']}{_states(r, days)}\n" for r in rows)
+        )
     log.info("%d subscribers", len(rows))
     return EXIT_OK
 
@@ -127,7 +147,7 @@ def cmd_subscribers_import(args: argparse.Namespace) -> int:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from exc
-    with Store(config.state.path) as store:
+    with Store(config.state.path) as store, bad_usage():
         report = subscribers.import_csv(
             store, data, at=cli.utc_now(), watch=config.digest.watched_domains,
             default_lang=args.lang,

@@ -40,7 +40,7 @@ from mirror.errors import (
     TooManyRedirectsError,
 )
 from mirror.fetch.urls import AllowedHosts, host_of, is_allowed_host, normalise_url
-from mirror.http_errors import translate_error
+from mirror.http_errors import TimeLimits, translate_error
 from mirror.http_session import OneSession
 from mirror.retry import Clock, RetryPolicy, Sleep, with_retries
 
@@ -98,7 +98,7 @@ class _Hop:
 
 
 @contextlib.asynccontextmanager
-async def map_aiohttp_errors(url: str) -> AsyncIterator[None]:
+async def map_aiohttp_errors(url: str, limits: TimeLimits | None = None) -> AsyncIterator[None]:
     """Turn the client library's exceptions into mirror's FetchErrors, `from` the original."""
     try:
         yield
@@ -109,7 +109,7 @@ async def map_aiohttp_errors(url: str) -> AsyncIterator[None]:
     except FetchError:
         raise
     except Exception as exc:
-        error = translate_error(exc, url)
+        error = translate_error(exc, url, limits)
         if error is None:
             raise
         raise error from exc
@@ -229,6 +229,7 @@ class OriginClient(OneSession):
         `home_url`: the publication's, whose port a host listed without one may use too.
         `sleep` and `clock`: what waits between retries (tests pass fakes)."""
         self._config = config
+        self._limits = TimeLimits(config.timeout_s, config.connect_timeout_s, config.read_timeout_s)
         self._retry = RetryPolicy(
             retries=config.retries,
             backoff_s=config.backoff_s,
@@ -312,7 +313,7 @@ class OriginClient(OneSession):
         reason = f"not done within {timeout_s:g} s (timeout_s)"
         async with (
             self._slots(host_of(url)),
-            map_aiohttp_errors(url),
+            map_aiohttp_errors(url, self._limits),
             time_limit(timeout_s, lambda: FetchTimeoutError(url, reason)),
             session.get(
                 url, headers=headers, allow_redirects=False, proxy=self._config.proxy or None

@@ -459,17 +459,48 @@ def error_for_code(mirror_name: str, code: str, status: int, reason: str) -> Pub
     """The PublishError for an S3 error code and HTTP status (0 if unknown): codes first,
     then the status class."""
     if code == "NoSuchBucket":
-        return MirrorAccessError(mirror_name, f"{reason} (`mirror mirrors setup` creates it)")
+        fix = f"`mirror mirrors setup {mirror_name}` creates it"
+        return MirrorAccessError(mirror_name, f"{reason} ({fix})")
+    if code in ACCESS_CODES or (status in (401, 403) and code not in CONFLICT_CODES):
+        return MirrorAccessError(mirror_name, f"{reason}: {access_hint(mirror_name, code)}")
     for codes, kind in _CODE_KINDS:
         if code in codes:
             return kind(mirror_name, reason)
     if status in (409, 412):
         return ConflictError(mirror_name, reason)
-    if status in (401, 403):
-        return MirrorAccessError(mirror_name, reason)
     if status >= 500 or status == 429:
         return MirrorUnreachableError(mirror_name, reason)
     return PublishError(mirror_name, reason)
+
+
+CREDENTIAL_CODES = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+    "TokenRefreshRequired", "InvalidSecurity", "UnauthorizedAccess",
+})  # fmt: skip
+REGION_CODES = frozenset({"PermanentRedirect", "AuthorizationHeaderMalformed"})
+
+
+def access_hint(mirror_name: str, code: str) -> str:
+    """The likely cause of a refusal (an S3 error code; 403 without one) and what fixes it."""
+    credentials = (
+        "the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment, or the mirror's "
+        f"`profile` (mirrors.{mirror_name}.profile) in ~/.aws/credentials"
+    )
+    if code in CREDENTIAL_CODES:
+        return f"the store refuses the credentials: check {credentials}"
+    if code in REGION_CODES:
+        return f"wrong region: set mirrors.{mirror_name}.region to the bucket's region"
+    if code == "RequestTimeTooSkewed":
+        return "this host's clock is off: set it right (NTP)"
+    if code == "InvalidBucketName":
+        return f"the store refuses the name: check mirrors.{mirror_name}.bucket"
+    if code in ("AccountProblem", "AllAccessDisabled"):
+        return "the provider has disabled the account or bucket: see its console"
+    return (
+        f"access denied: check {credentials} and what their IAM policy allows; a bucket "
+        f"policy that refuses them (`mirror mirrors setup {mirror_name}` sets the public-read "
+        f"part); the bucket's region (mirrors.{mirror_name}.region)"
+    )
 
 
 # -- small pieces ------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from mirror.errors import (
     VerifyError,
 )
 from mirror.fetch.urls import UNRESERVED, remove_dot_segments, with_slash
-from mirror.http_errors import translate_error
+from mirror.http_errors import TimeLimits, translate_error
 from mirror.http_session import OneSession
 from mirror.retry import Clock, RetryPolicy, Sleep, with_retries
 
@@ -193,6 +193,9 @@ class HttpSettings:
     rate_window_s: float = 30.0
     rate_grace_s: float = 10.0
 
+    def time_limits(self) -> TimeLimits:
+        return TimeLimits(self.timeout_s, self.connect_timeout_s, self.read_timeout_s)
+
 
 class HttpReader(OneSession):
     """An edition served at a base URL ("https://host/bucket/"); `async with` it."""
@@ -208,6 +211,7 @@ class HttpReader(OneSession):
         """`sleep` and `clock`: what waits between retries (tests pass fakes)."""
         self._base = normalised_url(checked_base_url(base_url))
         self._settings = settings or HttpSettings()
+        self._limits = self._settings.time_limits()
         self.concurrency = self._settings.concurrency
         self._retry = RetryPolicy(self._settings.retries, self._settings.backoff_s)
         self._sleep = sleep
@@ -222,7 +226,10 @@ class HttpReader(OneSession):
         url = self._base + path
         for _hop in range(self._settings.max_redirects + 1):
             session = self._open_session()
-            async with map_http_errors(url), session.get(url, allow_redirects=False) as answer:
+            async with (
+                map_http_errors(url, self._limits),
+                session.get(url, allow_redirects=False) as answer,
+            ):
                 if answer.status not in REDIRECT_STATUSES:
                     return await _read_answer(url, answer, sink, max_bytes, self._settings)
                 url = self._redirect_target(url, answer.headers.get("Location", ""))
@@ -390,7 +397,7 @@ class RateFloor:
 
 
 @contextlib.asynccontextmanager
-async def map_http_errors(url: str) -> AsyncIterator[None]:
+async def map_http_errors(url: str, limits: TimeLimits | None = None) -> AsyncIterator[None]:
     """aiohttp's, ssl's and asyncio's exceptions as TargetError, `from` the original, and
     retryable or not as mirror.http_errors decides (a refused certificate is not)."""
     try:
@@ -398,11 +405,10 @@ async def map_http_errors(url: str) -> AsyncIterator[None]:
     except TargetError:
         raise
     except Exception as exc:
-        failure = translate_error(exc, url)
+        failure = translate_error(exc, url, limits)
         if failure is None:
             raise
-        detail = getattr(exc, "strerror", None)  # "Connection refused", for one
-        error = TargetError(f"{url}: {failure.reason}" + (f" ({detail})" if detail else ""))
+        error = TargetError(f"{url}: {failure.reason}")
         error.retryable = failure.retryable
         raise error from exc
 
