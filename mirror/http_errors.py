@@ -82,6 +82,8 @@ def _worded(exc: BaseException, limits: TimeLimits | None) -> str:
             host, port, cause = exc.host, exc.port, exc.os_error
         except AttributeError:  # built without its connection key: the type is all there is
             return ""
+        if isinstance(exc, aiohttp.ClientConnectorDNSError):
+            return f"DNS lookup failed: cannot resolve {host}"
         return f"cannot connect to {host}:{port}: {_os_reason(cause)}"
     if isinstance(exc, OSError) and not isinstance(exc, aiohttp.ClientError) and exc.errno:
         return f"connection failed: {_os_reason(exc)}"
@@ -90,7 +92,7 @@ def _worded(exc: BaseException, limits: TimeLimits | None) -> str:
 
 # Only these are worded as "cannot connect": the certificate, DNS and TLS subclasses keep
 # their own labels.
-_PLAIN_CONNECT_ERRORS = (aiohttp.ClientConnectorError,)
+_PLAIN_CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ClientConnectorDNSError)
 
 
 def _timeout_reason(exc: BaseException, limits: TimeLimits) -> str:

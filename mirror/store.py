@@ -1110,7 +1110,8 @@ class Store:
             os.replace(temp, dest)
         except (OSError, sqlite3.Error) as exc:
             temp.unlink(missing_ok=True)
-            raise StoreError(f"backup to {dest} failed: {exc}") from exc
+            why = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else exc
+            raise StoreError(f"backup to {dest} failed: {why}") from exc
 
 
 PRIVATE_FILE_MODE = 0o600  # the store holds the subscribers: the owner only, whatever the umask

@@ -63,6 +63,26 @@ def test_a_bad_row_in_an_import_is_still_a_partial_run(
     assert status == 1 and "row 2 skipped" in err
 
 
+def test_publish_with_no_edition_built_is_bad_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables = mirror_table("site", type="directory", path="s", public_url="https://s.example/")
+    status, err = status_and_err(capsys, "-c", config(tmp_path, tables), "publish")
+    assert status == 2 and "run `mirror build`" in err
+
+
+def test_a_failed_backup_names_its_destination_not_a_temp_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config(tmp_path)
+    assert run(["-c", path, "subscribers", "list"]) == 0  # the store exists
+    dest = tmp_path / "no-such-folder" / "copy.db"
+    status, err = status_and_err(capsys, "-c", path, "backup", str(dest))
+    assert status == 2
+    assert f"backup to {dest} failed: no such file or directory" in err
+    assert ".tmp" not in err and "Errno" not in err
+
+
 @pytest.mark.parametrize(
     ("key", "line"),
     [

@@ -173,3 +173,23 @@ async def test_a_silent_mirror_is_named_with_the_time_it_had() -> None:
     with StalledServer() as silent, pytest.raises(TargetError) as caught:
         await read_current(silent.port, settings, Waits())
     assert "no answer within 0.2 s (read_timeout_s)" in str(caught.value)
+
+
+def connection_key(host: str, port: int) -> object:
+    """aiohttp's key of a connection (its fields vary by version: the rest are None)."""
+    from aiohttp.client_reqrep import ConnectionKey
+
+    values = {"host": host, "port": port, "is_ssl": False, "ssl": True}
+    return ConnectionKey._make(values.get(name) for name in ConnectionKey._fields)
+
+
+def test_connect_failures_are_worded_without_aiohttps_repr() -> None:
+    key = connection_key("mirror.example", 80)
+    refused = aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connect call failed"))  # type: ignore[arg-type]
+    dns = aiohttp.ClientConnectorDNSError(key, OSError(-2, "Name or service not known"))  # type: ignore[arg-type]
+    assert "ssl:default" in str(refused)  # what aiohttp itself says
+    reasons = [translate_error(exc, URL).reason for exc in (refused, dns)]  # type: ignore[union-attr]
+    assert reasons == [
+        "cannot connect to mirror.example:80: connection refused",
+        "DNS lookup failed: cannot resolve mirror.example",
+    ]

@@ -27,7 +27,7 @@ from mirror.cli import (
     write_out,
 )
 from mirror.config import Config, MirrorConfig
-from mirror.errors import MirrorError, StoreError, UsageError
+from mirror.errors import BuildError, MirrorError, StoreError, UsageError
 from mirror.metrics import Metric, run_metrics, status_metrics, sync_metrics, write_metrics
 from mirror.store import RunLock, Store
 
@@ -270,7 +270,10 @@ def publish_options(args: argparse.Namespace) -> PublishOptions:
 def cmd_publish(args: argparse.Namespace) -> int:
     config = config_from(args)
     with RunLock(config.state.path):
-        return run_publish(config, args)
+        try:
+            return run_publish(config, args)
+        except BuildError as exc:  # no edition to publish (none built, or unreadable)
+            raise UsageError(str(exc)) from exc
 
 
 def run_publish(config: Config, args: argparse.Namespace) -> int:
