@@ -194,11 +194,11 @@ def alive(pid: int) -> bool:
 @pytest.mark.parametrize(
     ("lines", "words"),
     [
-        ("deadline_s = 0\n", "mirrors.deadline_s: must be above 0"),
-        ("deadline_s = 100000\n", "mirrors.deadline_s: must be above 0 and at most 86_400"),
-        ("timeout_s = inf\n", "mirrors.timeout_s"),
-        ("timeout_s = -1\n", "mirrors.timeout_s: must be above 0"),
-        ('timeout_s = "5"\n', "mirrors.timeout_s: must be a number"),
+        ("deadline_s = 0\n", "mirrors[0].deadline_s: must be above 0"),
+        ("deadline_s = 100000\n", "mirrors[0].deadline_s: must be above 0 and at most 86_400"),
+        ("timeout_s = inf\n", "mirrors[0].timeout_s"),
+        ("timeout_s = -1\n", "mirrors[0].timeout_s: must be above 0"),
+        ('timeout_s = "5"\n', "mirrors[0].timeout_s: must be a number"),
     ],
 )
 def test_a_mirrors_timeout_and_deadline_have_ranges(tmp_path: Path, lines: str, words: str) -> None:
