@@ -263,7 +263,7 @@ class SyncReport:
     @property
     def ok(self) -> bool:
         mirrors_ok = all(result.ok for result in self.mirrors)
-        digest_ok = (self.digest is None or not self.digest.failed) and not self.error
+        digest_ok = (self.digest is None or not self.digest.partial) and not self.error
         keys_ok = self.keys is None or not self.keys.due()
         mailin_ok = (self.mailin is None or not self.mailin.failed) and not self.mailin_error
         built = self.build is not None and self.build.complete
@@ -290,20 +290,11 @@ class SyncReport:
     def lines(self) -> list[str]:
         lines = [self.fetch.summary()]
         lines += [self.build.summary()] if self.build else []
-        lines += [mirror_line(result) for result in self.mirrors]
+        lines += [result.summary() for result in self.mirrors]
         lines += [result.summary() for result in self.spawned]
         lines += [self.digest.summary()] if self.digest else []
         lines += [self.mailin.summary()] if self.mailin else []
         return lines + [error for error in (self.error, self.mailin_error) if error]
-
-
-def mirror_line(result: MirrorResult) -> str:
-    """One mirror's publish in a line, for the sync's report."""
-    state = "ok" if result.ok else f"FAILED: {result.error}"
-    return (
-        f"publish {result.name}: {state}, version {result.version}, "
-        f"{result.uploaded} uploaded, {result.deleted} deleted"
-    )
 
 
 async def run_sync(
@@ -359,7 +350,7 @@ async def run_sync(
             started = time.monotonic()
             report.mirrors = await publish_opened(
                 config, mirrors_open, key, options or PublishOptions(),
-                on_result=lambda result: stages.stage_done(mirror_line(result)),
+                on_result=lambda result: stages.stage_done(result.summary()),
             )  # fmt: skip
             report.stage_ended("publish", started, all(r.ok for r in report.mirrors))
             # keys.json as each mirror now serves it; a mirror whose publish failed is

@@ -3,6 +3,9 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +31,7 @@ def test_demo_runs_the_whole_pipeline_offline(
     for url in report["urls"].values():
         assert url.startswith("http://127.0.0.1:")
     assert (folder / "mirrors" / "mirror-a" / "index.html").is_file()
-    assert "open http://127.0.0.1:" in out.err
+    no_serve_says_folders_and_commands(report, out.err)
     # the digest went to the two sample subscribers, as files in the outbox
     assert report["digest"]["sent"] == 2 and report["digest"]["failed"] == []
     outbox = [
@@ -66,3 +69,25 @@ def test_demo_refuses_to_wipe_a_folder_that_is_not_a_demo(
     assert run(["demo", "--dir", str(tmp_path), "--no-serve"]) == 2
     assert (tmp_path / "precious.txt").read_text() == "keep me"
     assert "not a mirror demo folder" in capsys.readouterr().err
+
+
+def no_serve_says_folders_and_commands(report: dict, err: str) -> None:  # type: ignore[type-arg]
+    """`--no-serve` stopped its servers: no URL of theirs is offered to open; the folders
+    are, with a command that serves them and one that verifies them (both run here)."""
+    for url in report["urls"].values():
+        assert url not in err
+    folders = report["folders"]
+    for name, path in folders.items():
+        assert f"mirror {name}: {path}" in err
+    serve = next(line for line in err.splitlines() if "serve them: " in line)
+    command = shlex.split(serve.split("serve them: ", 1)[1])
+    assert command[:3] == ["python3", "-m", "http.server"] and folders["mirror-a"].startswith(
+        command[command.index("-d") + 1]
+    )
+    check = next(line for line in err.splitlines() if "check a mirror yourself: " in line)
+    verify = shlex.split(check.split("check a mirror yourself: ", 1)[1])
+    assert verify[:2] == ["mirror", "verify"] and verify[2] == folders["mirror-a"]
+    done = subprocess.run(
+        [sys.executable, "-m", "mirror", *verify[1:]], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr

@@ -391,7 +391,7 @@ def test_ctrl_c_stops_a_sync_held_by_a_stalled_mirror_and_what_was_done_is_shown
     ):
         config = sync_setup(tmp_path, newsroom, hanging.url)
         run = MirrorProcess("-c", config, "sync", env=aws_environment())
-        assert run.read_until("publish site: ok"), run.output
+        assert run.read_until("publish site: version 1:"), run.output
         assert hanging.writes.wait(REACH_S)  # the hanging mirror's upload is in flight
         run.interrupt(signal.SIGINT)
         status = run.wait(STOPPED_WITHIN_S)

@@ -70,9 +70,12 @@ class BuildReport:
     version: int = 0
     new_version: bool = False
     articles: int = 0
-    files: int = 0
-    bytes: int = 0
-    written: list[str] = field(default_factory=list)
+    files: int = 0  # the files the manifest lists (pages, feeds, images' pages ...)
+    bytes: int = 0  # ... and their bytes
+    # every file a mirror holds but the pointers: listed ones, signatures, manifests
+    files_in_edition: int = 0
+    bytes_in_edition: int = 0
+    written: list[str] = field(default_factory=list)  # pointers included
     removed: list[str] = field(default_factory=list)
     largest: list[tuple[str, int]] = field(default_factory=list)
     over_budget: list[str] = field(default_factory=list)
@@ -92,6 +95,10 @@ class BuildReport:
             "bytes": self.bytes,
             "written": len(self.written),
             "removed": len(self.removed),
+            "files_in_edition": self.files_in_edition,
+            "bytes_in_edition": self.bytes_in_edition,
+            "files_written": self.files_written,
+            "pointers_written": len(self.written) - self.files_written,
             "largest": [{"path": path, "bytes": size} for path, size in self.largest],
             "over_budget": self.over_budget,
             "images_dropped": self.images_dropped,
@@ -109,12 +116,32 @@ class BuildReport:
         its limit is reported and left out: the run was partial)."""
         return not self.daily_too_large
 
+    @property
+    def files_written(self) -> int:
+        """Files this build wrote to the folder, the `current`/`pending` pointers apart."""
+        return sum(path not in POINTERS for path in self.written)
+
     def summary(self) -> str:
+        """One line whose counts say what they count, in the publish line's words: the
+        files in the edition (what a mirror holds but the pointers), then the files this
+        build wrote to and removed from the folder, and the pointers it wrote."""
         state = "new version" if self.new_version else "no change, version"
         return (
-            f"build: {state} {self.version}, {self.articles} articles, {self.files} files, "
-            f"{self.bytes} bytes, {len(self.written)} written, {len(self.removed)} removed"
+            f"build: {state} {self.version}: {self.articles} articles, "
+            f"{self.files_in_edition} files in the edition ({megabytes(self.bytes_in_edition)}), "
+            f"{self.files_written} written, {len(self.removed)} removed, "
+            f"{pointers(len(self.written) - self.files_written)} written"
         )
+
+
+def pointers(count: int) -> str:
+    """`1 pointer`, `2 pointers`."""
+    return f"{count} pointer" + ("" if count == 1 else "s")
+
+
+def megabytes(size: int) -> str:
+    """A size for a human line: `2.1 MB` (one decimal; exact bytes are in --json)."""
+    return f"{size / 1_000_000:.1f} MB"
 
 
 @dataclass(frozen=True)
@@ -898,6 +925,9 @@ class Builder:
         report.version, report.new_version = version, new
         report.files = len(listed)
         report.bytes = sum(entry.size for entry in listed)
+        held = [e for e in self.folder.produced.values() if e.path not in POINTERS]
+        report.files_in_edition = len(held)
+        report.bytes_in_edition = sum(entry.size for entry in held)
         report.largest = sorted(
             ((e.path, e.size) for e in listed if e.path.endswith(".html")),
             key=lambda item: (-item[1], item[0]),

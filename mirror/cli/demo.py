@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 from mirror.cli import EXIT_OK, EXIT_PARTIAL, emit_json, progress_bar, subcommand
@@ -63,6 +64,7 @@ address = "{MAILIN_ADDRESS}"
 trusted_authserv_ids = ["{MAILIN_AUTHSERV}"]
 """
 READER = "chitatel@example.net"
+SERVE_PORT = 8001  # in the `python3 -m http.server` line `--no-serve` prints
 
 
 @dataclass
@@ -92,6 +94,7 @@ class DemoReport:
             "publish": {"mirrors": [result.to_json() for result in self.mirrors]},
             "verify": {name: report.to_json() for name, report in self.verified.items()},
             "urls": self.urls,
+            "folders": {name: str(path) for name, path in self.folders().items()},
             "digest": {**self.digest.to_json(), "outbox": str(self.outbox)},
             "mailin": {
                 **self.mailin.to_json(),
@@ -100,32 +103,55 @@ class DemoReport:
             },
         }
 
-    def lines(self) -> list[str]:
+    def lines(self, *, serving: bool) -> list[str]:
+        """What the demo did and where to look: the mirrors' URLs while they are served;
+        else (`--no-serve`) their folders and the commands to serve and verify them."""
         lines = [
             f"sample newsroom: {self.newsroom_url}",
             self.fetch.summary(),
             self.build.summary(),
         ]
-        for result in self.mirrors:
-            state = "ok" if result.ok else f"FAILED: {result.error}"
-            lines.append(f"publish {result.name}: {state}, {result.uploaded} files uploaded")
+        lines += [result.summary() for result in self.mirrors]
         for name, report in self.verified.items():
             lines.append(f"verify {name}: {report.summary()}")
         lines.append(f"{self.digest.summary()}: one .eml file each in {self.outbox}")
         lines.append(f"a reader's mail asking for mirrors (зеркала): {self.request}")
         lines.append(f"{self.mailin.summary()}; the reply: {self.reply}")
-        for name, url in self.urls.items():
-            lines.append(f"open {url}index.html  ({name})")
-        first = next(iter(self.urls.values()), "")
-        lines.append(f"check a mirror yourself: mirror verify {first} --key {self.public_key}")
+        lines += self.serving_lines() if serving else self.folder_lines()
         lines.append(f"the demo's config: {self.config_path}")
         return lines
+
+    def serving_lines(self) -> list[str]:
+        lines = [f"open {url}index.html  ({name})" for name, url in self.urls.items()]
+        first = next(iter(self.urls.values()), "")
+        lines.append(f"check a mirror yourself: mirror verify {first} --key {self.public_key}")
+        return lines
+
+    def folder_lines(self) -> list[str]:
+        """The mirrors as folders (their demo servers are stopped): how to serve them
+        and check them."""
+        folders = self.folders()
+        lines = [f"mirror {name}: {path}" for name, path in folders.items()]
+        served = quote(str(self.folder / "mirrors"))
+        lines.append(f"serve them: python3 -m http.server -b 127.0.0.1 -d {served} {SERVE_PORT}")
+        lines += [
+            f"  then open http://127.0.0.1:{SERVE_PORT}/{name}/index.html" for name in folders
+        ]
+        first = quote(str(next(iter(folders.values()), self.folder)))
+        lines.append(
+            f"check a mirror yourself: mirror verify {first} --key {quote(str(self.public_key))}"
+        )
+        return lines
+
+    def folders(self) -> dict[str, Path]:
+        """Each demo mirror's folder."""
+        return {name: self.folder / "mirrors" / name for name in self.urls}
 
     @property
     def failed(self) -> bool:
         mirrors_failed = any(not result.ok for result in self.mirrors)
         verify_failed = any(not report.ok for report in self.verified.values())
-        digest_failed = bool(self.digest.failed) or bool(self.digest.deferred)
+        digest_failed = self.digest.partial
         mailin_failed = self.reply is None
         return (
             bool(self.fetch.failed) or mirrors_failed or verify_failed or digest_failed
@@ -306,7 +332,10 @@ def add_demo(commands: Any) -> None:
     )
     parser.add_argument("--articles", type=int, default=24, help="articles in the sample newsroom")
     parser.add_argument(
-        "--no-serve", action="store_true", help="exit after the digest instead of serving"
+        "--no-serve",
+        action="store_true",
+        help="exit after the digest instead of serving: print the mirrors' folders and the "
+        "commands to serve and verify them",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
 
@@ -318,7 +347,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         reports.append(report)
         if args.json:
             emit_json(report.to_json())
-        for line in report.lines():
+        for line in report.lines(serving=not args.no_serve):
             log.info("%s", line)
         if not args.no_serve:
             log.info("serving the mirrors until Ctrl-C")

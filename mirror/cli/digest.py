@@ -50,7 +50,7 @@ def cmd_digest_send(args: argparse.Namespace) -> int:
         log.info("%d subscribers would get this digest", report.would_send)
     else:
         log.info("%s", report.summary())
-    return EXIT_PARTIAL if report.failed else EXIT_OK
+    return EXIT_PARTIAL if report.partial else EXIT_OK  # deferred alone: 1 too
 
 
 def add_serve_unsubscribe(commands: Any) -> None:

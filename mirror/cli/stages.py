@@ -284,13 +284,7 @@ def run_publish(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"mirrors": [result.to_json() for result in results]})
     for result in results:
-        if result.ok:
-            log.info(
-                "%s: version %s, %d uploaded, %d deleted",
-                result.name, result.version, result.uploaded, result.deleted,
-            )  # fmt: skip
-        else:
-            log.error("%s: FAILED: %s", result.name, result.error)
+        log.log(logging.INFO if result.ok else logging.ERROR, "%s", result.summary())
         log_warnings(result)
     return EXIT_OK if all(result.ok for result in results) else EXIT_PARTIAL
 

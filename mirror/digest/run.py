@@ -56,7 +56,8 @@ class DigestReport:
     sent: int = 0
     skipped: int = 0
     failed: list[dict[str, Any]] = field(default_factory=list)  # {"subscriber", "reason"}
-    deferred: int = 0
+    # temporary refusals (4xx, no connection): {"subscriber", "reason"}, tried again next run
+    deferrals: list[dict[str, Any]] = field(default_factory=list)
     resumed: bool = False
     nothing_new: bool = False
     preview: str = ""  # --dry-run: the message one subscriber would get
@@ -69,18 +70,30 @@ class DigestReport:
             "skipped": self.skipped,
             "failed": self.failed,
             "deferred": self.deferred,
+            "deferrals": self.deferrals,
             "resumed": self.resumed,
             "nothing_new": self.nothing_new,
             "would_send": self.would_send,
         }
 
+    @property
+    def deferred(self) -> int:
+        """How many recipients were deferred (each is in `deferrals`, never in `failed`)."""
+        return len(self.deferrals)
+
+    @property
+    def partial(self) -> bool:
+        """Some recipient did not get the digest in this run: failed, or deferred to the
+        next (exit status 1 either way: see README's exit table)."""
+        return bool(self.failed or self.deferrals)
+
     def summary(self) -> str:
         if self.nothing_new:
             return "digest: nothing new since the last one; nothing sent"
+        deferred = f", {self.deferred} deferred (retried at the next run)" if self.deferred else ""
         return (
             f"digest {self.digest}: {self.sent} sent, {self.skipped} skipped, "
-            f"{len(self.failed)} failed, {self.deferred} deferred to the next run"
-            + (" (resumed)" if self.resumed else "")
+            f"{len(self.failed)} failed{deferred}" + (" (resumed)" if self.resumed else "")
         )
 
 
@@ -341,8 +354,8 @@ class DigestRun:
             log.warning("subscriber %d refused: %s", out.recipient_id, result.reason)
         else:
             self.record(digest_id, out, "deferred", result.reason)
-            self.report.deferred += 1
-            self.report.failed.append({"subscriber": out.recipient_id, "reason": result.reason})
+            self.report.deferrals.append({"subscriber": out.recipient_id, "reason": result.reason})
+            log.warning("subscriber %d deferred: %s", out.recipient_id, result.reason)
 
     def record_skip(self, context: DigestContext, recipient: Recipient) -> None:
         self.store.record_send(

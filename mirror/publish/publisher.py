@@ -149,6 +149,7 @@ class MirrorResult:
     version: int = 0  # the version the mirror serves now, as far as known
     error: str | None = None
     pointer_writes: int = 0  # puts and deletes of `current` and `pending`
+    pointers_written: int = 0  # puts of `current` and `pending` (never in `uploaded`)
     requests: int = 0  # every backend call
     seconds: float = 0.0
     warnings: tuple[str, ...] = ()  # e.g. a live manifest taken as empty
@@ -164,9 +165,21 @@ class MirrorResult:
             "error": self.error,
             "warnings": list(self.warnings),
             "pointer_writes": self.pointer_writes,
+            "pointers_written": self.pointers_written,
             "requests": self.requests,
             "seconds": round(self.seconds, 3),
         }
+
+    def summary(self) -> str:
+        """One line whose counts say what they count: edition files uploaded and deleted,
+        then the `current`/`pending` pointers written (never counted as uploads)."""
+        counts = (
+            f"{self.uploaded} files uploaded, {self.deleted} deleted, "
+            f"{self.pointers_written} pointer{'' if self.pointers_written == 1 else 's'} written"
+        )
+        if not self.ok:
+            return f"publish {self.name}: FAILED: {self.error} (so far: {counts})"
+        return f"publish {self.name}: version {self.version}: {counts}"
 
 
 @dataclass(frozen=True)
@@ -191,6 +204,7 @@ class _Tally:
     uploaded: int = 0
     deleted: int = 0
     pointer_writes: int = 0
+    pointers_written: int = 0
     version: int = 0
     warnings: list[str] = field(default_factory=list)
 
@@ -606,6 +620,7 @@ async def publish_loaded(
         version=tally.version,
         error=error,
         pointer_writes=tally.pointer_writes,
+        pointers_written=tally.pointers_written,
         requests=counted.requests,
         seconds=time.monotonic() - started,
         warnings=tuple(tally.warnings),
@@ -730,6 +745,7 @@ async def _put_pointer(
         if_none_match=if_none_match,
     )
     tally.pointer_writes += 1
+    tally.pointers_written += 1
 
 
 async def _upload(
