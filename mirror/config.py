@@ -172,6 +172,7 @@ class DigestConfig:
     content: str = "full"  # full | summary: what each article brings
     max_message_bytes: int = 200_000  # past this, the rest of the articles go as summaries
     max_articles: int = 30  # the newest this many of what is new; the rest: on the mirrors
+    welcome_articles: int = 10  # the newest this many in the welcome to one added by ops
     attach_edition: bool = False  # attach the day's single-file edition (within max_message_bytes)
     send_revisions: bool = False  # a revised article is mailed again
     neutral: bool = False  # sender name and subject that don't name the outlet
@@ -686,6 +687,7 @@ RANGES: dict[str, Range] = {
     "digest.links_per_article": Range(1, 100),
     "digest.max_message_bytes": Range(1, 100_000_000),
     "digest.max_articles": COUNT,
+    "digest.welcome_articles": Range(1, 100),
     "digest.connections": Range(1, 1_000),
     "digest.per_domain_rate_per_s": RATE_PER_S,
     "digest.retries": Range(0, 100),

@@ -164,6 +164,11 @@ MIGRATIONS: tuple[str, ...] = (
         subscriber_id INTEGER PRIMARY KEY REFERENCES subscribers (id), owed_at TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE welcomes_due (  -- added by ops: the next digest is their welcome
+        subscriber_id INTEGER PRIMARY KEY REFERENCES subscribers (id)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -692,10 +697,18 @@ class Store:
 
     # subscribers and digests
 
-    def add_subscriber(self, email: str, lang: str, at: datetime) -> tuple[int, bool]:
-        """(id, created): a new subscriber, or one who had left coming back."""
+    def add_subscriber(
+        self, email: str, lang: str, at: datetime, *, welcome: bool = False
+    ) -> tuple[int, bool]:
+        """(id, created): a new subscriber, or one who had left coming back. `welcome`
+        (added by ops): a new or returning one is owed the digest's welcome; without it
+        (confirmed by mail or on the web, which send their own welcome) none is owed."""
         with self.transaction() as db:
-            row = db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
+            row = db.execute(
+                """SELECT id, unsubscribed_at IS NULL AND disabled_at IS NULL AS active
+                   FROM subscribers WHERE email = ?""",
+                (email,),
+            ).fetchone()
             since = self._latest_version(db)
             if row:
                 db.execute(
@@ -705,13 +718,26 @@ class Store:
                        AND disabled_at IS NULL THEN since_version ELSE ? END WHERE id = ?""",
                     (lang, since, row["id"]),
                 )
+                self._owe_welcome(db, int(row["id"]), welcome, back=not row["active"])
                 return int(row["id"]), False
             cursor = db.execute(
                 """INSERT INTO subscribers (email, lang, added_at, since_version)
                    VALUES (?, ?, ?, ?)""",
                 (email, lang, iso(at), since),
             )
+            self._owe_welcome(db, int(cursor.lastrowid or 0), welcome, back=True)
             return int(cursor.lastrowid or 0), True
+
+    @staticmethod
+    def _owe_welcome(db: sqlite3.Connection, subscriber_id: int, welcome: bool, back: bool) -> None:
+        """Added by ops (`welcome`) and new or back: the next digest is a welcome. Not by
+        ops (confirmed by mail or on the web: mail-in welcomes them): none is owed."""
+        if not welcome:
+            db.execute("DELETE FROM welcomes_due WHERE subscriber_id = ?", (subscriber_id,))
+        elif back:
+            db.execute(
+                "INSERT OR IGNORE INTO welcomes_due (subscriber_id) VALUES (?)", (subscriber_id,)
+            )
 
     @staticmethod
     def _latest_version(db: sqlite3.Connection) -> int:
@@ -752,7 +778,8 @@ class Store:
         who get no digest, unless `disabled` is False)."""
         rows = self._db.execute(
             """SELECT id, email, lang, added_at, unsubscribed_at, since_version,
-               disabled_at, disabled_reason
+               disabled_at, disabled_reason,
+               EXISTS (SELECT 1 FROM welcomes_due w WHERE w.subscriber_id = id) AS welcome_due
                FROM subscribers WHERE (? = 0 OR unsubscribed_at IS NULL)
                AND (? = 1 OR disabled_at IS NULL) ORDER BY id""",
             (1 if active_only else 0, 1 if disabled else 0),
@@ -975,9 +1002,12 @@ class Store:
         at: datetime,
         error: str | None = None,
     ) -> None:
-        """sent | failed | deferred | skipped (see mirror.digest.run)."""
+        """sent | failed | deferred | skipped (see mirror.digest.run). Sent or failed,
+        the subscriber's welcome (if one was due) is done, in the same transaction."""
         done = iso(at) if state != "deferred" else None
         with self.transaction() as db:
+            if state in ("sent", "failed"):
+                db.execute("DELETE FROM welcomes_due WHERE subscriber_id = ?", (subscriber_id,))
             db.execute(
                 """INSERT INTO digest_sends
                    (digest_id, subscriber_id, message_id, state, attempted_at, done_at, error)

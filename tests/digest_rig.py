@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mirror.cli import run
+from mirror.store import Store
 
 
 def with_smtp(config: Path, port: int, **digest: str) -> None:
@@ -37,6 +38,13 @@ def with_unsubscribe(config: Path) -> None:
 def subscribe(config: Path, *people: tuple[str, str]) -> None:
     for address, lang in people:
         assert run(["-c", str(config), "subscribers", "add", address, "--lang", lang]) == 0
+
+
+def welcomed(config: Path) -> None:
+    """Mark every subscriber as welcomed already (as one who confirmed by mail is): the
+    next digest is a plain one, not the welcome `subscribers add` makes them owed."""
+    with Store(config.parent / "state" / "mirror.db") as store, store.transaction() as db:
+        db.execute("DELETE FROM welcomes_due")
 
 
 def send(config: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]

@@ -23,7 +23,7 @@ from conftest import SECRET
 from mirror.cli import run
 from mirror.store import Store
 
-from digest_rig import parse, send, subscribe, with_smtp, with_unsubscribe
+from digest_rig import parse, send, subscribe, welcomed, with_smtp, with_unsubscribe
 from smtp_servers import Recorder, smtp_server
 
 
@@ -258,6 +258,7 @@ def test_articles_come_newest_first_like_the_index_in_the_subscribers_language(
         subscribe(
             built, ("en@example.org", "en"), ("ru@example.org", "ru"), ("all@example.org", "any")
         )
+        welcomed(built)  # a plain digest, whose subject counts the articles
         capsys.readouterr()
         assert send(built, capsys)[1]["sent"] == 3
         messages = {r.rcpt_tos[0]: parse(r.content) for r in server.handler.received}

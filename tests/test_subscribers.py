@@ -91,12 +91,14 @@ class CrashAt:
     calls: list[str] = field(default_factory=list)
     rows_at_crash: int | None = None
 
-    def __call__(self, store: Store, email: str, lang: str, at: datetime) -> tuple[int, bool]:
+    def __call__(
+        self, store: Store, email: str, lang: str, at: datetime, *, welcome: bool = False
+    ) -> tuple[int, bool]:
         self.calls.append(email)
         if len(self.calls) == self.number:
             self.rows_at_crash = store.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0]
             raise self.error
-        return REAL_ADD_SUBSCRIBER(store, email, lang, at)
+        return REAL_ADD_SUBSCRIBER(store, email, lang, at, welcome=welcome)
 
 
 REAL_ADD_SUBSCRIBER = Store.add_subscriber
@@ -140,7 +142,9 @@ def test_cli_import_interrupted_mid_way_changes_nothing(
         encoding="utf-8",
     )
     crash = CrashAt(30, KeyboardInterrupt())
-    monkeypatch.setattr(Store, "add_subscriber", lambda store, *args: crash(store, *args))
+    monkeypatch.setattr(
+        Store, "add_subscriber", lambda store, *args, **kw: crash(store, *args, **kw)
+    )
     capsys.readouterr()
     assert run(["-c", str(config), "subscribers", "import", str(csv_file), "--json"]) == 130
     out = capsys.readouterr()

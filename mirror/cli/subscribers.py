@@ -64,8 +64,9 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
     config = config_from(args)
     with Store(config.state.path) as store, bad_usage():
         added = subscribers.add(
-            store, args.email, args.lang, at=cli.utc_now(), watch=config.digest.watched_domains
-        )
+            store, args.email, args.lang, at=cli.utc_now(), watch=config.digest.watched_domains,
+            welcome=True,
+        )  # fmt: skip
     log.info("subscriber %d %s", added.id, "added" if added.created else "updated")
     if added.watched:
         log.warning(WATCHED_WARNING)

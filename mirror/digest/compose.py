@@ -129,6 +129,7 @@ class Recipient:
     id: int
     email: str
     lang: str  # "en" | "ru" | ... | "any" (the publication's language)
+    welcome: bool = False  # added by ops: this digest is their first message, a welcome
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,7 @@ class Composer:
         check_secret(context.secret)
         self.context = context
         self._bodies: dict[tuple[object, ...], SharedBody] = {}
-        self._headers: dict[tuple[str, int], list[tuple[str, bytes | None]]] = {}
+        self._headers: dict[tuple[str, int, bool], list[tuple[str, bytes | None]]] = {}
 
     def message_bytes(self, recipient: Recipient, articles: Sequence[DigestArticle]) -> bytes:
         return self.wire(recipient, articles)[0]
@@ -375,7 +376,7 @@ class Composer:
     ) -> SharedBody:
         mirrors = choose_mirrors(self.context, recipient)
         stopped = stopped_mirrors(self.context, recipient)
-        key = (chrome, tuple(articles), mirrors, stopped, size)
+        key = (chrome, tuple(articles), mirrors, stopped, size, recipient.welcome)
         if key not in self._bodies:
             stand_in = _STAND_IN * size
             view = _digest_view(self.context, recipient, articles, chrome, token=stand_in)
@@ -392,7 +393,7 @@ class Composer:
     def _header_block(self, recipient: Recipient, chrome: str, count: int, encoding: str) -> bytes:
         """The folded header lines: shared ones from a template, the recipient's own."""
         lines = []
-        for name, folded in self._template(chrome, count):
+        for name, folded in self._template(chrome, count, recipient.welcome):
             lines.append(folded if folded is not None else self._own(name, recipient))
         lines.append(f"Content-Transfer-Encoding: {encoding}\r\n".encode("ascii"))
         return b"".join(lines)
@@ -407,11 +408,12 @@ class Composer:
             value = ", ".join(f"<{uri}>" for uri in uris)
         return SMTP_POLICY.fold_binary(name, value)
 
-    def _template(self, chrome: str, count: int) -> list[tuple[str, bytes | None]]:
+    def _template(self, chrome: str, count: int, welcome: bool) -> list[tuple[str, bytes | None]]:
         """The header lines in order; None where each recipient has their own."""
-        key = (chrome, count)
+        key = (chrome, count, welcome)
         if key not in self._headers:
-            sample = _headers(self.context, _SAMPLE_RECIPIENT, chrome, count)
+            recipient = replace(_SAMPLE_RECIPIENT, welcome=welcome)
+            sample = _headers(self.context, recipient, chrome, count)
             self._headers[key] = [
                 (name, None if name in _OWN_HEADERS else SMTP_POLICY.fold_binary(name, value))
                 for name, value in sample.items()
@@ -459,7 +461,7 @@ def _headers(context: DigestContext, recipient: Recipient, chrome: str, count: i
     message = EmailMessage(policy=policy_for(recipient.email))
     message["From"] = _from_address(context)
     message["To"] = _recipient_address(recipient.email)
-    message["Subject"] = _subject(context, chrome, count)
+    message["Subject"] = _subject(context, chrome, count, welcome=recipient.welcome)
     message["Date"] = format_datetime(aware(context.date).astimezone(UTC))
     message["Message-ID"] = message_id(context, recipient)
     message["List-Id"] = _list_id(context)
@@ -496,10 +498,14 @@ def _unsubscribe_uris(context: DigestContext, recipient: Recipient) -> list[str]
     return uris
 
 
-def _subject(context: DigestContext, chrome: str, count: int) -> str:
+def _subject(context: DigestContext, chrome: str, count: int, *, welcome: bool = False) -> str:
     date = date_words(context.date, chrome, context.timezone)
     if context.neutral:
         return one_line(f"{context.neutral_subject}, {date}")
+    if welcome:
+        return one_line(
+            _messages(chrome)["welcome_subject"].format(publication=context.publication)
+        )
     return one_line(f"{context.publication}: {_count_words(count, chrome)}, {date}")
 
 
@@ -560,6 +566,7 @@ class _DigestView:
     edition_links: tuple[str, ...] = ()  # the day's single file on each of these mirrors
     edition_note: str = ""  # EDITION_ATTACHED | EDITION_DOWNLOAD | ""
     pages: Mapping[str, str] = field(default_factory=dict)  # `site_pages`: "index" -> path
+    welcome: bool = False  # the first message to one added by ops: says why it comes
 
 
 def _digest_view(
@@ -601,6 +608,7 @@ def _digest_view(
         stopped=stopped_mirrors(context, recipient),
         edition_links=tuple(m.url + quote(edition, safe="/") for m in mirrors if edition),
         edition_note=edition_note if edition else "",
+        welcome=recipient.welcome,
     )
 
 
@@ -706,6 +714,13 @@ MESSAGES: dict[str, str | InContext | Plural] = {
         "website opens for you. Each article also has links to copies on mirrors."
     ),
     "intro_summary": N_("The new articles, with links to their copies on mirrors."),
+    "welcome_subject": N_("Welcome to {publication}"),  # as mail-in's welcome
+    "welcome": N_(
+        "Welcome! You get this email because your address was added to this mailing list. "
+        "From now on the new articles will come to you by email, with links to copies on "
+        "mirrors that open even where the website is blocked. Here are the newest articles "
+        "and the mirrors; how to unsubscribe is at the end of this email."
+    ),
     "contents": N_("In this issue:"),
     "by": N_("By {names}"),
     "by_one": NC_("one author", "By {names}"),

@@ -58,6 +58,7 @@ class DigestReport:
     failed: list[dict[str, Any]] = field(default_factory=list)  # {"subscriber", "reason"}
     # temporary refusals (4xx, no connection): {"subscriber", "reason"}, tried again next run
     deferrals: list[dict[str, Any]] = field(default_factory=list)
+    welcomed: int = 0  # of `sent`: welcomes to subscribers ops added (their first message)
     resumed: bool = False
     nothing_new: bool = False
     preview: str = ""  # --dry-run: the message one subscriber would get
@@ -71,6 +72,7 @@ class DigestReport:
             "failed": self.failed,
             "deferred": self.deferred,
             "deferrals": self.deferrals,
+            "welcomed": self.welcomed,
             "resumed": self.resumed,
             "nothing_new": self.nothing_new,
             "would_send": self.would_send,
@@ -91,8 +93,9 @@ class DigestReport:
         if self.nothing_new:
             return "digest: nothing new since the last one; nothing sent"
         deferred = f", {self.deferred} deferred (retried at the next run)" if self.deferred else ""
+        welcomed = f" ({self.welcomed} of them welcomes)" if self.welcomed else ""
         return (
-            f"digest {self.digest}: {self.sent} sent, {self.skipped} skipped, "
+            f"digest {self.digest}: {self.sent} sent{welcomed}, {self.skipped} skipped, "
             f"{len(self.failed)} failed{deferred}" + (" (resumed)" if self.resumed else "")
         )
 
@@ -158,19 +161,23 @@ class DigestRun:
         self.report = DigestReport()
         self._articles: dict[int, list[EditionArticle]] = {}
         self._edition: list[EditionArticle] | None = None
+        self.welcomes: set[int] = set()  # subscribers whose message in this run is a welcome
 
     def recipients(self, upto: int) -> Iterator[tuple[Recipient, list[DigestArticle]]]:
-        """Active subscribers and what is new for each of them, newest first (as the index)."""
+        """Active subscribers and what is new for each of them, newest first (as the index);
+        for one added by ops and not yet welcomed, the newest articles, as a welcome."""
         last_sent = self.store.last_sent_versions()
+        digest = self.config.digest
         for row in self.store.subscribers(disabled=False):  # the disabled get no digest
-            after = max(row["since_version"], last_sent.get(row["id"], 0))
+            welcome = bool(row["welcome_due"])
+            after = 0 if welcome else max(row["since_version"], last_sent.get(row["id"], 0))
             chosen = [
                 digest_article(a)
                 for a in self.new_articles(after, upto)
                 if row["lang"] == "any" or base_language(a.revision.language) == row["lang"]
             ]
-            newest = chosen[-self.config.digest.max_articles :]
-            yield Recipient(row["id"], row["email"], row["lang"]), newest
+            newest = chosen[: digest.welcome_articles if welcome else digest.max_articles]
+            yield Recipient(row["id"], row["email"], row["lang"], welcome=welcome), newest
 
     def new_articles(self, after: int, upto: int) -> list[EditionArticle]:
         if after not in self._articles:
@@ -273,7 +280,7 @@ class DigestRun:
         version, sha = self.latest()
         context = self.context(0, self.now, version, sha)
         for recipient, articles in self.recipients(version):
-            if not articles:
+            if not articles and not recipient.welcome:
                 continue
             self.report.would_send += 1
             if not self.report.preview:
@@ -308,7 +315,8 @@ class DigestRun:
         return self.report
 
     def anything_new(self, version: int) -> bool:
-        return any(articles for _, articles in self.recipients(version))
+        """Someone is due a message: new articles, or a welcome."""
+        return any(articles or who.welcome for who, articles in self.recipients(version))
 
     def outgoing(self, context: DigestContext, upto: int) -> Iterator[Outgoing]:
         """One message per subscriber still due one in this digest, composed lazily."""
@@ -317,7 +325,7 @@ class DigestRun:
         for recipient, articles in self.recipients(upto):
             if states.get(recipient.id) in DONE_STATES:
                 continue
-            if not articles:
+            if not articles and not recipient.welcome:  # a welcome goes even with none
                 self.record_skip(context, recipient)
                 continue
             if not self.store.is_subscribed(recipient.id):
@@ -327,6 +335,8 @@ class DigestRun:
             except SubscriberError as exc:  # an address that cannot be mailed
                 self.refused(context, recipient, str(exc))
                 continue
+            if recipient.welcome:
+                self.welcomes.add(recipient.id)
             yield Outgoing(
                 recipient.id, recipient.email, data, message_id(context, recipient), payload,
                 envelope_from=self.envelope_from(recipient.id),
@@ -346,8 +356,9 @@ class DigestRun:
 
     def recorded(self, digest_id: int, out: Outgoing, result: Delivery) -> None:
         if result.ok:
-            self.record(digest_id, out, "sent")
+            self.record(digest_id, out, "sent")  # a welcome is done with it (Store.record_send)
             self.report.sent += 1
+            self.report.welcomed += out.recipient_id in self.welcomes
         elif result.permanent:
             self.record(digest_id, out, "failed", result.reason)
             self.report.failed.append({"subscriber": out.recipient_id, "reason": result.reason})

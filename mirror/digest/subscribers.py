@@ -57,9 +57,20 @@ class Added:
     watched: bool
 
 
-def add(store: Store, address: str, lang: str, *, at: datetime, watch: tuple[str, ...]) -> Added:
+def add(
+    store: Store,
+    address: str,
+    lang: str,
+    *,
+    at: datetime,
+    watch: tuple[str, ...],
+    welcome: bool = False,
+) -> Added:
+    """Add (or bring back) a subscriber. `welcome`: added by ops, so the next digest is a
+    welcome (why they get it, the mirrors, the newest articles); readers who confirm by
+    mail or on the web get mail-in's welcome instead, never both."""
     email = normalise_address(address)
-    subscriber_id, created = store.add_subscriber(email, check_language(lang), at)
+    subscriber_id, created = store.add_subscriber(email, check_language(lang), at, welcome=welcome)
     return Added(subscriber_id, created, watched(email, watch))
 
 
@@ -102,7 +113,8 @@ def import_csv(
     store: Store, data: bytes, *, at: datetime, watch: tuple[str, ...], default_lang: str = "any"
 ) -> ImportReport:
     """Import rows "email[,lang]" (a header row is skipped) in ONE transaction: a crash
-    leaves the list as it was; bad rows are reported by number and skipped."""
+    leaves the list as it was; bad rows are reported by number and skipped. Each new (or
+    returning) subscriber is owed the digest's welcome, as after `add(welcome=True)`."""
     if len(data) > MAX_IMPORT_BYTES:
         raise SubscriberError(f"the file is over {MAX_IMPORT_BYTES} bytes")
     try:
@@ -131,7 +143,7 @@ def import_row(
         return  # blank line, or the header
     lang = row[1].strip().lower() if len(row) > 1 and row[1].strip() else default_lang
     try:
-        added = add(store, row[0], lang, at=at, watch=watch)
+        added = add(store, row[0], lang, at=at, watch=watch, welcome=True)
     except SubscriberError as exc:
         report.bad.append({"row": number, "reason": str(exc)})
         return
