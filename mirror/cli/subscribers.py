@@ -29,7 +29,9 @@ log = logging.getLogger("mirror")
 def add_subscribers(commands: Any) -> None:
     parser = subcommand(commands, "subscribers", cmd_subscribers_list, "the subscriber list")
     actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
-    add = actions.add_parser("add", help="add a subscriber (or bring one back)")
+    add = actions.add_parser(
+        "add", help="add a subscriber (or bring one back): the next digest run welcomes them"
+    )
     add_common(add, sub=True)
     add.add_argument("email")
     add.add_argument("--lang", default="any", choices=("en", "ru", "any"))
@@ -49,7 +51,9 @@ def add_subscribers(commands: Any) -> None:
     listing.add_argument("--all", action="store_true", help="include those who left")
     listing.set_defaults(handler=cmd_subscribers_list)
     importing = actions.add_parser(
-        "import", help="import a CSV of email[,lang] rows (all or nothing on a crash)"
+        "import",
+        help="import a CSV of email[,lang] rows (all or nothing on a crash); the next "
+        "digest run welcomes each new one",
     )
     add_common(importing, sub=True)
     importing.add_argument("file", metavar="FILE.csv")
