@@ -196,12 +196,18 @@ def _digest_metrics(report: SyncReport, cmd: tuple[str, str]) -> list[Metric]:
         return []
     sent = digest.sent if digest else 0
     failed = len(digest.failed) if digest else 0
+    deferred = digest.deferred if digest else 0
     return [
         _gauge("mirror_digest_sent", "Digests the last sync sent.", [((cmd,), sent)]),
         _gauge(
             "mirror_digest_failed",
             "Digests the last sync failed to send (1 when the digest could not run at all).",
             [((cmd,), failed if digest else 1)],
+        ),
+        _gauge(
+            "mirror_digest_deferred",
+            "Digests the last sync deferred to the next run (a 4xx, or no connection).",
+            [((cmd,), deferred)],
         ),
     ]
 

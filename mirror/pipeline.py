@@ -387,7 +387,7 @@ async def sync_digest(
         progress.stage_done(report.digest.summary())
     except (DigestError, ConfigError) as exc:  # the edition is out; say why no digest
         report.error = f"digest not sent: {exc}"
-    sent_all = report.digest is not None and not report.digest.failed
+    sent_all = report.digest is not None and not report.digest.partial
     report.stage_ended("digest", started, sent_all and not report.error)
 
 

@@ -144,6 +144,7 @@ def test_sync_and_status_metrics_match_a_real_run(
     assert at("mirror_articles_failed") == 0
     assert at("mirror_digest_sent") == report["digest"]["sent"] == 1
     assert at("mirror_digest_failed") == 0
+    assert at("mirror_digest_deferred") == report["digest"]["deferred"] == 0
     stages = {"fetch": 1, "build": 1, "publish": 0, "digest": 1}
     for stage, ok in stages.items():
         assert at("mirror_stage_ok", ("stage", stage)) == ok, stage
