@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from mirror.cli import run
 from mirror.config import load_config
+from mirror.digest.compose import Composer, DigestContext, DigestMirror, Recipient, compose
 from mirror.store import Store
 
 from digest_rig import parse, send, subscribe, with_smtp
@@ -125,3 +127,26 @@ def test_the_welcome_and_the_digest_bring_the_newest_articles(
         body = str(message.get_content())
         linked = {path for path in re.findall(r"https://a\.example\.net/m/(articles/\S+)", body)}
         assert linked == set(newest)
+
+
+def test_a_welcome_is_composed_the_same_whole_and_fast_even_with_no_article() -> None:
+    context = DigestContext(
+        digest_id=1, date=NOW, publication="The Courier", sender="Courier <d@example.org>",
+        language="en", mirrors=(DigestMirror("a", "https://a.example.net/m/", True),),
+        links_per_article=3, public_key_line="RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1",
+        manifest_version=3, manifest_sha256="ab" * 32,
+        unsubscribe_url="https://news.example.org/unsubscribe", unsubscribe_mailto="",
+        list_id="", full_text=True, max_message_bytes=200_000, neutral=False,
+        neutral_sender="Newsletter", neutral_subject="Weekly notes", secret=b"s" * 32,
+    )  # fmt: skip
+    welcome = Recipient(5, "w@example.org", "ru", welcome=True)
+    message = compose(context, welcome, [])
+    assert Composer(context).message_bytes(welcome, []) == message.as_bytes()
+    assert str(message["Subject"]) == "Добро пожаловать: The Courier"
+    body = " ".join(str(message.get_content()).split())
+    assert "ваш адрес добавлен в этот список рассылки" in body
+    assert (
+        "https://a.example.net/m/index" in body and "https://news.example.org/unsubscribe" in body
+    )
+    plain = compose(context, replace(welcome, welcome=False), [])
+    assert "Добро пожаловать" not in str(plain["Subject"]) + str(plain.get_content())
