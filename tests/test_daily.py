@@ -473,6 +473,9 @@ def test_a_changed_epub_writer_renders_the_books_again(
     monkeypatch.setattr(builder, "EPUB_WRITER", "another version of mirror/build/epub.py")
     build(config, NOW + timedelta(hours=2))
     assert sorted(made) == ["en", "en", "ru", "ru"]
+    monkeypatch.setattr(builder, "epub_footer", lambda *_args: "<p>New words.</p>")
+    build(config, NOW + timedelta(hours=3))  # the check page's words changed
+    assert sorted(made) == ["en", "en", "en", "ru", "ru", "ru"]
 
 
 def test_earlier_days_are_kept_for_keep_days_and_listed(config: Config) -> None:

@@ -695,6 +695,10 @@ class Builder:
             ],
             mirrors=self.inputs.mirrors,
             links=links,
+            # the EPUB's check page is made here, not in epub.py (EPUB_WRITER): its words too
+            footer=epub_footer(
+                site, language, daily.daily_epub_path(day, language), self.inputs.mirrors
+            ),
             max_bytes=self.edition.daily_max_bytes,
             width=self.edition.image_max_width,
         )
