@@ -3,6 +3,9 @@ revisions, chrome changes, takedowns, and every page style extracted cleanly."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mirror.config import Config, load_config
-from mirror.fetch.stage import FetchReport, fetch_articles
+from mirror.fetch.stage import FetchedImage, Fetcher, FetchReport, fetch_articles
 from mirror.newsroom import (
     CHROME_MARKERS,
     NewsroomOptions,
@@ -178,3 +181,51 @@ async def test_sitemaps_backfill_articles_the_feed_no_longer_lists(tmp_path: Pat
             p for p in running.newsroom.requests.counts if p.startswith("/sitemaps/")
         ]
         assert sitemap_requests
+
+
+async def test_a_run_lets_go_of_each_image_once_it_is_stored(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Images' bytes are not held until the run ends (they were: every image of a run)."""
+    held: list[int] = []
+    run = Fetcher.run
+
+    async def run_then_count(self: Fetcher) -> None:
+        await run(self)
+        gc.collect()
+        held.append(sum(isinstance(o, FetchedImage) for o in gc.get_objects()))
+
+    monkeypatch.setattr(Fetcher, "run", run_then_count)
+    report = await fetch(config)
+    assert report.images == 12
+    assert held == [0]
+
+
+# The CLI's main process, as `mirror fetch` runs it; prints the parser modules it loaded.
+FETCH_IMPORTS_PROBE = """
+import atexit, sys
+from mirror.cli import main
+PARSERS = ("trafilatura", "readability", "lxml", "feedparser", "PIL", "babel", "courlan",
+           "htmldate", "justext", "nh3", "mirror.fetch.extract", "mirror.fetch.feeds",
+           "mirror.fetch.images")
+atexit.register(lambda: print(sorted(m for m in PARSERS if m in sys.modules)))
+sys.argv = ["mirror", "-c", sys.argv[1], "fetch"]
+main()
+"""
+
+
+async def test_fetch_leaves_the_parsers_to_the_workers(config: Config, tmp_path: Path) -> None:
+    """Feeds, pages and images are parsed in the workers; their results come back as
+    `mirror.fetch.records`, so the main process never imports a parser (about 20 MB)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        FETCH_IMPORTS_PROBE,
+        str(tmp_path / "mirror.toml"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert b" 12 new, " in stderr
+    assert stdout.decode().strip() == "[]"

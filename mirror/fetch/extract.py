@@ -36,38 +36,13 @@ from mirror.fetch.figures import (
     page_figures,
     restore_captions,
 )
+from mirror.fetch.records import ExtractedArticle, ImageRef
 from mirror.fetch.sanitise import (
     absolute_http_url,
     drop_unusable_images,
     replace_embeds,
     sanitise_body,
 )
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """An image the body shows."""
-
-    url: str  # absolute http(s)
-    alt: str
-
-
-@dataclass(frozen=True)
-class ExtractedArticle:
-    """An article as the edition will show it."""
-
-    url: str  # the page it was read from
-    canonical_url: str
-    title: str
-    authors: tuple[str, ...]
-    published: datetime | None  # UTC
-    updated: datetime | None  # UTC
-    lead: str  # plain text
-    language: str  # BCP 47 tag, e.g. "en", "ru-RU"
-    body_html: str  # sanitised fragment, absolute URLs
-    images: tuple[ImageRef, ...]  # every <img> of body_html, in order, once each
-    content_hash: str  # sha256 hex of the reader-visible fields
-    extractor: str = "selector"  # "selector" or "automatic": which one found the body
 
 
 @dataclass(frozen=True)

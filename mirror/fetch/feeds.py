@@ -14,7 +14,6 @@ import io
 import re
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -23,45 +22,7 @@ import feedparser
 from lxml import etree
 
 from mirror.errors import FeedError
-
-
-@dataclass(frozen=True)
-class FeedEntry:
-    """One item of a feed that links to an article."""
-
-    url: str  # absolute http(s)
-    guid: str  # the item's id, else its link
-    title: str
-    published: datetime | None  # UTC; the updated date when the item gives no other
-    updated: datetime | None  # UTC
-    authors: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class FeedResult:
-    """What one feed lists, in feed order, and why items were left out."""
-
-    title: str
-    entries: tuple[FeedEntry, ...]
-    skipped: tuple[str, ...]  # one reason per left-out item (or group of items)
-
-
-@dataclass(frozen=True)
-class SitemapEntry:
-    """One page a sitemap lists."""
-
-    url: str  # absolute http(s)
-    lastmod: datetime | None  # UTC; <lastmod>, else <news:publication_date>
-
-
-@dataclass(frozen=True)
-class SitemapResult:
-    """Child sitemaps of an index, or the pages of a urlset."""
-
-    sitemaps: tuple[str, ...]
-    pages: tuple[SitemapEntry, ...]
-    skipped: tuple[str, ...] = ()
-
+from mirror.fetch.records import FeedEntry, FeedResult, SitemapEntry, SitemapResult
 
 MAX_SITEMAP_BYTES = 50_000_000  # uncompressed, as the sitemap protocol allows
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>])", re.I | re.S)

@@ -11,22 +11,11 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from mirror.errors import ImageError
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """What an image is, from its own bytes."""
-
-    format: str  # "jpeg", "png", "gif" or "webp"
-    mime: str
-    width: int  # pixels
-    height: int  # pixels
-
+from mirror.fetch.records import ImageInfo
 
 # Pillow format name → (our name, MIME type). MPO is a JPEG with extra frames (phones).
 ACCEPTED_FORMATS = {

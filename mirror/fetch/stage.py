@@ -14,15 +14,18 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from mirror.config import Config
 from mirror.errors import ContentError, FetchError, HTTPStatusError
-from mirror.fetch.extract import ExtractedArticle, extract_article
-from mirror.fetch.feeds import FeedEntry, FeedResult, SitemapResult, parse_feed, parse_sitemap
-from mirror.fetch.images import probe_image
 from mirror.fetch.origin import OriginClient, Response, decode_html
+from mirror.fetch.records import (
+    ExtractedArticle,
+    FeedEntry,
+    FeedResult,
+    ImageInfo,
+    SitemapResult,
+)
 from mirror.fetch.urls import normalise_url
 from mirror.progress import NoProgress, Progress
 from mirror.store import ArticleRow, Revision, Store, StoredImage
@@ -91,12 +94,36 @@ class Listing:
     response: Response
 
 
+# What runs in the secret-free worker processes. Each imports its parser there, so the
+# main process never loads trafilatura, readability, lxml, feedparser or Pillow.
+
+
 def extract_in_worker(
     body: bytes, charset: str | None, url: str, selector: str, drop: tuple[str, ...], lang: str
 ) -> ExtractedArticle:
-    """Decode and extract one page; runs in a secret-free worker process."""
+    """Decode and extract one page."""
+    from mirror.fetch.extract import extract_article
+
     html = decode_html(body, charset)
     return extract_article(html, url, selector=selector, drop_selectors=drop, default_language=lang)
+
+
+def parse_feed_in_worker(body: bytes, url: str, max_items: int) -> FeedResult:
+    from mirror.fetch.feeds import parse_feed
+
+    return parse_feed(body, url, max_items=max_items)
+
+
+def parse_sitemap_in_worker(body: bytes, url: str, max_urls: int) -> SitemapResult:
+    from mirror.fetch.feeds import parse_sitemap
+
+    return parse_sitemap(body, url, max_urls=max_urls)
+
+
+def probe_in_worker(data: bytes, max_pixels: int) -> ImageInfo:
+    from mirror.fetch.images import probe_image
+
+    return probe_image(data, max_pixels=max_pixels)
 
 
 async def fetch_articles(
@@ -152,8 +179,9 @@ class Fetcher:
         if response is None:
             return [], None
         try:
-            parse = partial(parse_feed, max_items=self.source.max_feed_items)
-            result: FeedResult = await self.pool.run(parse, response.body, response.url)
+            result = await self.pool.run(
+                parse_feed_in_worker, response.body, response.url, self.source.max_feed_items
+            )
         except ContentError as exc:
             self.listing_failed(url, str(exc))
             return [], None
@@ -201,28 +229,29 @@ class Fetcher:
         followed = 0
         while queue and len(pages) < self.source.max_sitemap_urls:
             url = queue.pop(0)
-            result, listing = await self.read_sitemap(
-                url, self.source.max_sitemap_urls - len(pages)
-            )
-            if listing:
-                listings.append(listing)
+            read = await self.read_sitemap(url, self.source.max_sitemap_urls - len(pages))
+            if read is None:
+                continue
+            result, listing = read
+            listings.append(listing)
             room = max(0, self.source.max_sitemaps - followed)
             queue.extend(result.sitemaps[:room])
             followed += min(room, len(result.sitemaps))
             pages.extend(entry.url for entry in result.pages)
         return pages, listings
 
-    async def read_sitemap(self, url: str, max_urls: int) -> tuple[SitemapResult, Listing | None]:
-        empty = SitemapResult(sitemaps=(), pages=())
+    async def read_sitemap(self, url: str, max_urls: int) -> tuple[SitemapResult, Listing] | None:
+        """A sitemap's contents (None when it answered 304 or failed)."""
         response = await self.get_listing(url, self.source.max_feed_bytes)
         if response is None:
-            return empty, None
+            return None
         try:
-            parse = partial(parse_sitemap, max_urls=max_urls)
-            result: SitemapResult = await self.pool.run(parse, response.body, response.url)
+            result = await self.pool.run(
+                parse_sitemap_in_worker, response.body, response.url, max_urls
+            )
         except ContentError as exc:
             self.listing_failed(url, str(exc))
-            return empty, None
+            return None
         return result, Listing(url, response)
 
     # planning
@@ -324,6 +353,7 @@ class Fetcher:
                 last_modified=response.last_modified,
                 at=self.now,
             )
+        self.forget_stored(images)
         self.report.count(outcome)
 
     async def get_article(self, job: ArticleJob) -> Response | None:
@@ -363,13 +393,20 @@ class Fetcher:
             tasks.append(self._images[ref.url])
         return [image for image in await asyncio.gather(*tasks) if image is not None]
 
+    def forget_stored(self, images: list[FetchedImage]) -> None:
+        """Drop the bytes of images now in the store; their URLs stay known, so each is
+        still requested once per run. Otherwise the run holds every image until it ends."""
+        for fetched in images:
+            stored: asyncio.Future[FetchedImage | None] = asyncio.get_running_loop().create_future()
+            stored.set_result(None)
+            self._images[fetched.url] = stored
+
     async def fetch_image(self, url: str) -> FetchedImage | None:
         if self.store.image_for_url(url) is not None:
             return None
         try:
             response = await self.client.get(url, max_bytes=self.source.max_image_bytes)
-            probe = partial(probe_image, max_pixels=self.source.max_image_pixels)
-            info = await self.pool.run(probe, response.body)
+            info = await self.pool.run(probe_in_worker, response.body, self.source.max_image_pixels)
         except (FetchError, ContentError) as exc:
             reason = exc.reason if isinstance(exc, FetchError) else str(exc)
             self.report.fail(url, reason)
