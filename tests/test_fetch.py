@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from mirror.config import Config, load_config
-from mirror.fetch.stage import FetchedImage, Fetcher, FetchReport, fetch_articles
+from mirror.fetch.origin import Response
+from mirror.fetch.stage import ArticleJob, FetchedImage, Fetcher, FetchReport, fetch_articles
 from mirror.newsroom import (
     CHROME_MARKERS,
     NewsroomOptions,
@@ -199,6 +200,26 @@ async def test_a_run_lets_go_of_each_image_once_it_is_stored(
     report = await fetch(config)
     assert report.images == 12
     assert held == [0]
+
+
+async def test_a_run_keeps_only_the_feeds_validators(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed's body is let go once it is parsed, not held while the articles are fetched."""
+    held: list[int] = []
+    run_jobs = Fetcher.run_jobs
+
+    async def run_jobs_then_count(self: Fetcher, jobs: list[ArticleJob]) -> None:
+        await run_jobs(self, jobs)
+        gc.collect()
+        held.append(sum(isinstance(o, Response) for o in gc.get_objects()))
+
+    monkeypatch.setattr(Fetcher, "run_jobs", run_jobs_then_count)
+    report = await fetch(config)
+    assert report.new == 12
+    assert held == [0]
+    with Store(config.state.path) as store:  # the validators are saved all the same
+        assert any(store.feed_validators(url) != (None, None) for url in config.source.feeds)
 
 
 # The CLI's main process, as `mirror fetch` runs it; prints the parser modules it loaded.

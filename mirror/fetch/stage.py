@@ -88,10 +88,16 @@ class ArticleJob:
 
 @dataclass(frozen=True)
 class Listing:
-    """A feed or sitemap that answered 200 and must have its validators saved at the end."""
+    """A feed or sitemap that answered 200 and must have its validators saved at the end
+    (only those: its body, up to `max_feed_bytes`, is not kept for the rest of the run)."""
 
     url: str
-    response: Response
+    etag: str | None
+    last_modified: str | None
+
+    @classmethod
+    def of(cls, url: str, response: Response) -> Listing:
+        return cls(url, response.etag, response.last_modified)
 
 
 # What runs in the secret-free worker processes. Each imports its parser there, so the
@@ -187,7 +193,7 @@ class Fetcher:
             return [], None
         for reason in result.skipped:
             self.report.fail(url, reason)
-        return list(result.entries), Listing(url, response)
+        return list(result.entries), Listing.of(url, response)
 
     async def get_listing(self, url: str, max_bytes: int) -> Response | None:
         """Conditional GET of a feed or sitemap; None when it is unchanged or failed."""
@@ -212,11 +218,10 @@ class Fetcher:
         self.store.save_feed_error(url, reason, self.now)
 
     def save_listing(self, listing: Listing) -> None:
-        response = listing.response
         self.store.save_feed(
             listing.url,
-            etag=response.etag,
-            last_modified=response.last_modified,
+            etag=listing.etag,
+            last_modified=listing.last_modified,
             at=self.now,
             changed=True,
         )
@@ -252,7 +257,7 @@ class Fetcher:
         except ContentError as exc:
             self.listing_failed(url, str(exc))
             return None
-        return result, Listing(url, response)
+        return result, Listing.of(url, response)
 
     # planning
 
