@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Protocol
 
 
+def counted(count: int, noun: str) -> str:
+    """A summary line's count with what it counts: `1 file`, `2 files`, `0 pointers`."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 class Progress(Protocol):
     """Receives a stage's progress; never prints by itself."""
 

@@ -6,6 +6,7 @@ import json
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -26,14 +27,17 @@ def test_demo_runs_the_whole_pipeline_offline(
     assert report["build"]["version"] == 1 and report["build"]["articles"] == 6
     mirrors = report["publish"]["mirrors"]
     assert [m["name"] for m in mirrors] == ["mirror-a", "mirror-b"]
-    assert all(m["ok"] and m["uploaded"] > 0 for m in mirrors)
+    assert all(m["ok"] and m["files_uploaded"] > 0 for m in mirrors)
     assert all(v["ok"] for v in report["verify"].values())
-    for url in report["urls"].values():
-        assert url.startswith("http://127.0.0.1:")
+    # --no-serve stopped its servers: the JSON names none of their URLs
+    assert report["serving"] is False and "urls" not in report and "newsroom" not in report
+    urls = served_urls(folder)
     assert (folder / "mirrors" / "mirror-a" / "index.html").is_file()
     no_serve_says_folders_and_commands(report, out.err)
-    # the digest went to the two sample subscribers, as files in the outbox
+    # the digest went to the two sample subscribers, as files in the outbox: added as
+    # ops add them, so each got the welcome
     assert report["digest"]["sent"] == 2 and report["digest"]["failed"] == []
+    assert report["digest"]["welcomed"] == 2 and "(2 of them welcomes)" in out.err
     outbox = [
         email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
         for p in sorted(Path(report["digest"]["outbox"]).glob("*.eml"))
@@ -43,7 +47,7 @@ def test_demo_runs_the_whole_pipeline_offline(
     for message in messages:
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         body = message.get_content()
-        assert "RW" in body and report["urls"]["mirror-a"].split("//")[1] in body
+        assert "RW" in body and urls["mirror-a"].split("//")[1] in body
     # a reader's request for mirrors, answered into the outbox
     mailin = report["mailin"]
     assert mailin["replied"] == 1 and mailin["failed"] == []
@@ -55,7 +59,7 @@ def test_demo_runs_the_whole_pipeline_offline(
         Path(mailin["reply"]).read_bytes(), policy=email.policy.default
     )
     assert reply["To"] == "chitatel@example.net" and reply["Auto-Submitted"] == "auto-replied"
-    assert report["urls"]["mirror-a"] in reply.get_body(("plain",)).get_content()
+    assert urls["mirror-a"] in reply.get_body(("plain",)).get_content()
     assert "the reply: " + mailin["reply"] in out.err
     # a second demo starts afresh in its own folder
     assert run(["demo", "--dir", str(folder), "--articles", "3", "--no-serve", "--json"]) == 0
@@ -71,11 +75,21 @@ def test_demo_refuses_to_wipe_a_folder_that_is_not_a_demo(
     assert "not a mirror demo folder" in capsys.readouterr().err
 
 
+def served_urls(folder: Path) -> dict[str, str]:
+    """The demo mirrors' public URLs (on the ports of the servers the demo stopped), as
+    its config names them."""
+    config = tomllib.loads((folder / "mirror.toml").read_text("utf-8"))
+    return {table["name"]: table["public_url"] for table in config["mirrors"]}
+
+
 def no_serve_says_folders_and_commands(report: dict, err: str) -> None:  # type: ignore[type-arg]
-    """`--no-serve` stopped its servers: no URL of theirs is offered to open; the folders
-    are, with a command that serves them and one that verifies them (both run here)."""
-    for url in report["urls"].values():
-        assert url not in err
+    """`--no-serve` stopped its servers: no URL of theirs is offered to open (not the
+    mirrors', not the sample newsroom's); the folders are, with a command that serves
+    them and one that verifies them (both run here)."""
+    newsroom = tomllib.loads(Path(report["config"]).read_text("utf-8"))["publication"]["home_url"]
+    assert "sample newsroom" not in err and newsroom.startswith("http://127.0.0.1:")
+    for url in [newsroom, *served_urls(Path(report["folder"])).values()]:
+        assert url.startswith("http://127.0.0.1:") and url not in err
     folders = report["folders"]
     for name, path in folders.items():
         assert f"mirror {name}: {path}" in err

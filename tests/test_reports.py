@@ -40,46 +40,66 @@ def test_build_and_publish_counts_add_up(
     status, build, err = cli(capsys, "-c", config, "build", "--json")
     assert status == 0
     held = build["files_in_edition"]
-    assert build["files_written"] == held > build["files"] and build["pointers_written"] == 1
-    assert build["written"] == held + 1  # the old key: pointers included, as before
+    assert build["files_written"] == held and build["pointers_written"] == 1
+    assert build["files_deleted"] == 0
+    deprecated_build_keys_agree(build)
+    # what `files` leaves out: manifest 1, its signature and one part per month
+    manifests = [p for p in (Path(config).parent / "edition" / "manifests").rglob("*")]
+    assert build["files"] + sum(p.is_file() for p in manifests) == held
     assert (
         f"build: new version 1: {build['articles']} articles, {held} files in the edition "
-        f"({build['bytes_in_edition'] / 1e6:.1f} MB), {held} written, 0 removed, "
+        f"({build['bytes_in_edition'] / 1e6:.1f} MB), {held} files written, 0 files deleted, "
         "1 pointer written" in err
     )
     first = publish(capsys, config)
     for name in ("dir", "s3"):
         # every file in the edition uploaded once; `pending` and `current` apart
-        assert (first[name]["uploaded"], first[name]["pointers_written"]) == (held, 2)
+        assert (first[name]["files_uploaded"], first[name]["pointers_written"]) == (held, 2)
         assert first[name]["pointer_writes"] == 3  # pending removed after current: a call too
 
     status, again, err = cli(capsys, "-c", config, "build", "--json")
-    assert (again["files_written"], again["pointers_written"], again["removed"]) == (0, 0, 0)
-    assert "build: no change, version 1:" in err and "0 written, 0 removed, 0 pointers" in err
+    assert (again["files_written"], again["pointers_written"], again["files_deleted"]) == (0,) * 3
+    assert "build: no change, version 1:" in err
+    assert "0 files written, 0 files deleted, 0 pointers written" in err
     assert all(
-        m["uploaded"] == m["pointers_written"] == 0 for m in publish(capsys, config).values()
+        m["files_uploaded"] == m["pointers_written"] == 0 for m in publish(capsys, config).values()
     )
 
     hide_one_article(config, capsys)
     status, changed, err = cli(capsys, "-c", config, "build", "--json")
-    assert changed["version"] == 2 and changed["removed"] >= 2  # the page and its .minisig
+    assert changed["version"] == 2 and changed["files_deleted"] >= 2  # the page and .minisig
     assert changed["files_in_edition"] < held
+    deprecated_build_keys_agree(changed)
     for result in publish(capsys, config).values():
-        assert result["uploaded"] == changed["files_written"]
-        assert result["deleted"] == changed["removed"]
+        assert result["files_uploaded"] == changed["files_written"]
+        assert result["files_deleted"] == changed["files_deleted"]
         assert result["pointers_written"] == 2
 
 
+def deprecated_build_keys_agree(build: dict) -> None:  # type: ignore[type-arg]
+    """The keys kept one release (README: deprecated): `removed` is `files_deleted`,
+    `written` counts the pointers too, `files`/`bytes` leave out the manifests."""
+    assert build["removed"] == build["files_deleted"]
+    assert build["written"] == build["files_written"] + build["pointers_written"]
+    assert build["files"] < build["files_in_edition"]
+    assert build["bytes"] < build["bytes_in_edition"]
+
+
 def publish(capsys: pytest.CaptureFixture[str], config: str) -> dict[str, dict]:  # type: ignore[type-arg]
-    """`mirror publish --json`, each mirror's entry by name; checks each human line."""
+    """`mirror publish --json`, each mirror's entry by name; checks each human line and
+    that the deprecated keys equal the new ones."""
     status, report, err = cli(capsys, "-c", config, "publish", "--json")
     assert status == 0, err
     results = {m["name"]: m for m in report["mirrors"]}
     for name, m in results.items():
+        assert (m["uploaded"], m["deleted"]) == (m["files_uploaded"], m["files_deleted"])
+        assert m["pointer_writes"] >= m["pointers_written"]
+        files = f"{m['files_uploaded']} file{'' if m['files_uploaded'] == 1 else 's'}"
+        deleted = f"{m['files_deleted']} file{'' if m['files_deleted'] == 1 else 's'}"
         pointers = f"{m['pointers_written']} pointer{'' if m['pointers_written'] == 1 else 's'}"
         assert (
-            f"publish {name}: version {m['version']}: {m['uploaded']} files uploaded, "
-            f"{m['deleted']} deleted, {pointers} written" in err
+            f"publish {name}: version {m['version']}: {files} uploaded, "
+            f"{deleted} deleted, {pointers} written" in err
         )
     return results
 

@@ -40,7 +40,7 @@ from mirror.build.templating import template_root
 from mirror.config import Config
 from mirror.errors import ContentError, EditionTooLargeError, ManifestError
 from mirror.fetch.urls import with_slash
-from mirror.progress import NoProgress, Progress
+from mirror.progress import NoProgress, Progress, counted
 from mirror.store import (
     EditionArticle,
     EditionFile,
@@ -70,9 +70,10 @@ class BuildReport:
     version: int = 0
     new_version: bool = False
     articles: int = 0
-    files: int = 0  # the files the manifest lists (pages, feeds, images' pages ...)
-    bytes: int = 0  # ... and their bytes
-    # every file a mirror holds but the pointers: listed ones, signatures, manifests
+    files: int = 0  # deprecated (`files` in --json): the files the manifest lists
+    bytes: int = 0  # deprecated (`bytes` in --json): ... and their bytes
+    # the files in the edition: every file a mirror holds but the pointers (what a first
+    # publish uploads): the manifest's files, their signatures, the manifests and parts
     files_in_edition: int = 0
     bytes_in_edition: int = 0
     written: list[str] = field(default_factory=list)  # pointers included
@@ -87,18 +88,17 @@ class BuildReport:
     daily_too_large: list[str] = field(default_factory=list)  # daily files not written
 
     def to_json(self) -> dict[str, Any]:
+        """The build `--json` document (and sync's `build`): the counts in the publish
+        document's words, then the deprecated keys kept one release (README)."""
         return {
             "version": self.version,
             "new_version": self.new_version,
             "articles": self.articles,
-            "files": self.files,
-            "bytes": self.bytes,
-            "written": len(self.written),
-            "removed": len(self.removed),
             "files_in_edition": self.files_in_edition,
             "bytes_in_edition": self.bytes_in_edition,
             "files_written": self.files_written,
-            "pointers_written": len(self.written) - self.files_written,
+            "files_deleted": len(self.removed),
+            "pointers_written": self.pointers_written,
             "largest": [{"path": path, "bytes": size} for path, size in self.largest],
             "over_budget": self.over_budget,
             "images_dropped": self.images_dropped,
@@ -108,6 +108,17 @@ class BuildReport:
                 "too_large": self.daily_too_large,
             },
             "feed_bodies_dropped": self.feed_bodies_dropped,
+            **self.deprecated_json(),
+        }
+
+    def deprecated_json(self) -> dict[str, int]:
+        """Keys scripts may still read, kept one release: `removed` is `files_deleted`;
+        `written` counts the pointers too; `files`/`bytes` leave out the manifests."""
+        return {
+            "files": self.files,
+            "bytes": self.bytes,
+            "written": len(self.written),
+            "removed": len(self.removed),
         }
 
     @property
@@ -121,22 +132,23 @@ class BuildReport:
         """Files this build wrote to the folder, the `current`/`pending` pointers apart."""
         return sum(path not in POINTERS for path in self.written)
 
+    @property
+    def pointers_written(self) -> int:
+        """The `current`/`pending` pointers this build wrote to the folder."""
+        return len(self.written) - self.files_written
+
     def summary(self) -> str:
         """One line whose counts say what they count, in the publish line's words: the
         files in the edition (what a mirror holds but the pointers), then the files this
-        build wrote to and removed from the folder, and the pointers it wrote."""
+        build wrote to and deleted from the folder, and the pointers it wrote."""
         state = "new version" if self.new_version else "no change, version"
         return (
             f"build: {state} {self.version}: {self.articles} articles, "
             f"{self.files_in_edition} files in the edition ({megabytes(self.bytes_in_edition)}), "
-            f"{self.files_written} written, {len(self.removed)} removed, "
-            f"{pointers(len(self.written) - self.files_written)} written"
+            f"{counted(self.files_written, 'file')} written, "
+            f"{counted(len(self.removed), 'file')} deleted, "
+            f"{counted(self.pointers_written, 'pointer')} written"
         )
-
-
-def pointers(count: int) -> str:
-    """`1 pointer`, `2 pointers`."""
-    return f"{count} pointer" + ("" if count == 1 else "s")
 
 
 def megabytes(size: int) -> str:

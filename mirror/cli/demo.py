@@ -83,17 +83,21 @@ class DemoReport:
     mailin: MailInReport
     request: Path  # the reader's request, as the demo wrote it
     reply: Path | None  # our reply in the outbox
+    serving: bool = False  # the newsroom and mirrors stay served (no `--no-serve`)
 
     def to_json(self) -> dict[str, Any]:
+        """The `--json` document; `newsroom` and `urls` only while their servers are up
+        (`--no-serve` stopped them: `"serving": false`, the mirrors' `folders` remain)."""
+        served = {"newsroom": self.newsroom_url, "urls": self.urls} if self.serving else {}
         return {
             "folder": str(self.folder),
             "config": str(self.config_path),
-            "newsroom": self.newsroom_url,
+            "serving": self.serving,
+            **served,
             "fetch": self.fetch.to_json(),
             "build": self.build.to_json(),
             "publish": {"mirrors": [result.to_json() for result in self.mirrors]},
             "verify": {name: report.to_json() for name, report in self.verified.items()},
-            "urls": self.urls,
             "folders": {name: str(path) for name, path in self.folders().items()},
             "digest": {**self.digest.to_json(), "outbox": str(self.outbox)},
             "mailin": {
@@ -103,21 +107,19 @@ class DemoReport:
             },
         }
 
-    def lines(self, *, serving: bool) -> list[str]:
-        """What the demo did and where to look: the mirrors' URLs while they are served;
-        else (`--no-serve`) their folders and the commands to serve and verify them."""
-        lines = [
-            f"sample newsroom: {self.newsroom_url}",
-            self.fetch.summary(),
-            self.build.summary(),
-        ]
+    def lines(self) -> list[str]:
+        """What the demo did and where to look: the newsroom's and mirrors' URLs while
+        they are served; else (`--no-serve`, servers stopped) no URL of theirs: the
+        mirrors' folders and the commands to serve and verify them."""
+        lines = [f"sample newsroom: {self.newsroom_url}"] if self.serving else []
+        lines += [self.fetch.summary(), self.build.summary()]
         lines += [result.summary() for result in self.mirrors]
         for name, report in self.verified.items():
             lines.append(f"verify {name}: {report.summary()}")
         lines.append(f"{self.digest.summary()}: one .eml file each in {self.outbox}")
         lines.append(f"a reader's mail asking for mirrors (зеркала): {self.request}")
         lines.append(f"{self.mailin.summary()}; the reply: {self.reply}")
-        lines += self.serving_lines() if serving else self.folder_lines()
+        lines += self.serving_lines() if self.serving else self.folder_lines()
         lines.append(f"the demo's config: {self.config_path}")
         return lines
 
@@ -287,15 +289,15 @@ async def run_demo(
             for name, url in urls.items()
         }
         with RunLock(config.state.path), Store(config.state.path) as store:
-            for email, lang in SUBSCRIBERS:
-                store.add_subscriber(email, lang, now)
+            for email, lang in SUBSCRIBERS:  # as `subscribers add` would: welcomed
+                store.add_subscriber(email, lang, now, welcome=True)
             # the demo's own secrets, made afresh each run and never shown
             keys = MailInSecrets(sender=secrets.token_bytes(32), digest=secrets.token_bytes(32))
             digest = await send_digest(config, store, now=now, secret=keys.digest)
             mailed = await answer_request(config, store, folder, keys, now)
         report = DemoReport(
             folder, config_path, newsroom.base_url, fetched, built, published, verified, urls,
-            public, digest, config.digest.outbox_dir, *mailed,
+            public, digest, config.digest.outbox_dir, *mailed, serving=serve,
         )  # fmt: skip
         if on_ready:
             on_ready(report)
@@ -347,7 +349,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         reports.append(report)
         if args.json:
             emit_json(report.to_json())
-        for line in report.lines(serving=not args.no_serve):
+        for line in report.lines():
             log.info("%s", line)
         if not args.no_serve:
             log.info("serving the mirrors until Ctrl-C")

@@ -52,6 +52,7 @@ from mirror.errors import (
     ShrinkGuardError,
     VerifyError,
 )
+from mirror.progress import counted
 from mirror.storage import Backend, Capabilities, Stored
 from mirror.storage.wire import GZIP_SUFFIX, sibling_decodes_to
 from mirror.trust import minisign
@@ -155,27 +156,38 @@ class MirrorResult:
     warnings: tuple[str, ...] = ()  # e.g. a live manifest taken as empty
 
     def to_json(self) -> dict[str, Any]:
-        """The publish `--json` document's entry for this mirror."""
+        """The publish `--json` document's entry for this mirror (and sync's): the counts
+        in the build document's words, then the deprecated keys kept one release."""
         return {
             "name": self.name,
             "ok": self.ok,
-            "uploaded": self.uploaded,
-            "deleted": self.deleted,
+            "files_uploaded": self.uploaded,
+            "files_deleted": self.deleted,
+            "pointers_written": self.pointers_written,
             "version": self.version,
             "error": self.error,
             "warnings": list(self.warnings),
-            "pointer_writes": self.pointer_writes,
-            "pointers_written": self.pointers_written,
             "requests": self.requests,
             "seconds": round(self.seconds, 3),
+            **self.deprecated_json(),
+        }
+
+    def deprecated_json(self) -> dict[str, int]:
+        """Keys scripts may still read, kept one release: `uploaded`/`deleted` are
+        `files_uploaded`/`files_deleted`; `pointer_writes` counts the pointers' removals
+        too."""
+        return {
+            "uploaded": self.uploaded,
+            "deleted": self.deleted,
+            "pointer_writes": self.pointer_writes,
         }
 
     def summary(self) -> str:
         """One line whose counts say what they count: edition files uploaded and deleted,
         then the `current`/`pending` pointers written (never counted as uploads)."""
         counts = (
-            f"{self.uploaded} files uploaded, {self.deleted} deleted, "
-            f"{self.pointers_written} pointer{'' if self.pointers_written == 1 else 's'} written"
+            f"{counted(self.uploaded, 'file')} uploaded, {counted(self.deleted, 'file')} "
+            f"deleted, {counted(self.pointers_written, 'pointer')} written"
         )
         if not self.ok:
             return f"publish {self.name}: FAILED: {self.error} (so far: {counts})"
