@@ -24,6 +24,7 @@ from mirror.atomic import write_atomic
 
 if TYPE_CHECKING:
     from mirror.pipeline import SyncReport
+    from mirror.publish.publisher import MirrorResult
     from mirror.publish.status import MirrorStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4"  # what the file holds, for a server that serves it
@@ -152,6 +153,7 @@ def sync_metrics(
         *_stage_metrics(stages, cmd),
         *_fetch_metrics(report, cmd),
         *_digest_metrics(report, cmd),
+        *_build_metrics(report, cmd),
         *_publish_metrics(report, cmd),
         *_sync_keys_metrics(report, cmd),
         *run_metrics("sync", finished_at=finished_at, exit_code=exit_code),
@@ -212,6 +214,39 @@ def _digest_metrics(report: SyncReport, cmd: tuple[str, str]) -> list[Metric]:
     ]
 
 
+BUILD_COUNTS = {  # the build's --json keys (README: Report words) and their HELP
+    "files_in_edition": "Files in the edition the last sync built (the pointers apart).",
+    "files_written": "Files the last sync's build wrote into its folder.",
+    "files_deleted": "Files the last sync's build deleted from its folder.",
+    "pointers_written": "Pointers (current, pending) the last sync's build wrote.",
+}
+MIRROR_COUNTS = {  # each mirror's publish --json keys and their HELP
+    "files_uploaded": "Files in the edition the last sync uploaded to the mirror.",
+    "files_deleted": "Files in the edition the last sync deleted from the mirror.",
+    "pointers_written": "Pointers (current, pending) the last sync wrote to the mirror.",
+}
+
+
+def _build_metrics(report: SyncReport, cmd: tuple[str, str]) -> list[Metric]:
+    """The build's counts, named as in its --json; only when it ran."""
+    if report.build is None:
+        return []
+    counts = report.build.to_json()
+    return [
+        _gauge(f"mirror_build_{key}", help_text, [((cmd,), counts[key])])
+        for key, help_text in BUILD_COUNTS.items()
+    ]
+
+
+def _mirror_counts(rows: Sequence[tuple[Labels, MirrorResult]]) -> list[Metric]:
+    """Each mirror's publish counts, named as in its --json."""
+    documents = [(labels, result.to_json()) for labels, result in rows]
+    return [
+        _gauge(f"mirror_mirror_{key}", help_text, [(lb, doc[key]) for lb, doc in documents])
+        for key, help_text in MIRROR_COUNTS.items()
+    ]
+
+
 def _publish_metrics(report: SyncReport, cmd: tuple[str, str]) -> list[Metric]:
     edition = report.build.version if report.build else 0
     rows = [((cmd, ("mirror", r.name)), r) for r in report.mirrors]
@@ -231,6 +266,7 @@ def _publish_metrics(report: SyncReport, cmd: tuple[str, str]) -> list[Metric]:
             HELP["mirror_mirror_version"],
             [(labels, r.version) for labels, r in rows],
         ),
+        *_mirror_counts(rows),
     ]
 
 

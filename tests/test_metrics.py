@@ -156,6 +156,15 @@ def test_sync_and_status_metrics_match_a_real_run(
         assert at("mirror_mirror_up", ("mirror", name)) == up, name
         assert at("mirror_mirror_stale", ("mirror", name)) == 1 - up, name
         assert at("mirror_mirror_version", ("mirror", name)) == version, name
+    # the file counts carry sync's --json names (README: Report words)
+    build = report["build"]
+    for key in ("files_in_edition", "files_written", "files_deleted", "pointers_written"):
+        assert at(f"mirror_build_{key}") == build[key], key
+    assert at("mirror_build_files_in_edition") > 0
+    for mirror in report["publish"]["mirrors"]:
+        for key in ("files_uploaded", "files_deleted", "pointers_written"):
+            assert at(f"mirror_mirror_{key}", ("mirror", mirror["name"])) == mirror[key], key
+    assert at("mirror_mirror_files_uploaded", ("mirror", "site")) == build["files_in_edition"]
     expires = datetime.fromisoformat(report["keys"]["edition_expires"]).timestamp()
     assert at("mirror_keys_expiry_timestamp_seconds", ("copy", "edition")) == expires
     for name in ("site", "s3"):
