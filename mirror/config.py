@@ -182,6 +182,7 @@ class DigestConfig:
     connections: int = 4  # SMTP connections at once
     per_domain_rate_per_s: float = 5.0  # messages per second to one recipient domain
     retries: int = 3  # more attempts after a 4xx answer or a dropped connection
+    max_deferrals: int = 5  # runs a deferred recipient is retried at; then counted failed
     timeout_s: float = 60.0  # one SMTP command
     return_path: str = ""  # "bounces@example.org": the envelope sender is
     # bounces+TOKEN@example.org per subscriber (VERP; mail-in matches the bounces); "": off
@@ -691,6 +692,7 @@ RANGES: dict[str, Range] = {
     "digest.connections": Range(1, 1_000),
     "digest.per_domain_rate_per_s": RATE_PER_S,
     "digest.retries": Range(0, 100),
+    "digest.max_deferrals": Range(1, 1_000),
     "digest.timeout_s": TIMEOUT_S,
     "mirrors.timeout_s": TIMEOUT_S,
     "mailin.per_sender_per_day": Range(1, 1_000),

@@ -364,8 +364,10 @@ async def run_sync(
             report.stage_ended("spawn", started, all(result.ok for result in report.spawned))
         for result in report.spawned:
             stages.stage_done(result.summary())
-        if due(store, config, now):
-            await sync_digest(config, store, report, now=now, progress=stages)
+        if due(store, config, now) or store.open_deferrals():  # a deferral: retried each run
+            await sync_digest(
+                config, store, report, now=now, progress=stages, new_digest=due(store, config, now)
+            )
         if config.mailin is not None:
             started = time.monotonic()
             await sync_mail_in(config, store, report, now=now, progress=stages)
@@ -375,15 +377,21 @@ async def run_sync(
 
 
 async def sync_digest(
-    config: Config, store: Store, report: SyncReport, *, now: datetime, progress: Progress
+    config: Config,
+    store: Store,
+    report: SyncReport,
+    *,
+    now: datetime,
+    progress: Progress,
+    new_digest: bool = True,
 ) -> None:
-    """The digest as sync's stage: a failure to send at all is reported, not raised (the
-    edition is out already)."""
+    """The digest as sync's stage (without `new_digest`, the sends deferred at earlier
+    runs alone): a failure to send at all is reported, not raised (the edition is out)."""
     from mirror.digest.run import send_digest
 
     started = time.monotonic()
     try:
-        report.digest = await send_digest(config, store, now=now)
+        report.digest = await send_digest(config, store, now=now, new_digest=new_digest)
         progress.stage_done(report.digest.summary())
     except (DigestError, ConfigError) as exc:  # the edition is out; say why no digest
         report.error = f"digest not sent: {exc}"

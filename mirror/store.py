@@ -169,8 +169,21 @@ MIGRATIONS: tuple[str, ...] = (
         subscriber_id INTEGER PRIMARY KEY REFERENCES subscribers (id)
     );
     """,
+    """
+    ALTER TABLE digest_sends ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0;  -- runs deferred
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class OpenDeferral:
+    """A digest's send deferred (a 4xx, or no connection) while the digest finished for
+    everyone else: retried, as it was, at the next run."""
+
+    digest_id: int
+    subscriber_id: int
+    deferrals: int  # runs it was deferred at so far
 
 
 @dataclass(frozen=True)
@@ -1004,19 +1017,39 @@ class Store:
     ) -> None:
         """sent | failed | deferred | skipped (see mirror.digest.run). Sent or failed,
         the subscriber's welcome (if one was due) is done, in the same transaction."""
-        done = iso(at) if state != "deferred" else None
+        deferred = state == "deferred"
         with self.transaction() as db:
             if state in ("sent", "failed"):
                 db.execute("DELETE FROM welcomes_due WHERE subscriber_id = ?", (subscriber_id,))
             db.execute(
-                """INSERT INTO digest_sends
-                   (digest_id, subscriber_id, message_id, state, attempted_at, done_at, error)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO digest_sends (digest_id, subscriber_id, message_id, state,
+                   attempted_at, done_at, error, deferrals) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (digest_id, subscriber_id) DO UPDATE SET
                    state = excluded.state, attempted_at = excluded.attempted_at,
-                   done_at = excluded.done_at, error = excluded.error""",
-                (digest_id, subscriber_id, message_id, state, iso(at), done, error),
-            )
+                   done_at = excluded.done_at, error = excluded.error,
+                   deferrals = digest_sends.deferrals + excluded.deferrals""",
+                (digest_id, subscriber_id, message_id, state, iso(at),
+                 None if deferred else iso(at), error, int(deferred)),
+            )  # fmt: skip
+
+    def deferrals(self, digest_id: int, subscriber_id: int) -> int:
+        """How many runs this send was deferred at (0: never, or not recorded yet)."""
+        row = self._db.execute(
+            "SELECT deferrals FROM digest_sends WHERE digest_id = ? AND subscriber_id = ?",
+            (digest_id, subscriber_id),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def open_deferrals(self) -> list[OpenDeferral]:
+        """Sends deferred in digests otherwise finished: each stays open for its subscriber
+        alone and is tried again at the next run (see mirror.digest.run)."""
+        rows = self._db.execute(
+            """SELECT s.digest_id, s.subscriber_id, s.deferrals FROM digest_sends s
+               JOIN digests d ON d.id = s.digest_id
+               WHERE s.state = 'deferred' AND d.finished_at IS NOT NULL
+               ORDER BY s.digest_id, s.subscriber_id"""
+        ).fetchall()
+        return [OpenDeferral(int(r[0]), int(r[1]), int(r[2])) for r in rows]
 
     def last_sent_versions(self) -> dict[int, int]:
         """Subscriber id -> the manifest version of the last digest they got."""

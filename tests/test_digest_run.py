@@ -102,7 +102,7 @@ def test_server_down_sends_nothing_and_the_next_run_delivers_all(
         port = int(text.split("smtp+insecure://127.0.0.1:")[1].split('"')[0])
         built.write_text(text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{server.port}"))
         status, report = send(built, capsys)
-        assert status == 0 and report["sent"] == 2 and report["resumed"]
+        assert status == 0 and report["sent"] == 2 and report["retried"] == 2
         assert sorted(r.rcpt_tos[0] for r in server.handler.received) == [
             "a@example.org",
             "b@example.org",

@@ -280,7 +280,7 @@ async def test_a_4xx_past_the_retries_fails_for_now() -> None:
     with smtp_server(handler) as server:
         (delivery,) = await send_all(smtp(server.port), [outgoing(1)], retries=1)
     assert not delivery.ok and not delivery.permanent
-    assert delivery.reason.startswith("message refused: 451")
+    assert delivery.reason.startswith("message deferred: 451")
     assert server.handler.attempts == 2
 
 

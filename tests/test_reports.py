@@ -139,12 +139,12 @@ def test_one_refused_and_one_deferred_recipient_are_told_apart(
         line = next(x for x in status.err.splitlines() if "digest 1:" in x)
         assert line.endswith(
             "digest 1: 1 sent (1 of them welcomes), 0 skipped, 1 failed, "
-            "1 deferred (retried at the next run)"
+            "1 deferred (will be retried at the next run)"
         )
         # the next run tries the deferred one again, and only it
         handler.refuse.pop("busy@example.org")
         again = send_with_err(built, capsys)
-        assert again.code == 0 and again.report["sent"] == 1 and again.report["resumed"]
+        assert again.code == 0 and again.report["sent"] == 1 and again.report["retried"] == 1
         assert again.report["failed"] == [] and again.report["deferrals"] == []
         assert sorted(r.rcpt_tos[0] for r in handler.received) == [
             "a@example.org",

@@ -30,7 +30,8 @@ def add_digest(commands: Any) -> None:
     send.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the digest one subscriber would get and how many would get it",
+        help="print the digest one subscriber would get, how many would get it, and how "
+        "many deferred at an earlier run would be tried again",
     )
     send.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     send.set_defaults(handler=cmd_digest_send)
@@ -47,7 +48,7 @@ def cmd_digest_send(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report.to_json())
     if args.dry_run:
-        log.info("%d subscribers would get this digest", report.would_send)
+        log.info("%s", report.dry_summary())
     else:
         log.info("%s", report.summary())
     return EXIT_PARTIAL if report.partial else EXIT_OK  # deferred alone: 1 too

@@ -7,7 +7,15 @@ States of a send: sent (recorded the moment the server has taken the message, on
 commit each), failed (permanent: 5xx), deferred (4xx, server down: tried again next
 run), skipped. A subscriber with no record yet is still due one. A message the server
 took right before a kill, unrecorded, is the "in flight" one sent again: at most one
-per connection. A digest is finished when everyone has a sent, failed or skipped record.
+per connection. A digest is finished when everyone has a record (a deferred one too).
+
+A deferral never holds the others back: the digest finishes, and stays open for the
+deferred recipient alone. Each run first tries such open sends again, as they were (same
+digest, same articles, same Message-ID); a recipient with one is left out of any newer
+digest until it is sent, so their next digest covers everything since the last one they
+got (`Store.last_sent_versions`): nothing is lost, nothing comes twice. A new digest
+is made for a welcome, or for an edition newer than the last digest's. After
+`digest.max_deferrals` runs deferred, the send counts failed, with the last reason.
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ from mirror.trust.keyfiles import load_signing_public_key, published_keys
 
 log = logging.getLogger("mirror.digest")
 DONE_STATES = ("sent", "failed", "skipped")
+CLOSED_STATES = (*DONE_STATES, "deferred")  # a digest whose sends are all closed is finished
+RETRY_NOTE = "will be retried at the next run"
 MAX_SIGNATURE_BYTES = 4_096  # a .minisig: two comment lines and two base64 lines
 
 
@@ -59,10 +69,12 @@ class DigestReport:
     # temporary refusals (4xx, no connection): {"subscriber", "reason"}, tried again next run
     deferrals: list[dict[str, Any]] = field(default_factory=list)
     welcomed: int = 0  # of `sent`: welcomes to subscribers ops added (their first message)
+    retried: int = 0  # sends deferred at an earlier run tried again (counted in the above too)
     resumed: bool = False
     nothing_new: bool = False
     preview: str = ""  # --dry-run: the message one subscriber would get
     would_send: int = 0  # --dry-run: how many would get one
+    would_retry: int = 0  # --dry-run: deferred sends a real run would try again
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,9 +85,11 @@ class DigestReport:
             "deferred": self.deferred,
             "deferrals": self.deferrals,
             "welcomed": self.welcomed,
+            "retried": self.retried,
             "resumed": self.resumed,
             "nothing_new": self.nothing_new,
             "would_send": self.would_send,
+            "would_retry": self.would_retry,
         }
 
     @property
@@ -90,14 +104,27 @@ class DigestReport:
         return bool(self.failed or self.deferrals)
 
     def summary(self) -> str:
-        if self.nothing_new:
+        retried = f"; {self.retried} deferred earlier retried" if self.retried else ""
+        if self.nothing_new and not self.retried:
             return "digest: nothing new since the last one; nothing sent"
-        deferred = f", {self.deferred} deferred (retried at the next run)" if self.deferred else ""
+        deferred = f", {self.deferred} deferred ({RETRY_NOTE})" if self.deferred else ""
         welcomed = f" ({self.welcomed} of them welcomes)" if self.welcomed else ""
+        name = "digest: no new digest" if self.digest is None else f"digest {self.digest}"
         return (
-            f"digest {self.digest}: {self.sent} sent{welcomed}, {self.skipped} skipped, "
-            f"{len(self.failed)} failed{deferred}" + (" (resumed)" if self.resumed else "")
+            f"{name}: {self.sent} sent{welcomed}, {self.skipped} skipped, "
+            f"{len(self.failed)} failed{deferred}"
+            + (" (resumed)" if self.resumed else "")
+            + retried
         )
+
+    def dry_summary(self) -> str:
+        """What a real run would do (`--dry-run`)."""
+        retry = (
+            f"; {self.would_retry} deferred at an earlier run would be tried again"
+            if self.would_retry
+            else ""
+        )
+        return f"{self.would_send} subscribers would get this digest{retry}"
 
 
 def secret_from(config: Config) -> bytes:
@@ -159,33 +186,44 @@ class DigestRun:
         self.now = now
         self.secret = secret if secret is not None else secret_from(config)
         self.report = DigestReport()
-        self._articles: dict[int, list[EditionArticle]] = {}
+        self._articles: dict[tuple[int, int], list[EditionArticle]] = {}
         self._edition: list[EditionArticle] | None = None
         self.welcomes: set[int] = set()  # subscribers whose message in this run is a welcome
+        self.open = store.open_deferrals()  # as the run starts
+        # those with an open deferred send: left out of newer digests until it is sent
+        self.carried = frozenset(d.subscriber_id for d in self.open)
 
     def recipients(self, upto: int) -> Iterator[tuple[Recipient, list[DigestArticle]]]:
         """Active subscribers and what is new for each of them, newest first (as the index);
         for one added by ops and not yet welcomed, the newest articles, as a welcome."""
         last_sent = self.store.last_sent_versions()
-        digest = self.config.digest
         for row in self.store.subscribers(disabled=False):  # the disabled get no digest
-            welcome = bool(row["welcome_due"])
-            after = 0 if welcome else max(row["since_version"], last_sent.get(row["id"], 0))
-            chosen = [
-                digest_article(a)
-                for a in self.new_articles(after, upto)
-                if row["lang"] == "any" or base_language(a.revision.language) == row["lang"]
-            ]
-            newest = chosen[: digest.welcome_articles if welcome else digest.max_articles]
-            yield Recipient(row["id"], row["email"], row["lang"], welcome=welcome), newest
+            if row["id"] not in self.carried:
+                yield self.recipient(row, upto, last_sent)
+
+    def recipient(
+        self, row: dict[str, Any], upto: int, last_sent: dict[int, int]
+    ) -> tuple[Recipient, list[DigestArticle]]:
+        """A subscriber and what is new for them up to edition `upto`: since the last
+        digest they got (sent), or the newest articles when they are owed a welcome."""
+        digest = self.config.digest
+        welcome = bool(row["welcome_due"])
+        after = 0 if welcome else max(row["since_version"], last_sent.get(row["id"], 0))
+        chosen = [
+            digest_article(a)
+            for a in self.new_articles(after, upto)
+            if row["lang"] == "any" or base_language(a.revision.language) == row["lang"]
+        ]
+        newest = chosen[: digest.welcome_articles if welcome else digest.max_articles]
+        return Recipient(row["id"], row["email"], row["lang"], welcome=welcome), newest
 
     def new_articles(self, after: int, upto: int) -> list[EditionArticle]:
-        if after not in self._articles:
+        if (after, upto) not in self._articles:
             revisions = self.config.digest.send_revisions
             found = self.store.digest_articles(after, upto, revisions=revisions)
             own = {a.id: a for a in self.edition_articles()}
-            self._articles[after] = [own.get(a.id, a) for a in found]
-        return self._articles[after]
+            self._articles[after, upto] = [own.get(a.id, a) for a in found]
+        return self._articles[after, upto]
 
     def edition_articles(self) -> list[EditionArticle]:
         """The edition's articles, each with the canonical URL the pages show (a page that
@@ -276,8 +314,13 @@ class DigestRun:
         return edition.version, edition.manifest_sha256
 
     def dry_run(self) -> DigestReport:
-        """The message one subscriber would get, and how many would get one; no send."""
+        """The message one subscriber would get, how many would get one, and how many
+        deferred sends would be tried again; no send."""
+        self.report.would_retry = len(self.open)
         version, sha = self.latest()
+        if not self.store.last_unfinished_digest() and not self.anything_new(version):
+            self.report.nothing_new = True
+            return self.report
         context = self.context(0, self.now, version, sha)
         for recipient, articles in self.recipients(version):
             if not articles and not recipient.welcome:
@@ -288,48 +331,74 @@ class DigestRun:
         self.report.nothing_new = self.report.would_send == 0
         return self.report
 
-    async def send(self, transport: Transport) -> DigestReport:
+    async def send(self, transport: Transport, *, new_digest: bool = True) -> DigestReport:
+        """Sends deferred at earlier runs first, then the digest (a new one only with
+        `new_digest`: sync's when digest.min_interval_h has passed; one left unfinished
+        by a killed run is always resumed)."""
         version, sha = self.latest()
-        if not self.store.last_unfinished_digest() and not self.anything_new(version):
+        for digest_id in sorted({d.digest_id for d in self.open}):
+            await self.retry(digest_id, transport)
+        unfinished = self.store.last_unfinished_digest()
+        if not unfinished and not (new_digest and self.anything_new(version)):
             self.report.nothing_new = True
             return self.report
         digest_id, resumed = self.store.open_digest(self.now, version, sha)
         row = self.store.digest(digest_id)
         self.report.digest, self.report.resumed = digest_id, resumed
-        context = self.context(
-            digest_id,
-            datetime.fromisoformat(row["created_at"]),
-            row["manifest_version"],
-            row["manifest_sha256"] or sha,
-        )
-        deliveries = await deliver(
-            self.outgoing(context, row["manifest_version"]),
-            transport,
-            rate_per_s=self.config.digest.rate_per_s,
-            per_domain_rate_per_s=self.config.digest.per_domain_rate_per_s,
-            concurrency=self.config.digest.connections,
-            retries=self.config.digest.retries,
-            after_send=lambda out, result: self.recorded(digest_id, out, result),
+        context = self.digest_context(row, sha)
+        deliveries = await self.deliver(
+            digest_id, self.outgoing(context, row["manifest_version"]), transport
         )
         self.finish(digest_id, deliveries)
         return self.report
 
-    def anything_new(self, version: int) -> bool:
-        """Someone is due a message: new articles, or a welcome."""
-        return any(articles or who.welcome for who, articles in self.recipients(version))
+    def digest_context(self, row: dict[str, Any], sha: str) -> DigestContext:
+        """The context of the digest stored as `row` (its date, edition version and hash)."""
+        return self.context(
+            row["id"],
+            datetime.fromisoformat(row["created_at"]),
+            row["manifest_version"],
+            row["manifest_sha256"] or sha,
+        )
 
-    def outgoing(self, context: DigestContext, upto: int) -> Iterator[Outgoing]:
-        """One message per subscriber still due one in this digest, composed lazily."""
-        states = self.store.send_state(context.digest_id)
+    async def deliver(
+        self, digest_id: int, messages: Iterator[Outgoing], transport: Transport
+    ) -> list[Delivery]:
+        digest = self.config.digest
+        return await deliver(
+            messages,
+            transport,
+            rate_per_s=digest.rate_per_s,
+            per_domain_rate_per_s=digest.per_domain_rate_per_s,
+            concurrency=digest.connections,
+            retries=digest.retries,
+            after_send=lambda out, result: self.recorded(digest_id, out, result),
+        )
+
+    async def retry(self, digest_id: int, transport: Transport) -> None:
+        """Send again, as it was, the finished digest `digest_id` to those it was deferred
+        for (one who left or was disabled since: skipped)."""
+        row = self.store.digest(digest_id)
+        context = self.digest_context(row, row["manifest_sha256"] or "")
+        due = {d.subscriber_id for d in self.open if d.digest_id == digest_id}
+        self.report.retried += len(due)
+        active = [r for r in self.store.subscribers(disabled=False) if r["id"] in due]
+        for gone in due - {r["id"] for r in active}:
+            self.store.record_send(
+                digest_id, gone, "skipped", message_id=f"<left-{digest_id}-{gone}>",
+                at=self.now, error="no longer subscribed",
+            )  # fmt: skip
+        last_sent = self.store.last_sent_versions()
+        chosen = [self.recipient(r, row["manifest_version"], last_sent) for r in active]
+        await self.deliver(digest_id, self.composed(context, chosen), transport)
+
+    def composed(
+        self, context: DigestContext, chosen: list[tuple[Recipient, list[DigestArticle]]]
+    ) -> Iterator[Outgoing]:
+        """Each chosen recipient's message of this digest (one that cannot be mailed:
+        failed), composed lazily."""
         composer = Composer(context)
-        for recipient, articles in self.recipients(upto):
-            if states.get(recipient.id) in DONE_STATES:
-                continue
-            if not articles and not recipient.welcome:  # a welcome goes even with none
-                self.record_skip(context, recipient)
-                continue
-            if not self.store.is_subscribed(recipient.id):
-                continue  # unsubscribed while this digest was going out
+        for recipient, articles in chosen:
             try:
                 data, payload = composer.wire(recipient, articles)
             except SubscriberError as exc:  # an address that cannot be mailed
@@ -341,6 +410,35 @@ class DigestRun:
                 recipient.id, recipient.email, data, message_id(context, recipient), payload,
                 envelope_from=self.envelope_from(recipient.id),
             )  # fmt: skip
+
+    def anything_new(self, version: int) -> bool:
+        """Someone is due a message: a welcome, or new articles in an edition newer than
+        the last digest's (one who missed articles, failed or deferred, gets them with
+        the next digest new articles make, not one of their own)."""
+        last = self.store.last_digest()
+        fresh = last is None or version > last["manifest_version"]
+        return any(
+            (articles and fresh) or who.welcome for who, articles in self.recipients(version)
+        )
+
+    def outgoing(self, context: DigestContext, upto: int) -> Iterator[Outgoing]:
+        """One message per subscriber still due one in this digest, composed lazily."""
+        yield from self.composed(context, list(self.due_in(context, upto)))
+
+    def due_in(
+        self, context: DigestContext, upto: int
+    ) -> Iterator[tuple[Recipient, list[DigestArticle]]]:
+        """Those still due this digest; one with nothing new (and no welcome): skipped."""
+        states = self.store.send_state(context.digest_id)
+        for recipient, articles in self.recipients(upto):
+            if states.get(recipient.id) in DONE_STATES:
+                continue
+            if not articles and not recipient.welcome:  # a welcome goes even with none
+                self.record_skip(context, recipient)
+                continue
+            if not self.store.is_subscribed(recipient.id):
+                continue  # unsubscribed while this digest was going out
+            yield recipient, articles
 
     def envelope_from(self, subscriber_id: int) -> str:
         """The VERP envelope sender (digest.return_path + the subscriber's token): a
@@ -364,9 +462,21 @@ class DigestRun:
             self.report.failed.append({"subscriber": out.recipient_id, "reason": result.reason})
             log.warning("subscriber %d refused: %s", out.recipient_id, result.reason)
         else:
-            self.record(digest_id, out, "deferred", result.reason)
-            self.report.deferrals.append({"subscriber": out.recipient_id, "reason": result.reason})
-            log.warning("subscriber %d deferred: %s", out.recipient_id, result.reason)
+            self.deferred(digest_id, out, result.reason)
+
+    def deferred(self, digest_id: int, out: Outgoing, why: str) -> None:
+        """A 4xx or no connection: tried again at the next run, up to digest.max_deferrals
+        runs; then failed, with the reason."""
+        runs = self.store.deferrals(digest_id, out.recipient_id) + 1
+        if runs >= self.config.digest.max_deferrals:
+            reason = f"deferred at {runs} runs, given up (digest.max_deferrals): {why}"
+            self.record(digest_id, out, "failed", reason)
+            self.report.failed.append({"subscriber": out.recipient_id, "reason": reason})
+        else:
+            reason = f"{why}: {RETRY_NOTE}"
+            self.record(digest_id, out, "deferred", why)
+            self.report.deferrals.append({"subscriber": out.recipient_id, "reason": reason})
+        log.warning("subscriber %d: %s", out.recipient_id, reason)
 
     def record_skip(self, context: DigestContext, recipient: Recipient) -> None:
         self.store.record_send(
@@ -384,7 +494,7 @@ class DigestRun:
 
     def finish(self, digest_id: int, deliveries: list[Delivery]) -> None:
         states = self.store.send_state(digest_id)
-        if all(state in DONE_STATES for state in states.values()):
+        if all(state in CLOSED_STATES for state in states.values()):
             self.store.finish_digest(digest_id, self.now)
 
 
@@ -451,17 +561,20 @@ async def send_digest(
     dry_run: bool = False,
     transport: Transport | None = None,
     secret: bytes | None = None,
+    new_digest: bool = True,
 ) -> DigestReport:
-    """Mail the digest of what is new to every subscriber (or, dry, show one). The
-    unsubscribe secret is `secret` if given (the demo's own), else from the environment."""
+    """Mail the digest of what is new to every subscriber (or, dry, show one), after the
+    sends deferred at earlier runs; without `new_digest`, those alone (and a digest a
+    killed run left). The unsubscribe secret is `secret` if given (the demo's own), else
+    from the environment."""
     run = DigestRun(config, store, now=now, secret=secret)
     if dry_run:
         return run.dry_run()
     if transport is not None:
-        return await run.send(transport)
+        return await run.send(transport, new_digest=new_digest)
     sender = parseaddr(config.digest.sender)[1]
     opened = transport_for(config.digest, password=smtp_password(config), sender_address=sender)
     try:
-        return await run.send(opened)
+        return await run.send(opened, new_digest=new_digest)
     finally:
         await opened.close()

@@ -84,10 +84,11 @@ def _refusal(
         first = exc.recipients[0] if exc.recipients else None
         exc = first or aiosmtplib.SMTPRecipientRefused(550, "", "")
     soft = exc.code < 500
+    said = "deferred" if soft else "refused"  # a 4xx: try later
     if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
-        return DeliveryError(_reply("recipient refused", exc.code, exc.message), permanent=not soft)
+        return DeliveryError(_reply(f"recipient {said}", exc.code, exc.message), permanent=not soft)
     if isinstance(exc, aiosmtplib.SMTPDataError):
-        return DeliveryError(_reply("message refused", exc.code, exc.message), permanent=not soft)
+        return DeliveryError(_reply(f"message {said}", exc.code, exc.message), permanent=not soft)
     if isinstance(exc, aiosmtplib.SMTPSenderRefused) and soft:
         return DeliveryError(_reply("sender deferred", exc.code, exc.message), permanent=False)
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):  # not retried: it may lock the account

@@ -123,5 +123,5 @@ class MailInReport:
             + (f"{self.welcomed} welcomed, " if self.welcomed else "")
             + f"{sum(self.ignored.values())} ignored"
             + (f" ({ignored})" if ignored else "")
-            + f", {len(self.failed)} failed (left for the next run)"
+            + f", {len(self.failed)} deferred (retried at the next run)"
         )
