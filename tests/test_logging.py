@@ -158,3 +158,60 @@ def test_a_digest_sent_with_smtp_auth_logs_no_address_or_password(
         assert private not in out.out + out.err, private
     key_file = tmp_path / "keys" / "mirror.key"
     assert_nothing_private(out.out + out.err, [], key_file)
+
+
+# What other code prints: an uncaught exception in a thread, a warning, asyncio's "Task
+# exception was never retrieved", an uncaught exception in the main thread, and the
+# forced exit's line, in that order.
+OTHER_OUTPUT = """
+import asyncio, gc, sys, threading, warnings
+from mirror import cli
+cli.configure_logging(0, json_lines=sys.argv[1] == "json")
+
+def fail():
+    raise ValueError("in a thread\\\\nsecond line")
+
+thread = threading.Thread(target=fail, name="worker-1")
+thread.start()
+thread.join()
+warnings.warn("a library's warning")
+
+async def lost():
+    raise RuntimeError("lost task")
+
+async def main():
+    asyncio.get_running_loop().create_task(lost())
+    await asyncio.sleep(0.01)
+
+asyncio.run(main())
+gc.collect()
+if sys.argv[2] == "hard":
+    cli.hard_exit(143, "still stopping after 1.5 s: exiting now")
+raise LookupError("uncaught")
+"""
+
+
+@pytest.mark.parametrize("mode", ["json", "plain"])
+@pytest.mark.parametrize("ending", ["hard", "uncaught"])
+def test_what_other_code_prints_goes_through_the_one_line_formatters(
+    mode: str, ending: str
+) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_OUTPUT, mode, ending], capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == (143 if ending == "hard" else 1), done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 4, done.stderr
+    if mode == "json":
+        messages = [json.loads(line)["msg"] for line in lines]
+    else:
+        assert all(line.startswith("mirror: ") for line in lines), done.stderr
+        messages = [line.removeprefix("mirror: ").split(" | ")[0] for line in lines]
+    assert messages[0].startswith("uncaught in worker-1: ValueError: in a thread")
+    assert "a library's warning" in messages[1]
+    assert messages[2].startswith("Task exception was never retrieved")
+    last = {"hard": "still stopping after 1.5 s: exiting now", "uncaught": "uncaught LookupError"}
+    assert messages[3].startswith(last[ending])

@@ -26,7 +26,7 @@ from pathlib import Path
 from shlex import quote
 from typing import TYPE_CHECKING, Any
 
-from mirror.cli import EXIT_OK, EXIT_PARTIAL, emit_json, progress_bar, subcommand
+from mirror.cli import EXIT_OK, EXIT_PARTIAL, emit_json, progress_bar, run_async, subcommand
 from mirror.config import Config, load_config
 from mirror.errors import UsageError
 from mirror.store import RunLock, Store
@@ -358,7 +358,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report: DemoReport | None
     try:
         with progress_bar("demo", args) as bar:
-            report = asyncio.run(
+            report = run_async(
                 run_demo(
                     folder, articles=args.articles, progress=bar, serve=not args.no_serve,
                     on_ready=ready,

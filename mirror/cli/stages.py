@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import math
 from collections.abc import Iterator
@@ -57,7 +56,7 @@ def run_fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
     started = cli.utc_now()
     run_id = store.start_run("fetch", started)
     with progress_bar("fetch", args) as bar:
-        report = asyncio.run(fetch_articles(config, store, now=started, progress=bar))
+        report = cli.run_async(fetch_articles(config, store, now=started, progress=bar))
     status = EXIT_PARTIAL if report.failed else EXIT_OK
     store.finish_run(run_id, status, report.to_json(), cli.utc_now())
     if args.json:
@@ -91,7 +90,7 @@ def run_build(config: Config, store: Store, args: argparse.Namespace, live_versi
         config, now=now, live_version=live_version, handed_out=fleet.handed_out(config, store)
     )
     with progress_bar("build", args) as bar:
-        report = asyncio.run(build_edition(config, store, inputs, now=now, progress=bar))
+        report = cli.run_async(build_edition(config, store, inputs, now=now, progress=bar))
     if args.json:
         emit_json(report.to_json())
     for path in report.over_budget:
@@ -165,7 +164,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.min_serial < 0:
         raise UsageError("--min-serial must be 0 or more")
     deadline_s = args.deadline_s or DEFAULT_DEADLINE_S
-    report = asyncio.run(
+    report = cli.run_async(
         verify_target(
             args.target,
             args.key,
@@ -280,7 +279,7 @@ def run_publish(config: Config, args: argparse.Namespace) -> int:
     from mirror.pipeline import publish_edition
 
     mirrors = selected_mirrors(config, args.mirror)
-    results = asyncio.run(publish_edition(config, mirrors, publish_options(args)))
+    results = cli.run_async(publish_edition(config, mirrors, publish_options(args)))
     if args.json:
         emit_json({"mirrors": [result.to_json() for result in results]})
     for result in results:
@@ -384,7 +383,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     with metrics_on_failure(args, "sync"):
         config = config_from(args)
         with RunLock(config.state.path), progress_bar("sync", args) as bar:
-            report = asyncio.run(
+            report = cli.run_async(
                 run_sync(
                     config,
                     now=cli.utc_now(),
@@ -435,7 +434,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with metrics_on_failure(args, "status"):
         config = config_from(args)
         deadline_s = args.deadline_s or DEFAULT_DEADLINE_S
-        statuses = asyncio.run(
+        statuses = cli.run_async(
             check_status(config, now=cli.utc_now(), full=args.full, deadline_s=deadline_s)
         )
     if args.json:
