@@ -535,6 +535,30 @@ def test_an_interrupt_during_the_live_version_read_stops_sync_in_one_line_record
     assert messages[0].startswith("fetch: ") and len(messages) == 2, messages
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("waited_for", "number", "status"),
+    [
+        ("mirror: fetch: ", signal.SIGTERM, 143),  # during the run: the build is next
+        ("mirror: serving the mirrors until Ctrl-C", signal.SIGINT, 130),
+    ],
+)
+def test_an_interrupted_demo_exits_130_or_143_in_one_line_records(
+    tmp_path: Path, waited_for: str, number: int, status: int
+) -> None:
+    run = MirrorProcess(
+        "demo", "--dir", str(tmp_path / "demo"), "--articles", "4", env=aws_environment(),
+        terminal=False,
+    )  # fmt: skip
+    assert run.read_until(waited_for), run.output
+    run.interrupt(number)
+    returned = run.wait(STOPPED_WITHIN_S)
+    messages = assert_log_lines(run.output, json_lines=False)
+    assert returned == status, run.output
+    assert messages[-1] == f"demo stopped ({signal.Signals(number).name})", messages
+    assert not any("still stopping" in message for message in messages), messages
+
+
 # A signal that arrives while one of several tasks runs (here: sent by it): the stop
 # cancels the main task, so that task and its siblings unwind through their own
 # `finally` rather than one of them raising KeyboardInterrupt mid-step.
