@@ -347,7 +347,7 @@ def add_metrics(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="write Prometheus metrics to FILE (atomically; e.g. node_exporter's textfile "
-        "folder, FILE ending in .prom), also when the run fails",
+        "folder, FILE ending in .prom; its folder must exist), also when the run fails",
     )
 
 
@@ -369,10 +369,14 @@ def metrics_on_failure(args: argparse.Namespace, command: str) -> Iterator[None]
 def save_metrics(path: Path, metrics: list[Metric]) -> int:
     """Write the --metrics file: EXIT_OK, or EXIT_PARTIAL (said why) when it cannot be
     written; the run's own work is done either way."""
+    if path.suffix != ".prom":
+        log.warning("metrics file %s does not end in .prom: node_exporter's textfile "
+                    "collector reads only *.prom files", path)  # fmt: skip
     try:
         write_metrics(path, metrics)
     except OSError as exc:
-        log.error("metrics not written to %s: %s", path, exc.strerror or exc)
+        where = f" {exc.filename}" if exc.filename and exc.filename != str(path) else ""
+        log.error("metrics not written to %s: %s%s", path, exc.strerror or exc, where)
         return EXIT_PARTIAL
     return EXIT_OK
 
