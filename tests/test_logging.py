@@ -215,3 +215,47 @@ def test_what_other_code_prints_goes_through_the_one_line_formatters(
     assert messages[2].startswith("Task exception was never retrieved")
     last = {"hard": "still stopping after 1.5 s: exiting now", "uncaught": "uncaught LookupError"}
     assert messages[3].startswith(last[ending])
+
+
+# ---------------------------------------------------------------- -q: errors and warnings
+
+
+def test_a_quiet_sync_says_which_feed_and_mirror_failed_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], web_root: tuple[Path, str]
+) -> None:
+    from servers import closed_port
+
+    dead = f"http://127.0.0.1:{closed_port()}"
+    tables = mirror_table(
+        "site", type="directory", path=str(web_root[0] / "s"), public_url=web_root[1] + "s/"
+    ) + mirror_table(
+        "gone", type="directory", path=str(tmp_path / "file" / "gone"),
+        public_url="https://g.example/",
+    )  # fmt: skip
+    (tmp_path / "file").write_text("a file where the mirror's folder should be")
+    config = str(write_config(tmp_path, dead + "/", tables))
+    status = run(["-q", "-c", config, "sync"])
+    err = capsys.readouterr().err
+    assert status == 1
+    lines = err.splitlines()
+    assert any(line.startswith(f"mirror: failed: {dead}/") for line in lines), err
+    assert any(line.startswith("mirror: fetch: ") and " failed" in line for line in lines), err
+    assert any(line.startswith("mirror: publish gone: FAILED") for line in lines), err
+    assert not any(line.startswith("mirror: publish site:") for line in lines), err  # info
+
+    status = run(["-q", "-c", config, "status"])
+    err = capsys.readouterr().err
+    assert status == 1 and "gone" in err and "mirror: site" not in err, err
+
+
+def test_fetch_failures_are_listed_up_to_20_then_counted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mirror.cli.stages import log_fetch_failures
+    from mirror.fetch.stage import Failure
+
+    configure_logging(-1)
+    log_fetch_failures([Failure(f"https://o.example/{n}", "404 Not Found") for n in range(25)])
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "mirror: failed: https://o.example/0: 404 Not Found"
+    assert len(lines) == 21 and lines[-1] == "mirror: ... and 5 more failed (all in --json)"

@@ -383,9 +383,9 @@ class BarProgress:
         if self._bar is not None:
             self._bar.update(count)
 
-    def stage_done(self, summary: str) -> None:
+    def stage_done(self, summary: str, *, level: int = logging.INFO) -> None:
         self.close()
-        log.info("%s", summary)
+        log.log(level, "%s", summary)
 
     def close(self) -> None:
         if self._bar is not None:

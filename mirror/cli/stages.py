@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ from mirror.metrics import Metric, run_metrics, status_metrics, sync_metrics, wr
 from mirror.store import RunLock, Store
 
 if TYPE_CHECKING:  # publish loads boto3's neighbours lazily: only for the annotation
+    from mirror.fetch.stage import Failure as FetchFailure
     from mirror.publish.publisher import MirrorResult, PublishOptions
 
 log = logging.getLogger("mirror")
@@ -61,10 +62,21 @@ def run_fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
     store.finish_run(run_id, status, report.to_json(), cli.utc_now())
     if args.json:
         emit_json(report.to_json())
-    for failure in report.failed:
-        log.warning("failed: %s: %s", failure.url, failure.reason)
+    log_fetch_failures(report.failed)
     log.info("%s", report.summary())
     return status
+
+
+FAILURES_LISTED = 20  # fetch failures listed on stderr, each with its URL and reason
+
+
+def log_fetch_failures(failed: Sequence[FetchFailure]) -> None:
+    """The first FAILURES_LISTED failures, one warning each, then how many more (all are
+    in --json)."""
+    for failure in failed[:FAILURES_LISTED]:
+        log.warning("failed: %s: %s", failure.url, failure.reason)
+    if len(failed) > FAILURES_LISTED:
+        log.warning("... and %d more failed (all in --json)", len(failed) - FAILURES_LISTED)
 
 
 # build
@@ -399,7 +411,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report.to_json())
     if report.error:  # each stage's line was logged as the stage ended
-        log.info("%s", report.error)
+        log.error("%s", report.error)
+    log_fetch_failures(report.fetch.failed)
     for failure in report.mailin.failed if report.mailin else []:
         log.warning("mail-in: message %s: %s", failure["message"], failure["reason"])
     for result in report.mirrors:
@@ -443,8 +456,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     if args.json:
         emit_json({"mirrors": [status.to_json() for status in statuses]})
-    for status in statuses:
-        log.info("%s [%s]", status.summary(), status.state)
+    for status in statuses:  # an unhealthy one at warning: `-q status` says which
+        log.log(
+            logging.INFO if status.healthy else logging.WARNING,
+            "%s [%s]", status.summary(), status.state,
+        )  # fmt: skip
     healthy = EXIT_OK if all(status.healthy for status in statuses) else EXIT_PARTIAL
     if args.metrics is None:
         return healthy
