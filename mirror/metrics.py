@@ -13,6 +13,7 @@ address, a URL or a secret.
 
 from __future__ import annotations
 
+import errno
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -110,7 +111,10 @@ def _sample_line(name: str, sample: Sample) -> str:
 
 def write_metrics(path: Path, metrics: Iterable[Metric]) -> None:
     """Write the metrics file atomically (the collector reads only `*.prom`; the
-    temporary file ends in `.tmp`)."""
+    temporary file ends in `.tmp`). Its folder must exist: a typo in the path makes no
+    folder nobody reads (FileNotFoundError naming the folder)."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(path.parent))
     write_atomic(path, render(metrics))
 
 
@@ -133,7 +137,8 @@ def run_metrics(command: str, *, finished_at: datetime, exit_code: int) -> list[
         ),
         _gauge(
             "mirror_last_run_exit_code",
-            "The command's exit status: 0 done, 1 partly failed, 2 usage/config, 3 verify.",
+            "The command's exit status: 0 done, 1 partly failed, 2 usage/config, 3 verify, "
+            "130 SIGINT, 143 SIGTERM.",
             [(labels, exit_code)],
         ),
     ]

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from logging import ERROR, INFO, WARNING
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -338,7 +339,7 @@ async def run_sync(
         if reach is not None:
             report.stages.append(StageOutcome("reach", reach_ended - started, not reach.errors))
         report.stage_ended("fetch", reach_ended, not report.fetch.failed)
-        stages.stage_done(report.fetch.summary())
+        stages.stage_done(report.fetch.summary(), level=WARNING if report.fetch.failed else INFO)
         async with opened(mirrors) as mirrors_open:
             started = time.monotonic()
             # at once, each within its deadline: a dead mirror must not hold up the others
@@ -346,11 +347,15 @@ async def run_sync(
             inputs = replace(inputs, live_version=max(live, default=0))
             report.build = await build_edition(config, store, inputs, now=now, progress=stages)
             report.stage_ended("build", started, report.build.complete)
-            stages.stage_done(report.build.summary())
+            stages.stage_done(
+                report.build.summary(), level=INFO if report.build.complete else WARNING
+            )
             started = time.monotonic()
             report.mirrors = await publish_opened(
                 config, mirrors_open, key, options or PublishOptions(),
-                on_result=lambda result: stages.stage_done(result.summary()),
+                on_result=lambda result: stages.stage_done(
+                    result.summary(), level=INFO if result.ok else ERROR
+                ),
             )  # fmt: skip
             report.stage_ended("publish", started, all(r.ok for r in report.mirrors))
             # keys.json as each mirror now serves it; a mirror whose publish failed is
@@ -363,7 +368,7 @@ async def run_sync(
         if report.spawned:
             report.stage_ended("spawn", started, all(result.ok for result in report.spawned))
         for result in report.spawned:
-            stages.stage_done(result.summary())
+            stages.stage_done(result.summary(), level=INFO if result.ok else ERROR)
         if due(store, config, now) or store.open_deferrals():  # a deferral: retried each run
             await sync_digest(
                 config, store, report, now=now, progress=stages, new_digest=due(store, config, now)
@@ -392,7 +397,9 @@ async def sync_digest(
     started = time.monotonic()
     try:
         report.digest = await send_digest(config, store, now=now, new_digest=new_digest)
-        progress.stage_done(report.digest.summary())
+        progress.stage_done(
+            report.digest.summary(), level=WARNING if report.digest.partial else INFO
+        )
     except (DigestError, ConfigError) as exc:  # the edition is out; say why no digest
         report.error = f"digest not sent: {exc}"
     sent_all = report.digest is not None and not report.digest.partial
@@ -415,7 +422,7 @@ async def sync_reach(
     report = await check_reach(config, public_mirrors(config, live), now=now)
     if mark_blocked is not None:
         apply_blocks(report, config.reach, mark_blocked)
-    progress.stage_done(reach_line(report, config.reach))
+    progress.stage_done(reach_line(report, config.reach), level=WARNING if report.errors else INFO)
     return report
 
 
@@ -445,9 +452,9 @@ async def sync_mail_in(
             )  # fmt: skip
     except MirrorError as exc:
         report.mailin_error = f"mail-in: {exc}"
-        progress.stage_done(report.mailin_error)
+        progress.stage_done(report.mailin_error, level=ERROR)
         return
-    progress.stage_done(report.mailin.summary())
+    progress.stage_done(report.mailin.summary(), level=WARNING if report.mailin.failed else INFO)
 
 
 async def check_status(

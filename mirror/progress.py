@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 
@@ -19,9 +20,10 @@ class Progress(Protocol):
     def advance(self, count: int = 1) -> None:
         """Work items finished."""
 
-    def stage_done(self, summary: str) -> None:
+    def stage_done(self, summary: str, *, level: int = logging.INFO) -> None:
         """A stage (fetch, build, one mirror's publish, ...) ended; `summary` says what it
-        did, in one line."""
+        did, in one line; `level` how much it matters (logging's levels: WARNING when
+        part of it failed, ERROR when it failed), so `-q` still says why a run exits 1."""
 
 
 class NoProgress:
@@ -33,5 +35,5 @@ class NoProgress:
     def advance(self, count: int = 1) -> None:
         pass
 
-    def stage_done(self, summary: str) -> None:
+    def stage_done(self, summary: str, *, level: int = logging.INFO) -> None:
         pass

@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -104,6 +105,17 @@ def _stop_now(executor: ProcessPoolExecutor) -> None:
         process.terminate()
 
 
+# multiprocessing's resource tracker, a process of its own started with this process's -W
+# options: an interrupted run's terminated workers leave it semaphores to free, which it
+# does, warning on its stderr past our log format; the warning says nothing ops can act on.
+QUIET_TRACKER = "ignore:resource_tracker:UserWarning"
+
+
+def _quiet_resource_tracker() -> None:
+    if QUIET_TRACKER not in sys.warnoptions:
+        sys.warnoptions.append(QUIET_TRACKER)
+
+
 def _warm_up() -> int:
     if _Confinement.error:
         raise SandboxError(f"parser worker not confined: {_Confinement.error}")
@@ -118,6 +130,7 @@ class ParserPool:
         self._executor: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ParserPool:
+        _quiet_resource_tracker()
         context = multiprocessing.get_context("spawn")
         executor = ProcessPoolExecutor(
             max_workers=self.workers,

@@ -158,3 +158,104 @@ def test_a_digest_sent_with_smtp_auth_logs_no_address_or_password(
         assert private not in out.out + out.err, private
     key_file = tmp_path / "keys" / "mirror.key"
     assert_nothing_private(out.out + out.err, [], key_file)
+
+
+# What other code prints: an uncaught exception in a thread, a warning, asyncio's "Task
+# exception was never retrieved", an uncaught exception in the main thread, and the
+# forced exit's line, in that order.
+OTHER_OUTPUT = """
+import asyncio, gc, sys, threading, warnings
+from mirror import cli
+cli.configure_logging(0, json_lines=sys.argv[1] == "json")
+
+def fail():
+    raise ValueError("in a thread\\\\nsecond line")
+
+thread = threading.Thread(target=fail, name="worker-1")
+thread.start()
+thread.join()
+warnings.warn("a library's warning")
+
+async def lost():
+    raise RuntimeError("lost task")
+
+async def main():
+    asyncio.get_running_loop().create_task(lost())
+    await asyncio.sleep(0.01)
+
+asyncio.run(main())
+gc.collect()
+if sys.argv[2] == "hard":
+    cli.hard_exit(143, "still stopping after 1.5 s: exiting now")
+raise LookupError("uncaught")
+"""
+
+
+@pytest.mark.parametrize("mode", ["json", "plain"])
+@pytest.mark.parametrize("ending", ["hard", "uncaught"])
+def test_what_other_code_prints_goes_through_the_one_line_formatters(
+    mode: str, ending: str
+) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_OUTPUT, mode, ending], capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == (143 if ending == "hard" else 1), done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 4, done.stderr
+    if mode == "json":
+        messages = [json.loads(line)["msg"] for line in lines]
+    else:
+        assert all(line.startswith("mirror: ") for line in lines), done.stderr
+        messages = [line.removeprefix("mirror: ").split(" | ")[0] for line in lines]
+    assert messages[0].startswith("uncaught in worker-1: ValueError: in a thread")
+    assert "a library's warning" in messages[1]
+    assert messages[2].startswith("Task exception was never retrieved")
+    last = {"hard": "still stopping after 1.5 s: exiting now", "uncaught": "uncaught LookupError"}
+    assert messages[3].startswith(last[ending])
+
+
+# ---------------------------------------------------------------- -q: errors and warnings
+
+
+def test_a_quiet_sync_says_which_feed_and_mirror_failed_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], web_root: tuple[Path, str]
+) -> None:
+    from servers import closed_port
+
+    dead = f"http://127.0.0.1:{closed_port()}"
+    tables = mirror_table(
+        "site", type="directory", path=str(web_root[0] / "s"), public_url=web_root[1] + "s/"
+    ) + mirror_table(
+        "gone", type="directory", path=str(tmp_path / "file" / "gone"),
+        public_url="https://g.example/",
+    )  # fmt: skip
+    (tmp_path / "file").write_text("a file where the mirror's folder should be")
+    config = str(write_config(tmp_path, dead + "/", tables))
+    status = run(["-q", "-c", config, "sync"])
+    err = capsys.readouterr().err
+    assert status == 1
+    lines = err.splitlines()
+    assert any(line.startswith(f"mirror: failed: {dead}/") for line in lines), err
+    assert any(line.startswith("mirror: fetch: ") and " failed" in line for line in lines), err
+    assert any(line.startswith("mirror: publish gone: FAILED") for line in lines), err
+    assert not any(line.startswith("mirror: publish site:") for line in lines), err  # info
+
+    status = run(["-q", "-c", config, "status"])
+    err = capsys.readouterr().err
+    assert status == 1 and "gone" in err and "mirror: site" not in err, err
+
+
+def test_fetch_failures_are_listed_up_to_20_then_counted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mirror.cli.stages import log_fetch_failures
+    from mirror.fetch.stage import Failure
+
+    configure_logging(-1)
+    log_fetch_failures([Failure(f"https://o.example/{n}", "404 Not Found") for n in range(25)])
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "mirror: failed: https://o.example/0: 404 Not Found"
+    assert len(lines) == 21 and lines[-1] == "mirror: ... and 5 more failed (all in --json)"

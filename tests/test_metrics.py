@@ -61,6 +61,7 @@ def test_values_are_spelt_as_the_format_wants() -> None:
 
 def test_the_file_is_written_whole_with_no_temporary_left(tmp_path: Path) -> None:
     target = tmp_path / "textfile" / "mirror.prom"
+    target.parent.mkdir()  # the collector's folder: never made by mirror
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     metrics.write_metrics(target, metrics.run_metrics("sync", finished_at=at, exit_code=2))
     series, _ = parsed(target.read_text())
@@ -128,6 +129,7 @@ def test_sync_and_status_metrics_match_a_real_run(
     monkeypatch.setenv("MIRROR_UNSUBSCRIBE_SECRET", "a-long-enough-unsubscribe-secret")
     assert cli(capsys, "-c", config, "subscribers", "add", "reader@example.org")[0] == 0
     prom = tmp_path / "textfile" / "mirror-sync.prom"
+    prom.parent.mkdir()
 
     status, report, _ = cli(capsys, "-c", config, "sync", "--json", "--metrics", str(prom))
     assert status == 1  # the dead mirror
@@ -222,3 +224,34 @@ def test_a_metrics_file_that_cannot_be_written_is_said_and_exits_1(
     status, _, err = cli(capsys, "-c", config, "status", "--metrics", str(prom))
     assert status == 1 and f"metrics not written to {prom}" in err
     assert not list(tmp_path.glob(".taken.*"))  # no temporary left behind
+
+
+def test_a_missing_folder_is_named_and_never_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(tmp_path, "http://127.0.0.1:9/", ""))
+    prom = tmp_path / "no" / "such" / "status.prom"
+    status, _, err = cli(capsys, "-c", config, "status", "--metrics", str(prom))
+    assert status == 1 and not (tmp_path / "no").exists()
+    assert f"metrics not written to {prom}: no such folder {prom.parent}" in err
+
+
+def test_a_metrics_file_not_ending_in_prom_is_written_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(tmp_path, "http://127.0.0.1:9/", ""))
+    status, _, err = cli(capsys, "-q", "-c", config, "status", "--metrics", str(tmp_path / "s.txt"))
+    assert status == 0 and (tmp_path / "s.txt").is_file()
+    assert "s.txt does not end in .prom: node_exporter's textfile collector reads only" in err
+    cli(capsys, "-c", config, "status", "--metrics", str(tmp_path / "s.prom"))
+    assert "does not end in .prom" not in capsys.readouterr().err
+
+
+def test_the_exit_code_help_lists_every_status_and_the_readme_alerts_on_failing_runs() -> None:
+    help_text = metrics.run_metrics("sync", finished_at=datetime.now(UTC), exit_code=130)[1].help
+    for status in ("0 done", "1 partly", "2 usage", "3 verify", "130 SIGINT", "143 SIGTERM"):
+        assert status in help_text
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    rules = readme.split("groups:\n  - name: mirror", 1)[1].split("```", 1)[0]
+    assert "expr: mirror_last_run_exit_code >= 2" in rules
+    assert "`copy` (`edition`: sync only" in readme

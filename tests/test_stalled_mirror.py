@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import fcntl
 import io
+import json
 import os
 import pty
 import re
@@ -111,10 +112,11 @@ def newsroom_in_thread(options: NewsroomOptions) -> Iterator[RunningNewsroom]:
 
 class MirrorProcess:
     """`python -m mirror ARGS` in a session of its own, its stderr on a pseudo-terminal
-    (as ops see it: progress bars on)."""
+    (as ops see it: progress bars on) or, `terminal=False`, on a pipe (as cron, journald
+    or Loki see it: every line a log record)."""
 
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        master, slave = pty.openpty()
+    def __init__(self, *args: str, env: dict[str, str], terminal: bool = True) -> None:
+        master, slave = pty.openpty() if terminal else os.pipe()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mirror", *args], stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=slave, env=env, start_new_session=True,
@@ -465,6 +467,135 @@ def test_ctrl_c_during_fetch_stops_the_workers_without_tracebacks(tmp_path: Path
     while any(alive(pid) for pid in workers) and time.monotonic() < gone_by:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in workers)
+
+
+def assert_log_lines(output: str, *, json_lines: bool) -> list[str]:
+    """Every line of `output` one log record, none a traceback; their messages."""
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert "never retrieved" not in output and "resource_tracker" not in output, output
+    lines = output.splitlines()
+    if json_lines:
+        records = [json.loads(line) for line in lines]
+        assert all(set(record) >= {"ts", "level", "logger", "msg"} for record in records)
+        return [record["msg"] for record in records]
+    assert all(line.startswith("mirror: ") for line in lines), output
+    return [line.removeprefix("mirror: ") for line in lines]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("number", "status", "json_lines"),
+    [(signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)],
+)
+def test_an_interrupt_during_the_build_stops_sync_in_one_line_records(
+    tmp_path: Path, number: int, status: int, json_lines: bool
+) -> None:
+    with newsroom_in_thread(NewsroomOptions(articles=60, feed_items=0)) as newsroom:
+        config = str(write_config(tmp_path, newsroom.base_url, site_table(tmp_path / "site")))
+        flags = ["--log-json"] if json_lines else []
+        run = MirrorProcess(*flags, "-c", config, "sync", env=aws_environment(), terminal=False)
+        # the fetch's summary line is the build's start
+        assert run.read_until('"msg": "fetch: ' if json_lines else "mirror: fetch: "), run.output
+        run.interrupt(number)
+        returned = run.wait(STOPPED_WITHIN_S)
+    messages = assert_log_lines(run.output, json_lines=json_lines)
+    assert returned == status, run.output
+    signal_name = "SIGINT" if status == 130 else "SIGTERM"
+    assert messages[-1] == f"interrupted ({signal_name}): stopped", messages
+    assert not any(m.startswith("publish") for m in messages), messages  # stopped in build
+    assert not (tmp_path / "site" / "current").exists()
+
+
+@pytest.mark.usefixtures("aws_env")
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("number", "status", "json_lines"),
+    [(signal.SIGTERM, 143, True), (signal.SIGINT, 130, False)],
+)
+def test_an_interrupt_during_the_live_version_read_stops_sync_in_one_line_records(
+    tmp_path: Path, number: int, status: int, json_lines: bool
+) -> None:
+    with (
+        newsroom_in_thread(NewsroomOptions(articles=3, feed_items=0)) as newsroom,
+        StalledServer() as stalled,
+    ):
+        tables = s3_table(
+            "silent", stalled.url, "silent-bucket", STALL_TIMEOUT_S, 2 * STALL_TIMEOUT_S
+        )
+        config = str(write_config(tmp_path, newsroom.base_url, tables))
+        flags = ["--log-json"] if json_lines else []
+        run = MirrorProcess(*flags, "-c", config, "sync", env=aws_environment(), terminal=False)
+        assert stalled.connected.wait(REACH_S), run.output  # the live version's request
+        run.interrupt(number)
+        returned = run.wait(STOPPED_WITHIN_S)
+    messages = assert_log_lines(run.output, json_lines=json_lines)
+    assert returned == status, run.output
+    signal_name = "SIGINT" if status == 130 else "SIGTERM"
+    assert messages[-1] == f"interrupted ({signal_name}): stopped", messages
+    assert messages[0].startswith("fetch: ") and len(messages) == 2, messages
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("waited_for", "number", "status"),
+    [
+        ("mirror: fetch: ", signal.SIGTERM, 143),  # during the run: the build is next
+        ("mirror: serving the mirrors until Ctrl-C", signal.SIGINT, 130),
+    ],
+)
+def test_an_interrupted_demo_exits_130_or_143_in_one_line_records(
+    tmp_path: Path, waited_for: str, number: int, status: int
+) -> None:
+    run = MirrorProcess(
+        "demo", "--dir", str(tmp_path / "demo"), "--articles", "4", env=aws_environment(),
+        terminal=False,
+    )  # fmt: skip
+    assert run.read_until(waited_for), run.output
+    run.interrupt(number)
+    returned = run.wait(STOPPED_WITHIN_S)
+    messages = assert_log_lines(run.output, json_lines=False)
+    assert returned == status, run.output
+    assert messages[-1] == f"demo stopped ({signal.Signals(number).name})", messages
+    assert not any("still stopping" in message for message in messages), messages
+
+
+# A signal that arrives while one of several tasks runs (here: sent by it): the stop
+# cancels the main task, so that task and its siblings unwind through their own
+# `finally` rather than one of them raising KeyboardInterrupt mid-step.
+INTERRUPTED_TASKS = """
+import asyncio, os, signal, sys
+from mirror import cli
+cli.configure_logging(0, json_lines=True)
+cli.INTERRUPTS.install()
+
+async def task(number):
+    await asyncio.sleep(0)
+    if number == 3:
+        os.kill(os.getpid(), signal.SIGTERM)  # handled at once, inside this task's step
+    try:
+        await asyncio.sleep(60)
+    finally:
+        print("cleaned", number, flush=True)
+
+async def main():
+    await asyncio.gather(*(task(number) for number in range(5)))
+
+try:
+    cli.run_async(main())
+except KeyboardInterrupt:
+    print("stopped", flush=True)
+cli.leave(cli.INTERRUPTS.exit_status())
+"""
+
+
+def test_an_interrupt_cancels_the_main_task_and_every_task_cleans_up() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_TASKS], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 143, done.stderr
+    assert done.stderr == ""  # no traceback, no "Task exception was never retrieved"
+    cleaned = sorted(done.stdout.splitlines()[:-1])
+    assert cleaned == [f"cleaned {n}" for n in range(5)] and done.stdout.endswith("stopped\n")
 
 
 HANGING_STOP = """

@@ -14,6 +14,7 @@ logging, the clock, `--json` output, the progress bar and the config.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import logging
@@ -21,10 +22,11 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from types import TracebackType
+from typing import Any, NoReturn, TypeVar
 
 from tqdm import tqdm
 
@@ -45,17 +47,33 @@ EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_VERIFY = 0, 1, 2, 3
 EXIT_SIGNALLED = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number
 STOP_GRACE_S = 1.5  # after a first signal, the longest the run may take to stop cleanly
 log = logging.getLogger("mirror")
+T = TypeVar("T")
 
 
 class Interrupts:
-    """SIGINT and SIGTERM for the `mirror` command. The first stops the run at once (as a
-    KeyboardInterrupt: locks released, bars closed, mirror calls in flight abandoned,
-    workers terminated) and forces the exit STOP_GRACE_S later should stopping hang; a
-    second exits at once. Nothing is lost: writes are atomic, the publishing order keeps
-    every mirror verifying, and the kernel frees the run lock."""
+    """SIGINT and SIGTERM for the `mirror` command. The first stops the run at once
+    (locks released, bars closed, mirror calls in flight abandoned, workers terminated)
+    and forces the exit STOP_GRACE_S later should stopping hang; a second exits at once.
+    Nothing is lost: writes are atomic, the publishing order keeps every mirror
+    verifying, and the kernel frees the run lock.
+
+    While an event loop runs (`run_async`), the stop cancels its main task, so every
+    task unwinds through its own `finally` and nothing raises inside another task, a
+    worker or the pool's threads; otherwise it raises KeyboardInterrupt where the main
+    thread is."""
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self._main: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+        """`task` is the run's main task on `loop`: a stop cancels it."""
+        self._main = (loop, task)
+        if self.received is not None:  # a signal came while the loop started
+            task.cancel()
+
+    def detach(self) -> None:
+        self._main = None
 
     def install(self) -> None:
         for number in EXIT_SIGNALLED:
@@ -82,17 +100,43 @@ class Interrupts:
         timer = threading.Timer(STOP_GRACE_S, hard_exit, (self.exit_status(), why))
         timer.daemon = True
         timer.start()
-        raise KeyboardInterrupt
+        if self._main is None:
+            raise KeyboardInterrupt
+        loop, task = self._main
+        loop.call_soon_threadsafe(task.cancel)  # wakes the loop from its wait
 
 
 INTERRUPTS = Interrupts()
 
 
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(coroutine)`, stopped by SIGINT/SIGTERM through the cancellation of
+    its main task (`Interrupts`); an interrupted run raises KeyboardInterrupt here,
+    outside the loop, as `run` expects."""
+
+    async def main() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        INTERRUPTS.attach(asyncio.get_running_loop(), task)
+        try:
+            return await coroutine
+        finally:
+            INTERRUPTS.detach()
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        if INTERRUPTS.received is None:
+            raise
+        raise KeyboardInterrupt from None
+
+
 def hard_exit(status: int, why: str) -> NoReturn:
     """Exit now: worker processes terminated, no thread waited for (the kernel releases
-    the run lock with the process)."""
-    with contextlib.suppress(OSError):
-        os.write(2, f"mirror: {why}\n".encode())
+    the run lock with the process). `why` is logged as any line is (one line, or JSON
+    with --log-json), written straight to stderr (no lock a stopped thread may hold)."""
+    with contextlib.suppress(Exception):
+        os.write(2, (formatted_line(logging.ERROR, why) + "\n").encode())
     if "multiprocessing" in sys.modules:
         for child in sys.modules["multiprocessing"].active_children():
             with contextlib.suppress(Exception):
@@ -221,7 +265,7 @@ def add_common(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
     )  # fmt: skip
     parser.add_argument(
         "-q", "--quiet", action="count", default=argparse.SUPPRESS if sub else 0,
-        help="only errors on stderr",
+        help="only warnings and errors on stderr",
     )  # fmt: skip
     parser.add_argument(
         "--log-json", action="store_true", default=argparse.SUPPRESS if sub else False,
@@ -242,16 +286,49 @@ def subcommand(
 
 
 def configure_logging(level: int, *, json_lines: bool = False) -> None:
-    """Human output on stderr, one line per event (mirror.logs): -q errors only, default
-    info, -v detail, -vv debug; `json_lines`: one JSON object per line instead."""
-    levels = {-1: logging.ERROR, 0: logging.INFO, 1: logging.INFO, 2: logging.DEBUG}
+    """Human output on stderr, one line per event (mirror.logs): -q warnings and errors,
+    default info, -v detail, -vv debug; `json_lines`: one JSON object per line instead.
+    What other code prints goes the same way: the root logger (asyncio's "Task exception
+    was never retrieved"), warnings, and exceptions no one caught, in any thread."""
+    levels = {-1: logging.WARNING, 0: logging.INFO, 1: logging.INFO, 2: logging.DEBUG}
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter() if json_lines else OneLineFormatter())
-    root = logging.getLogger("mirror")
-    root.handlers[:] = [handler]
-    root.setLevel(levels[max(-1, min(2, level))])
-    root.propagate = False
+    mirror_log = logging.getLogger("mirror")
+    mirror_log.handlers[:] = [handler]
+    mirror_log.setLevel(levels[max(-1, min(2, level))])
+    mirror_log.propagate = False
     logging.getLogger("mirror.detail").setLevel(logging.INFO if level >= 1 else logging.WARNING)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def formatted_line(level: int, message: str) -> str:
+    """`message` as the `mirror` logger's handler would write it (one line, or JSON)."""
+    handlers = log.handlers or [logging.StreamHandler(sys.stderr)]
+    formatter = handlers[0].formatter or OneLineFormatter()
+    return formatter.format(log.makeRecord(log.name, level, "", 0, message, (), None))
+
+
+def _log_uncaught(
+    kind: type[BaseException], exc: BaseException, trace: TracebackType | None
+) -> None:
+    log.error("uncaught %s: %s", kind.__name__, exc, exc_info=(kind, exc, trace))
+
+
+def _log_uncaught_in_thread(hook: threading.ExceptHookArgs) -> None:
+    """A thread's uncaught exception, on one line. After an interrupt it is the stop's
+    doing (e.g. the parser pool's thread finding its workers terminated): debug only."""
+    if hook.exc_type is SystemExit:
+        return
+    level = logging.DEBUG if INTERRUPTS.received is not None else logging.ERROR
+    name = hook.thread.name if hook.thread is not None else "a thread"
+    exc_info = (hook.exc_type, hook.exc_value or hook.exc_type(), hook.exc_traceback)
+    log.log(level, "uncaught in %s: %s: %s", name, hook.exc_type.__name__, hook.exc_value,
+            exc_info=exc_info)  # fmt: skip
 
 
 def utc_now() -> datetime:
@@ -306,9 +383,9 @@ class BarProgress:
         if self._bar is not None:
             self._bar.update(count)
 
-    def stage_done(self, summary: str) -> None:
+    def stage_done(self, summary: str, *, level: int = logging.INFO) -> None:
         self.close()
-        log.info("%s", summary)
+        log.log(level, "%s", summary)
 
     def close(self) -> None:
         if self._bar is not None:

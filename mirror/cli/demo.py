@@ -26,7 +26,8 @@ from pathlib import Path
 from shlex import quote
 from typing import TYPE_CHECKING, Any
 
-from mirror.cli import EXIT_OK, EXIT_PARTIAL, emit_json, progress_bar, subcommand
+from mirror import cli
+from mirror.cli import EXIT_OK, EXIT_PARTIAL, emit_json, progress_bar, run_async, subcommand
 from mirror.config import Config, load_config
 from mirror.errors import UsageError
 from mirror.store import RunLock, Store
@@ -327,7 +328,8 @@ def add_demo(commands: Any) -> None:
         "demo",
         cmd_demo,
         "the whole pipeline offline against a built-in sample newsroom, served on loopback "
-        "(the digest goes to an outbox folder)",
+        "(the digest goes to an outbox folder); serves the mirrors until Ctrl-C, which "
+        "exits 130 like any interrupt (SIGTERM 143), during the run or while serving",
     )
     parser.add_argument(
         "--dir", default="mirror-demo", help="folder for the demo's config, store and mirrors"
@@ -358,13 +360,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report: DemoReport | None
     try:
         with progress_bar("demo", args) as bar:
-            report = asyncio.run(
+            report = run_async(
                 run_demo(
                     folder, articles=args.articles, progress=bar, serve=not args.no_serve,
                     on_ready=ready,
                 )
             )  # fmt: skip
-    except KeyboardInterrupt:
-        log.info("demo stopped")
-        report = reports[0] if reports else None
+    except KeyboardInterrupt:  # Ctrl-C while serving is the demo's end, yet it is a stop
+        status = cli.INTERRUPTS.exit_status()
+        log.info("demo stopped (%s)", "SIGTERM" if status == 143 else "SIGINT")
+        return status
     return EXIT_PARTIAL if report is None or report.failed else EXIT_OK

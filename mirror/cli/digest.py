@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from typing import Any
 
@@ -42,7 +41,7 @@ def cmd_digest_send(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     with RunLock(config.state.path), Store(config.state.path) as store:
-        report = asyncio.run(send_digest(config, store, now=cli.utc_now(), dry_run=args.dry_run))
+        report = cli.run_async(send_digest(config, store, now=cli.utc_now(), dry_run=args.dry_run))
     if args.dry_run and report.preview and not args.json:
         write_out(report.preview)
     if args.json:

@@ -5,7 +5,6 @@ feeds, with the fix when one fails (mirror.doctor). Exit 0 all ok (warnings incl
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -42,7 +41,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         show(args, DoctorReport((config_check(shown, exc),)))
         return EXIT_USAGE
-    report = asyncio.run(run_checks(config, now=cli.utc_now(), deadline_s=args.deadline_s))
+    report = cli.run_async(run_checks(config, now=cli.utc_now(), deadline_s=args.deadline_s))
     report = DoctorReport((config_check(str(config.path), None), *report.checks))
     show(args, report)
     return EXIT_OK if report.ok else EXIT_PARTIAL

@@ -12,7 +12,6 @@ bounces it on any other status, to a sender who may be forged, and the mail is l
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 import traceback
@@ -108,7 +107,7 @@ def piped(args: argparse.Namespace, stream: IO[bytes]) -> int:
             finally:
                 await transport.close()
 
-        outcome, report = asyncio.run(handle())
+        outcome, report = cli.run_async(handle())
     log.info("%s", report.summary())
     if not outcome.handled:
         log.error("%s: the message stays with the MTA", outcome.reason)
@@ -134,7 +133,7 @@ def cmd_mail_in_once(args: argparse.Namespace) -> int:
     config = config_from(args)
     secrets, password = secrets_from(config), imap_password(config)
     with RunLock(config.state.path), Store(config.state.path) as store:
-        report = asyncio.run(
+        report = cli.run_async(
             mail_in_from_mailbox(config, store, now=cli.utc_now, secrets=secrets, password=password)
         )
     if args.json:
@@ -151,5 +150,5 @@ def cmd_mail_in_run(args: argparse.Namespace) -> int:
     config = config_from(args)
     secrets, password = secrets_from(config), imap_password(config)
     log.info("mail-in: watching the mailbox until SIGTERM")
-    asyncio.run(run_forever(config, now=cli.utc_now, secrets=secrets, password=password))
+    cli.run_async(run_forever(config, now=cli.utc_now, secrets=secrets, password=password))
     return EXIT_OK  # not reached: it runs until a signal

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from typing import Any
 
@@ -90,7 +89,7 @@ def cmd_mirrors_retire(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     with RunLock(config.state.path):
-        removed = asyncio.run(retire(config, args.name, at=cli.utc_now()))
+        removed = cli.run_async(retire(config, args.name, at=cli.utc_now()))
     log.info(
         "%s: %d files removed; it is no longer listed (the next build drops it from "
         "mirrors.json); remove it from the config when you like",
@@ -106,7 +105,7 @@ def cmd_mirrors_spawn(args: argparse.Namespace) -> int:
     config = config_from(args)
     with RunLock(config.state.path), Store(config.state.path) as store:
         results = [
-            asyncio.run(spawn(config, store, pool, count=args.count, at=cli.utc_now()))
+            cli.run_async(spawn(config, store, pool, count=args.count, at=cli.utc_now()))
             for pool in args.pools
         ]
     if args.json:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 from pathlib import Path
@@ -43,7 +42,7 @@ def cmd_reach(args: argparse.Namespace) -> int:
     targets = public_mirrors(config, live_public_mirrors(config))
     if args.ooni_run:
         return write_descriptor(Path(args.ooni_run), config.publication.name, targets)
-    report = asyncio.run(check_reach(config, targets, now=cli.utc_now(), refresh=args.refresh))
+    report = cli.run_async(check_reach(config, targets, now=cli.utc_now(), refresh=args.refresh))
     if args.json:
         emit_json(report.to_json())
     for verdict in report.verdicts:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from mirror.metrics import Metric, run_metrics, status_metrics, sync_metrics, wr
 from mirror.store import RunLock, Store
 
 if TYPE_CHECKING:  # publish loads boto3's neighbours lazily: only for the annotation
+    from mirror.fetch.stage import Failure as FetchFailure
     from mirror.publish.publisher import MirrorResult, PublishOptions
 
 log = logging.getLogger("mirror")
@@ -57,15 +57,26 @@ def run_fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
     started = cli.utc_now()
     run_id = store.start_run("fetch", started)
     with progress_bar("fetch", args) as bar:
-        report = asyncio.run(fetch_articles(config, store, now=started, progress=bar))
+        report = cli.run_async(fetch_articles(config, store, now=started, progress=bar))
     status = EXIT_PARTIAL if report.failed else EXIT_OK
     store.finish_run(run_id, status, report.to_json(), cli.utc_now())
     if args.json:
         emit_json(report.to_json())
-    for failure in report.failed:
-        log.warning("failed: %s: %s", failure.url, failure.reason)
+    log_fetch_failures(report.failed)
     log.info("%s", report.summary())
     return status
+
+
+FAILURES_LISTED = 20  # fetch failures listed on stderr, each with its URL and reason
+
+
+def log_fetch_failures(failed: Sequence[FetchFailure]) -> None:
+    """The first FAILURES_LISTED failures, one warning each, then how many more (all are
+    in --json)."""
+    for failure in failed[:FAILURES_LISTED]:
+        log.warning("failed: %s: %s", failure.url, failure.reason)
+    if len(failed) > FAILURES_LISTED:
+        log.warning("... and %d more failed (all in --json)", len(failed) - FAILURES_LISTED)
 
 
 # build
@@ -91,7 +102,7 @@ def run_build(config: Config, store: Store, args: argparse.Namespace, live_versi
         config, now=now, live_version=live_version, handed_out=fleet.handed_out(config, store)
     )
     with progress_bar("build", args) as bar:
-        report = asyncio.run(build_edition(config, store, inputs, now=now, progress=bar))
+        report = cli.run_async(build_edition(config, store, inputs, now=now, progress=bar))
     if args.json:
         emit_json(report.to_json())
     for path in report.over_budget:
@@ -165,7 +176,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.min_serial < 0:
         raise UsageError("--min-serial must be 0 or more")
     deadline_s = args.deadline_s or DEFAULT_DEADLINE_S
-    report = asyncio.run(
+    report = cli.run_async(
         verify_target(
             args.target,
             args.key,
@@ -280,7 +291,7 @@ def run_publish(config: Config, args: argparse.Namespace) -> int:
     from mirror.pipeline import publish_edition
 
     mirrors = selected_mirrors(config, args.mirror)
-    results = asyncio.run(publish_edition(config, mirrors, publish_options(args)))
+    results = cli.run_async(publish_edition(config, mirrors, publish_options(args)))
     if args.json:
         emit_json({"mirrors": [result.to_json() for result in results]})
     for result in results:
@@ -348,7 +359,7 @@ def add_metrics(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="write Prometheus metrics to FILE (atomically; e.g. node_exporter's textfile "
-        "folder, FILE ending in .prom), also when the run fails",
+        "folder, FILE ending in .prom; its folder must exist), also when the run fails",
     )
 
 
@@ -370,10 +381,14 @@ def metrics_on_failure(args: argparse.Namespace, command: str) -> Iterator[None]
 def save_metrics(path: Path, metrics: list[Metric]) -> int:
     """Write the --metrics file: EXIT_OK, or EXIT_PARTIAL (said why) when it cannot be
     written; the run's own work is done either way."""
+    if path.suffix != ".prom":
+        log.warning("metrics file %s does not end in .prom: node_exporter's textfile "
+                    "collector reads only *.prom files", path)  # fmt: skip
     try:
         write_metrics(path, metrics)
     except OSError as exc:
-        log.error("metrics not written to %s: %s", path, exc.strerror or exc)
+        where = f" {exc.filename}" if exc.filename and exc.filename != str(path) else ""
+        log.error("metrics not written to %s: %s%s", path, exc.strerror or exc, where)
         return EXIT_PARTIAL
     return EXIT_OK
 
@@ -384,7 +399,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     with metrics_on_failure(args, "sync"):
         config = config_from(args)
         with RunLock(config.state.path), progress_bar("sync", args) as bar:
-            report = asyncio.run(
+            report = cli.run_async(
                 run_sync(
                     config,
                     now=cli.utc_now(),
@@ -396,7 +411,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report.to_json())
     if report.error:  # each stage's line was logged as the stage ended
-        log.info("%s", report.error)
+        log.error("%s", report.error)
+    log_fetch_failures(report.fetch.failed)
     for failure in report.mailin.failed if report.mailin else []:
         log.warning("mail-in: message %s: %s", failure["message"], failure["reason"])
     for result in report.mirrors:
@@ -435,13 +451,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     with metrics_on_failure(args, "status"):
         config = config_from(args)
         deadline_s = args.deadline_s or DEFAULT_DEADLINE_S
-        statuses = asyncio.run(
+        statuses = cli.run_async(
             check_status(config, now=cli.utc_now(), full=args.full, deadline_s=deadline_s)
         )
     if args.json:
         emit_json({"mirrors": [status.to_json() for status in statuses]})
-    for status in statuses:
-        log.info("%s [%s]", status.summary(), status.state)
+    for status in statuses:  # an unhealthy one at warning: `-q status` says which
+        log.log(
+            logging.INFO if status.healthy else logging.WARNING,
+            "%s [%s]", status.summary(), status.state,
+        )  # fmt: skip
     healthy = EXIT_OK if all(status.healthy for status in statuses) else EXIT_PARTIAL
     if args.metrics is None:
         return healthy
