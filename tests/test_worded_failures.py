@@ -17,6 +17,7 @@ from mirror.mail.smtp import SmtpTransport
 from mirror.publish.status import mirror_status
 from mirror.reach.ooni import OoniClient
 from mirror.trust import minisign
+from mirror.verify.readers import HttpSettings
 
 from servers import closed_port, serve
 from stalled_servers import StalledServer
@@ -103,3 +104,18 @@ async def test_a_403_names_the_mirror_once_and_its_backends_fix(backend: str, fi
     assert not status.public and status.fix == fix.format(url=url)
     assert line == f"pub: NOT PUBLIC (readers get 403 Forbidden): {fix.format(url=url)}"
     assert line.count("pub:") == 1 and line.lower().count("not public") == 1
+
+
+async def test_a_silent_mirror_is_reported_at_its_own_timeout_not_the_deadline() -> None:
+    """status reads each mirror within its `timeout_s` per request: a silent one is
+    unreachable for that limit, named as the config names it, long before --deadline-s."""
+    key = minisign.generate_key().public
+    with StalledServer() as silent:
+        mirror = MirrorConfig("slow", "s3", f"{silent.url}/slow/", bucket="slow", timeout_s=0.3)
+        status = await mirror_status(
+            mirror, key, now=NOW, local_version=1, deadline_s=600,
+            http=HttpSettings(retries=0),
+        )  # fmt: skip
+    assert not status.reachable
+    assert "no answer within 0.3 s (mirrors[slow].timeout_s)" in status.error
+    assert "deadline" not in status.error

@@ -165,9 +165,11 @@ async def mirror_status(
     deadline_s: float = DEFAULT_DEADLINE_S,
     http: HttpSettings | None = None,
 ) -> MirrorStatus:
-    """One mirror's status; unreachable when it cannot be read within `deadline_s`."""
+    """One mirror's status; unreachable when it cannot be read within `deadline_s`, or a
+    request of it waits longer than its `timeout_s` (to connect, or for each read)."""
     url = with_slash(mirror.public_url)
     status = MirrorStatus(mirror.name, url)
+    http = (http or HttpSettings()).for_mirror(mirror.name, mirror.timeout_s)
     try:
         async with within_deadline(url, deadline_s):
             await _check(status, key, now, local_version, full, state_dir, http, deadline_s)
