@@ -731,6 +731,13 @@ def _check_range(value: float, path: str, key: str) -> None:
         raise ConfigError(f"{allowed.describe()}, not {value!r}", path=path, key=key)
 
 
+def mirror_key(name: str, key: str = "") -> str:
+    """How a message names a mirror's setting once the config has loaded:
+    `mirrors[eu-1].timeout_s` (by name; a config error, before names are known to be
+    valid, says `mirrors[0].timeout_s`)."""
+    return f"mirrors[{name}].{key}" if key else f"mirrors[{name}]"
+
+
 def _validate_mirrors(mirrors: tuple[MirrorConfig, ...], path: str) -> None:
     seen: set[str] = set()
     for index, mirror in enumerate(mirrors):

@@ -64,13 +64,15 @@ class Check:
     fix: str = ""
     warning: bool = False  # ok today, but needs attention soon
     elapsed_s: float = 0.0
+    remote: bool = False  # over the network: a failure says how long it waited
 
     def line(self) -> str:
         """`ok   name: detail`, `WARN name: detail: fix` or `FAIL name: detail (after
-        N s): fix`."""
+        N s): fix` (the time only for a check over the network)."""
         mark = "FAIL" if not self.ok else "WARN" if self.warning else "ok  "
         fix = f": {self.fix}" if self.fix and (self.warning or not self.ok) else ""
-        after = f" (after {self.elapsed_s:.1f} s)" if not self.ok and self.elapsed_s else ""
+        waited = not self.ok and self.remote and self.elapsed_s
+        after = f" (after {self.elapsed_s:.1f} s)" if waited else ""
         return f"{mark} {self.name}: {self.detail}{after}{fix}"
 
     def to_json(self) -> dict[str, Any]:
@@ -95,7 +97,9 @@ class DoctorReport:
     def summary(self) -> str:
         failed = sum(not check.ok for check in self.checks)
         warned = sum(check.ok and check.warning for check in self.checks)
-        return f"{len(self.checks)} checks: {failed} failed, {warned} warnings"
+        checks = "1 check" if len(self.checks) == 1 else f"{len(self.checks)} checks"
+        warnings = "1 warning" if warned == 1 else f"{warned} warnings"
+        return f"{checks}: {failed} failed, {warnings}"
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "checks": [check.to_json() for check in self.checks]}
@@ -110,12 +114,15 @@ def config_check(path: str, error: ConfigError | None) -> Check:
 
 @dataclass(frozen=True)
 class Probe:
-    """One check to run: `run` gives its Check; `timeout_s` bounds it."""
+    """One check to run: `run` gives its Check; `timeout_s` bounds it. `fix_on_timeout`
+    is said on a timeout, and on a MirrorError unless `fix_for` gives one for it."""
 
     name: str
     run: Callable[[], Awaitable[Check]]
     timeout_s: float
     fix_on_timeout: str
+    remote: bool = True  # False: local files only
+    fix_for: Callable[[MirrorError], str] | None = None
 
 
 async def run_checks(
@@ -149,10 +156,11 @@ async def bounded(probe: Probe, deadline_s: float) -> Check:
     except TimeoutError:
         check = Check(probe.name, False, f"no answer within {limit_s:g} s", probe.fix_on_timeout)
     except MirrorError as exc:
-        check = Check(probe.name, False, str(exc), probe.fix_on_timeout)
+        fix = probe.fix_for(exc) if probe.fix_for is not None else probe.fix_on_timeout
+        check = Check(probe.name, False, str(exc), fix)
     except Exception as exc:  # a doctor reports what it cannot check; it does not crash
         check = Check(probe.name, False, f"unexpected error: {type(exc).__name__}", BUG_FIX)
-    return replace(check, elapsed_s=round(time.monotonic() - started, 3))
+    return replace(check, elapsed_s=round(time.monotonic() - started, 3), remote=probe.remote)
 
 
 class Checks:
@@ -174,12 +182,14 @@ class Checks:
         config = self.config
         local_s = 30.0
         probes = [
-            Probe("signing key", self._thread(self.signing_key), local_s, KEYGEN_FIX),
-            Probe("output_dir", self._thread(self.output_dir), local_s, ""),
-            Probe("secrets", self._thread(self.secrets), local_s, ""),
-        ]
+            Probe("signing key", self._thread(self.signing_key), local_s, KEYGEN_FIX,
+                  remote=False, fix_for=signing_fix),
+            Probe("output_dir", self._thread(self.output_dir), local_s, "", remote=False),
+            Probe("secrets", self._thread(self.secrets), local_s, "", remote=False),
+        ]  # fmt: skip
         if config.signing.root_public_key_file is not None:
-            probes.append(Probe("keys.json", self._thread(self.keys_json), local_s, CERTIFY_FIX))
+            probes.append(Probe("keys.json", self._thread(self.keys_json), local_s, CERTIFY_FIX,
+                                remote=False, fix_for=keys_json_fix))  # fmt: skip
         for mirror in config.mirrors:
             if mirror.enabled:
                 probes += self.mirror_probes(mirror)
@@ -326,14 +336,31 @@ class Checks:
         )  # fmt: skip
 
 
-KEYGEN_FIX = (
-    "run `mirror keygen` (it writes signing.secret_key_file and public_key_file), or set the "
-    "passphrase in signing.passphrase_env / signing.passphrase_file"
+KEYGEN_FIX = "run `mirror keygen` (it writes signing.secret_key_file and public_key_file)"
+UNLOCK_FIX = "set the key's passphrase in signing.passphrase_env or signing.passphrase_file"
+ROOT_KEYGEN_FIX = (
+    "create the root with `mirror keygen --root` on the offline machine, and copy its .pub "
+    "to signing.root_public_key_file"
 )
 BUG_FIX = "run again with -vv; if it persists, report it with that output"
 CERTIFY_FIX = "run `mirror keys certify --root-key ROOT.key` where the root key is kept"
 SMTP_CONNECT_FIX = "check digest.smtp_url's host and port, and that a firewall lets us out"
 IMAP_CONNECT_FIX = "check mailin.imap_url's host and port, and that a firewall lets us out"
+
+
+def signing_fix(error: MirrorError) -> str:
+    """The fix for a signing key that does not load: the passphrase only when it is the
+    problem."""
+    return UNLOCK_FIX if "passphrase" in str(error) else KEYGEN_FIX
+
+
+def keys_json_fix(error: MirrorError) -> str:
+    """The fix for a keys.json check that could not run: a missing root key is made with
+    `keygen --root`; anything else, certify again."""
+    text = str(error)
+    if "no such public key file" in text and "--root" in text:
+        return ROOT_KEYGEN_FIX
+    return CERTIFY_FIX
 
 
 def keys_expiry_check(expires: datetime, now: datetime, path: Path) -> Check:
@@ -472,7 +499,7 @@ def unreachable_fix(mirror: MirrorConfig) -> str:
 async def public_check(name: str, mirror: MirrorConfig, timeout_s: float) -> Check:
     """The public URL read as a reader does (`current`, as `mirror status` reads it)."""
     from mirror.fetch.urls import with_slash
-    from mirror.publish.status import read_live_version
+    from mirror.publish.status import public_fix, read_live_version
     from mirror.verify.readers import HttpReader, HttpSettings
 
     url = with_slash(mirror.public_url)
@@ -481,20 +508,14 @@ async def public_check(name: str, mirror: MirrorConfig, timeout_s: float) -> Che
     try:
         async with HttpReader(url, settings) as reader:
             version = await read_live_version(reader, url)
-    except NotPublicError:
-        return Check(name, False, "not public (403)", public_fix(mirror))
+    except NotPublicError as exc:
+        return Check(name, False, f"not public: {exc.reason}", public_fix(mirror))
     except MirrorError as exc:
         return Check(name, False, str(exc), f"check public_url ({url}) and that it answers here")
     if version is None:
         return Check(name, True, f"{url} answers; nothing published yet",
                      "run `mirror publish` (or `mirror sync`)", warning=True)  # fmt: skip
     return Check(name, True, f"{url} readable, live version {version}")
-
-
-def public_fix(mirror: MirrorConfig) -> str:
-    if mirror.type == "directory":
-        return f"let the web server serving {mirror.public_url} read {mirror.path}"
-    return f"run `mirror mirrors setup {mirror.name}`, or check the bucket policy"
 
 
 def smtp_fix(error: MirrorError) -> str:

@@ -50,11 +50,19 @@ _NOT_RETRYABLE = (ssl.SSLCertVerificationError, aiohttp.ServerFingerprintMismatc
 @dataclass(frozen=True)
 class TimeLimits:
     """The client's time limits, so that a timeout says which one passed, and after how
-    long; the names are the settings' keys."""
+    long; the `*_key`s are the settings' keys (or flags) a reader of the message can change."""
 
     total_s: float
     connect_s: float
     read_s: float
+    total_key: str = "timeout_s"
+    connect_key: str = "connect_timeout_s"
+    read_key: str = "read_timeout_s"
+
+    @classmethod
+    def single(cls, seconds: float, key: str) -> TimeLimits:
+        """One limit for connecting, each read and the whole request, named `key`."""
+        return cls(seconds, seconds, seconds, key, key, key)
 
 
 def translate_error(
@@ -84,9 +92,9 @@ def _worded(exc: BaseException, limits: TimeLimits | None) -> str:
             return ""
         if isinstance(exc, aiohttp.ClientConnectorDNSError):
             return f"DNS lookup failed: cannot resolve {host}"
-        return f"cannot connect to {host}:{port}: {_os_reason(cause)}"
+        return cannot_connect(host, port, cause)
     if isinstance(exc, OSError) and not isinstance(exc, aiohttp.ClientError) and exc.errno:
-        return f"connection failed: {_os_reason(exc)}"
+        return f"connection failed: {os_reason(exc)}"
     return ""
 
 
@@ -97,13 +105,26 @@ _PLAIN_CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ClientConnectorDN
 
 def _timeout_reason(exc: BaseException, limits: TimeLimits) -> str:
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return f"could not connect within {limits.connect_s:g} s (connect_timeout_s)"
+        return f"could not connect within {limits.connect_s:g} s ({limits.connect_key})"
     if isinstance(exc, aiohttp.SocketTimeoutError):
-        return f"no answer within {limits.read_s:g} s (read_timeout_s)"
-    return f"not done within {limits.total_s:g} s (timeout_s)"
+        return no_answer(limits.read_s, limits.read_key)
+    return f"not done within {limits.total_s:g} s ({limits.total_key})"
 
 
-def _os_reason(exc: OSError) -> str:
+# The two common failures, worded once for every client (HTTP, SMTP, IMAP, OONI).
+
+
+def cannot_connect(host: str, port: int | None, cause: OSError) -> str:
+    """ "cannot connect to 127.0.0.1:9: connection refused"."""
+    return f"cannot connect to {host}:{port}: {os_reason(cause)}"
+
+
+def no_answer(seconds: float, key: str) -> str:
+    """ "no answer within 30 s (digest.timeout_s)": `key` names the limit to change."""
+    return f"no answer within {seconds:g} s ({key})"
+
+
+def os_reason(exc: OSError) -> str:
     """ "connection refused" from an OSError's errno (its strerror may be asyncio's
     "Connect call failed ('127.0.0.1', 9)")."""
     if exc.errno:

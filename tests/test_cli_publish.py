@@ -79,7 +79,7 @@ def test_publish_to_folders_and_s3_with_one_broken_mirror(
         assert status == 0 and verified["ok"], verified
 
     status, report, _ = cli(capsys, "-c", config, "status", "--json")
-    assert "not public" in {m["name"]: m for m in report["mirrors"]}["s3-moto"]["error"]
+    assert "403 Forbidden" in {m["name"]: m for m in report["mirrors"]}["s3-moto"]["error"]
     assert cli(capsys, "-c", config, "mirrors", "setup", "s3-moto", "--provider", "minio")[0] == 0
     status, report, _ = cli(capsys, "-c", config, "status", "--json")
     states = {m["name"]: m for m in report["mirrors"]}
@@ -106,12 +106,13 @@ def test_status_reports_a_forbidden_mirror_as_not_public(
     status, report, _ = cli(capsys, "-c", config, "status", "--json")
     states = {m["name"]: m for m in report["mirrors"]}
     assert status == 1
-    assert "not public" in states["private"]["error"]
+    assert "403 Forbidden" in states["private"]["error"]
     assert states["private"]["reachable"] and not states["private"]["public"]  # it answers
     assert states["empty"]["version"] is None and states["empty"]["stale"]
     assert states["empty"]["public"]
     _, _, err = cli(capsys, "-c", config, "status")
-    assert "private: NOT PUBLIC" in err and "mirrors setup" in err
+    assert "private: NOT PUBLIC" in err and "mirrors setup" not in err  # a folder: no setup
+    assert "let the web server serving" in err and states["private"]["fix"]
 
 
 @pytest.mark.slow

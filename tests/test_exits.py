@@ -245,9 +245,24 @@ def test_setup_with_refused_credentials_is_a_config_error(
     path = config(tmp_path, s3_table(strict_moto))
     status, err = status_and_err(capsys, "-c", path, "mirrors", "setup", "vault")
     assert status == 2
-    assert "(403)" in err and "access denied" in err and "mirror mirrors setup vault" in err
-    assert "AWS_ACCESS_KEY_ID" in err and "mirrors.vault.profile" in err
+    assert "HTTP 403" in err and "403 (403)" not in err
+    assert "access denied" in err and "mirror mirrors setup vault" in err
+    assert "AWS_ACCESS_KEY_ID" in err and "mirrors[vault].profile" in err
     assert "Traceback" not in err and "testing" not in err  # no secret, nor the key id
+
+
+def test_setup_names_an_unknown_mirror_and_refuses_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = mirror_table(
+        "local", type="directory", path=str(tmp_path / "www"), public_url="http://127.0.0.1/"
+    )
+    path = config(tmp_path, folder)
+    status, err = status_and_err(capsys, "-c", path, "mirrors", "setup", "nowhere")
+    assert status == 2
+    assert "no mirror named 'nowhere'" in err and "known: local" in err
+    status, err = status_and_err(capsys, "-c", path, "mirrors", "setup", "local")
+    assert status == 2 and "a directory mirror needs no setup" in err
 
 
 def test_publish_refused_by_the_store_names_the_causes_and_the_fix(
@@ -265,7 +280,7 @@ def test_publish_refused_by_the_store_names_the_causes_and_the_fix(
     status, err = status_and_err(capsys, "-c", str(built), "publish", "--mirror", "vault")
     assert status == 1
     assert "AccessDenied" in err and "403" in err
-    causes = ("AWS_ACCESS_KEY_ID", "mirrors.vault.profile", "IAM policy", "bucket policy")
-    for words in (*causes, "mirror mirrors setup vault", "mirrors.vault.region"):
+    causes = ("AWS_ACCESS_KEY_ID", "mirrors[vault].profile", "IAM policy", "bucket policy")
+    for words in (*causes, "mirror mirrors setup vault", "mirrors[vault].region"):
         assert words in err, words
     assert strict_moto["key"]["SecretAccessKey"] not in err

@@ -185,7 +185,7 @@ NAMED_FAILURES = {
     "malformed JSON": "not JSON",
     "wrong shape": "no 'results' list",
     "huge body": "larger than 1000000 bytes",
-    "slow": "time limit passed",
+    "slow": "not done within 1 s (reach.timeout_s)",
     "next_url elsewhere": "leaves the API",
 }
 

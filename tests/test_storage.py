@@ -304,7 +304,7 @@ def test_bad_prefixes_are_refused_at_open(tmp_path: Path, prefix: str) -> None:
     ):
         with pytest.raises(ConfigError) as info:
             open_backend(mirror)
-        assert info.value.key == f"mirrors.{mirror.name}.prefix"
+        assert info.value.key == f"mirrors[{mirror.name}].prefix"
 
 
 # -- the directory backend ---------------------------------------------------------------
@@ -662,7 +662,7 @@ def test_bad_bucket_names_are_refused_at_open(bucket: str) -> None:
     mirror = s3_mirror("http://127.0.0.1:1", bucket, name="frankfurt")
     with pytest.raises(ConfigError) as info:
         open_backend(mirror)
-    assert info.value.key == "mirrors.frankfurt.bucket"
+    assert info.value.key == "mirrors[frankfurt].bucket"
 
 
 @pytest.mark.parametrize("bucket", ["abc", "my.mirror-1", "a" * 63, "1bucket"])

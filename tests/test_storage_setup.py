@@ -116,7 +116,7 @@ def test_r2_returns_manual_steps_without_a_request(monkeypatch: pytest.MonkeyPat
     text = "\n".join(steps)
     assert "Settings → Public access" in text
     assert "r2.dev" in text
-    assert 'mirrors.r2-eu.public_url = "https://pub-<id>.r2.dev/ed/"' in text
+    assert 'mirrors[r2-eu].public_url = "https://pub-<id>.r2.dev/ed/"' in text
     assert "block it without blocking anything else" in text  # no false comfort
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from mirror import cli, fleet
 from mirror.cli import EXIT_OK, EXIT_PARTIAL, add_common, config_from, emit_json, subcommand
+from mirror.config import mirror_key
 from mirror.errors import ConfigError, MirrorAccessError, UsageError
 from mirror.store import RunLock, Store
 
@@ -70,14 +71,23 @@ def cmd_mirrors_setup(args: argparse.Namespace) -> int:
     from mirror.storage.provision import BY_HAND, provider_of, setup_mirror
 
     config = config_from(args)
-    mirror = [m for m in config.mirrors if m.name == args.name and m.enabled]
-    if not mirror or mirror[0].type != "s3":
-        raise UsageError(f"{args.name}: only enabled s3 mirrors need setting up")
+    named = [m for m in config.mirrors if m.name == args.name]
+    if not named:
+        known = ", ".join(m.name for m in config.mirrors) or "none"
+        raise UsageError(f"no mirror named {args.name!r} in [[mirrors]] (known: {known})")
+    mirror = [m for m in named if m.enabled]
+    if not mirror:
+        raise UsageError(f"{args.name}: disabled (enabled = false): enable it to set it up")
+    if mirror[0].type != "s3":
+        raise UsageError(
+            f"{args.name}: a {mirror[0].type} mirror needs no setup (only s3 mirrors do); "
+            "let the web server read its folder"
+        )
     manual = provider_of(mirror[0], args.provider or "") in BY_HAND
     try:
         steps = setup_mirror(mirror[0], args.provider or "")
     except MirrorAccessError as exc:  # the credentials, the account or the name: the config's
-        raise ConfigError(exc.reason, key=f"mirrors.{args.name}") from exc
+        raise ConfigError(exc.reason, key=mirror_key(args.name)) from exc
     for step in steps:
         # R2's steps are for a person to do: a warning, not a report of work done
         log.log(logging.WARNING if manual else logging.INFO, "%s: %s", args.name, step)

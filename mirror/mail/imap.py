@@ -44,6 +44,7 @@ from mirror.errors import (
     ImapTlsError,
     MailboxError,
 )
+from mirror.http_errors import cannot_connect, no_answer
 from mirror.mail.hosts import is_loopback
 
 log = logging.getLogger("mirror.mailin")
@@ -171,14 +172,31 @@ class Mailbox(Protocol):
 IMAP_FAILURES = (aioimaplib.AioImapException, OSError, asyncio.TimeoutError, ValueError)
 
 
-def translate_imap_error(exc: BaseException) -> MailboxError:
-    """The named error for an aioimaplib (or socket, TLS, timeout) failure."""
+@dataclass(frozen=True)
+class ImapWhere:
+    """The server and the limit a connection or timeout message names."""
+
+    host: str
+    port: int
+    timeout_s: float
+
+
+TIMEOUT_KEY = "mailin.timeout_s"  # the setting a timeout's message names
+
+
+def translate_imap_error(exc: BaseException, where: ImapWhere | None = None) -> MailboxError:
+    """The named error for an aioimaplib (or socket, TLS, timeout) failure. With `where`,
+    a timeout or a refused connection is worded as mirror.http_errors words them."""
     if isinstance(exc, aioimaplib.CommandTimeout | asyncio.TimeoutError):
+        if where is not None:
+            return ImapConnectionError(no_answer(where.timeout_s, TIMEOUT_KEY))
         return ImapConnectionError("the IMAP server did not answer in time")
     if isinstance(exc, ssl.SSLError):
         reason = getattr(exc, "verify_message", "") or getattr(exc, "reason", "")
         reason = reason or type(exc).__name__
         return ImapTlsError(f"TLS failed: {clean(str(reason))}")
+    if isinstance(exc, OSError) and where is not None and exc.errno:
+        return ImapConnectionError(cannot_connect(where.host, where.port, exc))
     if isinstance(exc, OSError):
         return ImapConnectionError(f"network error: {exc.strerror or type(exc).__name__}")
     if isinstance(exc, aioimaplib.AioImapException):  # Abort, Error: a state we cannot use
@@ -367,13 +385,16 @@ class ImapMailbox:
             self._broken = True
             gone = self._lost.is_set()
             raise ImapConnectionError(
-                "the IMAP server dropped the connection" if gone else "the IMAP server timed out"
+                "the IMAP server dropped the connection"
+                if gone
+                else no_answer(self._settings.timeout_s, TIMEOUT_KEY)
             )
         try:
             return task.result()
         except IMAP_FAILURES as exc:
             self._broken = self._broken or not isinstance(exc, ValueError)
-            raise translate_imap_error(exc) from exc
+            where = ImapWhere(self._endpoint.host, self._endpoint.port, self._settings.timeout_s)
+            raise translate_imap_error(exc, where) from exc
 
     # --- opening ----------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from mirror.errors import (
     SubscriberError,
     TlsRequiredError,
 )
+from mirror.http_errors import cannot_connect, no_answer
 from mirror.mail.hosts import is_loopback
 from mirror.mail.wire import Outgoing, ascii_domain
 
@@ -43,6 +44,7 @@ MAX_REASON_CHARS = 300  # a server's text, cut short in a reason
 ADDRESS_LIKE = re.compile(r"[^\s<>\"',;:()\[\]]+@[^\s<>\"',;:()\[\]]+")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 FORBIDDEN_IN_PATH = re.compile(r"[\s<>\x00-\x1f\x7f]")  # would break out of <...>
+TIMEOUT_KEY = "digest.timeout_s"  # the setting a timeout's message names
 QUIT_TIMEOUT_S = 2.0  # a polite QUIT at close is not worth waiting for longer
 MAX_REPLY_LINE = 2048  # bytes: RFC 5321 allows 512; a server sending more is broken
 MAX_REPLY_LINES = 100  # lines of one multi-line reply
@@ -51,15 +53,22 @@ MAX_REPLY_LINES = 100  # lines of one multi-line reply
 # --- translating aiosmtplib's exceptions --------------------------------------------
 
 
-def translate_smtp_error(exc: BaseException) -> DigestError:
-    """The named error for an aiosmtplib (or socket/TLS) failure; texts carry no address."""
+def translate_smtp_error(exc: BaseException, where: SmtpWhere | None = None) -> DigestError:
+    """The named error for an aiosmtplib (or socket/TLS) failure; texts carry no address.
+    With `where`, a timeout or a refused connection is worded as mirror.http_errors words
+    them ("cannot connect to HOST:PORT: connection refused", "no answer within 60 s
+    (digest.timeout_s)")."""
     if isinstance(exc, aiosmtplib.SMTPResponseException | aiosmtplib.SMTPRecipientsRefused):
         return _refusal(exc)
     if isinstance(exc, aiosmtplib.SMTPTimeoutError):  # connect and read timeouts
+        if where is not None:
+            return SmtpConnectionError(no_answer(where.timeout_s, where.timeout_key))
         return SmtpConnectionError(f"timed out: {_clean(exc.message)}")
     if isinstance(exc, aiosmtplib.SMTPConnectError):
         if isinstance(exc.__cause__, ssl.SSLError):
             return _tls_failed(exc.__cause__)
+        if where is not None and isinstance(exc.__cause__, OSError):
+            return SmtpConnectionError(cannot_connect(where.host, where.port, exc.__cause__))
         return SmtpConnectionError(f"cannot connect: {_clean(exc.message)}")
     if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
         return SmtpConnectionError(f"connection dropped: {_clean(exc.message)}")
@@ -101,6 +110,16 @@ def _refusal(
 
 
 SMTP_FAILURES = (aiosmtplib.SMTPException, OSError, ValueError)  # what translate_smtp_error takes
+
+
+@dataclass(frozen=True)
+class SmtpWhere:
+    """The server and the limit a connection or timeout message names."""
+
+    host: str
+    port: int
+    timeout_s: float
+    timeout_key: str = TIMEOUT_KEY
 
 
 def _reply(what: str, code: int, text: str) -> str:
@@ -187,6 +206,7 @@ class SmtpTransport:
         self._username = username
         self._password = password
         self._timeout_s = timeout_s
+        self._where = SmtpWhere(self._endpoint.host, self._endpoint.port, timeout_s)
         self._tls_context = tls_context
         self._slots = [_Slot() for _ in range(max(1, connections))]
         self._idle: asyncio.Queue[_Slot] = asyncio.Queue()  # FIFO: every connection gets used
@@ -223,7 +243,7 @@ class SmtpTransport:
             slot.session = await self._connect()
             extensions = sorted(slot.session.extensions)
         except SMTP_FAILURES as exc:
-            raise translate_smtp_error(exc) from exc
+            raise translate_smtp_error(exc, self._where) from exc
         finally:
             await slot.close()
         e = self._endpoint
@@ -250,7 +270,9 @@ class SmtpTransport:
         except SMTP_FAILURES as exc:
             await slot.after_failure(exc)
             # aiosmtplib's recipient errors hold the address in their args: not chained
-            raise translate_smtp_error(exc) from (None if _names_recipient(exc) else exc)
+            raise translate_smtp_error(exc, self._where) from (
+                None if _names_recipient(exc) else exc
+            )
         except BaseException:
             slot.drop()  # cancelled mid-transaction: the session cannot be reused
             raise
@@ -384,7 +406,7 @@ class _Session(asyncio.Protocol):
                     await self._waiter
         except TimeoutError:
             self.close()
-            why = f"no reply within {self._timeout_s:g} s (timeout_s)"
+            why = no_answer(self._timeout_s, TIMEOUT_KEY)
             raise aiosmtplib.SMTPReadTimeoutError(why) from None
         return [self._replies.popleft() for _ in range(count)]
 

@@ -43,6 +43,7 @@ from mirror.verify.run import (
     within_deadline,
 )
 
+NOT_PUBLIC = "readers get 403 Forbidden"  # a NotPublicError's reason
 SHOWN_PATHS = 5  # tampered files named in the human summary (all of them in --json)
 
 
@@ -64,6 +65,7 @@ class MirrorStatus:
     # the latest OONI verdict per country (mirror.reach's cache: no request made for it)
     reach: list[dict[str, Any]] = field(default_factory=list)
     state: str = "live"  # the fleet's state: spare | live | blocked (mirror.fleet)
+    fix: str = ""  # what makes a not-public mirror public (public_fix)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +84,7 @@ class MirrorStatus:
             "error": self.error,
             "reach": self.reach,
             "state": self.state,
+            "fix": self.fix,
         }
 
     @property
@@ -91,9 +94,8 @@ class MirrorStatus:
 
     def summary(self) -> str:
         if not self.public:
-            return f"{self.name}: NOT PUBLIC ({self.error}; see `mirror mirrors setup`)" + (
-                self.reach_summary()
-            )
+            fix = f": {self.fix}" if self.fix else ""
+            return f"{self.name}: NOT PUBLIC ({self.error}){fix}" + self.reach_summary()
         if not self.reachable:
             return f"{self.name}: UNREACHABLE ({self.error})" + self.reach_summary()
         state = "STALE" if self.stale else "fresh"
@@ -119,6 +121,14 @@ class MirrorStatus:
         """ "; OONI: RU ok, IR anomalies" from the cached verdicts, or nothing."""
         verdicts = ", ".join(f"{v['country']} {v['verdict']}" for v in self.reach)
         return f"; OONI: {verdicts}" if verdicts else ""
+
+
+def public_fix(mirror: MirrorConfig) -> str:
+    """What makes a mirror that answers readers 403 public, by its backend (status and
+    doctor both say it)."""
+    if mirror.type == "directory":
+        return f"let the web server serving {mirror.public_url} read {mirror.path}"
+    return f"run `mirror mirrors setup {mirror.name}`, or check the bucket policy"
 
 
 async def mirrors_status(
@@ -155,14 +165,17 @@ async def mirror_status(
     deadline_s: float = DEFAULT_DEADLINE_S,
     http: HttpSettings | None = None,
 ) -> MirrorStatus:
-    """One mirror's status; unreachable when it cannot be read within `deadline_s`."""
+    """One mirror's status; unreachable when it cannot be read within `deadline_s`, or a
+    request of it waits longer than its `timeout_s` (to connect, or for each read)."""
     url = with_slash(mirror.public_url)
     status = MirrorStatus(mirror.name, url)
+    http = (http or HttpSettings()).for_mirror(mirror.name, mirror.timeout_s)
     try:
         async with within_deadline(url, deadline_s):
             await _check(status, key, now, local_version, full, state_dir, http, deadline_s)
     except NotPublicError as exc:
         status.reachable, status.public, status.error = True, False, exc.reason
+        status.fix = public_fix(mirror)
     except TargetError as exc:  # past the deadline, too slow, redirected away, ...
         status.reachable, status.error = False, str(exc)
     except MirrorError as exc:
@@ -197,7 +210,7 @@ async def read_live_version(reader: EditionReader, url: str) -> int | None:
     """The live version from `current` (None when there is none); 403 is "not public"."""
     outcome, data = await read_bytes(reader, "current", max_bytes=MAX_POINTER_BYTES)
     if outcome is ReadOutcome.FORBIDDEN:
-        raise NotPublicError(url, "not public: the mirror answers 403 Forbidden")
+        raise NotPublicError(url, NOT_PUBLIC)
     if outcome is ReadOutcome.TOO_LARGE:
         raise ManifestError(f"current is over the {MAX_POINTER_BYTES}-byte limit")
     return None if outcome.absent else parse_pointer(data)

@@ -17,10 +17,11 @@ import aiohttp
 
 from mirror.config import ReachConfig
 from mirror.errors import ReachError
-from mirror.http_errors import translate_error
+from mirror.http_errors import TimeLimits, translate_error
 from mirror.reach.model import Measurement, Page, parse_page
 
 MEASUREMENTS_PATH = "/api/v1/measurements"
+TIMEOUT_KEY = "reach.timeout_s"  # named in a timeout's message
 TEST_NAME = "web_connectivity"  # the test that OONI Run descriptors ask volunteers to run
 
 
@@ -100,7 +101,7 @@ class OoniClient:
         except ReachError:
             raise
         except Exception as exc:
-            error = translate_error(exc, url)
+            error = translate_error(exc, url, TimeLimits.single(self._reach.timeout_s, TIMEOUT_KEY))
             if error is None:
                 raise
             raise ReachError(f"OONI API: {error.reason}") from exc

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
-from mirror.config import MirrorConfig
+from mirror.config import MirrorConfig, mirror_key
 from mirror.errors import ConfigError, ManifestError, MirrorUnreachableError, PublishError
 from mirror.trust.manifest import check_path
 
@@ -160,12 +160,12 @@ def open_backend(mirror: MirrorConfig, *, max_workers: int = 16) -> Backend:
         from mirror.storage.s3 import S3Backend
 
         return S3Backend(mirror, max_workers=max_workers)
-    raise ConfigError(f"unknown mirror type {mirror.type!r}", key=f"mirrors.{mirror.name}.type")
+    raise ConfigError(f"unknown mirror type {mirror.type!r}", key=mirror_key(mirror.name, "type"))
 
 
 def check_prefix(mirror: MirrorConfig) -> str:
     """The mirror's prefix, normalised to "" or "a/b/" (see `normalised_prefix`)."""
-    return normalised_prefix(mirror.prefix, key=f"mirrors.{mirror.name}.prefix")
+    return normalised_prefix(mirror.prefix, key=mirror_key(mirror.name, "prefix"))
 
 
 def normalised_prefix(prefix: str, *, key: str, path: str = "") -> str:
@@ -191,7 +191,7 @@ def normalised_prefix(prefix: str, *, key: str, path: str = "") -> str:
 
 def check_bucket(mirror: MirrorConfig) -> str:
     """The mirror's bucket name if S3 accepts it (see `valid_bucket_name`)."""
-    return valid_bucket_name(mirror.bucket, key=f"mirrors.{mirror.name}.bucket")
+    return valid_bucket_name(mirror.bucket, key=mirror_key(mirror.name, "bucket"))
 
 
 def valid_bucket_name(bucket: str, *, key: str, path: str = "") -> str:

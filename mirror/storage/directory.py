@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from mirror.config import MirrorConfig
+from mirror.config import MirrorConfig, mirror_key
 from mirror.errors import (
     ConfigError,
     ConflictError,
@@ -62,7 +62,7 @@ class DirectoryBackend(ThreadedBackend):
 
     def __init__(self, mirror: MirrorConfig, *, max_workers: int = 16) -> None:
         if mirror.path is None:
-            raise ConfigError("a directory mirror needs 'path'", key=f"mirrors.{mirror.name}")
+            raise ConfigError("a directory mirror needs 'path'", key=mirror_key(mirror.name))
         super().__init__(
             mirror.name,
             max_workers=max_workers,

@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore import exceptions as boto_errors
 
-from mirror.config import MirrorConfig
+from mirror.config import MirrorConfig, mirror_key
 from mirror.errors import ConfigError, MirrorAccessError, UsageError
 from mirror.storage import check_bucket, check_prefix
 from mirror.storage.s3 import (
@@ -103,7 +103,7 @@ def r2_manual_steps(mirror: MirrorConfig, prefix: str) -> list[str]:
         "3. Under 'R2.dev subdomain' click Allow (and type 'allow' to confirm); or under "
         "'Custom Domains' connect a domain of yours.",
         "4. Copy the 'Public R2.dev Bucket URL' it shows (https://pub-<id>.r2.dev) and set "
-        f'mirrors.{mirror.name}.public_url = "https://pub-<id>.r2.dev/{prefix}".',
+        f'{mirror_key(mirror.name, "public_url")} = "https://pub-<id>.r2.dev/{prefix}".',
         "   Know what that URL is: R2 has no public path-style URL on a shared hostname. The "
         "pub-<id>.r2.dev name belongs to this bucket alone and shows in DNS and in TLS SNI, "
         "so a censor can block it without blocking anything else (a custom domain: the "
@@ -145,7 +145,7 @@ RECIPES: dict[str, Callable[[Any, MirrorConfig, str, str], list[str]]] = {
 
 def _setup_directory(mirror: MirrorConfig, *, fresh: bool = False) -> list[str]:
     if mirror.path is None:
-        raise ConfigError("a directory mirror needs 'path'", key=f"mirrors.{mirror.name}")
+        raise ConfigError("a directory mirror needs 'path'", key=mirror_key(mirror.name))
     folder = Path(mirror.path) / check_prefix(mirror)
     existed = folder.is_dir()
     if fresh and (folder.exists() and (not existed or any(folder.iterdir()))):

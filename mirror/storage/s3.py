@@ -24,7 +24,7 @@ from botocore.config import Config
 from botocore.handlers import add_expect_header
 from botocore.parsers import ResponseParserError
 
-from mirror.config import MirrorConfig
+from mirror.config import MirrorConfig, mirror_key
 from mirror.errors import (
     ConflictError,
     MirrorAccessError,
@@ -451,7 +451,8 @@ def _client_error(mirror_name: str, exc: Any) -> PublishError:
     code = str(error.get("Code", ""))
     message = str(error.get("Message", ""))[:200]
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    reason = f"{exc.operation_name}: {code or 'HTTP'} ({status}) {message}".rstrip()
+    said = f"HTTP {status}" if code in ("", str(status)) else f"{code} (HTTP {status})"
+    reason = f"{exc.operation_name}: {said} {message}".rstrip()
     return error_for_code(mirror_name, code, status, reason)
 
 
@@ -484,22 +485,22 @@ def access_hint(mirror_name: str, code: str) -> str:
     """The likely cause of a refusal (an S3 error code; 403 without one) and what fixes it."""
     credentials = (
         "the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment, or the mirror's "
-        f"`profile` (mirrors.{mirror_name}.profile) in ~/.aws/credentials"
+        f"`profile` ({mirror_key(mirror_name, 'profile')}) in ~/.aws/credentials"
     )
     if code in CREDENTIAL_CODES:
         return f"the store refuses the credentials: check {credentials}"
     if code in REGION_CODES:
-        return f"wrong region: set mirrors.{mirror_name}.region to the bucket's region"
+        return f"wrong region: set {mirror_key(mirror_name, 'region')} to the bucket's region"
     if code == "RequestTimeTooSkewed":
         return "this host's clock is off: set it right (NTP)"
     if code == "InvalidBucketName":
-        return f"the store refuses the name: check mirrors.{mirror_name}.bucket"
+        return f"the store refuses the name: check {mirror_key(mirror_name, 'bucket')}"
     if code in ("AccountProblem", "AllAccessDisabled"):
         return "the provider has disabled the account or bucket: see its console"
     return (
         f"access denied: check {credentials} and what their IAM policy allows; a bucket "
         f"policy that refuses them (`mirror mirrors setup {mirror_name}` sets the public-read "
-        f"part); the bucket's region (mirrors.{mirror_name}.region)"
+        f"part); the bucket's region ({mirror_key(mirror_name, 'region')})"
     )
 
 

@@ -72,6 +72,11 @@ def make_keys(
     return WrittenKeys(secret_path, public_path, key.public.line())
 
 
+# What a missing key file's message says to do.
+KEYGEN_HINT = "create one with `mirror keygen`"
+ROOT_KEYGEN_HINT = "create one with `mirror keygen --root` on the offline machine"
+
+
 def load_signing_key(config: Config) -> minisign.SecretKey:
     """The online signing key; its passphrase (if any) from signing.passphrase_file, which
     wins, or signing.passphrase_env."""
@@ -82,18 +87,18 @@ def load_signing_key(config: Config) -> minisign.SecretKey:
         )
     else:
         passphrase = passphrase_from(signing.passphrase_env)
-    return minisign.load_secret_key(signing.secret_key_file, passphrase)
+    return minisign.load_secret_key(signing.secret_key_file, passphrase, missing=KEYGEN_HINT)
 
 
 def load_signing_public_key(config: Config) -> minisign.PublicKey:
     """The online signing key's public half (signing.public_key_file)."""
-    return minisign.load_public_key(config.signing.public_key_file)
+    return minisign.load_public_key(config.signing.public_key_file, missing=KEYGEN_HINT)
 
 
 def load_root_public_key(config: Config) -> minisign.PublicKey | None:
     """The offline root's public key (signing.root_public_key_file); None without one."""
     path = config.signing.root_public_key_file
-    return None if path is None else minisign.load_public_key(path)
+    return None if path is None else minisign.load_public_key(path, missing=ROOT_KEYGEN_HINT)
 
 
 def load_trust_anchor(config: Config) -> minisign.PublicKey:
@@ -229,7 +234,9 @@ def certify_signing_key(
             f"--days must be 1 to {certificate.MAX_VALIDITY_DAYS}, not {days}: the certificate's "
             "life bounds how long a revoked key can fool a reader who never saw the revocation"
         )
-    root = minisign.load_secret_key(root_key_file, passphrase_from(passphrase_env, passphrase_file))
+    root = minisign.load_secret_key(
+        root_key_file, passphrase_from(passphrase_env, passphrase_file), missing=ROOT_KEYGEN_HINT
+    )
     configured = load_root_public_key(config)
     if configured is not None and configured != root.public:
         raise KeyFileError(f"{root_key_file} is not the root named in signing.root_public_key_file")

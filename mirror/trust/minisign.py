@@ -153,9 +153,10 @@ def parse_public_key(text: str) -> PublicKey:
     return PublicKey(key_id=raw[2:10], key=raw[10:])
 
 
-def load_public_key(path: Path) -> PublicKey:
-    """Read a minisign public key file (KeyFileError naming the file)."""
-    data = _read_bounded(path, "public key")
+def load_public_key(path: Path, *, missing: str = "") -> PublicKey:
+    """Read a minisign public key file (KeyFileError naming the file; `missing`: what to do
+    when there is no such file)."""
+    data = _read_bounded(path, "public key", missing=missing)
     try:
         return parse_public_key(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -168,7 +169,11 @@ def read_public_key(text_or_path: str) -> PublicKey:
     """A public key given as its "RW..." line or as a minisign .pub file (KeyFileError)."""
     if text_or_path.startswith("RW"):
         return parse_public_key(text_or_path)
-    return load_public_key(Path(text_or_path))
+    return load_public_key(Path(text_or_path), missing=PUBLIC_KEY_MISSING)
+
+
+# A --key that names no file: what `verify` and `sign` users are told.
+PUBLIC_KEY_MISSING = "give the publication's public key: its .pub file or its RW... line"
 
 
 # --- secret keys -------------------------------------------------------------------
@@ -229,10 +234,12 @@ def parse_secret_key(data: bytes, passphrase: str | None) -> SecretKey:
     return _secret_key_from(keynum_sk[:KEY_ID_BYTES], keynum_sk[8:40], keynum_sk[40:72])
 
 
-def load_secret_key(path: Path, passphrase: str | None) -> SecretKey:
-    """Read a secret key file, refusing one readable by group or others (KeyFileError)."""
+def load_secret_key(path: Path, passphrase: str | None, *, missing: str = "") -> SecretKey:
+    """Read a secret key file, refusing one readable by group or others (KeyFileError;
+    `missing`: what to do when there is no such file)."""
     try:
-        return parse_secret_key(_read_bounded(path, "secret key", private=True), passphrase)
+        data = _read_bounded(path, "secret key", private=True, missing=missing)
+        return parse_secret_key(data, passphrase)
     except KeyFileError as exc:
         if str(exc).startswith(f"{path}: "):
             raise
@@ -479,15 +486,15 @@ def _b64decode(
         raise error(f"garbled {what}: not valid base64") from None
 
 
-def _read_bounded(path: Path, what: str, *, private: bool = False) -> bytes:
-    """A key file's bytes, at most MAX_KEY_FILE_BYTES; a private one must be 0600 or less."""
+def _read_bounded(path: Path, what: str, *, private: bool = False, missing: str = "") -> bytes:
+    """A key file's bytes, at most MAX_KEY_FILE_BYTES; a private one must be 0600 or less.
+    `missing`: what to do when there is no such file (said in the message)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # a FIFO must not hang
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise KeyFileError(
-            f"{path}: no such {what} file (create one with `mirror keygen`)"
-        ) from None
+        hint = f" ({missing})" if missing else ""
+        raise KeyFileError(f"{path}: no such {what} file{hint}") from None
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot open the {what} file: {exc.strerror}") from None
     try:

@@ -22,13 +22,14 @@ import re
 import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
 
+from mirror.config import mirror_key
 from mirror.errors import (
     TargetError,
     TooSlowError,
@@ -192,9 +193,26 @@ class HttpSettings:
     min_bytes_per_s: float = 100.0
     rate_window_s: float = 30.0
     rate_grace_s: float = 10.0
+    # what a timeout's message names: a setting (`mirrors[eu-1].timeout_s`) or, without a
+    # config (`mirror verify URL`), the reader's own limit
+    timeout_key: str = "the reader's request limit"
+    connect_key: str = "the reader's connect limit"
+    read_key: str = "the reader's read limit"
 
     def time_limits(self) -> TimeLimits:
-        return TimeLimits(self.timeout_s, self.connect_timeout_s, self.read_timeout_s)
+        return TimeLimits(
+            self.timeout_s, self.connect_timeout_s, self.read_timeout_s,
+            self.timeout_key, self.connect_key, self.read_key,
+        )  # fmt: skip
+
+    def for_mirror(self, name: str, timeout_s: float) -> HttpSettings:
+        """These settings with a configured mirror's `timeout_s` bounding connecting and
+        each read (as it bounds the publisher's requests), named in a timeout's message."""
+        key = mirror_key(name, "timeout_s")
+        return replace(
+            self, connect_timeout_s=timeout_s,
+            read_timeout_s=timeout_s, connect_key=key, read_key=key,
+        )  # fmt: skip
 
 
 class HttpReader(OneSession):
