@@ -190,6 +190,12 @@ def test_retired_names_from_before_the_fleet_table_are_kept(tmp_path: Path) -> N
     later = [re.findall(r"CREATE TABLE (\w+)", script) for script in MIGRATIONS[fleet:]]
     db.execute(f"PRAGMA user_version = {fleet}")  # a store from before the fleet table
     db.executescript("".join(f"DROP TABLE {table};" for tables in later for table in tables))
+    added = [
+        re.findall(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", script) for script in MIGRATIONS[fleet:]
+    ]  # columns later migrations add to older tables: gone too, as in a store of then
+    db.executescript(
+        "".join(f"ALTER TABLE {t} DROP COLUMN {c};" for pairs in added for t, c in pairs)
+    )
     db.execute("INSERT INTO meta (key, value) VALUES ('retired_mirrors', '[\"old\"]')")
     db.commit()
     db.close()
