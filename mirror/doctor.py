@@ -473,6 +473,8 @@ def s3_call_check(name: str, mirror: MirrorConfig, call: Callable[[Any], object]
 
 def failed_s3(name: str, mirror: MirrorConfig, error: MirrorError) -> Check:
     reason = getattr(error, "reason", str(error))
+    if isinstance(error, MirrorAccessError) and error.fix:  # the store's hint, said once
+        return Check(name, False, f"refused: {reason.removesuffix(': ' + error.fix)}", error.fix)
     if isinstance(error, MirrorAccessError):
         return Check(name, False, f"refused: {reason}", access_fix(mirror))
     return Check(name, False, reason, unreachable_fix(mirror))

@@ -331,7 +331,10 @@ class NotPublicError(PublishError):
 
 
 class MirrorAccessError(PublishError):
-    """Credentials missing or refused, or no such bucket."""
+    """Credentials missing or refused, or no such bucket. `fix`: the hint the reason ends
+    with, when it has one (so `mirror doctor` can print it once, as the fix)."""
+
+    fix: str = ""
 
 
 class ConflictError(PublishError):

@@ -284,3 +284,21 @@ def test_publish_refused_by_the_store_names_the_causes_and_the_fix(
     for words in (*causes, "mirror mirrors setup vault", "mirrors[vault].region"):
         assert words in err, words
     assert strict_moto["key"]["SecretAccessKey"] not in err
+
+
+def test_doctor_says_the_stores_refusal_hint_once(
+    built: Path,
+    capsys: pytest.CaptureFixture[str],
+    strict_moto: dict[str, Any],
+    aws_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """doctor's FAIL line for a 403: what the store said in the detail, the hint (what to
+    check) once, as the fix."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", strict_moto["key"]["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", strict_moto["key"]["SecretAccessKey"])
+    built.write_text(built.read_text() + s3_table(strict_moto))
+    status, err = status_and_err(capsys, "-c", str(built), "doctor", "--deadline-s", "20")
+    line = next(line for line in err.splitlines() if "FAIL mirror vault storage" in line)
+    assert status == 1 and "HTTP 403" in line and "access denied: check" in line
+    assert line.count("IAM policy") == 1 and line.count("mirrors[vault].profile") == 1, line

@@ -460,10 +460,9 @@ def error_for_code(mirror_name: str, code: str, status: int, reason: str) -> Pub
     """The PublishError for an S3 error code and HTTP status (0 if unknown): codes first,
     then the status class."""
     if code == "NoSuchBucket":
-        fix = f"`mirror mirrors setup {mirror_name}` creates it"
-        return MirrorAccessError(mirror_name, f"{reason} ({fix})")
+        return _refusal(mirror_name, reason, f"`mirror mirrors setup {mirror_name}` creates it")
     if code in ACCESS_CODES or (status in (401, 403) and code not in CONFLICT_CODES):
-        return MirrorAccessError(mirror_name, f"{reason}: {access_hint(mirror_name, code)}")
+        return _refusal(mirror_name, reason, access_hint(mirror_name, code))
     for codes, kind in _CODE_KINDS:
         if code in codes:
             return kind(mirror_name, reason)
@@ -479,6 +478,12 @@ CREDENTIAL_CODES = frozenset({
     "TokenRefreshRequired", "InvalidSecurity", "UnauthorizedAccess",
 })  # fmt: skip
 REGION_CODES = frozenset({"PermanentRedirect", "AuthorizationHeaderMalformed"})
+
+
+def _refusal(mirror_name: str, reason: str, fix: str) -> MirrorAccessError:
+    error = MirrorAccessError(mirror_name, f"{reason}: {fix}")
+    error.fix = fix
+    return error
 
 
 def access_hint(mirror_name: str, code: str) -> str:
