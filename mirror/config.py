@@ -452,12 +452,13 @@ def _build_item(
     base: Path,
 ) -> Any:
     """One table of an array (`[[mirrors]]`, `[[pools]]`): unknown keys first (a misspelt
-    `nmae` gets "did you mean", not "missing 'name'"), named by index and name."""
+    `nmae` gets "did you mean", not "missing 'name'"), named by index (`mirrors[0]`, as
+    every config message counts) and, when it has one, by name."""
     key = f"{section}[{index}]"
     if not isinstance(table, dict):
         raise ConfigError("must be a table", path=path, key=key)
     name = table.get("name")
-    where = f"[[{section}]] {name!r}" if isinstance(name, str) else f"[[{section}]] #{index + 1}"
+    where = f"[[{section}]] {name!r}" if isinstance(name, str) else ""  # the key says [i]
     _check_keys(table, list(_toml_keys(section, cls)), path, f"{key}.", where=where)
     for name in required:
         if name not in table:

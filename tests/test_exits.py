@@ -133,7 +133,7 @@ def test_clear_text_imap_to_another_host_is_a_config_error(
         (
             '\n[[mirrors]]\nnmae = "a"\ntype = "directory"\npath = "p"\n'
             'public_url = "https://m.example.org/"\n',
-            "mirrors[0].nmae: unknown key in [[mirrors]] #1 (did you mean 'mirrors[0].name'?)",
+            "mirrors[0].nmae: unknown key (did you mean 'mirrors[0].name'?)",
         ),
         (
             mirror_table("a", type="directory", path="p", public_url="https://m.example.org/")
@@ -152,7 +152,7 @@ def test_a_misspelt_key_in_an_array_of_tables_gets_did_you_mean(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tables: str, words: str
 ) -> None:
     status, err = status_and_err(capsys, "-c", config(tmp_path, tables), "fetch")
-    assert status == 2 and words in err
+    assert status == 2 and words in err and "]] #" not in err  # one spelling: mirrors[i]
 
 
 def test_the_help_and_readme_list_every_exit_status() -> None:
