@@ -108,6 +108,9 @@ def test_a_whole_demo_at_debug_logs_no_address_or_secret(
     if mode == "json":
         entries = [json.loads(line) for line in lines]  # every line one object
         assert "info" in {entry["level"] for entry in entries}
+        debug = {entry["logger"] for entry in entries if entry["level"] == "debug"}
+        for stage in ("fetch", "build", "publish", "digest"):  # so the checks below see them
+            assert f"mirror.detail.{stage}" in debug, (stage, debug)
     else:
         assert all(line.startswith("mirror: ") for line in lines)
     assert len(made) >= 2  # the demo's own secrets were made, and are checked for below
@@ -259,3 +262,19 @@ def test_fetch_failures_are_listed_up_to_20_then_counted(
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "mirror: failed: https://o.example/0: 404 Not Found"
     assert len(lines) == 21 and lines[-1] == "mirror: ... and 5 more failed (all in --json)"
+
+
+@pytest.mark.parametrize(
+    ("flag", "shown"), [(None, set()), ("-v", {"info"}), ("-vv", {"info", "debug"})]
+)
+def test_v_shows_the_detail_loggers_info_and_vv_their_debug(
+    flag: str | None, shown: set[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging({None: 0, "-v": 1, "-vv": 2}[flag])
+    detail = logging.getLogger("mirror.detail.fetch")
+    detail.info("an info line")
+    detail.debug("a debug line")
+    err = capsys.readouterr().err
+    assert ("an info line" in err) == ("info" in shown)
+    assert ("a debug line" in err) == ("debug" in shown)
+    configure_logging(0)

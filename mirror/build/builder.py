@@ -53,6 +53,7 @@ from mirror.trust import certificate, manifest, minisign
 from mirror.workers import ParserPool
 
 log = logging.getLogger("mirror.build")
+detail = logging.getLogger("mirror.detail.build")  # -v: the decisions; -vv: each file
 
 # Image steps tried in turn until an article page fits its byte budget; then none.
 IMAGE_STEPS: tuple[tuple[int, int], ...] = ((1, 60), (2, 50), (4, 40))  # (width divisor, quality)
@@ -213,6 +214,7 @@ class EditionFolder:
             write_atomic(staged, data)
             self.staged[path] = staged
             self.written.append(path)
+            detail.debug("file %s: written, %d bytes", path, len(data))
         self.produced[path] = entry
         return entry
 
@@ -360,6 +362,7 @@ class Builder:
         )
         self.report = BuildReport()
         self.fingerprint = template_fingerprint()
+        self.pages_reused = 0
 
     async def run(self) -> BuildReport:
         found = self.store.edition_articles(self.edition.keeps_gone)
@@ -368,13 +371,18 @@ class Builder:
         links = link_map(articles)
         self.progress.add_total(len(articles))
         await self.article_pages(articles, site, links)
+        detail.info("article pages: %d rendered, %d reused (same inputs)",
+                    self.report.articles - self.pages_reused, self.pages_reused)  # fmt: skip
         bodies = await self.feed_bodies(articles, site, links)
         self.shared_pages(articles, site, bodies)
         await self.daily_editions(articles, site)
         previous = self.previous
-        if not self.needs_version(previous):
+        why = self.why_new_version(previous)
+        if not why:
             assert previous is not None
+            detail.info("no new version: nothing changed since version %d", previous.version)
             return self.unchanged(previous)
+        detail.info("new version: %s", why)
         return self.new_version(articles, site, previous)
 
     def assign_paths(self, articles: list[EditionArticle]) -> list[EditionArticle]:
@@ -446,7 +454,10 @@ class Builder:
         )
         self.report.articles += 1
         if self.folder.reusable(path, key) and self.folder.reusable(path + ".minisig", key):
+            self.pages_reused += 1
+            detail.debug("page %s: reused (same inputs)", path)
             return
+        detail.debug("page %s: rendered (revision %d)", path, article.revision_number)
         page = await self.fitted_page(article, site, links)
         self.folder.write(path, page, key)
         comment = manifest.page_comment(path, article.revision_number, article.url)
@@ -851,15 +862,22 @@ class Builder:
 
     # versions
 
-    def needs_version(self, previous: EditionRecord | None) -> bool:
-        if previous is None or self.folder.written or self.inputs.live_version > previous.version:
-            return True
+    def why_new_version(self, previous: EditionRecord | None) -> str:
+        """Why this build makes a new version ("" when it need not), for -v."""
+        if previous is None:
+            return "the first edition"
+        if self.folder.written:
+            return f"{len(self.folder.written)} files changed (first: {self.folder.written[0]})"
+        if self.inputs.live_version > previous.version:
+            return f"a mirror serves version {self.inputs.live_version}, past ours"
         if not (self.folder.trusted and self.folder.intact()):
-            return True  # index, `current` or manifests gone, or a build died: repair
+            return "the folder is not as the last build left it: repairing it"
         if any(self.dropped(path) for path in self.folder.known):
-            return True  # an article was hidden or taken down
+            return "an article was hidden or taken down"
         half_life = (previous.expires - previous.created) / 2
-        return self.now >= previous.created + half_life
+        if self.now >= previous.created + half_life:
+            return "the last version is past half its lifetime"
+        return ""
 
     def dropped(self, path: str) -> bool:
         """A file of the last edition that this build has not produced (so far)."""

@@ -297,7 +297,9 @@ def configure_logging(level: int, *, json_lines: bool = False) -> None:
     mirror_log.handlers[:] = [handler]
     mirror_log.setLevel(levels[max(-1, min(2, level))])
     mirror_log.propagate = False
-    logging.getLogger("mirror.detail").setLevel(logging.INFO if level >= 1 else logging.WARNING)
+    # mirror.detail.STAGE (one line per feed, article, page, upload, recipient): -v its
+    # info, -vv its debug too (NOTSET: as `mirror`); hidden by default.
+    logging.getLogger("mirror.detail").setLevel(logging.NOTSET if level >= 1 else logging.WARNING)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)

@@ -54,6 +54,8 @@ from mirror.store import EditionArticle, Store, link_map, parse_iso, with_own_ca
 from mirror.trust.keyfiles import load_signing_public_key, published_keys
 
 log = logging.getLogger("mirror.digest")
+# -v: each digest's decision; -vv: each recipient, by subscriber id (never the address)
+detail = logging.getLogger("mirror.detail.digest")
 DONE_STATES = ("sent", "failed", "skipped")
 CLOSED_STATES = (*DONE_STATES, "deferred")  # a digest whose sends are all closed is finished
 RETRY_NOTE = "will be retried at the next run"
@@ -341,10 +343,13 @@ class DigestRun:
         unfinished = self.store.last_unfinished_digest()
         if not unfinished and not (new_digest and self.anything_new(version)):
             self.report.nothing_new = True
+            detail.info("digest: nothing new for anyone (edition version %d)", version)
             return self.report
         digest_id, resumed = self.store.open_digest(self.now, version, sha)
         row = self.store.digest(digest_id)
         self.report.digest, self.report.resumed = digest_id, resumed
+        detail.info("digest %d: %s, edition version %d", digest_id,
+                    "resumed" if resumed else "new", row["manifest_version"])  # fmt: skip
         context = self.digest_context(row, sha)
         deliveries = await self.deliver(
             digest_id, self.outgoing(context, row["manifest_version"]), transport
@@ -382,6 +387,7 @@ class DigestRun:
         context = self.digest_context(row, row["manifest_sha256"] or "")
         due = {d.subscriber_id for d in self.open if d.digest_id == digest_id}
         self.report.retried += len(due)
+        detail.info("digest %d: sending again to %d deferred", digest_id, len(due))
         active = [r for r in self.store.subscribers(disabled=False) if r["id"] in due]
         for gone in due - {r["id"] for r in active}:
             self.store.record_send(
@@ -406,6 +412,9 @@ class DigestRun:
                 continue
             if recipient.welcome:
                 self.welcomes.add(recipient.id)
+            welcome = " and a welcome" if recipient.welcome else ""
+            detail.debug("digest %d: subscriber %d: %d articles%s", context.digest_id,
+                         recipient.id, len(articles), welcome)  # fmt: skip
             yield Outgoing(
                 recipient.id, recipient.email, data, message_id(context, recipient), payload,
                 envelope_from=self.envelope_from(recipient.id),
@@ -455,6 +464,7 @@ class DigestRun:
     def recorded(self, digest_id: int, out: Outgoing, result: Delivery) -> None:
         if result.ok:
             self.record(digest_id, out, "sent")  # a welcome is done with it (Store.record_send)
+            detail.debug("digest %d: subscriber %d: sent", digest_id, out.recipient_id)
             self.report.sent += 1
             self.report.welcomed += out.recipient_id in self.welcomes
         elif result.permanent:
@@ -479,6 +489,8 @@ class DigestRun:
         log.warning("subscriber %d: %s", out.recipient_id, reason)
 
     def record_skip(self, context: DigestContext, recipient: Recipient) -> None:
+        detail.debug("digest %d: subscriber %d: skipped, nothing new", context.digest_id,
+                     recipient.id)  # fmt: skip
         self.store.record_send(
             context.digest_id, recipient.id, "skipped",
             message_id=message_id(context, recipient), at=self.now,

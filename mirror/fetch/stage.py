@@ -32,6 +32,7 @@ from mirror.store import ArticleRow, Revision, Store, StoredImage
 from mirror.workers import ParserPool
 
 log = logging.getLogger("mirror.fetch")
+detail = logging.getLogger("mirror.detail.fetch")  # -v: each feed; -vv: each article, image
 GONE_STATUSES = (404, 410)
 
 
@@ -206,14 +207,17 @@ class Fetcher:
             self.listing_failed(url, exc.reason)
             return None
         if response.status == 304:
+            detail.info("read %s: not modified (304)", url)
             self.report.feeds_not_modified += 1
             self.store.save_feed(
                 url, etag=etag, last_modified=last_modified, at=self.now, changed=False
             )
             return None
+        detail.info("read %s: HTTP %d, %d bytes", url, response.status, len(response.body))
         return response
 
     def listing_failed(self, url: str, reason: str) -> None:
+        detail.info("read %s: failed: %s", url, reason)
         self.report.fail(url, reason)
         self.store.save_feed_error(url, reason, self.now)
 
@@ -331,6 +335,7 @@ class Fetcher:
         if response is None:
             return
         if response.status == 304:
+            detail.debug("article %s: not modified (304)", row.url)
             self.store.save_not_modified(row.id, self.now)
             self.report.not_modified += 1
             return
@@ -359,6 +364,7 @@ class Fetcher:
                 at=self.now,
             )
         self.forget_stored(images)
+        detail.debug("article %s: %s, %d new images", row.url, outcome, len(images))
         self.report.count(outcome)
 
     async def get_article(self, job: ArticleJob) -> Response | None:
@@ -377,6 +383,7 @@ class Fetcher:
             if exc.status not in GONE_STATUSES or row.state not in ("ok", "gone"):
                 self.article_failed(row, exc.reason)  # never fetched: not "gone" but failed
             elif row.state == "ok":
+                detail.info("article %s: gone (%d)", row.url, exc.status)
                 self.store.save_gone(row.id, exc.status, self.now)
                 self.report.gone += 1
         except FetchError as exc:
@@ -384,6 +391,7 @@ class Fetcher:
         return None
 
     def article_failed(self, row: ArticleRow, reason: str) -> None:
+        detail.info("article %s: failed: %s", row.url, reason)
         self.report.fail(row.url, reason)
         self.store.save_article_error(row.id, reason, self.now)
 
@@ -414,11 +422,14 @@ class Fetcher:
             info = await self.pool.run(probe_in_worker, response.body, self.source.max_image_pixels)
         except (FetchError, ContentError) as exc:
             reason = exc.reason if isinstance(exc, FetchError) else str(exc)
+            detail.info("image %s: failed: %s", url, reason)
             self.report.fail(url, reason)
             self.store.save_image_error(url, reason, self.now)
             return None
         digest = hashlib.sha256(response.body).hexdigest()
         image = StoredImage(digest, info.mime, info.width, info.height, len(response.body))
+        detail.debug("image %s: %s %dx%d, %d bytes", url, info.mime, info.width, info.height,
+                     len(response.body))  # fmt: skip
         self.report.images += 1
         return FetchedImage(url, image, response.body)
 

@@ -76,6 +76,7 @@ from mirror.trust.manifest import (
 
 T = TypeVar("T")
 log = logging.getLogger("mirror.publish")
+detail = logging.getLogger("mirror.detail.publish")  # -v: plans, pointers; -vv: each path
 
 CURRENT = "current"
 PENDING = "pending"
@@ -240,8 +241,14 @@ class CountingBackend:
         if_match: str | None = None,
         if_none_match: bool = False,
     ) -> str:
-        """As `Backend.put`, counted."""
+        """As `Backend.put`, counted (and logged: -v a pointer, -vv every path)."""
         self.requests += 1
+        if path in POINTERS:
+            detail.info(
+                "%s: pointer %s -> %s", self.name, path, data.decode(errors="replace").strip()
+            )
+        else:
+            detail.debug("%s: upload %s (%d bytes)", self.name, path, len(data))
         return await self.inner.put(
             path,
             data,
@@ -257,8 +264,10 @@ class CountingBackend:
         return await self.inner.get(path, max_bytes=max_bytes)
 
     async def delete(self, paths: Sequence[str]) -> None:
-        """As `Backend.delete`, counted once per call."""
+        """As `Backend.delete`, counted once per call (logged: -vv every path)."""
         self.requests += 1
+        for path in paths:
+            detail.debug("%s: delete %s", self.name, path)
         await self.inner.delete(paths)
 
     async def list(self) -> list[str]:
@@ -651,6 +660,7 @@ async def _publish(
     tally.warnings.extend(live.warnings)
     tally.version = live.version
     if live.serves(edition) and not options.repair:
+        detail.info("%s: serves version %d already: nothing to do", backend.name, live.version)
         return
     check_versions(live, edition, backend.name)
     actual = await probe(backend, edition, options.concurrency) if options.repair else None
@@ -660,6 +670,15 @@ async def _publish(
         live.current.files if live.current else {},
         live.pending.files if live.pending else None,
         actual,
+    )
+    detail.info(
+        "%s: version %s -> %d: %d uploads, %d replaced, %d deletions",
+        backend.name,
+        live.current.version if live.current else "none",
+        edition.version,
+        len(plan.uploads_immutable),
+        len(plan.uploads_mutable),
+        len(plan.deletions),
     )
     check_shrink(plan, backend.name, options)
     await _upload(backend, edition, plan.uploads_immutable, options.concurrency, tally)
