@@ -78,9 +78,13 @@ async def test_the_ooni_api_refused_and_silent() -> None:
     assert "TimeoutError" not in str(caught.value)
 
 
+async def forbidden(request: web.Request) -> web.Response:
+    return web.Response(status=403)
+
+
 def forbidding() -> web.Application:
     app = web.Application()
-    app.router.add_get("/{tail:.*}", lambda request: web.Response(status=403))
+    app.router.add_get("/{tail:.*}", forbidden)
     return app
 
 
