@@ -340,6 +340,8 @@ async def run_sync(
             report.stages.append(StageOutcome("reach", reach_ended - started, not reach.errors))
         report.stage_ended("fetch", reach_ended, not report.fetch.failed)
         stages.stage_done(report.fetch.summary(), level=WARNING if report.fetch.failed else INFO)
+        for line in report.fetch.failure_lines():  # beside the fetch line, as `fetch` lists them
+            stages.stage_done(line, level=WARNING)
         async with opened(mirrors) as mirrors_open:
             started = time.monotonic()
             # at once, each within its deadline: a dead mirror must not hold up the others

@@ -91,7 +91,7 @@ def test_a_deferred_recipient_holds_nobody_back_and_misses_nothing(
         assert run(["-c", str(built), "digest", "send", "--dry-run"]) == 0
         said = capsys.readouterr().err
         assert (
-            "1 subscribers would get this digest; 1 deferred at an earlier run would be tried again"
+            "1 subscriber would get this digest; 1 deferred at an earlier run would be tried again"
             in said
         )
         status, report = send(built, capsys)

@@ -241,7 +241,12 @@ def test_a_quiet_sync_says_which_feed_and_mirror_failed_and_why(
     err = capsys.readouterr().err
     assert status == 1
     lines = err.splitlines()
-    assert any(line.startswith(f"mirror: failed: {dead}/") for line in lines), err
+    failures = [
+        n for n, line in enumerate(lines) if line.startswith(f"mirror: fetch failed: {dead}/")
+    ]
+    assert failures, err
+    fetch_line = next(n for n, line in enumerate(lines) if line.startswith("mirror: fetch: "))
+    assert failures[0] == fetch_line + 1, err  # listed beside the fetch line, not at the end
     assert any(line.startswith("mirror: fetch: ") and " failed" in line for line in lines), err
     assert any(line.startswith("mirror: publish gone: FAILED") for line in lines), err
     assert not any(line.startswith("mirror: publish site:") for line in lines), err  # info
@@ -251,17 +256,15 @@ def test_a_quiet_sync_says_which_feed_and_mirror_failed_and_why(
     assert status == 1 and "gone" in err and "mirror: site" not in err, err
 
 
-def test_fetch_failures_are_listed_up_to_20_then_counted(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    from mirror.cli.stages import log_fetch_failures
-    from mirror.fetch.stage import Failure
+def test_fetch_failures_are_listed_up_to_20_then_counted() -> None:
+    from mirror.fetch.stage import Failure, FetchReport
 
-    configure_logging(-1)
-    log_fetch_failures([Failure(f"https://o.example/{n}", "404 Not Found") for n in range(25)])
-    lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == "mirror: failed: https://o.example/0: 404 Not Found"
-    assert len(lines) == 21 and lines[-1] == "mirror: ... and 5 more failed (all in --json)"
+    report = FetchReport(
+        failed=[Failure(f"https://o.example/{n}", "404 Not Found") for n in range(25)]
+    )
+    lines = report.failure_lines()
+    assert lines[0] == "fetch failed: https://o.example/0: 404 Not Found"
+    assert len(lines) == 21 and lines[-1] == "... and 5 more failed (all in --json)"
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,6 @@ from mirror.metrics import Metric, run_metrics, status_metrics, sync_metrics, wr
 from mirror.store import RunLock, Store
 
 if TYPE_CHECKING:  # publish loads boto3's neighbours lazily: only for the annotation
-    from mirror.fetch.stage import Failure as FetchFailure
     from mirror.publish.publisher import MirrorResult, PublishOptions
 
 log = logging.getLogger("mirror")
@@ -62,21 +61,10 @@ def run_fetch(config: Config, store: Store, args: argparse.Namespace) -> int:
     store.finish_run(run_id, status, report.to_json(), cli.utc_now())
     if args.json:
         emit_json(report.to_json())
-    log_fetch_failures(report.failed)
+    for line in report.failure_lines():
+        log.warning("%s", line)
     log.info("%s", report.summary())
     return status
-
-
-FAILURES_LISTED = 20  # fetch failures listed on stderr, each with its URL and reason
-
-
-def log_fetch_failures(failed: Sequence[FetchFailure]) -> None:
-    """The first FAILURES_LISTED failures, one warning each, then how many more (all are
-    in --json)."""
-    for failure in failed[:FAILURES_LISTED]:
-        log.warning("failed: %s: %s", failure.url, failure.reason)
-    if len(failed) > FAILURES_LISTED:
-        log.warning("... and %d more failed (all in --json)", len(failed) - FAILURES_LISTED)
 
 
 # build
@@ -412,7 +400,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
         emit_json(report.to_json())
     if report.error:  # each stage's line was logged as the stage ended
         log.error("%s", report.error)
-    log_fetch_failures(report.fetch.failed)
     for failure in report.mailin.failed if report.mailin else []:
         log.warning("mail-in: message %s: %s", failure["message"], failure["reason"])
     for result in report.mirrors:

@@ -50,6 +50,7 @@ from mirror.fetch.urls import with_slash
 from mirror.mail.delivery import Delivery, Transport, deliver, transport_for
 from mirror.mail.wire import Outgoing
 from mirror.mailin.tokens import verp_address
+from mirror.progress import counted
 from mirror.store import EditionArticle, Store, link_map, parse_iso, with_own_canonicals
 from mirror.trust.keyfiles import load_signing_public_key, published_keys
 
@@ -126,7 +127,7 @@ class DigestReport:
             if self.would_retry
             else ""
         )
-        return f"{self.would_send} subscribers would get this digest{retry}"
+        return f"{counted(self.would_send, 'subscriber')} would get this digest{retry}"
 
 
 def secret_from(config: Config) -> bytes:

@@ -32,6 +32,7 @@ from mirror.store import ArticleRow, Revision, Store, StoredImage
 from mirror.workers import ParserPool
 
 log = logging.getLogger("mirror.fetch")
+FAILURES_LISTED = 20  # fetch failures listed on stderr, each with its URL and reason
 detail = logging.getLogger("mirror.detail.fetch")  # -v: each feed; -vv: each article, image
 GONE_STATUSES = (404, 410)
 
@@ -79,6 +80,14 @@ class FetchReport:
             f"{self.not_modified} not modified, {self.gone} gone, {self.images} new images, "
             f"{len(self.failed)} failed"
         )
+
+    def failure_lines(self, limit: int = FAILURES_LISTED) -> list[str]:
+        """The first `limit` failures, a line each with its URL and reason, then how many
+        more (all are in --json): what `fetch` and `sync` print after the fetch line."""
+        lines = [f"fetch failed: {f.url}: {f.reason}" for f in self.failed[:limit]]
+        if len(self.failed) > limit:
+            lines.append(f"... and {len(self.failed) - limit} more failed (all in --json)")
+        return lines
 
 
 @dataclass(frozen=True)
