@@ -31,7 +31,7 @@ from pathlib import Path
 from ssl import SSLContext
 from typing import Any, TypeVar
 
-from mirror.config import Config, MirrorConfig, PoolConfig
+from mirror.config import Config, MirrorConfig, PoolConfig, mirror_key
 from mirror.errors import (
     ConfigError,
     FetchError,
@@ -44,10 +44,12 @@ from mirror.errors import (
     NotPublicError,
     TlsRequiredError,
 )
+from mirror.http_errors import no_answer
 
 T = TypeVar("T")
 
 DEFAULT_DEADLINE_S = 30.0  # the whole doctor run
+DEADLINE_FLAG = "--deadline-s"  # named when the run's deadline, not a timeout_s, cut a check short
 KEYS_WARN_DAYS = 14  # keys.json expiring sooner: a warning
 KEYS_FAIL_DAYS = 7  # ... sooner still (or expired): a failure
 MAX_THREADS = 8  # blocking checks (boto3, key files, folders) at once
@@ -64,7 +66,9 @@ class Check:
     fix: str = ""
     warning: bool = False  # ok today, but needs attention soon
     elapsed_s: float = 0.0
-    remote: bool = False  # over the network: a failure says how long it waited
+    # over the network: a failure says how long it waited; None: as its probe says (a
+    # check over the network sets False when it failed before connecting)
+    remote: bool | None = None
 
     def line(self) -> str:
         """`ok   name: detail`, `WARN name: detail: fix` or `FAIL name: detail (after
@@ -123,6 +127,7 @@ class Probe:
     fix_on_timeout: str
     remote: bool = True  # False: local files only
     fix_for: Callable[[MirrorError], str] | None = None
+    timeout_key: str = ""  # the setting that sets `timeout_s`, named on a timeout
 
 
 async def run_checks(
@@ -149,18 +154,21 @@ async def bounded(probe: Probe, deadline_s: float) -> Check:
     error it lets through is a failure (a MirrorError with its message; anything else
     by its type alone: it may hold what must not be shown)."""
     limit_s = min(probe.timeout_s, deadline_s)
+    key = probe.timeout_key if probe.timeout_s <= deadline_s else DEADLINE_FLAG
     started = time.monotonic()
     try:
         async with asyncio.timeout(limit_s):
             check = await probe.run()
     except TimeoutError:
-        check = Check(probe.name, False, f"no answer within {limit_s:g} s", probe.fix_on_timeout)
+        detail = no_answer(limit_s, key) if key else f"no answer within {limit_s:g} s"
+        check = Check(probe.name, False, detail, probe.fix_on_timeout)
     except MirrorError as exc:
         fix = probe.fix_for(exc) if probe.fix_for is not None else probe.fix_on_timeout
         check = Check(probe.name, False, str(exc), fix)
     except Exception as exc:  # a doctor reports what it cannot check; it does not crash
         check = Check(probe.name, False, f"unexpected error: {type(exc).__name__}", BUG_FIX)
-    return replace(check, elapsed_s=round(time.monotonic() - started, 3), remote=probe.remote)
+    remote = probe.remote if check.remote is None else check.remote
+    return replace(check, elapsed_s=round(time.monotonic() - started, 3), remote=remote)
 
 
 class Checks:
@@ -270,11 +278,13 @@ class Checks:
     def mirror_probes(self, mirror: MirrorConfig) -> list[Probe]:
         storage = f"mirror {mirror.name} storage"
         public = f"mirror {mirror.name} public"
+        key = mirror_key(mirror.name, "timeout_s")
         return [
             Probe(storage, self._thread(lambda: storage_check(storage, mirror)),
-                  mirror.timeout_s, unreachable_fix(mirror)),
+                  mirror.timeout_s, unreachable_fix(mirror), timeout_key=key),
             Probe(public, lambda: public_check(public, mirror, mirror.timeout_s),
-                  mirror.timeout_s, f"check that {mirror.public_url} answers from here"),
+                  mirror.timeout_s, f"check that {mirror.public_url} answers from here",
+                  timeout_key=key),
         ]  # fmt: skip
 
     def pool_probe(self, pool: PoolConfig) -> Probe:
@@ -282,6 +292,7 @@ class Checks:
         return Probe(
             name, self._thread(lambda: pool_check(name, pool)), pool.timeout_s,
             "check the pool's endpoint_url and the network",
+            timeout_key=f"pools[{pool.name}].timeout_s",
         )  # fmt: skip
 
     # --- mail and the origin -----------------------------------------------------------
@@ -291,11 +302,13 @@ class Checks:
         digest = self.config.digest
         if digest.smtp_url:
             probes.append(
-                Probe("smtp", self.smtp, digest.timeout_s, SMTP_CONNECT_FIX)
+                Probe("smtp", self.smtp, digest.timeout_s, SMTP_CONNECT_FIX,
+                      timeout_key="digest.timeout_s")
             )  # fmt: skip
         mailin = self.config.mailin
         if mailin is not None and mailin.imap_url:
-            probes.append(Probe("imap", self.imap, mailin.timeout_s, IMAP_CONNECT_FIX))
+            probes.append(Probe("imap", self.imap, mailin.timeout_s, IMAP_CONNECT_FIX,
+                                timeout_key="mailin.timeout_s"))  # fmt: skip
         return probes
 
     async def smtp(self) -> Check:
@@ -303,8 +316,11 @@ class Checks:
         from mirror.mail.smtp import SmtpTransport
 
         digest = self.config.digest
-        try:
+        try:  # a missing secret is found here, before any connection
             password = smtp_password(self.config)
+        except MirrorError as exc:
+            return Check("smtp", False, str(exc), smtp_fix(exc), remote=False)
+        try:
             transport = SmtpTransport(
                 digest.smtp_url, sender=parseaddr(digest.sender)[1] or digest.sender,
                 username=digest.smtp_username, password=password, connections=1,
@@ -319,8 +335,11 @@ class Checks:
         from mirror.mail.imap import ImapMailbox
         from mirror.mailin.run import imap_password, imap_settings
 
-        try:
+        try:  # a missing secret is found here, before any connection
             settings = imap_settings(self.config, imap_password(self.config))
+        except MirrorError as exc:
+            return Check("imap", False, str(exc), imap_fix(exc), remote=False)
+        try:
             async with ImapMailbox(settings, tls_context=self._tls_context):
                 pass
         except MirrorError as exc:
@@ -333,6 +352,7 @@ class Checks:
         return Probe(
             name, lambda: feed_check(name, self.config, url), source.timeout_s,
             "check source.feeds, and that the origin answers this host (source.proxy)",
+            timeout_key="source.timeout_s",
         )  # fmt: skip
 
 
@@ -463,11 +483,11 @@ def s3_call_check(name: str, mirror: MirrorConfig, call: Callable[[Any], object]
         if is_absent(exc) or exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
             setup = f"run `mirror mirrors setup {mirror.name}` (it creates the bucket)"
             return Check(name, False, f"bucket {mirror.bucket} does not exist", setup)
-        return failed_s3(name, mirror, translate_error(mirror.name, exc))
+        return failed_s3(name, mirror, translate_error(mirror.name, exc, limits))
     except MirrorError as exc:
         return failed_s3(name, mirror, exc)
     except Exception as exc:  # botocore's own, translated once in mirror.storage.s3
-        return failed_s3(name, mirror, translate_error(mirror.name, exc))
+        return failed_s3(name, mirror, translate_error(mirror.name, exc, limits))
     return Check(name, True, ok)
 
 

@@ -20,6 +20,7 @@ from dovecot import Dovecot
 from moto_server import create_bucket
 from servers import closed_port
 from smtp_servers import Certificate, make_certificate, smtp_server
+from stalled_servers import StalledServer
 
 UNSUBSCRIBE = "unsubscribe-secret-3f9a1c-never-shown"
 SMTP_PASSWORD = "smtp-password-7d2e-never-shown"
@@ -334,8 +335,33 @@ def test_the_whole_run_stays_within_its_deadline(
     finally:
         silent.close()
     smtp = named(report, "smtp")
-    assert not smtp.ok and "no answer within 1 s" in smtp.detail
+    assert not smtp.ok and "no answer within 1 s (--deadline-s)" in smtp.detail
     assert named(report, "secrets").ok  # the other checks still report
+
+
+@pytest.mark.usefixtures("secrets")
+def test_a_silent_smtp_server_names_digest_timeout_s_as_digest_send_does(
+    tmp_path: Path, newsroom: RunningNewsroom, web_root: tuple[Path, str]
+) -> None:
+    with StalledServer() as silent:
+        digest = f'smtp_url = "smtp+insecure://127.0.0.1:{silent.port}"\ntimeout_s = 1\n'
+        report = doctor(Path(sync_config(tmp_path, newsroom, web_root, digest)))
+    line = named(report, "smtp").line()
+    assert line.startswith("FAIL smtp: no answer within 1 s (digest.timeout_s) (after "), line
+
+
+def test_a_missing_imap_password_is_local_and_says_no_after(
+    tmp_path: Path,
+    newsroom: RunningNewsroom,
+    web_root: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MIRROR_IMAP_PASSWORD", raising=False)
+    url = f"imap+insecure://127.0.0.1:{closed_port()}"
+    config = add(sync_config(tmp_path, newsroom, web_root), mailin_section(url, "reader"))
+    imap = named(doctor(Path(config)), "imap")
+    assert not imap.ok and "not set" in imap.detail and "password" in imap.fix
+    assert "(after" not in imap.line() and imap.line().startswith("FAIL imap: "), imap.line()
 
 
 @pytest.mark.usefixtures("secrets", "aws_env")

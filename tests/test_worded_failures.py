@@ -9,16 +9,25 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from botocore import exceptions as boto_errors
 
 from mirror.config import MirrorConfig, ReachConfig
-from mirror.errors import ImapConnectionError, ReachError, SmtpConnectionError
+from mirror.errors import (
+    ImapConnectionError,
+    MirrorUnreachableError,
+    ReachError,
+    SmtpConnectionError,
+)
 from mirror.mail.imap import ImapMailbox, ImapSettings
 from mirror.mail.smtp import SmtpTransport
 from mirror.publish.status import mirror_status
 from mirror.reach.ooni import OoniClient
+from mirror.storage.s3 import S3Limits, translate_error
 from mirror.trust import minisign
 from mirror.verify.readers import HttpSettings
 
+from cli_configs import cli, mirror_table, with_store, write_config
+from moto_server import REGION
 from servers import closed_port, serve
 from stalled_servers import StalledServer
 
@@ -123,3 +132,32 @@ async def test_a_silent_mirror_is_reported_at_its_own_timeout_not_the_deadline()
     assert not status.reachable
     assert "no answer within 0.3 s (mirrors[slow].timeout_s)" in status.error
     assert "deadline" not in status.error
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_publish_to_a_refused_s3_endpoint_says_so_in_our_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fetched_store: Path
+) -> None:
+    """botocore's "Could not connect to the endpoint URL" becomes the shared wording."""
+    port = closed_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    tables = mirror_table(
+        "dead", type="s3", bucket="bbb", endpoint_url=endpoint, region=REGION,
+        public_url=f"{endpoint}/bbb/",
+    )  # fmt: skip
+    config = str(with_store(write_config(tmp_path, "http://127.0.0.1:9/", tables), fetched_store))
+    assert cli(capsys, "-c", config, "build")[0] == 0
+    status, _, err = cli(capsys, "-c", config, "publish")
+    assert status == 1
+    assert f"publish dead: FAILED: cannot connect to 127.0.0.1:{port}: connection refused" in err
+    assert "Could not connect to the endpoint URL" not in err
+
+
+def test_a_silent_s3_endpoint_names_the_mirrors_timeout_setting() -> None:
+    exc = boto_errors.ReadTimeoutError(endpoint_url="http://127.0.0.1:1/b/k", error="read")
+    error = translate_error("eu-1", exc, S3Limits(read_timeout_s=7.0))
+    assert isinstance(error, MirrorUnreachableError)
+    assert "no answer within 7 s (mirrors[eu-1].timeout_s)" in str(error)
+    connect = boto_errors.ConnectTimeoutError(endpoint_url="http://127.0.0.1:1/b/k", error="c")
+    worded = str(translate_error("eu-1", connect, S3Limits(connect_timeout_s=2.0)))
+    assert "no answer within 2 s (mirrors[eu-1].timeout_s)" in worded

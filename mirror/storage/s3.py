@@ -32,6 +32,7 @@ from mirror.errors import (
     ObjectTooLargeError,
     PublishError,
 )
+from mirror.http_errors import cannot_connect, no_answer
 from mirror.storage import (
     Capabilities,
     Stored,
@@ -233,7 +234,7 @@ class S3Backend(ThreadedBackend):
         except Exception as exc:
             if error_kind(type(exc)) is None and not isinstance(exc, boto_errors.ClientError):
                 raise
-            raise translate_error(self.name, exc) from exc
+            raise translate_error(self.name, exc, self.limits) from exc
 
     def _key(self, path: str) -> str:
         self._check_open()
@@ -426,14 +427,54 @@ def is_absent(exc: Any) -> bool:
     return code in ("NoSuchKey", "404", "NotFound")
 
 
-def translate_error(mirror_name: str, exc: Exception) -> PublishError:
-    """The PublishError for anything boto3 or botocore raised; never carries a secret."""
+def translate_error(
+    mirror_name: str, exc: Exception, limits: S3Limits | None = None
+) -> PublishError:
+    """The PublishError for anything boto3 or botocore raised; never carries a secret.
+    A refused endpoint or a timeout is worded as every client words it (http_errors):
+    "cannot connect to 127.0.0.1:9: connection refused", "no answer within 30 s
+    (mirrors[NAME].timeout_s)"; `limits` gives the seconds (else the botocore wording)."""
     if isinstance(exc, boto_errors.ClientError):
         return _client_error(mirror_name, exc)
+    worded = _worded(mirror_name, exc, limits)
+    if worded:
+        return MirrorUnreachableError(mirror_name, worded)
     for cls, kind, what in _ERROR_KINDS:
         if isinstance(exc, cls):
             return kind(mirror_name, _reason(exc, kind, what))
     return PublishError(mirror_name, f"S3 client failed: {type(exc).__name__}")
+
+
+def _worded(mirror_name: str, exc: Exception, limits: S3Limits | None) -> str:
+    """The shared wording of a timeout or a refused connection; "" for the others."""
+    key = mirror_key(mirror_name, "timeout_s")
+    if isinstance(exc, boto_errors.ConnectTimeoutError):
+        return no_answer(limits.connect_timeout_s, key) if limits is not None else ""
+    if isinstance(exc, boto_errors.ReadTimeoutError):
+        return no_answer(limits.read_timeout_s, key) if limits is not None else ""
+    if isinstance(exc, boto_errors.EndpointConnectionError) and not isinstance(
+        exc, boto_errors.ProxyConnectionError
+    ):
+        cause = _os_cause(exc.kwargs.get("error"))
+        host = urlsplit(str(exc.kwargs.get("endpoint_url", "")))
+        if cause is not None and host.hostname:
+            return cannot_connect(host.hostname, host.port or _default_port(host.scheme), cause)
+    return ""
+
+
+def _os_cause(error: BaseException | None) -> OSError | None:
+    """The first OSError with an errno in `error`'s chain (urllib3 wraps the socket's)."""
+    seen = 0
+    while error is not None and seen < 10:  # a cycle-proof bound on the chain
+        if isinstance(error, OSError) and error.errno:
+            return error
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None
+
+
+def _default_port(scheme: str) -> int:
+    return 80 if scheme == "http" else 443
 
 
 def _reason(exc: Exception, kind: type[PublishError], what: str) -> str:
