@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mirror.cli import run
+from mirror.config import Config, load_config
 from mirror.newsroom import RunningNewsroom, config_for
 from mirror.trust import minisign
 
@@ -54,3 +55,33 @@ def sync_config(
         )
     )
     return str(path)
+
+
+def with_root(config: str, folder: Path) -> str:
+    """The config with an offline root key (made in `folder`/offline)."""
+    root = minisign.generate_key()
+    offline = folder / "offline"
+    minisign.write_key_pair(root, offline / "root.key", offline / "root.pub", None)
+    path = Path(config)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace(
+            "[signing]\n", f'[signing]\nroot_public_key_file = "{offline / "root.pub"}"\n'
+        ),
+        encoding="utf-8",
+    )
+    return str(offline / "root.key")
+
+
+def keyed_config(fetched_store: Path, folder: Path) -> Config:
+    """A config of its own in `folder`, with a copy of the fetched store and new keys."""
+    path = folder / "mirror.toml"
+    path.write_text(config_for("http://127.0.0.1:9/", folder), encoding="utf-8")
+    config = load_config(path)
+    config.state.path.parent.mkdir(parents=True)
+    shutil.copy(fetched_store, config.state.path)
+    key = minisign.generate_key()
+    minisign.write_key_pair(
+        key, config.signing.secret_key_file, config.signing.public_key_file, None
+    )
+    return config

@@ -16,15 +16,15 @@ import pytest
 from mirror.build import builder as build_module
 from mirror.build import render
 from mirror.build.builder import BuildReport, build_edition
-from mirror.config import Config, load_config
+from mirror.config import Config
 from mirror.errors import StoreError
-from mirror.newsroom import config_for
 from mirror.newsroom.state import DEFAULT_REFERENCE
 from mirror.store import Revision, Store
-from mirror.trust import manifest, minisign
+from mirror.trust import manifest
 from mirror.trust.keyfiles import build_inputs
 from mirror.verify.run import VerifyReport, verify_target
 
+from cli_configs import keyed_config
 from stock_minisign import minisign_binary
 
 NOW = DEFAULT_REFERENCE + timedelta(hours=6)
@@ -33,16 +33,7 @@ NOW = DEFAULT_REFERENCE + timedelta(hours=6)
 @pytest.fixture
 def config(fetched_store: Path, tmp_path: Path) -> Config:
     """A config of its own for each test, with a copy of the fetched store and new keys."""
-    path = tmp_path / "mirror.toml"
-    path.write_text(config_for("http://127.0.0.1:9/", tmp_path), encoding="utf-8")
-    config = load_config(path)
-    config.state.path.parent.mkdir(parents=True)
-    shutil.copy(fetched_store, config.state.path)
-    key = minisign.generate_key()
-    minisign.write_key_pair(
-        key, config.signing.secret_key_file, config.signing.public_key_file, None
-    )
-    return config
+    return keyed_config(fetched_store, tmp_path)
 
 
 def build(config: Config, now=NOW) -> BuildReport:  # type: ignore[no-untyped-def]

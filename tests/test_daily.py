@@ -23,13 +23,13 @@ from mirror.build.render import MESSAGES, MirrorLink, Site
 from mirror.cli import run
 from mirror.config import Config, attachment_message_bytes, load_config
 from mirror.errors import EditionTooLargeError, ManifestError
-from mirror.newsroom import config_for
 from mirror.newsroom.state import DEFAULT_REFERENCE
 from mirror.store import Store
-from mirror.trust import manifest, minisign
+from mirror.trust import manifest
 from mirror.trust.keyfiles import build_inputs
 from mirror.verify.run import verify_target
 
+from cli_configs import keyed_config
 from digest_rig import parse, send, subscribe, with_smtp
 from epub_check import XHTML, assert_valid_epub3
 from mailin_rig import EXTRA_MIRRORS, MAILIN, Rig, mail
@@ -144,16 +144,7 @@ def test_daily_comment_names_path_date_and_language() -> None:
 
 @pytest.fixture
 def config(fetched_store: Path, tmp_path: Path) -> Config:
-    path = tmp_path / "mirror.toml"
-    path.write_text(config_for("http://127.0.0.1:9/", tmp_path), encoding="utf-8")
-    config = load_config(path)
-    config.state.path.parent.mkdir(parents=True)
-    shutil.copy(fetched_store, config.state.path)
-    key = minisign.generate_key()
-    minisign.write_key_pair(
-        key, config.signing.secret_key_file, config.signing.public_key_file, None
-    )
-    return config
+    return keyed_config(fetched_store, tmp_path)
 
 
 def build(config: Config, now: datetime = NOW) -> BuildReport:

@@ -8,25 +8,8 @@ from pathlib import Path
 import pytest
 
 from mirror.newsroom import RunningNewsroom
-from mirror.trust import minisign
 
-from cli_configs import cli, mirror_table, sync_config, with_store, write_config
-
-
-def with_root(config: str, folder: Path) -> str:
-    """The config with an offline root key (made in `folder`/offline)."""
-    root = minisign.generate_key()
-    offline = folder / "offline"
-    minisign.write_key_pair(root, offline / "root.key", offline / "root.pub", None)
-    path = Path(config)
-    text = path.read_text(encoding="utf-8")
-    path.write_text(
-        text.replace(
-            "[signing]\n", f'[signing]\nroot_public_key_file = "{offline / "root.pub"}"\n'
-        ),
-        encoding="utf-8",
-    )
-    return str(offline / "root.key")
+from cli_configs import cli, mirror_table, sync_config, with_root, with_store, write_config
 
 
 @pytest.mark.slow

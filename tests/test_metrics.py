@@ -14,9 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from mirror import metrics
 from mirror.metrics import Metric, Sample, StageOutcome, render
 from mirror.newsroom import RunningNewsroom
-from mirror.trust import minisign
 
-from cli_configs import cli, mirror_table, sync_config, write_config
+from cli_configs import cli, mirror_table, sync_config, with_root, write_config
 from moto_server import create_bucket
 from servers import closed_port
 
@@ -85,22 +84,6 @@ def test_a_sync_report_gives_the_same_bytes_twice() -> None:
     assert series[("mirror_stage_duration_seconds", (("command", "sync"), ("stage", "fetch")))] == (
         1.25
     )
-
-
-def with_root(config: str, folder: Path) -> str:
-    """An offline root key in the config (its secret half in `folder`/offline)."""
-    root = minisign.generate_key()
-    offline = folder / "offline"
-    minisign.write_key_pair(root, offline / "root.key", offline / "root.pub", None)
-    path = Path(config)
-    text = path.read_text(encoding="utf-8")
-    path.write_text(
-        text.replace(
-            "[signing]\n", f'[signing]\nroot_public_key_file = "{offline / "root.pub"}"\n'
-        ),
-        encoding="utf-8",
-    )
-    return str(offline / "root.key")
 
 
 @pytest.mark.usefixtures("aws_env")
